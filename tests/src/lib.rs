@@ -1,0 +1,1 @@
+//! Whole-system tests and their support code (fake model API, harness over `sealpod up`).

@@ -6,4 +6,5 @@
 //! runtime and tests alike.
 
 pub mod ids;
+pub mod sealing;
 pub mod secret;

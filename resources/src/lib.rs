@@ -12,6 +12,8 @@ pub mod crds;
 pub mod credential;
 pub mod ids;
 pub mod labels;
+pub mod runtime_api;
+pub mod runtime_token;
 pub mod sealing;
 pub mod secret;
 pub mod session;

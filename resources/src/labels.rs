@@ -58,3 +58,11 @@ pub const SEALING_PRIVATE_SECRET: &str = "sealpod-sealing-keys";
 /// Key of the public key set in [`SEALING_PUBLIC_CONFIGMAP`] and of the key set in
 /// [`SEALING_PRIVATE_SECRET`].
 pub const SEALING_KEYS_ENTRY: &str = "keys.json";
+
+/// Annotation holding an Agent's revision number (1 at create, +1 for each change of prompt or
+/// model). The API server bumps it on `PATCH /v3/agents/{id}`; the operator mirrors it into
+/// `status.revision` (a missing annotation means 1).
+pub const REVISION_ANNOTATION: &str = "sealpod.dev/revision";
+
+/// Default namespace of sealpod's own components (operator, API server, sealing keys).
+pub const DEFAULT_SYSTEM_NAMESPACE: &str = "sealpod-system";

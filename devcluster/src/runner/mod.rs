@@ -1,0 +1,215 @@
+//! The pod runner: a kubelet for one machine. It watches the Pods bound to its node name and runs
+//! them as local processes — init containers in order, native sidecars (init containers with
+//! `restartPolicy: Always`) started first, kept running and gating the next container on their
+//! startup probe, then the containers — and writes each pod's status back.
+//!
+//! What it does not do: pull images (an [`ImageMap`] names a local binary per image), enforce
+//! resource limits, mount file systems (volume paths are mapped, see [`volumes`]), or isolate the
+//! network of a pod unless it runs as root with isolation enabled. It says so at start.
+//!
+//! It must never pass its own environment to a container (see [`env`]).
+
+pub mod env;
+pub mod images;
+pub mod probe;
+pub mod process;
+pub mod volumes;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::watcher;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use images::ImageMap;
+
+/// The node name pods must be bound to (`spec.nodeName`) for the runner to run them.
+pub const DEFAULT_NODE_NAME: &str = "devcluster-node";
+
+/// Why a pod step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// Something the pod needs does not exist yet (a Secret, a ConfigMap); retried.
+    #[error("waiting: {0}")]
+    Waiting(String),
+    /// The pod asks for something the runner cannot do.
+    #[error("unsupported pod spec: {0}")]
+    Spec(String),
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[source] Box<kube::Error>),
+}
+
+impl RunnerError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunnerError + '_ {
+        move |source| RunnerError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn kube(e: kube::Error) -> RunnerError {
+        RunnerError::Kube(Box::new(e))
+    }
+}
+
+/// How the runner runs pods.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Pods with this `spec.nodeName` are run.
+    pub node_name: String,
+    /// Per-pod directories (`pods/`) and kept claim directories (`claims/`) live here.
+    pub data_dir: PathBuf,
+    /// Image → local binary.
+    pub images: ImageMap,
+    /// First restart delay; doubles per restart.
+    pub backoff_base: Duration,
+    /// Longest restart delay.
+    pub backoff_max: Duration,
+    /// Upper bound on a pod's termination grace period.
+    pub max_grace: Duration,
+}
+
+impl RunnerConfig {
+    /// A configuration with the kubelet-like defaults (backoff 1 s doubling to 60 s, grace at
+    /// most 30 s).
+    pub fn new(data_dir: impl Into<PathBuf>, images: ImageMap) -> RunnerConfig {
+        RunnerConfig {
+            node_name: DEFAULT_NODE_NAME.to_owned(),
+            data_dir: data_dir.into(),
+            images,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            max_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running pod runner.
+#[derive(Debug)]
+pub struct PodRunner {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl PodRunner {
+    /// Starts watching and running pods.
+    pub fn start(client: kube::Client, config: RunnerConfig) -> PodRunner {
+        if !process::is_root() {
+            tracing::warn!(
+                "the pod runner is not root: sandbox pods run without network isolation and \
+                 containers run as the runner's user"
+            );
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(watch_loop(client, Arc::new(config), stop_rx));
+        PodRunner { stop, task }
+    }
+
+    /// Stops every pod (SIGTERM, grace, SIGKILL) and the watch.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+fn key(pod: &Pod) -> Option<String> {
+    pod.metadata.uid.clone()
+}
+
+async fn watch_loop(
+    client: kube::Client,
+    config: Arc<RunnerConfig>,
+    mut stop_rx: watch::Receiver<bool>,
+) {
+    let api: Api<Pod> = Api::all(client.clone());
+    let selector = format!("spec.nodeName={}", config.node_name);
+    let mut events = watcher(api, watcher::Config::default().fields(&selector)).boxed();
+    let mut pods: HashMap<String, Running> = HashMap::new();
+    let mut seen_in_relist: Option<Vec<String>> = None;
+    loop {
+        let event = tokio::select! {
+            e = events.next() => e,
+            _ = stop_rx.changed() => break,
+        };
+        match event {
+            Some(Ok(watcher::Event::Init)) => seen_in_relist = Some(Vec::new()),
+            Some(Ok(watcher::Event::InitApply(pod) | watcher::Event::Apply(pod))) => {
+                let Some(uid) = key(&pod) else { continue };
+                if let Some(seen) = seen_in_relist.as_mut() {
+                    seen.push(uid.clone());
+                }
+                let deleting = pod.metadata.deletion_timestamp.is_some();
+                match (pods.contains_key(&uid), deleting) {
+                    (false, false) => {
+                        let (stop, rx) = watch::channel(false);
+                        let worker = worker::Worker::new(client.clone(), config.clone(), pod);
+                        let task = tokio::spawn(worker.run(rx));
+                        pods.insert(uid, Running { stop, task });
+                    }
+                    (true, true) => stop_pod(&mut pods, &uid).await,
+                    _ => {}
+                }
+            }
+            Some(Ok(watcher::Event::InitDone)) => {
+                if let Some(seen) = seen_in_relist.take() {
+                    let gone: Vec<String> =
+                        pods.keys().filter(|k| !seen.contains(k)).cloned().collect();
+                    for uid in gone {
+                        stop_pod(&mut pods, &uid).await;
+                    }
+                }
+            }
+            Some(Ok(watcher::Event::Delete(pod))) => {
+                if let Some(uid) = key(&pod) {
+                    stop_pod(&mut pods, &uid).await;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "pod watch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            None => break,
+        }
+    }
+    let uids: Vec<String> = pods.keys().cloned().collect();
+    let stops = uids
+        .into_iter()
+        .filter_map(|uid| pods.remove(&uid))
+        .map(|r| {
+            let _ = r.stop.send(true);
+            r.task
+        });
+    futures::future::join_all(stops).await;
+}
+
+async fn stop_pod(pods: &mut HashMap<String, Running>, uid: &str) {
+    if let Some(running) = pods.remove(uid) {
+        let _ = running.stop.send(true);
+        // Stopping honours the grace period; do not hold up other pods' events meanwhile.
+        tokio::spawn(async move {
+            let _ = running.task.await;
+        });
+    }
+}

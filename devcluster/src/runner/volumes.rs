@@ -136,19 +136,27 @@ fn config_map_bytes(cm: &ConfigMap) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// Writes one volume; returns where it lives. `Ok(None)` for an optional source that is absent.
+/// Writes one volume and returns where it lives. When `known` is the version already written
+/// (`kind/name@resourceVersion`), nothing is rewritten, so unchanged files keep their mtime.
 pub async fn materialize(
     client: &kube::Client,
     namespace: &str,
     volume: &Volume,
     dirs: &PodDirs,
+    known: Option<&str>,
 ) -> Result<Materialized, RunnerError> {
+    let unchanged = |version: &Option<String>, kind: &str, name: &str| {
+        known.is_some_and(|k| k == format!("{kind}/{name}@{}", version.clone().unwrap_or_default()))
+    };
     let dir = dirs.volumes.join(&volume.name);
     if let Some(secret) = &volume.secret {
         let name = secret.secret_name.clone().unwrap_or_default();
         let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
         let found = api.get_opt(&name).await.map_err(RunnerError::kube)?;
         let version = match found {
+            Some(obj) if unchanged(&obj.metadata.resource_version, "secret", &name) => {
+                obj.metadata.resource_version
+            }
             Some(obj) => {
                 let mut data = bytes_map(obj.data.as_ref());
                 if let Some(strings) = &obj.string_data {
@@ -237,7 +245,7 @@ pub async fn materialize_all(
         .into_iter()
         .flatten()
     {
-        out.push(materialize(client, namespace, volume, dirs).await?);
+        out.push(materialize(client, namespace, volume, dirs, None).await?);
     }
     Ok(out)
 }

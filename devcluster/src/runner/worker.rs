@@ -24,6 +24,8 @@ use super::volumes::{Materialized, MountMap, PodDirs, materialize_all};
 use super::{RunnerConfig, RunnerError};
 
 const TICK: Duration = Duration::from_millis(100);
+/// How often Secret and ConfigMap volumes are checked for changes.
+const REFRESH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -149,6 +151,7 @@ pub(super) struct Worker {
     last_status: Value,
     pod_ip: String,
     netns: Option<String>,
+    next_refresh: Instant,
 }
 
 impl std::fmt::Debug for Worker {
@@ -191,6 +194,7 @@ impl Worker {
             last_status: Value::Null,
             pod_ip: "127.0.0.1".into(),
             netns: None,
+            next_refresh: Instant::now(),
         }
     }
 
@@ -266,11 +270,58 @@ impl Worker {
                 Err(e) => return Err(e),
             },
             Stage::Init(i) => self.step_init(i).await?,
-            Stage::Main => self.step_main().await?,
+            Stage::Main => {
+                self.refresh_volumes().await;
+                self.step_main().await?;
+            }
             Stage::Done => {}
         }
         self.probe_all().await;
         Ok(())
+    }
+
+    /// Rewrites Secret and ConfigMap volumes whose object changed, as a kubelet refreshes them
+    /// (this is how a rotated credential reaches a running proxy).
+    async fn refresh_volumes(&mut self) {
+        if Instant::now() < self.next_refresh {
+            return;
+        }
+        self.next_refresh = Instant::now() + REFRESH;
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let volumes = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.clone())
+            .unwrap_or_default();
+        for volume in volumes
+            .iter()
+            .filter(|v| v.secret.is_some() || v.config_map.is_some())
+        {
+            let known = self
+                .volumes
+                .iter()
+                .find(|v| v.name == volume.name)
+                .and_then(|v| v.source_version.clone());
+            match super::volumes::materialize(
+                &self.client,
+                &ns,
+                volume,
+                &self.dirs,
+                known.as_deref(),
+            )
+            .await
+            {
+                Ok(fresh) => {
+                    if let Some(old) = self.volumes.iter_mut().find(|v| v.name == fresh.name) {
+                        *old = fresh;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(volume = %volume.name, error = %e, "volume refresh failed");
+                }
+            }
+        }
     }
 
     /// Collects exited processes and records their termination.
@@ -423,7 +474,7 @@ impl Worker {
         let c = &self.containers[i];
         match (&c.kind, &c.state) {
             (_, State::Waiting { reason, .. }) if reason != "CrashLoopBackOff" => {
-                self.start(i).await?
+                self.start(i).await?;
             }
             (_, State::Waiting { .. }) => {
                 if Instant::now() >= c.not_before {

@@ -4,6 +4,9 @@ set -euo pipefail
 packages=(
   nftables
   iproute2
+  socat
+  curl
+  util-linux
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -11,6 +11,7 @@
 
 pub mod env;
 pub mod images;
+pub mod isolation;
 pub mod probe;
 pub mod process;
 pub mod volumes;
@@ -84,6 +85,8 @@ pub struct RunnerConfig {
     pub backoff_max: Duration,
     /// Upper bound on a pod's termination grace period.
     pub max_grace: Duration,
+    /// Give each pod its own network namespace (root only; see [`isolation`]).
+    pub isolation: Option<isolation::IsolationConfig>,
 }
 
 impl RunnerConfig {
@@ -97,6 +100,7 @@ impl RunnerConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             max_grace: Duration::from_secs(30),
+            isolation: None,
         }
     }
 }
@@ -111,11 +115,18 @@ pub struct PodRunner {
 impl PodRunner {
     /// Starts watching and running pods.
     pub fn start(client: kube::Client, config: RunnerConfig) -> PodRunner {
-        if !process::is_root() {
-            tracing::warn!(
-                "the pod runner is not root: sandbox pods run without network isolation and \
-                 containers run as the runner's user"
-            );
+        match (&config.isolation, process::is_root()) {
+            (Some(_), true) => {
+                tracing::info!("pods run in their own network namespaces");
+            }
+            (_, false) => tracing::warn!(
+                "the pod runner is not root: the sandbox is NOT isolated — pods share the host \
+                 network and containers run as the runner's user"
+            ),
+            (None, true) => tracing::warn!(
+                "network isolation is off: the sandbox is NOT isolated — pods share the host \
+                 network"
+            ),
         }
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(watch_loop(client, Arc::new(config), stop_rx));

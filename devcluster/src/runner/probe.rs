@@ -101,6 +101,9 @@ async fn run(
     exec: &Launch,
     timeout: Duration,
 ) -> bool {
+    if exec.netns.is_some() {
+        return run_in_namespace(probe, container, exec, timeout).await;
+    }
     if let Some(get) = &probe.http_get {
         let Some(port) = port_of(&get.port, container) else {
             return false;
@@ -125,6 +128,51 @@ async fn run(
         return run_to_completion(&launch, timeout).await;
     }
     false
+}
+
+/// Probes of a pod in its own network namespace run inside it, as root: `curl` for `httpGet`,
+/// bash's `/dev/tcp` for `tcpSocket`, the command for `exec`.
+async fn run_in_namespace(
+    probe: &Probe,
+    container: &Container,
+    exec: &Launch,
+    timeout: Duration,
+) -> bool {
+    let mut launch = exec.clone();
+    let argv = if let Some(get) = &probe.http_get {
+        let Some(port) = port_of(&get.port, container) else {
+            return false;
+        };
+        let path = get.path.clone().unwrap_or_else(|| "/".into());
+        launch.uid = None;
+        launch.gid = None;
+        vec![
+            "curl".to_owned(),
+            "-fsS".to_owned(),
+            "-o".to_owned(),
+            "/dev/null".to_owned(),
+            "--max-time".to_owned(),
+            timeout.as_secs().max(1).to_string(),
+            format!("http://127.0.0.1:{port}{path}"),
+        ]
+    } else if let Some(tcp) = &probe.tcp_socket {
+        let Some(port) = port_of(&tcp.port, container) else {
+            return false;
+        };
+        launch.uid = None;
+        launch.gid = None;
+        vec![
+            "bash".to_owned(),
+            "-c".to_owned(),
+            format!("exec 3<>/dev/tcp/127.0.0.1/{port}"),
+        ]
+    } else if let Some(cmd) = probe.exec.as_ref().and_then(|e| e.command.clone()) {
+        cmd
+    } else {
+        return false;
+    };
+    launch.argv = argv;
+    run_to_completion(&launch, timeout + Duration::from_secs(1)).await
 }
 
 /// A minimal HTTP/1.1 GET; success is a 2xx or 3xx status, as a kubelet judges it.

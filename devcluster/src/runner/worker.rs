@@ -151,6 +151,7 @@ pub(super) struct Worker {
     last_status: Value,
     pod_ip: String,
     netns: Option<String>,
+    network: Option<super::isolation::PodNetwork>,
     next_refresh: Instant,
 }
 
@@ -194,6 +195,7 @@ impl Worker {
             last_status: Value::Null,
             pod_ip: "127.0.0.1".into(),
             netns: None,
+            network: None,
             next_refresh: Instant::now(),
         }
     }
@@ -669,6 +671,9 @@ impl Worker {
             if let Some(mut child) = self.containers[i].child.take() {
                 stop(&mut child, grace).await;
             }
+        }
+        if let Some(mut network) = self.network.take() {
+            network.release().await;
         }
     }
 }

@@ -158,6 +158,8 @@ async fn watch_loop(
     let selector = format!("spec.nodeName={}", config.node_name);
     let mut events = watcher(api, watcher::Config::default().fields(&selector)).boxed();
     let mut pods: HashMap<String, Running> = HashMap::new();
+    // Pods being stopped (grace period running); awaited before the runner returns.
+    let mut stopping: Vec<JoinHandle<()>> = Vec::new();
     let mut seen_in_relist: Option<Vec<String>> = None;
     loop {
         let event = tokio::select! {
@@ -168,6 +170,13 @@ async fn watch_loop(
             Some(Ok(watcher::Event::Init)) => seen_in_relist = Some(Vec::new()),
             Some(Ok(watcher::Event::InitApply(pod) | watcher::Event::Apply(pod))) => {
                 let Some(uid) = key(&pod) else { continue };
+                // The field selector already filters; checking again keeps a server that ignores
+                // it from making this runner start another node's pods.
+                if pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                    != Some(config.node_name.as_str())
+                {
+                    continue;
+                }
                 if let Some(seen) = seen_in_relist.as_mut() {
                     seen.push(uid.clone());
                 }
@@ -179,7 +188,7 @@ async fn watch_loop(
                         let task = tokio::spawn(worker.run(rx));
                         pods.insert(uid, Running { stop, task });
                     }
-                    (true, true) => stop_pod(&mut pods, &uid).await,
+                    (true, true) => stop_pod(&mut pods, &mut stopping, &uid),
                     _ => {}
                 }
             }
@@ -188,13 +197,13 @@ async fn watch_loop(
                     let gone: Vec<String> =
                         pods.keys().filter(|k| !seen.contains(k)).cloned().collect();
                     for uid in gone {
-                        stop_pod(&mut pods, &uid).await;
+                        stop_pod(&mut pods, &mut stopping, &uid);
                     }
                 }
             }
             Some(Ok(watcher::Event::Delete(pod))) => {
                 if let Some(uid) = key(&pod) {
-                    stop_pod(&mut pods, &uid).await;
+                    stop_pod(&mut pods, &mut stopping, &uid);
                 }
             }
             Some(Err(e)) => {
@@ -212,15 +221,14 @@ async fn watch_loop(
             let _ = r.stop.send(true);
             r.task
         });
-    futures::future::join_all(stops).await;
+    futures::future::join_all(stops.chain(stopping)).await;
 }
 
-async fn stop_pod(pods: &mut HashMap<String, Running>, uid: &str) {
+fn stop_pod(pods: &mut HashMap<String, Running>, stopping: &mut Vec<JoinHandle<()>>, uid: &str) {
     if let Some(running) = pods.remove(uid) {
         let _ = running.stop.send(true);
-        // Stopping honours the grace period; do not hold up other pods' events meanwhile.
-        tokio::spawn(async move {
-            let _ = running.task.await;
-        });
+        // Stopping honours the grace period; the watch goes on meanwhile.
+        stopping.retain(|t| !t.is_finished());
+        stopping.push(running.task);
     }
 }

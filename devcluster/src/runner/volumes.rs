@@ -298,19 +298,43 @@ impl MountMap {
         word.to_owned()
     }
 
-    /// Maps a word, and the value of a `--flag=/path` or `NAME=/path` word.
+    /// Maps every mount path that appears in `word` as a path of its own: at the start, or after
+    /// a separator (whitespace, `=`, `:`, `,`, quotes, shell punctuation), and followed by `/` or
+    /// the end of the path. So `--config=/etc/c.yaml`, `PATH=/a:/workspace/bin` and the shell
+    /// script `cat /etc/tok/token > /workspace/out` are all mapped, while a URL such as
+    /// `http://host/workspace/x` is left alone.
     pub fn map_word(&self, word: &str) -> String {
-        let mapped = self.map(word);
-        if mapped != word {
-            return mapped;
-        }
-        match word.split_once('=') {
-            Some((flag, value)) if value.starts_with('/') => {
-                format!("{flag}={}", self.map(value))
+        let bytes = word.as_bytes();
+        let mut out = String::with_capacity(word.len());
+        let mut i = 0;
+        'scan: while i < bytes.len() {
+            let at_boundary = i == 0 || is_separator(bytes[i - 1]);
+            if at_boundary && bytes[i] == b'/' {
+                for (mount, host) in &self.mounts {
+                    let end = i + mount.len();
+                    if word[i..].starts_with(mount.as_str())
+                        && (end == bytes.len() || !is_path_char(bytes[end]) || bytes[end] == b'/')
+                    {
+                        out.push_str(&host.display().to_string());
+                        i = end;
+                        continue 'scan;
+                    }
+                }
             }
-            _ => word.to_owned(),
+            let ch = word[i..].chars().next().unwrap_or_default();
+            out.push(ch);
+            i += ch.len_utf8();
         }
+        out
     }
+}
+
+fn is_separator(b: u8) -> bool {
+    b.is_ascii_whitespace() || b"=:,'\"(<>;|&".contains(&b)
+}
+
+fn is_path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.~+@/".contains(&b)
 }
 
 #[cfg(test)]
@@ -360,6 +384,19 @@ mod tests {
             "--config=/data/claims/ns/ws/c.yaml"
         );
         assert_eq!(map.map_word("--x=/etc/y"), "--x=/etc/y");
+        assert_eq!(
+            map.map_word("cat /workspace/.token/t > /workspace/out; ls /workspacex"),
+            "cat /data/pods/p/volumes/tok/t > /data/claims/ns/ws/out; ls /workspacex"
+        );
+        assert_eq!(
+            map.map_word("PATH=/bin:/workspace/bin"),
+            "PATH=/bin:/data/claims/ns/ws/bin"
+        );
+        assert_eq!(
+            map.map_word("http://host/workspace/x"),
+            "http://host/workspace/x"
+        );
+        assert_eq!(map.map_word("\"/workspace\""), "\"/data/claims/ns/ws\"");
         let bad = Container {
             name: "c".into(),
             volume_mounts: Some(vec![VolumeMount {

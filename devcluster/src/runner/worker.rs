@@ -254,24 +254,12 @@ impl Worker {
     async fn step(&mut self) -> Result<(), RunnerError> {
         self.reap();
         match self.stage {
-            Stage::Volumes => match materialize_all(&self.client, &self.pod, &self.dirs).await {
-                Ok(volumes) => {
-                    self.volumes = volumes;
-                    self.message.clear();
-                    self.stage = Stage::Init(0);
-                }
-                Err(RunnerError::Waiting(m)) => {
-                    self.message = m.clone();
-                    for c in &mut self.containers {
-                        c.state = State::Waiting {
-                            reason: "ContainerCreating".into(),
-                            message: m.clone(),
-                        };
-                    }
-                }
-                Err(e) => return Err(e),
-            },
+            Stage::Volumes => {
+                self.prepare_network().await?;
+                self.prepare_volumes().await?;
+            }
             Stage::Init(i) => self.step_init(i).await?,
+
             Stage::Main => {
                 self.refresh_volumes().await;
                 self.step_main().await?;
@@ -279,6 +267,44 @@ impl Worker {
             Stage::Done => {}
         }
         self.probe_all().await;
+        Ok(())
+    }
+
+    /// Gives the pod its own network namespace when isolation is on and the runner is root.
+    async fn prepare_network(&mut self) -> Result<(), RunnerError> {
+        if let Some(isolation) = &self.config.isolation
+            && self.network.is_none()
+            && super::process::is_root()
+        {
+            let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+            let net =
+                super::isolation::PodNetwork::create(isolation, &uid, &self.dirs.root.join("net"))
+                    .await?;
+            self.netns = Some(net.name.clone());
+            self.network = Some(net);
+        }
+        Ok(())
+    }
+
+    /// Writes the pod's volumes; a missing Secret or ConfigMap keeps the pod waiting.
+    async fn prepare_volumes(&mut self) -> Result<(), RunnerError> {
+        match materialize_all(&self.client, &self.pod, &self.dirs).await {
+            Ok(volumes) => {
+                self.volumes = volumes;
+                self.message.clear();
+                self.stage = Stage::Init(0);
+            }
+            Err(RunnerError::Waiting(m)) => {
+                self.message = m.clone();
+                for c in &mut self.containers {
+                    c.state = State::Waiting {
+                        reason: "ContainerCreating".into(),
+                        message: m.clone(),
+                    };
+                }
+            }
+            Err(e) => return Err(e),
+        }
         Ok(())
     }
 
@@ -408,8 +434,17 @@ impl Worker {
         }
         c.state = State::Running { started_at: now() };
         c.child = Some(child);
-        c.startup = c.spec.startup_probe.clone().map(ProbeState::new);
-        c.readiness = c.spec.readiness_probe.clone().map(ProbeState::new);
+        // Exec probes run on the host too, so their paths are mapped like the command's.
+        let mapped = |probe: &Option<k8s_openapi::api::core::v1::Probe>| {
+            probe.clone().map(|mut p| {
+                if let Some(cmd) = p.exec.as_mut().and_then(|e| e.command.as_mut()) {
+                    *cmd = cmd.iter().map(|w| mounts.map_word(w)).collect();
+                }
+                ProbeState::new(p)
+            })
+        };
+        c.startup = mapped(&c.spec.startup_probe);
+        c.readiness = mapped(&c.spec.readiness_probe);
         c.started = c.startup.is_none();
         c.launch = Some(launch);
         Ok(())

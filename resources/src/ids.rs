@@ -264,9 +264,14 @@ mod tests {
     fn wrong_kinds_and_shapes_are_named() {
         assert!(matches!(
             Id::parse_kind("ses_abc", IdKind::Agent),
-            Err(IdError::WrongKind { expected: "agt", .. })
+            Err(IdError::WrongKind {
+                expected: "agt",
+                ..
+            })
         ));
-        for bad in ["", "ses", "ses_", "ses_ABC", "ses_a-b", "ses_a_b", "xyz_abc", "ses-abc"] {
+        for bad in [
+            "", "ses", "ses_", "ses_ABC", "ses_a-b", "ses_a_b", "xyz_abc", "ses-abc",
+        ] {
             assert!(Id::parse(bad).is_err(), "{bad}");
         }
         assert!(Id::from_object_name("ses_abc").is_err());

@@ -6,4 +6,5 @@
 //! runtime and tests alike.
 
 pub mod ids;
+pub mod proxy_config;
 pub mod secret;

@@ -162,7 +162,9 @@ pub fn is_sealed_token(value: &str) -> bool {
 
 /// A value that is not a well-formed sealed token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("not a sealed token (expected `{SEALED_TOKEN_PREFIX}` followed by 32 lowercase hex characters)")]
+#[error(
+    "not a sealed token (expected `{SEALED_TOKEN_PREFIX}` followed by 32 lowercase hex characters)"
+)]
 pub struct InvalidSealedToken;
 
 impl fmt::Debug for SealedToken {

@@ -160,9 +160,13 @@ resolve:
     ) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
         let c = support::connect(self.running.listen, &self.target(host), &[]).await;
         assert_eq!(c.status, 200, "{}", c.head);
-        support::https_client(c.stream.expect("stream"), sni, std::slice::from_ref(&self.pod_ca))
-            .await
-            .expect("tls")
+        support::https_client(
+            c.stream.expect("stream"),
+            sni,
+            std::slice::from_ref(&self.pod_ca),
+        )
+        .await
+        .expect("tls")
     }
 
     async fn metrics(&self) -> String {

@@ -230,16 +230,6 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ou
             .get("authorization")
             .is_some_and(|v| v.to_str().ok() == Some(format!("Bearer {key}").as_str()));
     let path = parts.uri.path();
-    if path == "/public" {
-        return Ok(full(StatusCode::OK, "text/plain", "public\n"));
-    }
-    if !authorized {
-        return Ok(full(
-            StatusCode::UNAUTHORIZED,
-            "application/json",
-            r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
-        ));
-    }
     let query = parts.uri.query().unwrap_or("");
     let param = |name: &str, default: u64| {
         query
@@ -249,6 +239,20 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ou
             .and_then(|(_, v)| v.parse().ok())
             .unwrap_or(default)
     };
+    let sized = |default: &str| match param("size", 0) {
+        0 => Bytes::from(default.to_owned()),
+        n => Bytes::from(vec![b'x'; n as usize]),
+    };
+    if path == "/public" {
+        return Ok(full(StatusCode::OK, "text/plain", sized("public\n")));
+    }
+    if !authorized {
+        return Ok(full(
+            StatusCode::UNAUTHORIZED,
+            "application/json",
+            r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+        ));
+    }
     Ok(match path {
         "/reflect" => {
             let mut r = full(

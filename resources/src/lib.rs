@@ -5,6 +5,20 @@
 //! This crate does no I/O: it must stay usable from the operator, the API server, the sidecar, the
 //! runtime and tests alike.
 
+pub mod agent;
+pub mod common;
+pub mod conditions;
+pub mod crds;
+pub mod credential;
 pub mod ids;
+pub mod labels;
 pub mod proxy_config;
+pub mod runtime_api;
+pub mod runtime_token;
+pub mod sealing;
 pub mod secret;
+pub mod session;
+
+pub use agent::{Agent, AgentSpec, AgentStatus};
+pub use credential::{Credential, CredentialSpec, CredentialStatus};
+pub use session::{Session, SessionSpec, SessionStatus};

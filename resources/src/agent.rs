@@ -1,0 +1,193 @@
+//! The `Agent` custom resource: a reusable definition of model, prompt, runtime, credential,
+//! default limits, egress policy and sandbox shape.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::common::{EgressPolicy, Limits};
+use crate::conditions::Condition;
+
+/// Pattern of `spec.model`: `provider/model`.
+pub const MODEL_REGEX: &str = r"^[a-z0-9][a-z0-9-]{0,62}/[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$";
+/// Pattern of `spec.runtime`.
+pub const RUNTIME_REGEX: &str = r"^[a-z][a-z0-9-]{0,31}$";
+/// Pattern of a credential reference: `managed` or a Credential object name.
+pub const CREDENTIAL_REF_REGEX: &str = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+/// The credential reference meaning the cluster's platform credential.
+pub const MANAGED_CREDENTIAL: &str = "managed";
+/// The default runtime.
+pub const DEFAULT_RUNTIME: &str = "claude";
+/// Maximum prompt size in bytes.
+pub const MAX_PROMPT_BYTES: usize = 100 * 1024;
+
+fn default_runtime() -> String {
+    DEFAULT_RUNTIME.to_owned()
+}
+
+/// An agent: what a session runs.
+// The derive repeats `type_` once per printer column, which clippy mistakes for duplication.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "sealpod.dev",
+    version = "v1alpha1",
+    kind = "Agent",
+    plural = "agents",
+    shortname = "agt",
+    namespaced,
+    status = "AgentStatus",
+    doc = "A sealpod agent: model, prompt, runtime, credential, default limits, egress policy and sandbox shape.",
+    printcolumn(name = "Model", type_ = "string", json_path = ".spec.model"),
+    printcolumn(name = "Runtime", type_ = "string", json_path = ".spec.runtime"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// The agent's `name` in the `/v3` API, unique in its namespace (create is idempotent by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub display_name: Option<String>,
+    /// `provider/model`, e.g. `anthropic/claude-sonnet-4-5`. The provider must match the runtime.
+    #[schemars(regex(pattern = MODEL_REGEX))]
+    pub model: String,
+    /// The agent loop inside the sandbox: `claude` (default), `codex`, `pi`, ….
+    #[serde(default = "default_runtime")]
+    #[schemars(regex(pattern = RUNTIME_REGEX))]
+    pub runtime: String,
+    /// The system prompt.
+    #[schemars(length(max = 102400))]
+    pub prompt: String,
+    /// `managed`, a Credential name, or unset for the namespace's default credential of the
+    /// model's provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = CREDENTIAL_REF_REGEX))]
+    pub credential: Option<String>,
+    /// Default limits of the agent's sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+    /// Egress policy of the sandbox (the credential's bound hosts are always allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EgressPolicy>,
+    /// Shape of the sandbox pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxSpec>,
+}
+
+/// The sandbox pod's shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxSpec {
+    /// Image of the runtime container (default: the operator's configured runtime image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+    /// Resource requests and limits of the runtime container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<SandboxResources>,
+    /// RuntimeClass of the pod (e.g. `gvisor`, `kata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = CREDENTIAL_REF_REGEX))]
+    pub runtime_class_name: Option<String>,
+    /// Seconds without a turn before the session hibernates (pod deleted, workspace kept).
+    /// 0 never hibernates. Default 900.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 2592000))]
+    pub idle_timeout_seconds: Option<u32>,
+}
+
+/// Resource quantities (`cpu: "500m"`, `memory: "1Gi"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxResources {
+    /// Requests by resource name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, String>,
+    /// Limits by resource name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, String>,
+}
+
+/// Default idle timeout before hibernation.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u32 = 900;
+
+/// Observed state of an Agent (written by the operator).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Revision number: 1 at create, +1 for each change of prompt or model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// [`prompt_hash`] of the current prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_hash: Option<String>,
+}
+
+/// `sha256:<hex>` of a prompt: what a session pins and what `prompt_hash` reports.
+pub fn prompt_hash(prompt: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(prompt.as_bytes())))
+}
+
+/// The provider part of `provider/model`.
+pub fn model_provider(model: &str) -> Option<&str> {
+    model.split_once('/').map(|(provider, _)| provider)
+}
+
+/// The provider a runtime speaks to, for the runtimes sealpod knows.
+pub fn runtime_provider(runtime: &str) -> Option<&'static str> {
+    match runtime {
+        "claude" => Some("anthropic"),
+        "codex" => Some("openai"),
+        _ => None,
+    }
+}
+
+/// Checks that the model's provider matches the runtime (`claude` ↔ `anthropic/…`,
+/// `codex` ↔ `openai/…`; other runtimes accept any provider).
+pub fn check_model_runtime(model: &str, runtime: &str) -> Result<(), String> {
+    let provider =
+        model_provider(model).ok_or_else(|| format!("model `{model}` must be `provider/model`"))?;
+    match runtime_provider(runtime) {
+        Some(expected) if expected != provider => Err(format!(
+            "runtime `{runtime}` needs a `{expected}/…` model, not `{model}`"
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_hash_is_stable_and_prefixed() {
+        assert_eq!(
+            prompt_hash(""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_ne!(prompt_hash("a"), prompt_hash("b"));
+    }
+
+    #[test]
+    fn model_and_runtime_must_agree() {
+        assert!(check_model_runtime("anthropic/claude-x", "claude").is_ok());
+        assert!(check_model_runtime("openai/gpt-x", "codex").is_ok());
+        assert!(check_model_runtime("openai/gpt-x", "claude").is_err());
+        assert!(check_model_runtime("anthropic/claude-x", "codex").is_err());
+        assert!(check_model_runtime("anything/m", "pi").is_ok());
+        assert!(check_model_runtime("nomodel", "pi").is_err());
+    }
+}

@@ -1,0 +1,68 @@
+//! Label, annotation, finalizer and field-manager names shared by every part.
+//!
+//! Changing any of these is a breaking change for objects already in a cluster: record it in
+//! CHANGELOG.md.
+
+/// The API group of sealpod's custom resources.
+pub const GROUP: &str = "sealpod.dev";
+/// The served and stored version.
+pub const VERSION: &str = "v1alpha1";
+
+/// Field manager of the API server (session conversational status, objects created via `/v3`).
+pub const API_SERVER_FIELD_MANAGER: &str = "sealpod-api-server";
+/// Field manager of the operator (conditions, pod reference, every child object).
+pub const OPERATOR_FIELD_MANAGER: &str = "sealpod-operator";
+
+/// `app.kubernetes.io/managed-by` on every object sealpod creates.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// `app.kubernetes.io/part-of` value.
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
+/// Value of [`PART_OF`].
+pub const PART_OF_VALUE: &str = "sealpod";
+/// Names the session (object name) a child object belongs to.
+pub const SESSION_LABEL: &str = "sealpod.dev/session";
+/// Names the agent (object name) of a session or child object.
+pub const AGENT_LABEL: &str = "sealpod.dev/agent";
+/// Names the credential (object name) a Secret belongs to.
+pub const CREDENTIAL_LABEL: &str = "sealpod.dev/credential";
+/// What a child object is for: one of the `COMPONENT_*` values.
+pub const COMPONENT_LABEL: &str = "sealpod.dev/component";
+/// [`COMPONENT_LABEL`] of the sandbox Pod.
+pub const COMPONENT_SANDBOX: &str = "sandbox";
+/// [`COMPONENT_LABEL`] of the per-session proxy Secret.
+pub const COMPONENT_PROXY_SECRET: &str = "proxy-config";
+/// [`COMPONENT_LABEL`] of the per-session runtime Secret.
+pub const COMPONENT_RUNTIME_SECRET: &str = "runtime-token";
+/// [`COMPONENT_LABEL`] of a Credential's sealed-value Secret.
+pub const COMPONENT_SEALED_CREDENTIAL: &str = "sealed-credential";
+/// [`COMPONENT_LABEL`] of an org API key Secret (holds only its SHA-256 hash).
+pub const COMPONENT_API_KEY: &str = "api-key";
+/// [`COMPONENT_LABEL`] of the workspace volume claim.
+pub const COMPONENT_WORKSPACE: &str = "workspace";
+
+/// Key, in a Credential's sealed Secret, of the sealed text (see `sealing`).
+pub const SEALED_SECRET_KEY: &str = "sealed";
+
+/// Finalizer the operator puts on a Session to revoke its runtime token with the API server.
+pub const SESSION_FINALIZER: &str = "sealpod.dev/runtime-token";
+
+/// Annotation with a Session's `/v3` create-request fingerprint (for `key` get-or-create).
+pub const REQUEST_HASH_ANNOTATION: &str = "sealpod.dev/request-hash";
+/// Annotation recording the credential value version a proxy Secret was built from.
+pub const CREDENTIAL_VERSION_ANNOTATION: &str = "sealpod.dev/credential-version";
+
+/// Name of the ConfigMap holding the sealing public keys (in the operator's namespace).
+pub const SEALING_PUBLIC_CONFIGMAP: &str = "sealpod-sealing-public";
+/// Name of the Secret holding the sealing key set (private; read only by the operator).
+pub const SEALING_PRIVATE_SECRET: &str = "sealpod-sealing-keys";
+/// Key of the public key set in [`SEALING_PUBLIC_CONFIGMAP`] and of the key set in
+/// [`SEALING_PRIVATE_SECRET`].
+pub const SEALING_KEYS_ENTRY: &str = "keys.json";
+
+/// Annotation holding an Agent's revision number (1 at create, +1 for each change of prompt or
+/// model). The API server bumps it on `PATCH /v3/agents/{id}`; the operator mirrors it into
+/// `status.revision` (a missing annotation means 1).
+pub const REVISION_ANNOTATION: &str = "sealpod.dev/revision";
+
+/// Default namespace of sealpod's own components (operator, API server, sealing keys).
+pub const DEFAULT_SYSTEM_NAMESPACE: &str = "sealpod-system";

@@ -887,3 +887,33 @@ async fn a_sink_that_never_answers_does_not_slow_traffic() {
     );
     assert_eq!(metric(&m, "sealpod_sidecar_events_sent_total"), 0);
 }
+
+#[tokio::test]
+async fn http2_upstream_connections_are_shared_across_client_connections() {
+    for (alpn, expected_accepts) in [(H2_AND_H1, 1), (H1_ONLY, 3)] {
+        let h = Harness::start("enforce", alpn).await;
+        for _ in 0..3 {
+            let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+            let r = support::send(
+                &mut c,
+                support::request(
+                    "GET",
+                    "/",
+                    &h.target("api.fake.test"),
+                    &[("x-api-key", SEALED_A)],
+                    "",
+                ),
+            )
+            .await;
+            assert_eq!(r.0, 200);
+        }
+        assert_eq!(
+            h.upstream
+                .state
+                .accepts
+                .load(std::sync::atomic::Ordering::SeqCst),
+            expected_accepts,
+            "upstream connections for 3 client connections"
+        );
+    }
+}

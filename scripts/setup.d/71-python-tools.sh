@@ -1,0 +1,24 @@
+# Python tools of the tests, pinned, in the shared virtualenv `.venv` (other set-up parts install
+# their own pinned packages into the same venv). Creates the venv only if it is missing and
+# installs only the pins that are not already satisfied.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+pins=(
+  "kubernetes-validate==1.37.0"
+)
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+missing=()
+for pin in "${pins[@]}"; do
+  name="${pin%%==*}"
+  want="${pin##*==}"
+  have="$(.venv/bin/python -m pip show "${name}" 2>/dev/null | sed -n 's/^Version: //p' || true)"
+  [ "${have}" = "${want}" ] || missing+=("${pin}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  .venv/bin/python -m pip install --quiet "${missing[@]}"
+fi
+echo "python tools: ${pins[*]}"

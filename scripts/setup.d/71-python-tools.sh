@@ -6,6 +6,8 @@ cd "$(dirname "$0")/../.."
 
 pins=(
   "kubernetes-validate==1.37.0"
+  # The chart checks (charts/sealpod/tests/check_chart.py) parse helm's output with it.
+  "PyYAML==6.0.4"
 )
 
 if [ ! -x .venv/bin/python ]; then

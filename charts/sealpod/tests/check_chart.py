@@ -24,11 +24,13 @@ It must never need a cluster or the network.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import unittest
 from pathlib import Path
@@ -169,6 +171,49 @@ class Lint(unittest.TestCase):
             with self.subTest(values=name):
                 out = run([tool("helm"), "lint", "--strict", str(CHART)] + helm_args(values)).stdout
                 self.assertIn("0 chart(s) failed", out)
+
+
+    def test_package_leaves_out_the_checks(self) -> None:
+        out = Path(_TMP) / "pkg"
+        run([tool("helm"), "package", str(CHART), "-d", str(out)])
+        (tgz,) = out.glob("sealpod-*.tgz")
+        with tarfile.open(tgz) as tar:
+            names = tar.getnames()
+        self.assertIn("sealpod/values.schema.json", names)
+        self.assertIn("sealpod/crds/sessions.yaml", names)
+        self.assertFalse([n for n in names if n.startswith("sealpod/tests/")], names)
+
+
+class Schema(unittest.TestCase):
+    """values.schema.json covers every value: each key of values.yaml has a typed schema, and
+    every fixed-shape object refuses unknown keys."""
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def resolve(self, node: dict) -> dict:
+        while "$ref" in node:
+            node = self.schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        return node
+
+    def walk(self, value, node: dict, path: str) -> None:
+        node = self.resolve(node)
+        self.assertTrue("type" in node or "enum" in node or "const" in node, f"{path or '/'} has no type")
+        if isinstance(value, dict) and "properties" in node:
+            self.assertIs(node.get("additionalProperties"), False, f"{path or '/'} accepts unknown keys")
+            for key, sub in value.items():
+                self.assertIn(key, node["properties"], f"{path}/{key} is not in the schema")
+                self.walk(sub, node["properties"][key], f"{path}/{key}")
+        elif isinstance(value, list) and value:
+            self.assertIn("items", node, f"{path} has no item schema")
+            for i, item in enumerate(value):
+                self.walk(item, node["items"], f"{path}/{i}")
+
+    def test_every_value_is_typed(self) -> None:
+        values = yaml.safe_load((CHART / "values.yaml").read_text())
+        self.walk(values, self.schema, "")
+        for extra in VALUE_SETS.values():
+            if extra is not None:
+                self.walk(yaml.safe_load(extra.read_text()), self.schema, "")
 
 
 class Validate(unittest.TestCase):

@@ -20,16 +20,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # The sandbox's main container: the agent's tools run shell commands in the workspace, so this
 # image carries bash, git, curl and CA certificates on Debian slim, and nothing more. It runs as
-# an unprivileged "sandbox" user whose UID differs from the proxy's (65532); the egress lock lets
-# it reach only the proxy.
+# an unprivileged "sandbox" user (the operator's default --runtime-uid) whose UID differs from the
+# proxy's (1337); the egress lock lets it reach only the proxy.
 FROM docker.io/library/debian:12.11-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends bash ca-certificates curl git \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --gid 10001 sandbox \
- && useradd --uid 10001 --gid 10001 --home-dir /workspace --no-create-home --shell /bin/bash sandbox \
- && install -d -o 10001 -g 10001 -m 0750 /workspace
+ && groupadd --gid 1000 sandbox \
+ && useradd --uid 1000 --gid 1000 --home-dir /workspace --no-create-home --shell /bin/bash sandbox \
+ && install -d -o 1000 -g 1000 -m 0750 /workspace
 COPY --from=build /out/sealpod-runtime /usr/local/bin/sealpod-runtime
-USER 10001:10001
+USER 1000:1000
 WORKDIR /workspace
 ENTRYPOINT ["/usr/local/bin/sealpod-runtime"]

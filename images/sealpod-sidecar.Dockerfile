@@ -24,11 +24,12 @@ FROM docker.io/library/debian:12.11-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nftables ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 65532 proxy-sealpod \
- && useradd --system --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin proxy-sealpod
+ && groupadd --system --gid 1337 sealpod-proxy \
+ && useradd --system --uid 1337 --gid 1337 --no-create-home --shell /usr/sbin/nologin sealpod-proxy
 COPY --from=build /out/sealpod-sidecar /usr/local/bin/sealpod-sidecar
-# The proxy runs as this UID (the lock exempts it). The operator runs the short `lock` init
-# container with NET_ADMIN as the only privileged step; that is set in the pod, not here.
-USER 65532:65532
+# The proxy runs as this UID (the operator's default --proxy-uid; the lock exempts it). The
+# operator runs the short `lock` init container with NET_ADMIN as the only privileged step; that
+# is set in the pod, not here.
+USER 1337:1337
 ENTRYPOINT ["/usr/local/bin/sealpod-sidecar"]
 CMD ["proxy", "--config", "/etc/sealpod/proxy/config.yaml"]

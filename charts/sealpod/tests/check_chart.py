@@ -237,6 +237,15 @@ class Validate(unittest.TestCase):
                 self.assertNotIn("Couldn't find schema", proc.stdout + proc.stderr)
                 self.assertEqual(len(objects(checked, "CustomResourceDefinition")), 3)
 
+    def test_object_names_are_unique(self) -> None:
+        for name in VALUE_SETS:
+            keys = [(d["apiVersion"].split("/")[0], d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
+                    for d in render(name)]
+            self.assertEqual(sorted(set(keys)), sorted(keys), name)
+            for d in render(name):
+                if d["kind"] not in ("CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
+                    self.assertIn("namespace", d["metadata"], f"{d['kind']}/{d['metadata']['name']}")
+
     def test_validator_rejects_a_broken_object(self) -> None:
         # Proves the validation above can fail: an unknown field and a port that is not a number.
         dep = yaml.safe_load(yaml.safe_dump(one(render("default"), "Deployment", API)))
@@ -532,17 +541,30 @@ class Rbac(unittest.TestCase):
         for verb in ["get", "list", "watch"] + WRITE:
             self.assertFalse(can(docs, API, verb, "", "secrets", NAMESPACE, SEALING_KEYS))
         self.assertTrue(can(docs, OPERATOR, "get", "", "secrets", NAMESPACE, SEALING_KEYS))
+        # The operator also acts in the release namespace (managed Credential, its own keys); the
+        # API server does not.
+        self.assertTrue(can(docs, OPERATOR, "get", "sealpod.dev", "credentials", NAMESPACE, "any"))
+        self.assertFalse(can(docs, API, "get", "sealpod.dev", "credentials", NAMESPACE, "any"))
         for dep in (OPERATOR, API):
             (c,) = one(docs, "Deployment", dep)["spec"]["template"]["spec"]["containers"]
             self.assertEqual(env_of(c)["SEALPOD_WATCH_NAMESPACES"]["value"], "team-a,team-b")
+
+    def test_managed_credential_is_readable_by_name_only(self) -> None:
+        docs = render("postgres-ha")
+        self.assertTrue(can(docs, API, "get", "sealpod.dev", "credentials", NAMESPACE, "platform-anthropic"))
+        role = one(docs, "Role", f"{API}-system")
+        self.assertIn({"apiGroups": ["sealpod.dev"], "resources": ["credentials"],
+                       "resourceNames": ["platform-anthropic"], "verbs": ["get", "list", "watch"]}, role["rules"])
+        self.assertNotIn("credentials", str(one(render("default"), "Role", f"{API}-system")["rules"]))
 
     def test_bindings_name_only_the_release_service_accounts(self) -> None:
         for name in VALUE_SETS:
             docs = render(name)
             for b in objects(docs, "ClusterRoleBinding") + objects(docs, "RoleBinding"):
                 with self.subTest(values=name, binding=b["metadata"]["name"]):
-                    self.assertEqual(b["subjects"], [{"kind": "ServiceAccount", "name": b["metadata"]["name"],
-                                                      "namespace": NAMESPACE}])
+                    sa = b["metadata"]["name"].removesuffix("-system")
+                    self.assertIn(sa, (OPERATOR, API))
+                    self.assertEqual(b["subjects"], [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}])
                     self.assertEqual(b["roleRef"]["name"], b["metadata"]["name"])
             for sa in objects(docs, "ServiceAccount"):
                 self.assertIs(sa["automountServiceAccountToken"], False)

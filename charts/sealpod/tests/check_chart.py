@@ -237,6 +237,20 @@ class Validate(unittest.TestCase):
                 self.assertNotIn("Couldn't find schema", proc.stdout + proc.stderr)
                 self.assertEqual(len(objects(checked, "CustomResourceDefinition")), 3)
 
+    def test_oldest_and_newest_supported_kubernetes(self) -> None:
+        # Chart.yaml's kubeVersion starts at 1.29 (native sidecars); the validator knows up to 1.37.
+        for version in ("1.29.0", "1.37.0"):
+            with self.subTest(kubernetes=version):
+                out = run([tool("helm"), "template", RELEASE, str(CHART), "--include-crds", "--kube-version",
+                           version] + helm_args(VALUE_SETS["postgres-ha"])).stdout
+                docs = [d for d in yaml.safe_load_all(out) if d and (d["apiVersion"], d["kind"]) not in UNVALIDATABLE]
+                path = Path(_TMP) / f"validate-{version}.yaml"
+                path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+                proc = run([tool("kubernetes-validate"), "--strict", "-k", version, str(path)], check=False)
+                self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        proc = run([tool("helm"), "template", RELEASE, str(CHART), "--kube-version", "1.28.9"], check=False)
+        self.assertNotEqual(proc.returncode, 0, "Kubernetes 1.28 lacks native sidecars: the chart must refuse it")
+
     def test_object_names_are_unique(self) -> None:
         for name in VALUE_SETS:
             keys = [(d["apiVersion"].split("/")[0], d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])

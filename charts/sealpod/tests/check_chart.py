@@ -783,7 +783,6 @@ def declared_env(crate: str) -> set[str]:
 # is printed on every run; remove an entry once the binary reads the variable.
 PENDING = {
     "SEALPOD_WATCH_NAMESPACES": "rbac.tenantNamespaces (watch only the tenant namespaces)",
-    "SEALPOD_LOG": "operator.logLevel (the log filter, as the API server's SEALPOD_LOG)",
 }
 
 

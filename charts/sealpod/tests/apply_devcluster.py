@@ -3,7 +3,7 @@
 
     python3 charts/sealpod/tests/apply_devcluster.py DEVCLUSTER_BIN KUBECTL
 
-Starts `DEVCLUSTER_BIN serve --listen 127.0.0.1:0 --kubeconfig-out …` on loopback, then with
+Starts `DEVCLUSTER_BIN serve --listen 127.0.0.1:0 --tls --kubeconfig-out …` on loopback, then with
 KUBECTL: creates the release namespace, applies the rendered CRDs and waits for them to be
 Established, applies every other rendered object whose kind the server serves (as
 `kubectl api-resources` reports it), reads each one back, applies `examples/` into a tenant
@@ -47,7 +47,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="sealpod-apply-"))
     kubeconfig = tmp / "kubeconfig"
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), HOME=str(tmp))
-    server = subprocess.Popen([devcluster, "serve", "--listen", "127.0.0.1:0", "--kubeconfig-out", str(kubeconfig)],
+    # HTTPS: kubectl sends bearer tokens only over TLS (the CA is written into the kubeconfig).
+    server = subprocess.Popen([devcluster, "serve", "--listen", "127.0.0.1:0", "--tls",
+                               "--kubeconfig-out", str(kubeconfig)],
                               stdout=subprocess.PIPE, stderr=open(tmp / "devcluster.log", "w"), text=True)
     try:
         wait_ready(server, kubeconfig)
@@ -88,6 +90,13 @@ def k(kubectl: str, env: dict[str, str], *args: str, stdin: str | None = None) -
     return proc.stdout
 
 
+def create_namespace(kubectl: str, env: dict[str, str], name: str) -> None:
+    # `apply` of a manifest, not `create namespace`: the generator sends protobuf, which
+    # devcluster refuses (415); manifests travel as JSON.
+    k(kubectl, env, "apply", "-f", "-",
+      stdin=yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+
+
 def render() -> list[dict]:
     out = subprocess.run(["helm", "template", "rel", str(CHART), "-n", NAMESPACE, "--include-crds",
                           "--kube-version", "1.33.0"], capture_output=True, text=True, check=True,
@@ -117,7 +126,7 @@ def run_checks(kubectl: str, env: dict[str, str], tmp: Path) -> None:
     print(f"devcluster serves {len(applied)} of {len(rest)} rendered objects; not applied (kinds it does "
           f"not serve): {', '.join(skipped) or 'none'}")
 
-    k(kubectl, env, "create", "namespace", NAMESPACE)
+    create_namespace(kubectl, env, NAMESPACE)
     out = k(kubectl, env, "apply", "-f", "-", stdin=yaml.safe_dump_all(crds))
     for crd in crds:
         name = crd["metadata"]["name"]
@@ -146,7 +155,7 @@ def run_checks(kubectl: str, env: dict[str, str], tmp: Path) -> None:
             raise Failure(f"NetworkPolicy {d['metadata']['name']}: podSelector changed")
 
     # The chart's CRDs serve the custom kinds: the examples apply and read back with columns.
-    k(kubectl, env, "create", "namespace", TENANT)
+    create_namespace(kubectl, env, TENANT)
     out = k(kubectl, env, "apply", "-n", TENANT, "-f", str(ROOT / "examples"))
     for kind in ("agent", "credential", "session"):
         if f"{kind}.sealpod.dev/" not in out:

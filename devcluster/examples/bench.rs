@@ -15,7 +15,11 @@ use std::time::{Duration, Instant};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -33,8 +37,14 @@ fn per_sec(n: usize, d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("BENCH_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let conc: usize = std::env::var("BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+    let n: usize = std::env::var("BENCH_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let conc: usize = std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
 
     // Baseline: JSON encode + decode of every object, in process.
     let t = Instant::now();
@@ -58,7 +68,11 @@ async fn main() -> anyhow::Result<()> {
         .map(|i| {
             let cms = cms.clone();
             let pp = pp.clone();
-            async move { cms.patch(&format!("bench-{i:06}"), &pp, &Patch::Apply(object(i))).await.map(|_| ()) }
+            async move {
+                cms.patch(&format!("bench-{i:06}"), &pp, &Patch::Apply(object(i)))
+                    .await
+                    .map(|_| ())
+            }
         })
         .buffer_unordered(conc)
         .try_collect::<Vec<()>>()
@@ -91,7 +105,9 @@ async fn main() -> anyhow::Result<()> {
             async move {
                 let mut o = object(i);
                 o["data"]["index"] = json!(format!("{i}-updated"));
-                cms.patch(&format!("bench-{i:06}"), &pp, &Patch::Apply(o)).await.map(|_| ())
+                cms.patch(&format!("bench-{i:06}"), &pp, &Patch::Apply(o))
+                    .await
+                    .map(|_| ())
             }
         })
         .buffer_unordered(conc)
@@ -132,16 +148,24 @@ async fn main() -> anyhow::Result<()> {
     let streaming_list = per_sec(initial, t.elapsed());
     cluster.shutdown().await;
 
-    let mib_per_10k = (rss_after.saturating_sub(rss_before)) as f64 / (1024.0 * 1024.0) * (10_000.0 / n as f64);
+    let mib_per_10k =
+        (rss_after.saturating_sub(rss_before)) as f64 / (1024.0 * 1024.0) * (10_000.0 / n as f64);
     println!("devcluster bench: {n} ConfigMaps (~300 B of data each), concurrency {conc}");
     println!("  baseline JSON encode+decode   {baseline:>12.0} obj/s  (1.000)");
-    let row = |name: &str, v: f64| println!("  {name:<29} {v:>12.0} obj/s  ({:.3} of baseline)", v / baseline);
+    let row = |name: &str, v: f64| {
+        println!(
+            "  {name:<29} {v:>12.0} obj/s  ({:.3} of baseline)",
+            v / baseline
+        );
+    };
     row("apply (create, SSA)", apply_create);
     row("apply (update, SSA)", apply_update);
     row("watch (live MODIFIED events)", watch_live);
     row("list (pages of 500)", list);
     row("watch (streaming list)", streaming_list);
-    println!("  memory: {mib_per_10k:.1} MiB RSS per 10k objects (process RSS growth while creating them)");
+    println!(
+        "  memory: {mib_per_10k:.1} MiB RSS per 10k objects (process RSS growth while creating them)"
+    );
     if seen < n {
         println!("  note: the watch saw {seen} of {n} updates before its bound");
     }

@@ -18,6 +18,7 @@ mod http;
 mod jsonpath;
 mod meta;
 mod patch;
+mod proto;
 mod registry;
 mod render;
 mod selector;

@@ -146,7 +146,14 @@ grep -q 'deleted' "${WORK}/delete.out" || fail "delete output"
 if k get wdg sample >/dev/null 2>&1; then fail "object must be gone"; fi
 pass "delete with a finalizer held, then released"
 
-# --- built-in kinds through apply; namespace deletion takes its contents -------------------
+# --- built-in kinds: imperative generators (protobuf bodies) and apply; namespace deletion ---
+k create namespace generated >/dev/null || fail "create namespace"
+k create configmap gen-cm -n generated --from-literal=k=v >/dev/null || fail "create configmap"
+k create secret generic gen-secret -n generated --from-literal=pw=s3cret >/dev/null || fail "create secret"
+[ "$(k get secret gen-secret -n generated -o jsonpath='{.data.pw}' | base64 -d)" = s3cret ] || fail "secret data"
+[ "$(k get cm gen-cm -n generated -o jsonpath='{.data.k}')" = v ] || fail "configmap data"
+k delete ns generated --timeout=30s >/dev/null || fail "delete generated namespace"
+
 cat > "${WORK}/ns.yaml" <<'YAML'
 apiVersion: v1
 kind: Namespace

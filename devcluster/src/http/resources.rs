@@ -107,14 +107,19 @@ pub(super) async fn handle(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if body_type.starts_with("application/vnd.kubernetes.protobuf")
-        || body_type.starts_with("application/cbor")
-    {
+    let protobuf = body_type.starts_with("application/vnd.kubernetes.protobuf");
+    if body_type.starts_with("application/cbor") {
         return Err(ApiError::unsupported_media_type(body_type));
     }
-    let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+    let mut body = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
         .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+    if protobuf && !body.is_empty() {
+        // kubectl's imperative generators send protobuf; decode the kinds they create.
+        let v = crate::proto::decode(&body)
+            .map_err(|m| ApiError::new(415, "UnsupportedMediaType", m))?;
+        body = serde_json::to_vec(&v).unwrap_or_default().into();
+    }
     let mut ctx = WriteCtx::new(def.clone(), &t.version, &field_manager(&q, &headers));
     ctx.dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     ctx.validation = match q.get("fieldValidation").map(String::as_str) {

@@ -293,3 +293,41 @@ async fn state_file_survives_a_restart() {
     );
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_watcher_sees_partial_objects() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "default");
+    cms.create(&PostParams::default(), &cm("meta-a", &json!({"k": "v"})))
+        .await
+        .expect("create");
+    let list = cms
+        .list_metadata(&Default::default())
+        .await
+        .expect("list_metadata");
+    assert!(
+        list.items
+            .iter()
+            .any(|m| m.metadata.name.as_deref() == Some("meta-a"))
+    );
+    let mut s =
+        kube::runtime::metadata_watcher(cms.clone(), kube::runtime::watcher::Config::default())
+            .boxed();
+    let mut saw_b = false;
+    cms.create(&PostParams::default(), &cm("meta-b", &json!({})))
+        .await
+        .expect("create");
+    while !saw_b {
+        let ev = tokio::time::timeout(Duration::from_secs(15), s.next())
+            .await
+            .expect("bounded")
+            .expect("open")
+            .expect("event");
+        if let kube::runtime::watcher::Event::Apply(m)
+        | kube::runtime::watcher::Event::InitApply(m) = ev
+        {
+            saw_b |= m.metadata.name.as_deref() == Some("meta-b");
+        }
+    }
+    c.shutdown().await;
+}

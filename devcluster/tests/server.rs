@@ -310,9 +310,9 @@ async fn metadata_watcher_sees_partial_objects() {
             .iter()
             .any(|m| m.metadata.name.as_deref() == Some("meta-a"))
     );
-    let mut s =
-        kube::runtime::metadata_watcher(cms.clone(), kube::runtime::watcher::Config::default())
-            .boxed();
+    let metas: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(c.client(), "default");
+    let mut s = kube::runtime::watcher(metas, kube::runtime::watcher::Config::default()).boxed();
     let mut saw_b = false;
     cms.create(&PostParams::default(), &cm("meta-b", &json!({})))
         .await

@@ -83,7 +83,7 @@ impl Default for Config {
             state_file: None,
             tokens: vec![],
             admin_user: "admin".into(),
-            watch_log_capacity: 100_000,
+            watch_log_capacity: 10_000,
             bookmark_interval: Duration::from_secs(5),
         }
     }

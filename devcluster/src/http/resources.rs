@@ -87,10 +87,7 @@ pub(super) async fn handle(
     let fmt = render::negotiate(accept, q.get("includeObject").map(String::as_str));
     let no_route = || ApiError::no_route(&format!("{}/{}", t.group, t.plural));
     let def = {
-        let st = state
-            .store
-            .lock()
-            .map_err(|_| ApiError::internal("store lock poisoned"))?;
+        let st = crate::store::lock(&state.store);
         st.registry.find(&t.group, &t.version, &t.plural).cloned()
     }
     .ok_or_else(no_route)?;
@@ -128,12 +125,7 @@ pub(super) async fn handle(
         _ => FieldValidation::Ignore,
     };
     let ns = t.ns.clone().unwrap_or_default();
-    let lock = || {
-        state
-            .store
-            .lock()
-            .map_err(|_| ApiError::internal("store lock poisoned"))
-    };
+    let lock = || -> Result<_, ApiError> { Ok(crate::store::lock(&state.store)) };
     let ok = |code: http::StatusCode, v: &Value| json_response(code, v);
     match (&method, t.name.as_deref()) {
         (&http::Method::GET, None) if truthy(&q, "watch") => watch(state, &def, &t, &q, fmt),

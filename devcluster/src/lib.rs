@@ -270,7 +270,7 @@ impl DevCluster {
                     st.update(&mut ctx, "", &name, obj, None)?;
                 }
                 Err(_) => {
-                    st.create(&ctx, None, obj)?;
+                    st.create(&mut ctx, None, obj)?;
                 }
             }
         }

@@ -331,3 +331,43 @@ async fn metadata_watcher_sees_partial_objects() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn field_validation_strict_refuses_and_warn_warns() {
+    let c = cluster().await;
+    let client = c.client();
+    let body = |name: &str| {
+        serde_json::to_vec(
+            &json!({"apiVersion": "fixture.sealpod.dev/v1alpha1", "kind": "Widget",
+            "metadata": {"name": name}, "spec": {"size": 1, "bogus": true}}),
+        )
+        .expect("body")
+    };
+    let post = |mode: &str, name: &str| {
+        http::Request::post(format!(
+            "/apis/fixture.sealpod.dev/v1alpha1/namespaces/default/widgets?fieldValidation={mode}"
+        ))
+        .header("Content-Type", "application/json")
+        .body(body(name))
+        .expect("request")
+        .map(kube::client::Body::from)
+    };
+    let strict = client
+        .send(post("Strict", "strict"))
+        .await
+        .expect("response");
+    assert_eq!(strict.status(), http::StatusCode::BAD_REQUEST);
+    let warn = client.send(post("Warn", "warn")).await.expect("response");
+    assert_eq!(warn.status(), http::StatusCode::CREATED);
+    let warning = warn
+        .headers()
+        .get("warning")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        warning.contains("unknown field") && warning.contains("spec.bogus"),
+        "{warning}"
+    );
+    c.shutdown().await;
+}

@@ -158,7 +158,7 @@ pub(super) async fn handle(
             ))
         }
         (&http::Method::POST, None) => {
-            let obj = lock()?.create(&ctx, t.ns.as_deref(), parse_json(&body)?)?;
+            let obj = lock()?.create(&mut ctx, t.ns.as_deref(), parse_json(&body)?)?;
             let v = render::item(&def, &t.version, &obj, fmt);
             Ok(with_warnings(
                 ok(http::StatusCode::CREATED, &v),

@@ -116,9 +116,9 @@ impl Store {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             if let Some(def) = s.registry.find("", "v1", "namespaces").cloned() {
-                let ctx = WriteCtx::system(&def);
+                let mut ctx = WriteCtx::system(&def);
                 // Fresh store: these names are free and valid, so creation cannot fail.
-                let _ = s.create(&ctx, None, obj);
+                let _ = s.create(&mut ctx, None, obj);
             }
         }
         s

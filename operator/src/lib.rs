@@ -1,13 +1,14 @@
 //! The sealpod operator: reconciles `Agent`, `Credential` and `Session` custom resources into
-//! locked-down sandbox pods, per-session proxy and runtime Secrets and backstop NetworkPolicies.
+//! locked-down sandbox pods, per-session proxy and runtime Secrets, workspace claims and backstop
+//! NetworkPolicies.
 //!
-//! Module map (filled in by the operator work):
-//! - `controller::{credential, agent, session}`: one reconcile pipeline each
-//!   (fetch → validate → build → apply → status);
-//! - `build`: pure, client-free builders of the desired child objects;
-//! - `apply`: server-side apply under [`sealpod_resources::labels::OPERATOR_FIELD_MANAGER`].
+//! - [`config`]: every flag, parsed and checked once;
+//! - [`build`]: pure, client-free builders of the desired child objects;
 //!
-//! It must never log or put into status any opened credential value.
+//! It must never log or put into status, an event or a metric any opened credential value.
+
+pub mod build;
+pub mod config;
 
 /// Entry point of the `sealpod-operator` binary.
 pub fn run() -> anyhow::Result<()> {

@@ -87,6 +87,12 @@ pub struct Config {
     #[arg(long, env = "SEALPOD_WORKSPACE_SIZE", default_value = "10Gi")]
     pub workspace_size: String,
 
+    /// What backs the workspace: `claim` (a PersistentVolumeClaim owned by the Session, kept
+    /// across pod loss and hibernation) or `empty-dir` (scratch space that dies with the pod,
+    /// for clusters without storage, such as a bare local devcluster).
+    #[arg(long, env = "SEALPOD_WORKSPACE_VOLUME", value_enum, default_value_t = WorkspaceVolume::Claim)]
+    pub workspace_volume: WorkspaceVolume,
+
     /// StorageClass of workspace volume claims (cluster default when unset).
     #[arg(long, env = "SEALPOD_WORKSPACE_STORAGE_CLASS")]
     pub workspace_storage_class: Option<String>,
@@ -145,6 +151,15 @@ pub struct Config {
     pub renew_sealing_key: bool,
 }
 
+/// What backs a session's workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkspaceVolume {
+    /// A PersistentVolumeClaim owned by the Session.
+    Claim,
+    /// An emptyDir of the pod.
+    EmptyDir,
+}
+
 /// A flag value that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -196,6 +211,7 @@ impl Config {
             runtime_uid: self.runtime_uid,
             proxy_port: self.proxy_port,
             proxy_admin_port: self.proxy_admin_port,
+            workspace_claim: self.workspace_volume == WorkspaceVolume::Claim,
             workspace_size: self.workspace_size.clone(),
             workspace_storage_class: self.workspace_storage_class.clone(),
         })

@@ -64,6 +64,8 @@ pub struct Settings {
     pub proxy_port: u16,
     /// Proxy admin port.
     pub proxy_admin_port: u16,
+    /// Whether the workspace is a claim (else an emptyDir of the pod).
+    pub workspace_claim: bool,
     /// Workspace claim size.
     pub workspace_size: String,
     /// Workspace StorageClass.
@@ -210,6 +212,7 @@ pub(crate) mod fixture {
             runtime_uid: 1000,
             proxy_port: 3128,
             proxy_admin_port: 9901,
+            workspace_claim: true,
             workspace_size: "10Gi".into(),
             workspace_storage_class: None,
         }

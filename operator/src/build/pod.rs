@@ -260,6 +260,21 @@ fn empty_dir(name: &str, medium: Option<&str>, size: &str) -> Volume {
     }
 }
 
+fn workspace_volume(plan: &SessionPlan, settings: &Settings) -> Volume {
+    if settings.workspace_claim {
+        Volume {
+            name: MOUNT_WORKSPACE.to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: workspace_claim_name(&plan.name),
+                read_only: Some(false),
+            }),
+            ..Volume::default()
+        }
+    } else {
+        empty_dir(MOUNT_WORKSPACE, None, &settings.workspace_size)
+    }
+}
+
 /// The sandbox Pod of a session.
 pub fn sandbox_pod(plan: &SessionPlan, settings: &Settings) -> Pod {
     Pod {
@@ -285,14 +300,7 @@ pub fn sandbox_pod(plan: &SessionPlan, settings: &Settings) -> Pod {
             init_containers: Some(vec![lock_container(settings), proxy_container(settings)]),
             containers: vec![runtime_container(plan, settings)],
             volumes: Some(vec![
-                Volume {
-                    name: MOUNT_WORKSPACE.to_owned(),
-                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                        claim_name: workspace_claim_name(&plan.name),
-                        read_only: Some(false),
-                    }),
-                    ..Volume::default()
-                },
+                workspace_volume(plan, settings),
                 secret_volume(MOUNT_PROXY, proxy_secret_name(&plan.name)),
                 secret_volume(MOUNT_RUNTIME, runtime_secret_name(&plan.name)),
                 empty_dir(MOUNT_CA, Some("Memory"), "1Mi"),

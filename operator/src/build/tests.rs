@@ -919,3 +919,24 @@ fn builders_are_deterministic_and_follow_the_agent() {
         json!(["api.anthropic.com", "sealpod-api.sealpod-system.svc:8081"])
     );
 }
+
+#[test]
+fn without_claims_the_workspace_is_an_empty_dir() {
+    let mut settings = fixture::settings();
+    settings.workspace_claim = false;
+    let pod = sandbox_pod(&fixture::plan(), &settings);
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .expect("volumes");
+    let workspace = volumes
+        .iter()
+        .find(|v| v.name == MOUNT_WORKSPACE)
+        .expect("workspace");
+    assert!(workspace.persistent_volume_claim.is_none());
+    assert_eq!(
+        serde_json::to_value(workspace).expect("json"),
+        json!({"name": "workspace", "emptyDir": {"sizeLimit": "10Gi"}})
+    );
+}

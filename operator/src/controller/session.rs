@@ -295,13 +295,15 @@ async fn apply(session: Arc<Session>, ctx: &Context) -> Result<Action, Error> {
 
     // build and apply
     let settings = &ctx.settings;
-    apply_child(
-        ctx,
-        &ns,
-        &build::workspace_claim(&plan, settings),
-        "apply workspace claim",
-    )
-    .await?;
+    if settings.workspace_claim {
+        apply_child(
+            ctx,
+            &ns,
+            &build::workspace_claim(&plan, settings),
+            "apply workspace claim",
+        )
+        .await?;
+    }
     apply_child(
         ctx,
         &ns,

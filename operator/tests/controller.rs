@@ -206,7 +206,11 @@ async fn a_session_becomes_owned_children_and_its_conditions_follow_the_pod() {
         config.contains(&sealed),
         "the proxy swaps the runtime's token"
     );
-    assert!(config.contains("github.com") && config.contains("10.96.0.0/12"));
+    let parsed: sealpod_resources::proxy_config::ProxyConfig =
+        serde_saphyr::from_str(&config).expect("the sidecar parses the config");
+    let valid = parsed.validate().expect("the sidecar accepts the config");
+    assert!(valid.allow.iter().any(|a| a.matches("github.com", 443)));
+    assert_eq!(valid.credentials[0].sealed.expose(), sealed);
 
     // The finalizer is there for the revoke only.
     let s = sessions.get("ses-one").await.expect("session");

@@ -372,7 +372,9 @@ fn proxy_secret_is_exactly_the_expected_object() {
                 "events": {
                     "url": "http://sealpod-api.sealpod-system.svc:8081/runtime/v1/egress-events",
                     "token_file": "/etc/sealpod/proxy/events-token"
-                }
+                },
+                "resolve": {},
+                "extra_roots": []
             },
             "credential": "sk-ant-api03-REALKEY-fixture-0123456789",
             "events-token": "sprt_proxy.fixture"
@@ -938,5 +940,40 @@ fn without_claims_the_workspace_is_an_empty_dir() {
     assert_eq!(
         serde_json::to_value(workspace).expect("json"),
         json!({"name": "workspace", "emptyDir": {"sizeLimit": "10Gi"}})
+    );
+}
+
+#[test]
+fn the_proxy_config_passes_the_sidecars_own_validation() {
+    use sealpod_resources::proxy_config::ProxyConfig;
+    let plan = fixture::plan();
+    let secret = proxy_secret(&plan, &fixture::settings());
+    let yaml = String::from_utf8(
+        secret.data.as_ref().expect("data")[PROXY_CONFIG_ENTRY]
+            .0
+            .clone(),
+    )
+    .expect("utf8");
+    // The sidecar refuses unknown keys, so this also proves the file has no stray field.
+    let parsed: ProxyConfig = serde_saphyr::from_str(&yaml).expect("the sidecar parses it");
+    let valid = parsed.validate().expect("the sidecar accepts it");
+    assert_eq!(valid.credentials.len(), 1);
+    assert_eq!(valid.credentials[0].sealed.expose(), fixture::SEALED);
+    assert_eq!(
+        valid.credentials[0].value_file,
+        std::path::Path::new("/etc/sealpod/proxy").join(PROXY_VALUE_ENTRY)
+    );
+    assert_eq!(valid.deny_cidrs.len(), 3);
+    assert!(
+        valid
+            .allow
+            .iter()
+            .any(|a| a.matches("api.anthropic.com", 443))
+    );
+    assert!(
+        valid
+            .allow
+            .iter()
+            .any(|a| a.matches("sealpod-api.sealpod-system.svc", 8081))
     );
 }

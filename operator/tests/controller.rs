@@ -810,3 +810,57 @@ async fn a_second_replica_stays_passive_until_the_leader_lease_lapses() {
     );
     b.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn renewing_the_sealing_key_keeps_old_values_opening_and_new_ones_open_too() {
+    let h = Harness::new().await;
+    let op = h.operator("replica-a", &[]).await;
+    setup(&h).await;
+    let creds: Api<Credential> = api(&h);
+    let ready_with = |name: &'static str| {
+        let creds = creds.clone();
+        async move {
+            eventually(&format!("{name} ready"), || {
+                let creds = creds.clone();
+                async move {
+                    let c = creds.get(name).await.ok()?;
+                    let st = c.status?;
+                    conditions::is_true(&st.conditions, conditions::READY).then_some(st.key_id?)
+                }
+            })
+            .await
+        }
+    };
+    let old_key = ready_with("cred-a").await;
+
+    sealpod_operator::runner::renew_sealing_key(
+        h.client.clone(),
+        &common::config(&h.api.url, "renewer", h.claims, &[]),
+    )
+    .await
+    .expect("renew");
+    let public = h.public_keys().await;
+    assert_ne!(public.current.as_str(), old_key);
+    assert_eq!(public.keys.len(), 2, "the old key is kept");
+
+    // A value sealed with the new key opens in the running operator (it reloads the key set).
+    h.write_sealed("cred-b", KEY2).await;
+    let _: Credential = h
+        .create(json!({
+            "apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
+            "metadata": {"name": "cred-b"},
+            "spec": {"provider": "anthropic", "allowedHosts": ["api.anthropic.com"],
+                     "sealedSecretRef": {"name": "cred-b-sealed"}}
+        }))
+        .await;
+    assert_eq!(ready_with("cred-b").await, public.current.as_str());
+    // The value sealed with the old key still opens and binds.
+    new_session(&h, "ses-nine").await;
+    wait_pod(&h, "ses-nine").await;
+    let proxy = api::<Secret>(&h)
+        .get("ses-nine-proxy")
+        .await
+        .expect("proxy");
+    assert_eq!(data(&proxy, build::PROXY_VALUE_ENTRY), KEY1);
+    op.stop().await.expect("stop");
+}

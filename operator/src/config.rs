@@ -21,6 +21,11 @@ pub struct Config {
     #[arg(long, env = "SEALPOD_SYSTEM_NAMESPACE", default_value = DEFAULT_SYSTEM_NAMESPACE)]
     pub system_namespace: String,
 
+    /// Namespaces to watch (comma-separated), for RBAC granted per namespace; each gets its own
+    /// controllers. Empty: every namespace (cluster-wide RBAC).
+    #[arg(long, env = "SEALPOD_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+
     /// Image of the sidecar (`sealpod-sidecar`), used by the lock init container and the proxy.
     #[arg(long, env = "SEALPOD_SIDECAR_IMAGE")]
     pub sidecar_image: String,
@@ -109,6 +114,11 @@ pub struct Config {
     /// Page size of the initial lists of the watchers (small pages bound the relist peak).
     #[arg(long, env = "SEALPOD_PAGE_SIZE", default_value_t = 50)]
     pub page_size: u32,
+
+    /// Seconds a watch request stays open before the watcher re-watches (a compacted
+    /// resourceVersion then forces a relist).
+    #[arg(long, env = "SEALPOD_WATCH_TIMEOUT_SECONDS", default_value_t = 290)]
+    pub watch_timeout_seconds: u32,
 
     /// First delay, in milliseconds, before a lost or failed sandbox pod is recreated; it
     /// doubles with each loss in a row.

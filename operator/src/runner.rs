@@ -123,11 +123,41 @@ async fn start_controllers(
         metrics.clone(),
     ));
     let never = std::future::pending::<()>;
-    Ok(vec![
-        tokio::spawn(controller::credential::run(ctx.clone(), never())),
-        tokio::spawn(controller::agent::run(ctx.clone(), never())),
-        tokio::spawn(controller::session::run(ctx, never())),
-    ])
+    // Cluster-wide, or one set of controllers per watched namespace (namespaced RBAC). The system
+    // namespace holds the managed credential, so its Credentials are watched too.
+    let scopes: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut handles = Vec::new();
+    for ns in scopes {
+        handles.push(tokio::spawn(controller::credential::run(
+            ctx.clone(),
+            ns.clone(),
+            never(),
+        )));
+        handles.push(tokio::spawn(controller::agent::run(
+            ctx.clone(),
+            ns.clone(),
+            never(),
+        )));
+        handles.push(tokio::spawn(controller::session::run(
+            ctx.clone(),
+            ns,
+            never(),
+        )));
+    }
+    if !config.watch_namespaces.is_empty()
+        && !config.watch_namespaces.contains(&config.system_namespace)
+    {
+        handles.push(tokio::spawn(controller::credential::run(
+            ctx,
+            Some(config.system_namespace.clone()),
+            never(),
+        )));
+    }
+    Ok(handles)
 }
 
 async fn elect(

@@ -864,3 +864,46 @@ async fn renewing_the_sealing_key_keeps_old_values_opening_and_new_ones_open_too
     assert_eq!(data(&proxy, build::PROXY_VALUE_ENTRY), KEY1);
     op.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn with_watch_namespaces_only_those_namespaces_are_reconciled() {
+    let h = Harness::new().await;
+    let op = h
+        .operator("replica-a", &["--watch-namespaces=tenant-a"])
+        .await;
+    setup(&h).await;
+    let other: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    other
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "tenant-b"}})).expect("ns"),
+        )
+        .await
+        .expect("namespace");
+    let outside: Api<Session> = Api::namespaced(h.client.clone(), "tenant-b");
+    outside
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "sealpod.dev/v1alpha1", "kind": "Session",
+                "metadata": {"name": "ses-outside"}, "spec": {"agentRef": "agt-a"}
+            }))
+            .expect("session"),
+        )
+        .await
+        .expect("create");
+    new_session(&h, "ses-inside").await;
+    wait_pod(&h, "ses-inside").await;
+    wait_condition(
+        &h,
+        "ses-inside",
+        conditions::CREDENTIALS_BOUND,
+        ConditionStatus::True,
+        reasons::CREDENTIAL_BOUND,
+    )
+    .await;
+    let s = outside.get("ses-outside").await.expect("get");
+    assert!(s.finalizers().is_empty(), "not reconciled");
+    assert!(s.status.is_none(), "not reconciled");
+    op.stop().await.expect("stop");
+}

@@ -161,15 +161,27 @@ fn agents_in(store: &Store<Agent>, namespace: &str) -> Vec<ObjectRef<Agent>> {
 }
 
 /// Runs the agent controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let wc = watcher::Config::default().page_size(ctx.config.page_size);
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let wc = watcher::Config::default()
+        .page_size(ctx.config.page_size)
+        .timeout(ctx.config.watch_timeout_seconds);
     let client = ctx.client.clone();
-    let (reader, stream) = main_stream(Api::<Agent>::all(client.clone()), wc.clone());
+    let (reader, stream) = main_stream(
+        super::scoped::<Agent>(client.clone(), namespace.as_deref()),
+        wc.clone(),
+    );
     let store = reader.clone();
     let system_ns = ctx.config.system_namespace.clone();
-    let creds = watcher(Api::<PartialObjectMeta<Credential>>::all(client), wc)
-        .default_backoff()
-        .touched_objects();
+    let creds = watcher(
+        super::scoped::<PartialObjectMeta<Credential>>(client, namespace.as_deref()),
+        wc,
+    )
+    .default_backoff()
+    .touched_objects();
     let controller = Controller::for_stream(stream, reader)
         .watches_stream(creds, move |c| {
             let ns = c.namespace().unwrap_or_default();

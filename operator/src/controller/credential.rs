@@ -13,7 +13,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use sealpod_resources::Credential;
 use sealpod_resources::conditions::{ConditionStatus, DEGRADED, READY, reasons};
 use sealpod_resources::labels;
@@ -106,12 +106,21 @@ async fn apply(cred: &Credential, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Runs the credential controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let wc = watcher::Config::default().page_size(ctx.config.page_size);
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let wc = watcher::Config::default()
+        .page_size(ctx.config.page_size)
+        .timeout(ctx.config.watch_timeout_seconds);
     let client = ctx.client.clone();
-    let (reader, stream) = main_stream(Api::<Credential>::all(client.clone()), wc.clone());
+    let (reader, stream) = main_stream(
+        super::scoped::<Credential>(client.clone(), namespace.as_deref()),
+        wc.clone(),
+    );
     let secrets = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(client),
+        super::scoped::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
         sealed_secrets(&wc),
     )
     .default_backoff()

@@ -214,6 +214,16 @@ pub(crate) async fn publish_transitions<K: Resource<DynamicType = ()>>(
         if before.is_some_and(|b| b.status == c.status && b.reason == c.reason) {
             continue;
         }
+        // A condition appearing in its quiet state (not yet true, or not degraded) is no
+        // transition worth an Event; this keeps a new object to the events that say something.
+        let quiet = if c.type_ == conditions::DEGRADED {
+            c.status == ConditionStatus::False
+        } else {
+            c.status != ConditionStatus::True
+        };
+        if before.is_none() && quiet {
+            continue;
+        }
         let warning = (c.type_ == conditions::DEGRADED && c.status == ConditionStatus::True)
             || (c.type_ == conditions::EGRESS_LOCKED
                 && c.reason == conditions::reasons::LOCK_FAILED);
@@ -360,6 +370,17 @@ where
         .reflect(writer)
         .applied_objects();
     (reader, stream)
+}
+
+/// An Api over every namespace (`None`) or one.
+pub(crate) fn scoped<K>(client: Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    }
 }
 
 /// Keeps a controller's stream running until it ends.

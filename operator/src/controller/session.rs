@@ -19,7 +19,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, Event as Finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Api, Resource, ResourceExt};
 use sealpod_resources::agent::{MANAGED_CREDENTIAL, prompt_hash};
 use sealpod_resources::conditions::{
@@ -625,7 +625,9 @@ async fn revoke(ctx: &Context, token: &SecretString) -> Result<(), String> {
     }
 }
 
-async fn reconcile(session: Arc<Session>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// One reconcile of a Session: the finalizer (added first, or run on deletion), then the
+/// pipeline. The controller calls it; so does the benchmark's plain client loop.
+pub async fn reconcile(session: Arc<Session>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = session.namespace().unwrap_or_default();
     let api: Api<Session> = Api::namespaced(ctx.client.clone(), &ns);
     let target = session.clone();
@@ -685,48 +687,70 @@ fn count_phases(store: &Store<Session>) -> std::collections::BTreeMap<String, u6
 }
 
 /// Runs the session controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let wc = watcher::Config::default().page_size(ctx.config.page_size);
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let wc = watcher::Config::default()
+        .page_size(ctx.config.page_size)
+        .timeout(ctx.config.watch_timeout_seconds);
     let owned = wc.clone().labels(&format!(
         "{}={}",
         labels::MANAGED_BY,
         labels::OPERATOR_FIELD_MANAGER
     ));
     let client = ctx.client.clone();
-    let (reader, stream) = main_stream(Api::<Session>::all(client.clone()), wc.clone());
+    let (reader, stream) = main_stream(
+        super::scoped::<Session>(client.clone(), namespace.as_deref()),
+        wc.clone(),
+    );
+    // Status-only updates (the API server's phase, this controller's own conditions) need no
+    // reconcile: only spec (generation), finalizer and deletion changes trigger one. The cache
+    // still sees every update.
+    let deleting = |s: &Session| Some(u64::from(s.metadata.deletion_timestamp.is_some()));
+    let stream = stream.predicate_filter(
+        predicates::generation
+            .combine(predicates::finalizers)
+            .combine(deleting),
+        Default::default(),
+    );
     let meta = |wc: watcher::Config| wc;
     let pods = watcher(
-        Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+        super::scoped::<PartialObjectMeta<Pod>>(client.clone(), namespace.as_deref()),
         meta(owned.clone()),
     )
     .default_backoff()
     .touched_objects();
     let secrets = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        super::scoped::<PartialObjectMeta<Secret>>(client.clone(), namespace.as_deref()),
         owned.clone(),
     )
     .default_backoff()
     .touched_objects();
     let claims = watcher(
-        Api::<PartialObjectMeta<PersistentVolumeClaim>>::all(client.clone()),
+        super::scoped::<PartialObjectMeta<PersistentVolumeClaim>>(
+            client.clone(),
+            namespace.as_deref(),
+        ),
         owned.clone(),
     )
     .default_backoff()
     .touched_objects();
     let policies = watcher(
-        Api::<PartialObjectMeta<NetworkPolicy>>::all(client.clone()),
+        super::scoped::<PartialObjectMeta<NetworkPolicy>>(client.clone(), namespace.as_deref()),
         owned,
     )
     .default_backoff()
     .touched_objects();
     let creds = watcher(
-        Api::<PartialObjectMeta<Credential>>::all(client.clone()),
+        super::scoped::<PartialObjectMeta<Credential>>(client.clone(), namespace.as_deref()),
         wc.clone(),
     )
     .default_backoff()
     .touched_objects();
     let sealed = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(client),
+        super::scoped::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
         super::credential::sealed_secrets(&wc),
     )
     .default_backoff()

@@ -1,5 +1,43 @@
-//! `sealpod-operator`: parses configuration and hands over to [`sealpod_operator::run`].
+//! `sealpod-operator`: parses configuration, initialises logging and hands over to
+//! [`sealpod_operator::start`].
 
-fn main() -> anyhow::Result<()> {
-    sealpod_operator::run()
+use clap::Parser;
+use sealpod_operator::{Config, runner};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .json()
+        .init();
+    // Fail fast on flags that cannot work, before touching the cluster.
+    config.settings()?;
+    let client = kube::Client::try_default().await?;
+    if config.renew_sealing_key {
+        runner::renew_sealing_key(client, &config).await?;
+        return Ok(());
+    }
+    let running = sealpod_operator::start(client, config).await?;
+    shutdown_signal().await;
+    running.stop().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }

@@ -1,0 +1,85 @@
+//! The per-session proxy Secret (proxy configuration, the real value, the proxy-scope events
+//! token) and runtime Secret (runtime-scope token, the sealed token).
+//!
+//! The proxy Secret's value file entry is the only place in any built object where the real
+//! credential value is written.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use sealpod_resources::labels;
+use sealpod_resources::runtime_token::{
+    PROXY_SECRET_EVENTS_TOKEN_ENTRY, RUNTIME_SECRET_TOKEN_ENTRY,
+};
+
+use super::proxy_config::proxy_config;
+use super::{SessionPlan, Settings, child_meta, proxy_secret_name, runtime_secret_name};
+
+/// Entry of the proxy configuration YAML in the proxy Secret.
+pub const PROXY_CONFIG_ENTRY: &str = "config.yaml";
+/// Entry of the real credential value in the proxy Secret (the proxy's `value_file`).
+pub const PROXY_VALUE_ENTRY: &str = "credential";
+/// Entry of the sealed token in the runtime Secret (the runtime's provider key variable).
+pub const RUNTIME_SEALED_TOKEN_ENTRY: &str = "sealed-token";
+
+fn bytes(s: &str) -> ByteString {
+    ByteString(s.as_bytes().to_vec())
+}
+
+/// The proxy Secret: mounted only into the proxy container.
+pub fn proxy_secret(plan: &SessionPlan, settings: &Settings) -> Secret {
+    let config = proxy_config(plan, settings);
+    // Serializing a struct of strings and lists cannot fail.
+    let yaml = serde_saphyr::to_string(&config).unwrap_or_default();
+    let mut meta = child_meta(
+        plan,
+        proxy_secret_name(&plan.name),
+        labels::COMPONENT_PROXY_SECRET,
+    );
+    meta.annotations = Some(BTreeMap::from([(
+        labels::CREDENTIAL_VERSION_ANNOTATION.to_owned(),
+        plan.credential.version.to_string(),
+    )]));
+    Secret {
+        metadata: meta,
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([
+            (PROXY_CONFIG_ENTRY.to_owned(), bytes(&yaml)),
+            // The one sink of the real value.
+            (
+                PROXY_VALUE_ENTRY.to_owned(),
+                bytes(plan.credential.value.expose()),
+            ),
+            (
+                PROXY_SECRET_EVENTS_TOKEN_ENTRY.to_owned(),
+                bytes(plan.events_token.expose()),
+            ),
+        ])),
+        ..Secret::default()
+    }
+}
+
+/// The runtime Secret: mounted into the runtime container (token file) and read into its
+/// environment (sealed token).
+pub fn runtime_secret(plan: &SessionPlan) -> Secret {
+    Secret {
+        metadata: child_meta(
+            plan,
+            runtime_secret_name(&plan.name),
+            labels::COMPONENT_RUNTIME_SECRET,
+        ),
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([
+            (
+                RUNTIME_SECRET_TOKEN_ENTRY.to_owned(),
+                bytes(plan.runtime_token.expose()),
+            ),
+            (
+                RUNTIME_SEALED_TOKEN_ENTRY.to_owned(),
+                bytes(plan.credential.sealed.expose()),
+            ),
+        ])),
+        ..Secret::default()
+    }
+}

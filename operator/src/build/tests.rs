@@ -1,0 +1,979 @@
+//! Whole-object tests of the builders, the hardening invariants and the secret scan.
+//!
+//! Each builder's output is compared, whole, to a JSON literal: any unintended field change
+//! fails. Secret `data` is compared decoded (and the proxy configuration parsed from its YAML) so
+//! the literals stay readable.
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{Container, Pod, Secret};
+use sealpod_resources::secret::is_sealed_token;
+use serde_json::{Value, json};
+
+use super::fixture::{self, EVENTS_TOKEN, REAL_KEY, RUNTIME_TOKEN, SEALED};
+use super::*;
+
+/// JSON of a Secret with `data` decoded to text and `config.yaml` parsed.
+fn decoded(secret: &Secret) -> Value {
+    let mut v = serde_json::to_value(secret).expect("json");
+    if let Some(data) = secret.data.as_ref() {
+        let mut map = serde_json::Map::new();
+        for (k, b) in data {
+            let text = String::from_utf8(b.0.clone()).expect("utf8");
+            let value = if k == PROXY_CONFIG_ENTRY {
+                serde_saphyr::from_str::<Value>(&text).expect("yaml")
+            } else {
+                Value::from(text)
+            };
+            map.insert(k.clone(), value);
+        }
+        v["data"] = map.into();
+    }
+    v
+}
+
+#[test]
+fn sandbox_pod_is_exactly_the_expected_object() {
+    let plan = fixture::plan();
+    let settings = fixture::settings();
+    let expected = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "labels": {
+                "app.kubernetes.io/managed-by": "sealpod-operator",
+                "app.kubernetes.io/part-of": "sealpod",
+                "sealpod.dev/agent": "agt-reviewer",
+                "sealpod.dev/component": "sandbox",
+                "sealpod.dev/session": "ses-abc123"
+            },
+            "name": "ses-abc123",
+            "namespace": "tenant-a",
+            "ownerReferences": [
+                {
+                    "apiVersion": "sealpod.dev/v1alpha1",
+                    "blockOwnerDeletion": true,
+                    "controller": true,
+                    "kind": "Session",
+                    "name": "ses-abc123",
+                    "uid": "uid-ses-abc123"
+                }
+            ]
+        },
+        "spec": {
+            "automountServiceAccountToken": false,
+            "containers": [
+                {
+                    "env": [
+                        {
+                            "name": "ANTHROPIC_API_KEY",
+                            "valueFrom": {
+                                "secretKeyRef": {
+                                    "key": "sealed-token",
+                                    "name": "ses-abc123-runtime",
+                                    "optional": false
+                                }
+                            }
+                        },
+                        {
+                            "name": "HTTPS_PROXY",
+                            "value": "http://127.0.0.1:3128"
+                        },
+                        {
+                            "name": "HTTP_PROXY",
+                            "value": "http://127.0.0.1:3128"
+                        },
+                        {
+                            "name": "https_proxy",
+                            "value": "http://127.0.0.1:3128"
+                        },
+                        {
+                            "name": "http_proxy",
+                            "value": "http://127.0.0.1:3128"
+                        },
+                        {
+                            "name": "NO_PROXY",
+                            "value": "localhost,127.0.0.1,::1"
+                        },
+                        {
+                            "name": "no_proxy",
+                            "value": "localhost,127.0.0.1,::1"
+                        },
+                        {
+                            "name": "SSL_CERT_FILE",
+                            "value": "/var/run/sealpod/ca/ca.pem"
+                        },
+                        {
+                            "name": "NODE_EXTRA_CA_CERTS",
+                            "value": "/var/run/sealpod/ca/ca.pem"
+                        },
+                        {
+                            "name": "REQUESTS_CA_BUNDLE",
+                            "value": "/var/run/sealpod/ca/ca.pem"
+                        },
+                        {
+                            "name": "SEALPOD_RUNTIME_API_URL",
+                            "value": "http://sealpod-api.sealpod-system.svc:8081"
+                        },
+                        {
+                            "name": "SEALPOD_SESSION_ID",
+                            "value": "ses_abc123"
+                        },
+                        {
+                            "name": "SEALPOD_RUNTIME_TOKEN_FILE",
+                            "value": "/var/run/sealpod/runtime/token"
+                        },
+                        {
+                            "name": "SEALPOD_WORKSPACE",
+                            "value": "/workspace"
+                        },
+                        {
+                            "name": "HOME",
+                            "value": "/workspace"
+                        }
+                    ],
+                    "image": "ghcr.io/sealpod/runtime:1",
+                    "name": "runtime",
+                    "resources": {
+                        "limits": {
+                            "memory": "2Gi"
+                        },
+                        "requests": {
+                            "cpu": "500m"
+                        }
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": false,
+                        "capabilities": {
+                            "drop": [
+                                "ALL"
+                            ]
+                        },
+                        "privileged": false,
+                        "readOnlyRootFilesystem": true,
+                        "runAsGroup": 1000,
+                        "runAsNonRoot": true,
+                        "runAsUser": 1000
+                    },
+                    "volumeMounts": [
+                        {
+                            "mountPath": "/workspace",
+                            "name": "workspace",
+                            "readOnly": false
+                        },
+                        {
+                            "mountPath": "/var/run/sealpod/runtime",
+                            "name": "runtime-token",
+                            "readOnly": true
+                        },
+                        {
+                            "mountPath": "/var/run/sealpod/ca",
+                            "name": "proxy-ca",
+                            "readOnly": true
+                        },
+                        {
+                            "mountPath": "/tmp",
+                            "name": "tmp",
+                            "readOnly": false
+                        }
+                    ],
+                    "workingDir": "/workspace"
+                }
+            ],
+            "enableServiceLinks": false,
+            "hostIPC": false,
+            "hostNetwork": false,
+            "hostPID": false,
+            "initContainers": [
+                {
+                    "command": [
+                        "/bin/sh",
+                        "-c",
+                        "sealpod-sidecar lock --proxy-uid 1337 --proxy-port 3128 && exec sealpod-sidecar lock --verify --proxy-uid 1337 --proxy-port 3128 --sandbox-uid 1000"
+                    ],
+                    "image": "ghcr.io/sealpod/sidecar:1",
+                    "name": "lock",
+                    "securityContext": {
+                        "allowPrivilegeEscalation": false,
+                        "capabilities": {
+                            "add": [
+                                "NET_ADMIN",
+                                "SETUID",
+                                "SETGID"
+                            ],
+                            "drop": [
+                                "ALL"
+                            ]
+                        },
+                        "privileged": false,
+                        "readOnlyRootFilesystem": true,
+                        "runAsGroup": 0,
+                        "runAsNonRoot": false,
+                        "runAsUser": 0
+                    }
+                },
+                {
+                    "command": [
+                        "sealpod-sidecar",
+                        "proxy",
+                        "--config",
+                        "/etc/sealpod/proxy/config.yaml"
+                    ],
+                    "image": "ghcr.io/sealpod/sidecar:1",
+                    "name": "proxy",
+                    "ports": [
+                        {
+                            "containerPort": 9901,
+                            "name": "admin",
+                            "protocol": "TCP"
+                        }
+                    ],
+                    "resources": {
+                        "limits": {
+                            "memory": "256Mi"
+                        },
+                        "requests": {
+                            "cpu": "50m",
+                            "memory": "32Mi"
+                        }
+                    },
+                    "restartPolicy": "Always",
+                    "securityContext": {
+                        "allowPrivilegeEscalation": false,
+                        "capabilities": {
+                            "drop": [
+                                "ALL"
+                            ]
+                        },
+                        "privileged": false,
+                        "readOnlyRootFilesystem": true,
+                        "runAsGroup": 1337,
+                        "runAsNonRoot": true,
+                        "runAsUser": 1337
+                    },
+                    "startupProbe": {
+                        "failureThreshold": 60,
+                        "httpGet": {
+                            "path": "/ready",
+                            "port": 9901
+                        },
+                        "periodSeconds": 1
+                    },
+                    "volumeMounts": [
+                        {
+                            "mountPath": "/etc/sealpod/proxy",
+                            "name": "proxy-config",
+                            "readOnly": true
+                        },
+                        {
+                            "mountPath": "/var/run/sealpod/ca",
+                            "name": "proxy-ca",
+                            "readOnly": false
+                        }
+                    ]
+                }
+            ],
+            "restartPolicy": "Never",
+            "runtimeClassName": "gvisor",
+            "securityContext": {
+                "fsGroup": 1000,
+                "seccompProfile": {
+                    "type": "RuntimeDefault"
+                }
+            },
+            "shareProcessNamespace": false,
+            "volumes": [
+                {
+                    "name": "workspace",
+                    "persistentVolumeClaim": {
+                        "claimName": "ses-abc123-workspace",
+                        "readOnly": false
+                    }
+                },
+                {
+                    "name": "proxy-config",
+                    "secret": {
+                        "defaultMode": 288,
+                        "secretName": "ses-abc123-proxy"
+                    }
+                },
+                {
+                    "name": "runtime-token",
+                    "secret": {
+                        "defaultMode": 288,
+                        "secretName": "ses-abc123-runtime"
+                    }
+                },
+                {
+                    "emptyDir": {
+                        "medium": "Memory",
+                        "sizeLimit": "1Mi"
+                    },
+                    "name": "proxy-ca"
+                },
+                {
+                    "emptyDir": {
+                        "sizeLimit": "1Gi"
+                    },
+                    "name": "tmp"
+                }
+            ]
+        }
+    });
+    assert_eq!(
+        serde_json::to_value(sandbox_pod(&plan, &settings)).expect("json"),
+        expected
+    );
+}
+
+#[test]
+fn proxy_secret_is_exactly_the_expected_object() {
+    let plan = fixture::plan();
+    let settings = fixture::settings();
+    let expected = json!({
+        "apiVersion": "v1",
+        "data": {
+            "config.yaml": {
+                "listen": "127.0.0.1:3128",
+                "admin_listen": "0.0.0.0:9901",
+                "ca_cert_out": "/var/run/sealpod/ca/ca.pem",
+                "mode": "enforce",
+                "allow": [
+                    "*.githubusercontent.com",
+                    "api.anthropic.com",
+                    "github.com",
+                    "sealpod-api.sealpod-system.svc:8081"
+                ],
+                "deny_cidrs": [
+                    "10.244.0.0/16",
+                    "fd00:10:244::/56",
+                    "10.96.0.0/12"
+                ],
+                "allow_cidrs": [
+                    "10.96.0.10/32"
+                ],
+                "credentials": [
+                    {
+                        "sealed": "sp_sealed_0123456789abcdef0123456789abcdef",
+                        "value_file": "/etc/sealpod/proxy/credential",
+                        "hosts": [
+                            "api.anthropic.com"
+                        ],
+                        "headers": [
+                            {
+                                "name": "x-api-key"
+                            },
+                            {
+                                "name": "authorization",
+                                "scheme": "Bearer"
+                            }
+                        ]
+                    }
+                ],
+                "events": {
+                    "url": "http://sealpod-api.sealpod-system.svc:8081/runtime/v1/egress-events",
+                    "token_file": "/etc/sealpod/proxy/events-token"
+                },
+                "resolve": {},
+                "extra_roots": []
+            },
+            "credential": "sk-ant-api03-REALKEY-fixture-0123456789",
+            "events-token": "sprt_proxy.fixture"
+        },
+        "kind": "Secret",
+        "metadata": {
+            "annotations": {
+                "sealpod.dev/credential-version": "3"
+            },
+            "labels": {
+                "app.kubernetes.io/managed-by": "sealpod-operator",
+                "app.kubernetes.io/part-of": "sealpod",
+                "sealpod.dev/agent": "agt-reviewer",
+                "sealpod.dev/component": "proxy-config",
+                "sealpod.dev/session": "ses-abc123"
+            },
+            "name": "ses-abc123-proxy",
+            "namespace": "tenant-a",
+            "ownerReferences": [
+                {
+                    "apiVersion": "sealpod.dev/v1alpha1",
+                    "blockOwnerDeletion": true,
+                    "controller": true,
+                    "kind": "Session",
+                    "name": "ses-abc123",
+                    "uid": "uid-ses-abc123"
+                }
+            ]
+        },
+        "type": "Opaque"
+    });
+    assert_eq!(decoded(&proxy_secret(&plan, &settings)), expected);
+}
+
+#[test]
+fn runtime_secret_is_exactly_the_expected_object() {
+    let plan = fixture::plan();
+    let expected = json!({
+        "apiVersion": "v1",
+        "data": {
+            "sealed-token": "sp_sealed_0123456789abcdef0123456789abcdef",
+            "token": "sprt_runtime.fixture"
+        },
+        "kind": "Secret",
+        "metadata": {
+            "labels": {
+                "app.kubernetes.io/managed-by": "sealpod-operator",
+                "app.kubernetes.io/part-of": "sealpod",
+                "sealpod.dev/agent": "agt-reviewer",
+                "sealpod.dev/component": "runtime-token",
+                "sealpod.dev/session": "ses-abc123"
+            },
+            "name": "ses-abc123-runtime",
+            "namespace": "tenant-a",
+            "ownerReferences": [
+                {
+                    "apiVersion": "sealpod.dev/v1alpha1",
+                    "blockOwnerDeletion": true,
+                    "controller": true,
+                    "kind": "Session",
+                    "name": "ses-abc123",
+                    "uid": "uid-ses-abc123"
+                }
+            ]
+        },
+        "type": "Opaque"
+    });
+    assert_eq!(decoded(&runtime_secret(&plan)), expected);
+}
+
+#[test]
+fn network_policy_is_exactly_the_expected_object() {
+    let plan = fixture::plan();
+    let settings = fixture::settings();
+    let expected = json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "labels": {
+                "app.kubernetes.io/managed-by": "sealpod-operator",
+                "app.kubernetes.io/part-of": "sealpod",
+                "sealpod.dev/agent": "agt-reviewer",
+                "sealpod.dev/component": "sandbox",
+                "sealpod.dev/session": "ses-abc123"
+            },
+            "name": "ses-abc123-egress",
+            "namespace": "tenant-a",
+            "ownerReferences": [
+                {
+                    "apiVersion": "sealpod.dev/v1alpha1",
+                    "blockOwnerDeletion": true,
+                    "controller": true,
+                    "kind": "Session",
+                    "name": "ses-abc123",
+                    "uid": "uid-ses-abc123"
+                }
+            ]
+        },
+        "spec": {
+            "egress": [
+                {
+                    "ports": [
+                        {
+                            "port": 53,
+                            "protocol": "UDP"
+                        },
+                        {
+                            "port": 53,
+                            "protocol": "TCP"
+                        }
+                    ]
+                },
+                {
+                    "to": [
+                        {
+                            "ipBlock": {
+                                "cidr": "0.0.0.0/0",
+                                "except": [
+                                    "0.0.0.0/8",
+                                    "10.0.0.0/8",
+                                    "100.64.0.0/10",
+                                    "127.0.0.0/8",
+                                    "169.254.0.0/16",
+                                    "172.16.0.0/12",
+                                    "192.0.0.0/24",
+                                    "192.168.0.0/16",
+                                    "198.18.0.0/15",
+                                    "224.0.0.0/4",
+                                    "240.0.0.0/4",
+                                    "10.244.0.0/16",
+                                    "10.96.0.0/12"
+                                ]
+                            }
+                        },
+                        {
+                            "ipBlock": {
+                                "cidr": "::/0",
+                                "except": [
+                                    "::1/128",
+                                    "::ffff:0:0/96",
+                                    "64:ff9b::/96",
+                                    "2002::/16",
+                                    "fc00::/7",
+                                    "fe80::/10",
+                                    "ff00::/8",
+                                    "fd00:10:244::/56"
+                                ]
+                            }
+                        }
+                    ]
+                },
+                {
+                    "ports": [
+                        {
+                            "port": 8081,
+                            "protocol": "TCP"
+                        }
+                    ],
+                    "to": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {
+                                    "kubernetes.io/metadata.name": "sealpod-system"
+                                }
+                            },
+                            "podSelector": {
+                                "matchLabels": {
+                                    "app.kubernetes.io/name": "sealpod-api-server"
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+            "podSelector": {
+                "matchLabels": {
+                    "sealpod.dev/component": "sandbox",
+                    "sealpod.dev/session": "ses-abc123"
+                }
+            },
+            "policyTypes": [
+                "Egress"
+            ]
+        }
+    });
+    assert_eq!(
+        serde_json::to_value(network_policy(&plan, &settings)).expect("json"),
+        expected
+    );
+}
+
+#[test]
+fn workspace_claim_is_exactly_the_expected_object() {
+    let plan = fixture::plan();
+    let settings = fixture::settings();
+    let expected = json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "labels": {
+                "app.kubernetes.io/managed-by": "sealpod-operator",
+                "app.kubernetes.io/part-of": "sealpod",
+                "sealpod.dev/agent": "agt-reviewer",
+                "sealpod.dev/component": "workspace",
+                "sealpod.dev/session": "ses-abc123"
+            },
+            "name": "ses-abc123-workspace",
+            "namespace": "tenant-a",
+            "ownerReferences": [
+                {
+                    "apiVersion": "sealpod.dev/v1alpha1",
+                    "blockOwnerDeletion": true,
+                    "controller": true,
+                    "kind": "Session",
+                    "name": "ses-abc123",
+                    "uid": "uid-ses-abc123"
+                }
+            ]
+        },
+        "spec": {
+            "accessModes": [
+                "ReadWriteOnce"
+            ],
+            "resources": {
+                "requests": {
+                    "storage": "10Gi"
+                }
+            }
+        }
+    });
+    assert_eq!(
+        serde_json::to_value(workspace_claim(&plan, &settings)).expect("json"),
+        expected
+    );
+}
+
+fn all_containers(pod: &Pod) -> Vec<&Container> {
+    let spec = pod.spec.as_ref().expect("spec");
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .collect()
+}
+
+fn container<'a>(pod: &'a Pod, name: &str) -> &'a Container {
+    all_containers(pod)
+        .into_iter()
+        .find(|c| c.name == name)
+        .expect("container")
+}
+
+#[test]
+fn only_the_lock_container_has_net_admin() {
+    let pod = sandbox_pod(&fixture::plan(), &fixture::settings());
+    let with_net_admin: Vec<&str> = all_containers(&pod)
+        .into_iter()
+        .filter(|c| {
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.capabilities.as_ref())
+                .and_then(|caps| caps.add.as_ref())
+                .is_some_and(|add| add.iter().any(|a| a == "NET_ADMIN" || a == "ALL"))
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(with_net_admin, [CONTAINER_LOCK]);
+    for c in all_containers(&pod) {
+        let sc = c
+            .security_context
+            .as_ref()
+            .expect("every container has a context");
+        assert_eq!(sc.privileged, Some(false), "{}", c.name);
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        let drop = sc.capabilities.as_ref().and_then(|c| c.drop.as_ref());
+        assert_eq!(
+            drop.map(Vec::as_slice),
+            Some(&["ALL".to_owned()][..]),
+            "{}",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn only_the_proxy_mounts_the_proxy_secret() {
+    let plan = fixture::plan();
+    let pod = sandbox_pod(&plan, &fixture::settings());
+    let spec = pod.spec.as_ref().expect("spec");
+    let proxy_volumes: Vec<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| {
+            v.secret.as_ref().and_then(|s| s.secret_name.as_deref())
+                == Some(proxy_secret_name(&plan.name).as_str())
+        })
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(
+        proxy_volumes,
+        [MOUNT_PROXY],
+        "one volume holds the proxy Secret"
+    );
+    let mounting: Vec<&str> = all_containers(&pod)
+        .into_iter()
+        .filter(|c| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.name == MOUNT_PROXY)
+                || c.env_from.iter().flatten().any(|e| {
+                    e.secret_ref.as_ref().map(|s| s.name.as_str())
+                        == Some(proxy_secret_name(&plan.name).as_str())
+                })
+                || c.env.iter().flatten().any(|e| {
+                    e.value_from
+                        .as_ref()
+                        .and_then(|v| v.secret_key_ref.as_ref())
+                        .is_some_and(|r| r.name == proxy_secret_name(&plan.name))
+                })
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(mounting, [CONTAINER_PROXY]);
+    // The proxy is a native sidecar gated by its readiness endpoint.
+    let proxy = container(&pod, CONTAINER_PROXY);
+    assert_eq!(proxy.restart_policy.as_deref(), Some("Always"));
+    let probe = proxy
+        .startup_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .expect("probe");
+    assert_eq!(probe.path.as_deref(), Some("/ready"));
+}
+
+#[test]
+fn the_runtime_is_hardened_and_runs_as_another_uid_than_the_proxy() {
+    let settings = fixture::settings();
+    let pod = sandbox_pod(&fixture::plan(), &settings);
+    let spec = pod.spec.as_ref().expect("spec");
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    assert_ne!(spec.host_network, Some(true));
+    assert_ne!(spec.share_process_namespace, Some(true));
+    let uid = |name: &str| {
+        container(&pod, name)
+            .security_context
+            .as_ref()
+            .and_then(|s| s.run_as_user)
+            .expect("uid")
+    };
+    assert_eq!(uid(CONTAINER_PROXY), settings.proxy_uid);
+    assert_ne!(uid(CONTAINER_RUNTIME), uid(CONTAINER_PROXY));
+    assert_ne!(uid(CONTAINER_RUNTIME), 0);
+    let runtime = container(&pod, CONTAINER_RUNTIME);
+    let sc = runtime.security_context.as_ref().expect("context");
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    let writable: Vec<&str> = runtime
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.read_only != Some(true))
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(writable, [WORKSPACE_DIR, "/tmp"]);
+    // The lock runs before the proxy, which runs before the runtime.
+    let order: Vec<&str> = all_containers(&pod)
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(order, [CONTAINER_LOCK, CONTAINER_PROXY, CONTAINER_RUNTIME]);
+}
+
+#[test]
+fn no_sealed_value_is_a_real_key() {
+    let plan = fixture::plan();
+    let settings = fixture::settings();
+    let runtime = decoded(&runtime_secret(&plan));
+    let sealed = runtime["data"][RUNTIME_SEALED_TOKEN_ENTRY]
+        .as_str()
+        .expect("sealed");
+    assert!(is_sealed_token(sealed));
+    assert_ne!(sealed, REAL_KEY);
+    let proxy = decoded(&proxy_secret(&plan, &settings));
+    for cred in proxy["data"][PROXY_CONFIG_ENTRY]["credentials"]
+        .as_array()
+        .expect("list")
+    {
+        let s = cred["sealed"].as_str().expect("sealed");
+        assert!(is_sealed_token(s), "the proxy swaps only sealed tokens");
+        assert_eq!(s, sealed, "the runtime holds the token the proxy swaps");
+    }
+    // The runtime's provider variable is the sealed token, read from the runtime Secret.
+    let pod = sandbox_pod(&plan, &settings);
+    let var = container(&pod, CONTAINER_RUNTIME)
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "ANTHROPIC_API_KEY")
+        .expect("provider variable");
+    let source = var
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("ref");
+    assert_eq!(source.name, runtime_secret_name(&plan.name));
+    assert_eq!(source.key, RUNTIME_SEALED_TOKEN_ENTRY);
+}
+
+/// Every string leaf of `value` with its JSON path; Secret `data` leaves are also decoded.
+fn leaves(path: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(s) => {
+            out.push((path.to_owned(), s.clone()));
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(s)
+                && let Ok(text) = String::from_utf8(bytes)
+            {
+                out.push((format!("{path}(decoded)"), text));
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                leaves(&format!("{path}[{i}]"), v, out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                leaves(&format!("{path}.{k}"), v, out);
+            }
+            // Keys can carry values too (a label key, a data key).
+            for k in map.keys() {
+                out.push((format!("{path}<key>"), k.clone()));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn scan_finds_the_real_key_only_in_the_proxy_value_file_entry() {
+    let plan = fixture::plan();
+    let settings = fixture::settings();
+    let objects: Vec<(&str, Value)> = vec![
+        (
+            "pod",
+            serde_json::to_value(sandbox_pod(&plan, &settings)).expect("json"),
+        ),
+        (
+            "proxy",
+            serde_json::to_value(proxy_secret(&plan, &settings)).expect("json"),
+        ),
+        (
+            "runtime",
+            serde_json::to_value(runtime_secret(&plan)).expect("json"),
+        ),
+        (
+            "netpol",
+            serde_json::to_value(network_policy(&plan, &settings)).expect("json"),
+        ),
+        (
+            "pvc",
+            serde_json::to_value(workspace_claim(&plan, &settings)).expect("json"),
+        ),
+    ];
+    let b64_key = base64::engine::general_purpose::STANDARD.encode(REAL_KEY);
+    let mut hits = Vec::new();
+    for (name, value) in &objects {
+        let mut all = Vec::new();
+        leaves(name, value, &mut all);
+        for (path, text) in all {
+            if text.contains(REAL_KEY) || text.contains(&b64_key) || text.contains("REALKEY") {
+                hits.push(path);
+            }
+        }
+        // Debug output of the plan itself must not carry it either.
+        assert!(!format!("{plan:?}").contains(REAL_KEY));
+    }
+    hits.sort();
+    assert_eq!(
+        hits,
+        [
+            format!("proxy.data.{PROXY_VALUE_ENTRY}"),
+            format!("proxy.data.{PROXY_VALUE_ENTRY}(decoded)"),
+        ]
+    );
+    // The tokens go where they belong only.
+    let mut token_paths = Vec::new();
+    for (name, value) in &objects {
+        let mut all = Vec::new();
+        leaves(name, value, &mut all);
+        for (path, text) in all {
+            if text.contains(RUNTIME_TOKEN) || text.contains(EVENTS_TOKEN) {
+                token_paths.push(path);
+            }
+        }
+    }
+    token_paths.retain(|p| p.ends_with("(decoded)"));
+    token_paths.sort();
+    assert_eq!(
+        token_paths,
+        [
+            "proxy.data.events-token(decoded)".to_owned(),
+            "runtime.data.token(decoded)".to_owned(),
+        ]
+    );
+    let _ = SEALED;
+}
+
+#[test]
+fn builders_are_deterministic_and_follow_the_agent() {
+    let mut plan = fixture::plan();
+    let settings = fixture::settings();
+    assert_eq!(sandbox_pod(&plan, &settings), sandbox_pod(&plan, &settings));
+    assert_eq!(
+        proxy_secret(&plan, &settings),
+        proxy_secret(&plan, &settings)
+    );
+    plan.sandbox.image = Some("example/custom:2".into());
+    plan.sandbox.runtime_class_name = None;
+    plan.snapshot.model = "openai/gpt-5".into();
+    plan.snapshot.egress = Some(sealpod_resources::common::EgressPolicy {
+        allow: vec![],
+        mode: sealpod_resources::common::EgressMode::Report,
+    });
+    let pod = sandbox_pod(&plan, &settings);
+    let runtime = container(&pod, CONTAINER_RUNTIME);
+    assert_eq!(runtime.image.as_deref(), Some("example/custom:2"));
+    assert!(
+        runtime
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "OPENAI_API_KEY")
+    );
+    assert_eq!(
+        pod.spec.as_ref().and_then(|s| s.runtime_class_name.clone()),
+        None
+    );
+    let proxy = decoded(&proxy_secret(&plan, &settings));
+    assert_eq!(proxy["data"][PROXY_CONFIG_ENTRY]["mode"], "report");
+    assert_eq!(
+        proxy["data"][PROXY_CONFIG_ENTRY]["allow"],
+        json!(["api.anthropic.com", "sealpod-api.sealpod-system.svc:8081"])
+    );
+}
+
+#[test]
+fn without_claims_the_workspace_is_an_empty_dir() {
+    let mut settings = fixture::settings();
+    settings.workspace_claim = false;
+    let pod = sandbox_pod(&fixture::plan(), &settings);
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .expect("volumes");
+    let workspace = volumes
+        .iter()
+        .find(|v| v.name == MOUNT_WORKSPACE)
+        .expect("workspace");
+    assert!(workspace.persistent_volume_claim.is_none());
+    assert_eq!(
+        serde_json::to_value(workspace).expect("json"),
+        json!({"name": "workspace", "emptyDir": {"sizeLimit": "10Gi"}})
+    );
+}
+
+#[test]
+fn the_proxy_config_passes_the_sidecars_own_validation() {
+    use sealpod_resources::proxy_config::ProxyConfig;
+    let plan = fixture::plan();
+    let secret = proxy_secret(&plan, &fixture::settings());
+    let yaml = String::from_utf8(
+        secret.data.as_ref().expect("data")[PROXY_CONFIG_ENTRY]
+            .0
+            .clone(),
+    )
+    .expect("utf8");
+    // The sidecar refuses unknown keys, so this also proves the file has no stray field.
+    let parsed: ProxyConfig = serde_saphyr::from_str(&yaml).expect("the sidecar parses it");
+    let valid = parsed.validate().expect("the sidecar accepts it");
+    assert_eq!(valid.credentials.len(), 1);
+    assert_eq!(valid.credentials[0].sealed.expose(), fixture::SEALED);
+    assert_eq!(
+        valid.credentials[0].value_file,
+        std::path::Path::new("/etc/sealpod/proxy").join(PROXY_VALUE_ENTRY)
+    );
+    assert_eq!(valid.deny_cidrs.len(), 3);
+    assert!(
+        valid
+            .allow
+            .iter()
+            .any(|a| a.matches("api.anthropic.com", 443))
+    );
+    assert!(
+        valid
+            .allow
+            .iter()
+            .any(|a| a.matches("sealpod-api.sealpod-system.svc", 8081))
+    );
+}

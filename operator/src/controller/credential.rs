@@ -1,0 +1,142 @@
+//! Credential controller: opens each Credential's sealed value with the operator's keys (to
+//! prove it opens; the value is dropped at once) and reports `keyId` and the `Ready`/`Degraded`
+//! conditions. `last4` and `version` are the API server's. Rotation reaches sessions through the
+//! session controller, which watches Credentials and their sealed Secrets.
+//!
+//! It must never log, or put into status or an Event, the opened value.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use sealpod_resources::Credential;
+use sealpod_resources::conditions::{ConditionStatus, DEGRADED, READY, reasons};
+use sealpod_resources::labels;
+use serde_json::json;
+
+use super::{
+    Conditions, Context, CredentialProblem, SAFETY_REQUEUE, apply_status, drain, main_stream,
+    measured, open_credential, publish_transitions, retry,
+};
+use crate::error::Error;
+
+/// Controller name (metrics).
+pub const CONTROLLER: &str = "credential";
+
+/// The Credential a sealed Secret belongs to: its `sealpod.dev/credential` label, or an owner
+/// reference of kind Credential.
+pub(crate) fn credential_of(secret: &PartialObjectMeta<Secret>) -> Option<ObjectRef<Credential>> {
+    let ns = secret.namespace()?;
+    let name = secret
+        .labels()
+        .get(labels::CREDENTIAL_LABEL)
+        .cloned()
+        .or_else(|| {
+            secret
+                .owner_references()
+                .iter()
+                .find(|o| o.kind == "Credential")
+                .map(|o| o.name.clone())
+        })?;
+    Some(ObjectRef::new(&name).within(&ns))
+}
+
+/// Watch configuration of sealed-credential Secrets.
+pub(crate) fn sealed_secrets(wc: &watcher::Config) -> watcher::Config {
+    wc.clone().labels(&format!(
+        "{}={}",
+        labels::COMPONENT_LABEL,
+        labels::COMPONENT_SEALED_CREDENTIAL
+    ))
+}
+
+async fn reconcile(cred: Arc<Credential>, ctx: Arc<Context>) -> Result<Action, Error> {
+    measured(CONTROLLER, cred.as_ref(), &ctx, apply(&cred, &ctx)).await
+}
+
+async fn apply(cred: &Credential, ctx: &Context) -> Result<Action, Error> {
+    if cred.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let old = cred.status.clone().unwrap_or_default();
+    let generation = cred.metadata.generation;
+    let mut conds = Conditions::from(&old.conditions, generation);
+    let mut key_id = old.key_id.clone();
+    match open_credential(ctx, cred).await? {
+        Ok(opened) => {
+            key_id = Some(opened.key_id.to_string());
+            drop(opened.value);
+            conds.set(
+                READY,
+                ConditionStatus::True,
+                reasons::AS_EXPECTED,
+                "the sealed value opens",
+            );
+            conds.set(DEGRADED, ConditionStatus::False, reasons::AS_EXPECTED, "");
+        }
+        Err(problem) => {
+            let (reason, message) = match problem {
+                CredentialProblem::NotFound(m) => (reasons::CREDENTIAL_NOT_FOUND, m),
+                CredentialProblem::Unreadable(m) => (reasons::CREDENTIAL_UNREADABLE, m),
+            };
+            conds.set(READY, ConditionStatus::False, reason, message.clone());
+            conds.set(DEGRADED, ConditionStatus::True, reason, message);
+        }
+    }
+    if conds.list != old.conditions || key_id != old.key_id || generation != old.observed_generation
+    {
+        let mut status = json!({
+            "observedGeneration": generation,
+            "conditions": conds.list,
+        });
+        if let Some(k) = &key_id {
+            status["keyId"] = json!(k);
+        }
+        apply_status(ctx, cred, status).await?;
+        publish_transitions(ctx, cred, &old.conditions, &conds.list).await;
+    }
+    // The sealed Secret's watch retriggers on change; the requeue is a safety net for Secrets
+    // that carry neither the credential label nor an owner reference.
+    Ok(Action::requeue(SAFETY_REQUEUE))
+}
+
+/// Runs the credential controller until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let wc = watcher::Config::default()
+        .page_size(ctx.config.page_size)
+        .timeout(ctx.config.watch_timeout_seconds);
+    let client = ctx.client.clone();
+    let (reader, stream) = main_stream(
+        super::scoped::<Credential>(client.clone(), namespace.as_deref()),
+        wc.clone(),
+    );
+    let secrets = watcher(
+        super::scoped::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
+        sealed_secrets(&wc),
+    )
+    .default_backoff()
+    .touched_objects();
+    let controller = Controller::for_stream(stream, reader)
+        .watches_stream(secrets, |s| credential_of(&s))
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(
+            reconcile,
+            |c: Arc<Credential>, e: &Error, ctx: Arc<Context>| {
+                retry(CONTROLLER, c.as_ref(), e, &ctx)
+            },
+            ctx,
+        );
+    drain(controller.boxed()).await;
+}

@@ -1,0 +1,392 @@
+//! The three controllers (credential, agent, session), their shared context and the pieces they
+//! share: opening a credential, writing conditions with server-side apply on `/status`, and
+//! publishing an Event for each condition transition.
+//!
+//! Nothing here may log, put into status or into an Event an opened credential value.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use sealpod_resources::Credential;
+use sealpod_resources::conditions::{self, Condition, ConditionStatus};
+use sealpod_resources::credential::CredentialSpec;
+use sealpod_resources::labels::{OPERATOR_FIELD_MANAGER, SEALED_SECRET_KEY};
+use sealpod_resources::runtime_token::TokenKey;
+use sealpod_resources::sealing::{KeyId, KeySet, SealedValue, SealingError};
+use sealpod_resources::secret::Secret as SecretString;
+use serde::de::DeserializeOwned;
+
+use crate::build::Settings;
+use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+pub mod agent;
+pub mod credential;
+pub mod lifecycle;
+pub mod session;
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The cluster.
+    pub client: Client,
+    /// Builder settings.
+    pub settings: Settings,
+    /// The flags.
+    pub config: Config,
+    /// The sealing key set (reloaded when a value names an unknown key).
+    pub keys: RwLock<KeySet>,
+    /// The runtime-token key.
+    pub token_key: TokenKey,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Restart bookkeeping of sandbox pods, by Session UID.
+    pub restarts: Mutex<HashMap<String, lifecycle::Restart>>,
+    /// First failed revoke of a deleted Session, by UID.
+    pub revokes: Mutex<HashMap<String, Instant>>,
+    /// Failed reconciles in a row, by controller and UID (error backoff).
+    pub attempts: Mutex<HashMap<(&'static str, String), u32>>,
+    /// HTTP client of the runtime API (revoke).
+    pub http: HttpClient<HttpConnector, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context over `client`.
+    pub fn new(
+        client: Client,
+        config: Config,
+        settings: Settings,
+        keys: KeySet,
+        token_key: TokenKey,
+        metrics: Arc<Metrics>,
+    ) -> Context {
+        let recorder = Recorder::new(client.clone(), OPERATOR_FIELD_MANAGER.into());
+        Context {
+            client,
+            settings,
+            config,
+            keys: RwLock::new(keys),
+            token_key,
+            metrics,
+            recorder,
+            restarts: Mutex::default(),
+            revokes: Mutex::default(),
+            attempts: Mutex::default(),
+            http: HttpClient::builder(hyper_util::rt::TokioExecutor::new())
+                .build(HttpConnector::new()),
+        }
+    }
+
+    fn attempt(&self, controller: &'static str, uid: String) -> u32 {
+        let mut a = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = a.entry((controller, uid)).or_default();
+        *n += 1;
+        *n
+    }
+
+    fn succeeded(&self, controller: &'static str, uid: String) {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(controller, uid));
+    }
+}
+
+/// Runs one reconcile, records its metrics and resets or counts its error attempts.
+pub(crate) async fn measured<K: Resource>(
+    controller: &'static str,
+    obj: &K,
+    ctx: &Context,
+    fut: impl Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let start = Instant::now();
+    let result = fut.await;
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.label(),
+    };
+    ctx.metrics.reconciled(controller, label, start.elapsed());
+    let uid = obj.meta().uid.clone().unwrap_or_default();
+    if result.is_ok() {
+        ctx.succeeded(controller, uid);
+    }
+    result
+}
+
+/// The error policy of every controller: transient errors are retried with a per-object
+/// exponential backoff (a bad spec never reaches here: it is reported in status and waits).
+pub(crate) fn retry<K: Resource>(
+    controller: &'static str,
+    obj: &K,
+    error: &Error,
+    ctx: &Context,
+) -> Action {
+    let n = ctx.attempt(controller, obj.meta().uid.clone().unwrap_or_default());
+    tracing::warn!(
+        controller,
+        namespace = obj.meta().namespace.as_deref().unwrap_or(""),
+        name = obj.meta().name.as_deref().unwrap_or(""),
+        error = %error,
+        attempt = n,
+        "reconcile failed"
+    );
+    Action::requeue(error.retry_after(n))
+}
+
+/// Now, as a condition timestamp (RFC 3339, seconds).
+pub fn now() -> String {
+    let t = k8s_openapi::jiff::Timestamp::now();
+    k8s_openapi::jiff::Timestamp::from_second(t.as_second())
+        .unwrap_or(t)
+        .to_string()
+}
+
+/// A set of conditions being computed from the ones already in status.
+#[derive(Debug, Clone)]
+pub struct Conditions {
+    /// The conditions, old transition times kept where the status did not change.
+    pub list: Vec<Condition>,
+    generation: Option<i64>,
+    now: String,
+}
+
+impl Conditions {
+    /// Starts from `existing`.
+    pub fn from(existing: &[Condition], generation: Option<i64>) -> Conditions {
+        Conditions {
+            list: existing.to_vec(),
+            generation,
+            now: now(),
+        }
+    }
+
+    /// Sets one condition.
+    pub fn set(
+        &mut self,
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        conditions::set_condition(
+            &mut self.list,
+            Condition::new(type_, status, reason, message, &self.now, self.generation),
+        );
+    }
+}
+
+/// Publishes one Event per condition whose status or reason changed. Events are best effort: a
+/// failure is logged, never fails the reconcile.
+pub(crate) async fn publish_transitions<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    old: &[Condition],
+    new: &[Condition],
+) {
+    let reference = obj.object_ref(&());
+    for c in new {
+        let before = conditions::find(old, &c.type_);
+        if before.is_some_and(|b| b.status == c.status && b.reason == c.reason) {
+            continue;
+        }
+        // A condition appearing in its quiet state (not yet true, or not degraded) is no
+        // transition worth an Event; this keeps a new object to the events that say something.
+        let quiet = if c.type_ == conditions::DEGRADED {
+            c.status == ConditionStatus::False
+        } else {
+            c.status != ConditionStatus::True
+        };
+        if before.is_none() && quiet {
+            continue;
+        }
+        let warning = (c.type_ == conditions::DEGRADED && c.status == ConditionStatus::True)
+            || (c.type_ == conditions::EGRESS_LOCKED
+                && c.reason == conditions::reasons::LOCK_FAILED);
+        let event = KubeEvent {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: c.reason.clone(),
+            note: Some(format!("{} is {:?}: {}", c.type_, c.status, c.message)),
+            action: c.type_.clone(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            tracing::debug!(%error, "event not published");
+        }
+    }
+}
+
+/// Writes `status` (a JSON object of the operator's fields) with server-side apply on the
+/// `/status` subresource under the operator's field manager.
+pub(crate) async fn apply_status<K>(
+    ctx: &Context,
+    obj: &K,
+    status: serde_json::Value,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(Error::kube("apply status"))?;
+    Ok(())
+}
+
+/// Why a credential cannot be bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialProblem {
+    /// The Credential or its sealed Secret does not exist (reason `CredentialNotFound`).
+    NotFound(String),
+    /// The sealed value does not open (reason `CredentialUnreadable`).
+    Unreadable(String),
+}
+
+/// An opened credential value and the key that sealed it.
+#[derive(Debug)]
+pub struct Opened {
+    /// The value (redacting).
+    pub value: SecretString,
+    /// The key id of the sealed value.
+    pub key_id: KeyId,
+}
+
+/// Opens a Credential's sealed value with the operator's keys.
+pub async fn open_credential(
+    ctx: &Context,
+    credential: &Credential,
+) -> Result<Result<Opened, CredentialProblem>, Error> {
+    let ns = credential.namespace().unwrap_or_default();
+    let name = credential.name_any();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret_name = &credential.spec.sealed_secret_ref.name;
+    let Some(secret) = secrets
+        .get_opt(secret_name)
+        .await
+        .map_err(Error::kube("get sealed secret"))?
+    else {
+        return Ok(Err(CredentialProblem::NotFound(format!(
+            "sealed Secret `{secret_name}` not found"
+        ))));
+    };
+    let Some(text) = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(SEALED_SECRET_KEY))
+        .and_then(|b| std::str::from_utf8(&b.0).ok())
+    else {
+        return Ok(Err(CredentialProblem::Unreadable(format!(
+            "sealed Secret `{secret_name}` has no text entry `{SEALED_SECRET_KEY}`"
+        ))));
+    };
+    let sealed = SealedValue::from_text(text.trim());
+    let context = CredentialSpec::sealing_context(&ns, &name);
+    let open = |keys: &RwLock<KeySet>| {
+        keys.read()
+            .unwrap_or_else(|e| e.into_inner())
+            .open_text(&sealed, &context)
+    };
+    let mut result = open(&ctx.keys);
+    if matches!(result, Err(SealingError::UnknownKeyId(_))) {
+        // The key set may have been renewed by another process since we loaded it.
+        if let Some(fresh) =
+            crate::keys::load_sealing_keys(&ctx.client, &ctx.config.system_namespace).await?
+        {
+            *ctx.keys.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+            result = open(&ctx.keys);
+        }
+    }
+    match result {
+        Ok(value) if value.is_empty() => Ok(Err(CredentialProblem::Unreadable(
+            "the sealed value opens to an empty key".into(),
+        ))),
+        Ok(value) => Ok(Ok(Opened {
+            value,
+            key_id: sealed.key_id().map_err(|e| Error::Keys(e.to_string()))?,
+        })),
+        // Sealing errors name key ids and causes, never the value.
+        Err(e) => Ok(Err(CredentialProblem::Unreadable(e.to_string()))),
+    }
+}
+
+/// The watch stream and store of a controller's main resource, with managedFields pruned
+/// before caching (they are most of an object's size and never read).
+pub(crate) fn main_stream<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, wc)
+        .default_backoff()
+        .modify(|o: &mut K| {
+            o.managed_fields_mut().clear();
+        })
+        .reflect(writer)
+        .applied_objects();
+    (reader, stream)
+}
+
+/// An Api over every namespace (`None`) or one.
+pub(crate) fn scoped<K>(client: Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    }
+}
+
+/// Keeps a controller's stream running until it ends.
+pub(crate) async fn drain<S: Stream + Send>(stream: S) {
+    stream.for_each(|_| futures::future::ready(())).await;
+}
+
+/// Short pause used after a write whose watch event will retrigger the reconcile anyway.
+pub(crate) const SAFETY_REQUEUE: Duration = Duration::from_secs(300);

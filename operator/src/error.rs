@@ -1,0 +1,65 @@
+//! The operator's error type: each variant names the failed operation, and its
+//! [`Error::label`] is the metric label and Event reason.
+//!
+//! Messages never carry a credential value, a sealed token or a runtime token.
+
+use std::time::Duration;
+
+/// Why a reconcile or a start-up step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("{op} failed: {source}")]
+    Kube {
+        /// What was being done (e.g. `apply pod`).
+        op: &'static str,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Stored key material is unusable.
+    #[error("sealing keys: {0}")]
+    Keys(String),
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Revoking a deleted session's runtime tokens failed (retried until the revoke timeout).
+    #[error("revoking runtime tokens: {0}")]
+    Revoke(String),
+    /// The finalizer helper failed around a reconcile.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// Serving `/healthz`, `/readyz` and `/metrics` failed.
+    #[error("health and metrics listener: {0}")]
+    Listener(#[source] std::io::Error),
+}
+
+impl Error {
+    /// Wraps a kube error with the operation it failed.
+    pub fn kube(op: &'static str) -> impl FnOnce(kube::Error) -> Error {
+        move |source| Error::Kube { op, source }
+    }
+
+    /// Stable label of the variant: metric label value and Event reason.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "KubeError",
+            Error::Keys(_) => "KeysError",
+            Error::Config(_) => "ConfigError",
+            Error::Revoke(_) => "RevokeError",
+            Error::Finalizer(_) => "FinalizerError",
+            Error::Listener(_) => "ListenerError",
+        }
+    }
+
+    /// How long to wait before retrying. A bad spec is never an `Error` (it is reported in
+    /// status and waits for a change), so every error here is transient.
+    pub fn retry_after(&self, attempt: u32) -> Duration {
+        crate::config::backoff(Duration::from_millis(500), Duration::from_secs(60), attempt)
+    }
+}
+
+/// True when a kube error is an API answer with this HTTP code.
+pub fn is_status(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
+}

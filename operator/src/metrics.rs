@@ -1,0 +1,162 @@
+//! Prometheus metrics of the operator, in the text exposition format: reconciles by controller
+//! and result, reconcile duration histograms, sessions by phase and leadership.
+//!
+//! Labels are controller names, error variant labels and phases only: never an object's value,
+//! and never a secret.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the reconcile duration histogram.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The operator's metrics registry.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    reconciles: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    durations: Mutex<BTreeMap<&'static str, Histogram>>,
+    sessions: Mutex<BTreeMap<String, u64>>,
+    leader: AtomicBool,
+}
+
+impl Metrics {
+    /// Records one reconcile of `controller` ending in `result` (`ok` or an error label).
+    pub fn reconciled(&self, controller: &'static str, result: &'static str, took: Duration) {
+        if let Ok(mut m) = self.reconciles.lock() {
+            *m.entry((controller, result)).or_default() += 1;
+        }
+        if let Ok(mut h) = self.durations.lock() {
+            let h = h.entry(controller).or_default();
+            let secs = took.as_secs_f64();
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if secs <= *bound {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += secs;
+        }
+    }
+
+    /// Reconciles of `controller` so far, every result summed.
+    pub fn reconcile_count(&self, controller: &str) -> u64 {
+        self.reconciles
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|((c, _), _)| *c == controller)
+                    .map(|(_, n)| n)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Replaces the sessions-by-phase gauge.
+    pub fn set_sessions(&self, by_phase: BTreeMap<String, u64>) {
+        if let Ok(mut s) = self.sessions.lock() {
+            *s = by_phase;
+        }
+    }
+
+    /// Sets whether this replica leads.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::Relaxed);
+    }
+
+    /// Whether this replica leads.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP sealpod_operator_reconciles_total Reconciles by controller and result.\n",
+        );
+        out.push_str("# TYPE sealpod_operator_reconciles_total counter\n");
+        if let Ok(m) = self.reconciles.lock() {
+            for ((controller, result), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "sealpod_operator_reconciles_total{{controller=\"{controller}\",result=\"{result}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP sealpod_operator_reconcile_duration_seconds Reconcile duration.\n");
+        out.push_str("# TYPE sealpod_operator_reconcile_duration_seconds histogram\n");
+        if let Ok(h) = self.durations.lock() {
+            for (controller, h) in h.iter() {
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "sealpod_operator_reconcile_duration_seconds_bucket{{controller=\"{controller}\",le=\"{bound}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "sealpod_operator_reconcile_duration_seconds_bucket{{controller=\"{controller}\",le=\"+Inf\"}} {}\n\
+                     sealpod_operator_reconcile_duration_seconds_sum{{controller=\"{controller}\"}} {}\n\
+                     sealpod_operator_reconcile_duration_seconds_count{{controller=\"{controller}\"}} {}",
+                    h.count, h.sum, h.count
+                );
+            }
+        }
+        out.push_str("# HELP sealpod_operator_sessions Sessions by phase.\n");
+        out.push_str("# TYPE sealpod_operator_sessions gauge\n");
+        if let Ok(s) = self.sessions.lock() {
+            for (phase, n) in s.iter() {
+                let _ = writeln!(out, "sealpod_operator_sessions{{phase=\"{phase}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP sealpod_operator_leader 1 when this replica holds the Lease.\n");
+        out.push_str("# TYPE sealpod_operator_leader gauge\n");
+        let _ = writeln!(
+            out,
+            "sealpod_operator_leader {}",
+            u8::from(self.is_leader())
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let m = Metrics::default();
+        m.reconciled("session", "ok", Duration::from_millis(3));
+        m.reconciled("session", "ok", Duration::from_millis(30));
+        m.reconciled("session", "KubeError", Duration::from_secs(20));
+        m.set_sessions(BTreeMap::from([("running".to_owned(), 2)]));
+        m.set_leader(true);
+        let text = m.render();
+        assert!(text.contains(
+            "sealpod_operator_reconciles_total{controller=\"session\",result=\"ok\"} 2\n"
+        ));
+        assert!(text.contains("result=\"KubeError\"} 1\n"));
+        assert!(text.contains("_bucket{controller=\"session\",le=\"0.005\"} 1\n"));
+        assert!(text.contains("_bucket{controller=\"session\",le=\"0.05\"} 2\n"));
+        assert!(text.contains("_bucket{controller=\"session\",le=\"+Inf\"} 3\n"));
+        assert!(text.contains("_count{controller=\"session\"} 3\n"));
+        assert!(text.contains("sealpod_operator_sessions{phase=\"running\"} 2\n"));
+        assert!(text.contains("sealpod_operator_leader 1\n"));
+        assert_eq!(m.reconcile_count("session"), 3);
+        assert_eq!(m.reconcile_count("agent"), 0);
+    }
+}

@@ -36,10 +36,15 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new(limits: Limits) -> Harness {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(dir.path().join("workspace")).expect("workspace");
         let mut config = FakeModelConfig::tls(MODEL_KEY);
         config.scenarios.chunk_chars = 7;
+        Harness::with_model(limits, config).await
+    }
+
+    /// A harness whose fake model is configured by `config` (TLS required).
+    pub async fn with_model(limits: Limits, config: FakeModelConfig) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("workspace")).expect("workspace");
         let model = FakeModel::start(config).await.expect("fake model");
         std::fs::write(dir.path().join("ca.pem"), model.cert_pem().expect("pem")).expect("ca");
         std::fs::write(dir.path().join("token"), RUNTIME_TOKEN).expect("token");
@@ -144,6 +149,32 @@ impl Harness {
             .events
             .iter()
             .map(|e| e.type_.clone())
+            .collect()
+    }
+
+    /// Every file under the workspace, with its bytes.
+    pub fn workspace_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    out.push((path, bytes));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.workspace(), &mut out);
+        out
+    }
+
+    /// The environment of the running runtime process, as `NAME=value` strings.
+    pub fn process_environ(&self) -> Vec<String> {
+        let raw = std::fs::read(format!("/proc/{}/environ", self.pid())).expect("environ");
+        raw.split(|b| *b == 0)
+            .filter(|v| !v.is_empty())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
             .collect()
     }
 

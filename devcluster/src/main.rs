@@ -1,0 +1,100 @@
+//! The `devcluster` binary: `devcluster serve` runs a cluster until interrupted.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A Kubernetes-API-compatible server on loopback for local mode and tests.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API until SIGINT/SIGTERM; prints `listening on URL` once ready.
+    Serve(Serve),
+}
+
+#[derive(Debug, clap::Args)]
+struct Serve {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "SEALPOD_DEVCLUSTER_LISTEN", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Write a kubeconfig for the admin user (and one context per other user) here.
+    #[arg(long, env = "SEALPOD_DEVCLUSTER_KUBECONFIG_OUT")]
+    kubeconfig_out: Option<PathBuf>,
+    /// Persist all objects to this file and load it at start.
+    #[arg(long, env = "SEALPOD_DEVCLUSTER_STATE")]
+    state: Option<PathBuf>,
+    /// Serve HTTPS with a generated CA (written into the kubeconfig).
+    #[arg(long, env = "SEALPOD_DEVCLUSTER_TLS")]
+    tls: bool,
+    /// Static token file: `token,user[,uid[,"groups"]]` per line. Without it, one admin token
+    /// is generated and only written into the kubeconfig.
+    #[arg(long, env = "SEALPOD_DEVCLUSTER_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// The user of the kubeconfig's current context.
+    #[arg(long, env = "SEALPOD_DEVCLUSTER_ADMIN_USER", default_value = "admin")]
+    admin_user: String,
+    /// Seconds between watch bookmarks.
+    #[arg(long, env = "SEALPOD_DEVCLUSTER_BOOKMARK_SECONDS", default_value_t = 5)]
+    bookmark_seconds: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve(args) = Cli::parse().command;
+    let tokens = match &args.token_file {
+        Some(p) => devcluster::read_token_file(p)?,
+        None => vec![],
+    };
+    let config = devcluster::Config {
+        listen: args.listen,
+        tls: args.tls,
+        state_file: args.state.clone(),
+        tokens,
+        admin_user: args.admin_user.clone(),
+        bookmark_interval: std::time::Duration::from_secs(args.bookmark_seconds.max(1)),
+        ..Default::default()
+    };
+    let cluster = devcluster::DevCluster::start(config).await?;
+    if let Some(path) = &args.kubeconfig_out {
+        cluster
+            .write_kubeconfig(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("listening on {}", cluster.base_url());
+    std::io::stdout().flush()?;
+    shutdown_signal().await;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

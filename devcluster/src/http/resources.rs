@@ -103,6 +103,10 @@ pub(super) async fn handle(
     {
         return Err(no_route());
     }
+    let body_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if body_type.starts_with("application/vnd.kubernetes.protobuf") || body_type.starts_with("application/cbor") {
+        return Err(ApiError::unsupported_media_type(body_type));
+    }
     let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
         .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;

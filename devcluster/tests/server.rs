@@ -1,0 +1,295 @@
+//! The server around the API: bearer-token users, TLS with the generated CA, discovery as
+//! kube-rs and kubectl read it, raw watch semantics (bookmarks, initial-events-end, selectors),
+//! Tables, and the state file across a restart.
+
+mod common;
+
+use common::{Widget, cluster, widget};
+use futures::StreamExt as _;
+use http_body_util::BodyExt as _;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use kube::discovery::Discovery;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn cm(name: &str, labels: &Value) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).expect("cm")
+}
+
+async fn get_json(client: &kube::Client, uri: &str, accept: &str) -> Value {
+    let req = http::Request::get(uri)
+        .header("Accept", accept)
+        .body(Vec::new())
+        .expect("request");
+    let text = client.request_text(req).await.expect("response");
+    serde_json::from_str(&text).expect("json")
+}
+
+#[tokio::test]
+async fn tokens_identify_users_and_anonymous_is_refused() {
+    let c = devcluster::DevCluster::start(devcluster::Config {
+        tokens: vec![
+            ("op-token".into(), "operator".into()),
+            ("api-token".into(), "api-server".into()),
+        ],
+        ..Default::default()
+    })
+    .await
+    .expect("start");
+    for (user, expected) in [
+        ("operator", "operator"),
+        ("api-server", "api-server"),
+        ("admin", "admin"),
+    ] {
+        let client = c.client_for(user).expect("user has a token");
+        let req = http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+            .header("Content-Type", "application/json")
+            .body(
+                serde_json::to_vec(
+                    &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+                )
+                .expect("body"),
+            )
+            .expect("request");
+        let v: Value =
+            serde_json::from_str(&client.request_text(req).await.expect("review")).expect("json");
+        assert_eq!(v["status"]["userInfo"]["username"], json!(expected));
+    }
+    assert!(c.client_for("nobody").is_none());
+    // No token at all: 401 Unauthorized.
+    let anon = kube::Client::try_from(kube::Config::new(c.base_url().parse().expect("url")))
+        .expect("client");
+    let err = anon
+        .apiserver_version()
+        .await
+        .expect_err("anonymous is refused");
+    match err {
+        kube::Error::Api(s) => assert_eq!((s.code, s.reason.as_str()), (401, "Unauthorized")),
+        other => panic!("unexpected {other:?}"),
+    }
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_with_the_generated_ca() {
+    let c = devcluster::DevCluster::start(devcluster::Config {
+        tls: true,
+        ..Default::default()
+    })
+    .await
+    .expect("start");
+    assert!(c.base_url().starts_with("https://127.0.0.1:"));
+    let v = c
+        .client()
+        .apiserver_version()
+        .await
+        .expect("version over TLS");
+    assert_eq!(v.major, "1");
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    cms.create(&PostParams::default(), &cm("tls", &json!({})))
+        .await
+        .expect("create over TLS");
+    // The kubeconfig carries the CA and works with kube's own loader.
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("kubeconfig");
+    c.write_kubeconfig(&path).expect("kubeconfig");
+    let kc = kube::config::Kubeconfig::read_from(&path).expect("parse kubeconfig");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    let client = kube::Client::try_from(cfg).expect("client");
+    let got: Api<ConfigMap> = Api::default_namespaced(client);
+    assert!(got.get("tls").await.is_ok());
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn discovery_legacy_and_aggregated() {
+    let c = cluster().await;
+    for aggregated in [false, true] {
+        let d = Discovery::new(c.client());
+        let d = if aggregated {
+            d.run_aggregated().await
+        } else {
+            d.run().await
+        }
+        .expect("discovery");
+        let g = d
+            .get("fixture.sealpod.dev")
+            .expect("custom group discovered");
+        let (ar, caps) = g.recommended_kind("Widget").expect("Widget");
+        assert_eq!(ar.plural, "widgets");
+        assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+        assert!(d.get("coordination.k8s.io").is_some());
+        assert!(d.get("events.k8s.io").is_some());
+    }
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn tables_carry_printer_columns() {
+    let c = cluster().await;
+    let widgets: Api<Widget> = Api::namespaced(c.client(), "default");
+    widgets
+        .create(&PostParams::default(), &widget("t1", 7))
+        .await
+        .expect("create");
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let t = get_json(
+        &c.client(),
+        "/apis/fixture.sealpod.dev/v1alpha1/namespaces/default/widgets",
+        accept,
+    )
+    .await;
+    assert_eq!(t["kind"], json!("Table"));
+    let names: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .expect("cols")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Name", "Size", "Observed", "Age"]);
+    assert_eq!(t["rows"][0]["cells"][0], json!("t1"));
+    assert_eq!(t["rows"][0]["cells"][1], json!(7));
+    assert_eq!(
+        t["rows"][0]["object"]["kind"],
+        json!("PartialObjectMetadata")
+    );
+    c.shutdown().await;
+}
+
+/// Reads watch lines until `n` have arrived.
+async fn watch_lines(client: &kube::Client, uri: &str, n: usize) -> Vec<Value> {
+    let req = http::Request::get(uri).body(Vec::new()).expect("request");
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .expect("watch");
+    let mut body = resp.into_body().into_data_stream();
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(15), body.next())
+            .await
+            .expect("bounded")
+            .expect("open")
+            .expect("chunk");
+        buf.extend_from_slice(&chunk);
+        while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            out.push(serde_json::from_slice(&line).expect("json line"));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn watch_streams_initial_events_bookmarks_and_selector_exits() {
+    let c = cluster().await;
+    let client = c.client();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &cm("pre", &json!({"app": "x"})))
+        .await
+        .expect("create");
+    let rv = c.resource_version();
+
+    // Streaming list: ADDED for what exists, then the initial-events-end bookmark.
+    let lines = watch_lines(&client, "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0&allowWatchBookmarks=true&labelSelector=app%3Dx", 2).await;
+    assert_eq!(lines[0]["type"], json!("ADDED"));
+    assert_eq!(lines[1]["type"], json!("BOOKMARK"));
+    assert_eq!(
+        lines[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        json!("true")
+    );
+
+    // A change elsewhere moves the cluster on, but this stream's bookmark stays at what it
+    // delivered; an object leaving the selector arrives as DELETED.
+    let uri = format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&labelSelector=app%3Dx"
+    );
+    let watcher = tokio::spawn({
+        let client = client.clone();
+        async move { watch_lines(&client, &uri, 2).await }
+    });
+    cms.create(&PostParams::default(), &cm("other", &json!({"app": "y"})))
+        .await
+        .expect("unrelated");
+    let patch = json!({"metadata": {"labels": {"app": "z"}}});
+    cms.patch("pre", &Default::default(), &kube::api::Patch::Merge(patch))
+        .await
+        .expect("relabel");
+    let lines = watcher.await.expect("joined");
+    assert_eq!(lines[0]["type"], json!("DELETED"));
+    assert_eq!(lines[0]["object"]["metadata"]["name"], json!("pre"));
+    let delivered = lines[0]["object"]["metadata"]["resourceVersion"].clone();
+    assert_eq!(lines[1]["type"], json!("BOOKMARK"));
+    assert_eq!(lines[1]["object"]["metadata"]["resourceVersion"], delivered);
+
+    // Expired resourceVersion: an ERROR event with a 410 Status inside a 200 stream.
+    c.compact();
+    cms.create(&PostParams::default(), &cm("after", &json!({})))
+        .await
+        .expect("create");
+    let lines = watch_lines(
+        &client,
+        &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}"),
+        1,
+    )
+    .await;
+    assert_eq!(lines[0]["type"], json!("ERROR"));
+    assert_eq!(lines[0]["object"]["code"], json!(410));
+    assert_eq!(lines[0]["object"]["reason"], json!("Expired"));
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn state_file_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("state.json");
+    let config = || devcluster::Config {
+        state_file: Some(state.clone()),
+        ..Default::default()
+    };
+    let c = devcluster::DevCluster::start(config())
+        .await
+        .expect("start");
+    use kube::CustomResourceExt as _;
+    c.install_crds(&[Widget::crd()]).await.expect("crds");
+    let widgets: Api<Widget> = Api::namespaced(c.client(), "default");
+    widgets
+        .create(&PostParams::default(), &widget("kept", 5))
+        .await
+        .expect("create");
+    let rv = c.resource_version();
+    c.shutdown().await;
+
+    let c = devcluster::DevCluster::start(config())
+        .await
+        .expect("restart");
+    let widgets: Api<Widget> = Api::namespaced(c.client(), "default");
+    let w = widgets
+        .get("kept")
+        .await
+        .expect("the custom resource and its kind survive");
+    assert_eq!(w.spec.size, 5);
+    assert_eq!(
+        c.resource_version(),
+        rv,
+        "the resourceVersion counter survives too"
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "default");
+    let made = cms
+        .create(&PostParams::default(), &cm("new", &json!({})))
+        .await
+        .expect("create");
+    assert!(
+        made.metadata
+            .resource_version
+            .as_deref()
+            .and_then(|r| r.parse::<u64>().ok())
+            .expect("rv")
+            > rv
+    );
+    c.shutdown().await;
+}

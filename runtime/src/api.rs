@@ -111,7 +111,9 @@ impl RuntimeApi {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            if status == StatusCode::CONFLICT && code == "turn_canceled" {
+            if status == StatusCode::CONFLICT
+                && (code == "turn_canceled" || envelope["error"]["type"] == "turn_canceled")
+            {
                 return Err(ApiError::TurnCanceled);
             }
             return Err(ApiError::Status {

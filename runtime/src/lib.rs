@@ -109,17 +109,13 @@ impl Runtime {
                     match ended {
                         Ok(TurnEnd::ShutDown) => return Ok(()),
                         Ok(TurnEnd::Completed(_)) => {}
-                        Err(RuntimeError::Api(e)) if !e.is_transient() => {
-                            tracing::error!(error = %e, "turn failed");
-                            if matches!(
-                                e,
-                                ApiError::Status {
-                                    status: 401 | 403,
-                                    ..
-                                }
-                            ) {
-                                return Err(RuntimeError::Api(e));
-                            }
+                        Err(RuntimeError::Api(
+                            e @ ApiError::Status {
+                                status: 401 | 403, ..
+                            },
+                        )) => {
+                            // The token was revoked or is wrong: nothing here can fix that.
+                            return Err(RuntimeError::Api(e));
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "turn failed; claiming again");

@@ -38,24 +38,31 @@ ip link set "vp$$" netns "$POD"
 ip link set "vs$$" netns "$SRV"
 ip -n "$POD" addr add 192.0.2.1/24 dev "vp$$"
 ip -n "$SRV" addr add 192.0.2.2/24 dev "vs$$"
+ip -n "$POD" addr add 2001:db8::1/64 dev "vp$$" nodad
+ip -n "$SRV" addr add 2001:db8::2/64 dev "vs$$" nodad
 for ns in "$POD" "$SRV"; do ip -n "$ns" link set lo up; done
 ip -n "$POD" link set "vp$$" up
 ip -n "$SRV" link set "vs$$" up
 
-# Servers in the second namespace: HTTP on TCP 8080, a UDP echo on 5353.
+# Servers in the second namespace: HTTP on TCP 8080 and a UDP echo on 5353, IPv4 and IPv6.
 mkdir -p "$WORK/www" && echo "hello from the server namespace" >"$WORK/www/index.html"
-ip netns exec "$SRV" "$PY" -m http.server 8080 --bind 192.0.2.2 --directory "$WORK/www" >/dev/null 2>&1 &
-PIDS+=($!)
-ip netns exec "$SRV" "$PY" -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("192.0.2.2", 5353))
+for addr in 192.0.2.2 2001:db8::2; do
+  ip netns exec "$SRV" "$PY" -m http.server 8080 --bind "$addr" --directory "$WORK/www" >/dev/null 2>&1 &
+  PIDS+=($!)
+  ip netns exec "$SRV" "$PY" -c '
+import socket, sys
+addr = sys.argv[1]
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((addr, 5353))
 while True:
-    data, peer = s.recvfrom(512); s.sendto(data, peer)' &
-PIDS+=($!)
-
-for _ in $(seq 100); do
-  ip netns exec "$SRV" curl -fsS --noproxy '*' -o /dev/null http://192.0.2.2:8080/ 2>/dev/null && break
-  sleep 0.1
+    data, peer = s.recvfrom(512); s.sendto(data, peer)' "$addr" &
+  PIDS+=($!)
+done
+for url in http://192.0.2.2:8080/ 'http://[2001:db8::2]:8080/'; do
+  for _ in $(seq 100); do
+    ip netns exec "$SRV" curl -fsS --noproxy '*' -o /dev/null "$url" 2>/dev/null && break
+    sleep 0.1
+  done
 done
 
 cat >"$WORK/proxy.yaml" <<YAML
@@ -77,20 +84,24 @@ for _ in $(seq 100); do
 done
 
 as_sandbox() { ip netns exec "$POD" setpriv --reuid "$SANDBOX_UID" --regid "$SANDBOX_UID" --clear-groups "$@"; }
-direct_tcp() { as_sandbox curl -fsS --noproxy '*' --max-time 3 http://192.0.2.2:8080/ >/dev/null 2>&1; }
+direct_tcp() { as_sandbox curl -fsS --noproxy '*' --max-time 3 "${1:-http://192.0.2.2:8080/}" >/dev/null 2>&1; }
+direct_tcp6() { direct_tcp 'http://[2001:db8::2]:8080/'; }
 via_proxy() { as_sandbox curl -fsS --max-time 5 -x http://127.0.0.1:3128 http://srv.test:8080/ 2>/dev/null | grep -q "server namespace"; }
 direct_udp() {
   as_sandbox "$PY" -c '
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+addr = sys.argv[1]
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
 try:
-    s.connect(("192.0.2.2", 5353)); s.send(b"ping"); sys.exit(0 if s.recv(16) == b"ping" else 1)
+    s.connect((addr, 5353)); s.send(b"ping"); sys.exit(0 if s.recv(16) == b"ping" else 1)
 except OSError:
-    sys.exit(1)'
+    sys.exit(1)' "${1:-192.0.2.2}"
 }
+direct_udp6() { direct_udp 2001:db8::2; }
 verify() {
   ip netns exec "$POD" "$BIN" lock --verify --proxy-uid "$PROXY_UID" --proxy-port 3128 \
-    --sandbox-uid "$SANDBOX_UID" --probe-tcp 192.0.2.2:8080 --probe-udp 192.0.2.2:5353
+    --sandbox-uid "$SANDBOX_UID" --probe-tcp 192.0.2.2:8080,[2001:db8::2]:8080 \
+    --probe-udp 192.0.2.2:5353,[2001:db8::2]:5353
 }
 passed=0
 check() { if "$@"; then passed=$((passed + 1)); else echo "30-sidecar-lock: FAILED: $*" >&2; exit 1; fi; }
@@ -98,7 +109,9 @@ not() { ! "$@"; }
 
 # Before the lock: the sandbox UID reaches the server directly, and verify says so.
 check direct_tcp
+check direct_tcp6
 check direct_udp
+check direct_udp6
 check via_proxy
 set +e; verify >"$WORK/verify.out"; rc=$?; set -e
 check test "$rc" = 3
@@ -106,7 +119,9 @@ check test "$rc" = 3
 # The lock, as the init container runs it.
 ip netns exec "$POD" "$BIN" lock --proxy-uid "$PROXY_UID" --proxy-port 3128
 check not direct_tcp
+check not direct_tcp6
 check not direct_udp
+check not direct_udp6
 check via_proxy
 # Loopback services other than the proxy port are closed too (the admin port, for one).
 check not as_sandbox curl -fsS --noproxy '*' --max-time 3 http://127.0.0.1:9901/ready

@@ -25,6 +25,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use crate::allowlist::normalize_host;
 use crate::metrics::DenyReason;
 use crate::proxy::Proxy;
+use crate::resolve;
 use crate::respond::{self, Failure, ProxyBody};
 use crate::server::{self, MAX_HEAD, Target};
 use crate::swap;
@@ -40,11 +41,11 @@ struct Session {
     upstream: Upstream,
 }
 
-/// The upstream side: the address checked at `CONNECT`, the connection dialled then (used first),
-/// and the current HTTP sender.
+/// The upstream side: the address checked at `CONNECT` and the connection dialled then (used
+/// first; absent when a shared HTTP/2 connection was live), and the current HTTP sender.
 #[derive(Debug)]
 struct Upstream {
-    addr: SocketAddr,
+    addr: Option<SocketAddr>,
     first: std::sync::Mutex<Option<TcpStream>>,
     sender: Mutex<Option<Sender>>,
 }
@@ -61,9 +62,12 @@ pub async fn serve(
     client: Upgraded,
     target: Target,
     credentials: Vec<usize>,
-    upstream: TcpStream,
-    addr: SocketAddr,
+    upstream: Option<(TcpStream, SocketAddr)>,
 ) {
+    let (first, addr) = match upstream {
+        Some((tcp, addr)) => (Some(tcp), Some(addr)),
+        None => (None, None),
+    };
     let config = match crate::tls::intercept_server(Arc::clone(&proxy.ca), &target.host) {
         Ok(c) => c,
         Err(error) => {
@@ -90,7 +94,7 @@ pub async fn serve(
         sni_ok,
         upstream: Upstream {
             addr,
-            first: std::sync::Mutex::new(Some(upstream)),
+            first: std::sync::Mutex::new(first),
             sender: Mutex::new(None),
         },
     });
@@ -248,9 +252,14 @@ impl Session {
             Some(Sender::H1(h1)) if !h1.is_closed() => return Ok(Sender::H1(h1)),
             _ => {}
         }
+        if let Some(h2) = self.proxy.pooled_h2(&self.target.host, self.target.port) {
+            *slot = Some(Sender::H2(h2.clone()));
+            return Ok(Sender::H2(h2));
+        }
         let sender = self.connect().await?;
         if let Sender::H2(h2) = &sender {
             *slot = Some(Sender::H2(h2.clone()));
+            self.proxy.pool_h2(&self.target.host, self.target.port, h2);
         }
         Ok(sender)
     }
@@ -262,15 +271,26 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        let tcp = match first {
-            Some(tcp) => tcp,
+        let tcp = match (first, self.upstream.addr) {
+            (Some(tcp), _) => tcp,
             // The address was checked at CONNECT; re-dialling it needs no new lookup.
-            None => self
+            (None, Some(addr)) => self
                 .proxy
                 .net
-                .connect(self.upstream.addr)
+                .connect(addr)
                 .await
                 .map_err(|e| Failure::Upstream(e.to_string()))?,
+            // The shared connection this client relied on is gone: resolve, check, dial.
+            (None, None) => {
+                resolve::dial(
+                    &self.proxy.net,
+                    &self.proxy.guard,
+                    &self.target.host,
+                    self.target.port,
+                )
+                .await?
+                .0
+            }
         };
         let name = ServerName::try_from(self.target.host.clone())
             .map_err(|e| Failure::Upstream(e.to_string()))?;

@@ -113,19 +113,35 @@ pub fn verify(plan: &VerifyPlan) -> Result<(), LockError> {
     }
     // If the proxy is not up yet (the lock runs first), stand in for it on its port.
     let _stand_in = TcpListener::bind(("127.0.0.1", plan.proxy_port)).ok();
-    let tcp_decoy = TcpListener::bind("127.0.0.1:0").map_err(LockError::Probe)?;
-    let udp_decoy = UdpSocket::bind("127.0.0.1:0").map_err(LockError::Probe)?;
-    let mut tcp = vec![tcp_decoy.local_addr().map_err(LockError::Probe)?];
-    let mut udp = vec![udp_decoy.local_addr().map_err(LockError::Probe)?];
+    // Decoys on loopback, IPv4 and (when the namespace has it) IPv6: the probe must reach none.
+    let mut tcp_decoys = vec![TcpListener::bind("127.0.0.1:0").map_err(LockError::Probe)?];
+    let mut udp_decoys = vec![UdpSocket::bind("127.0.0.1:0").map_err(LockError::Probe)?];
+    if let (Ok(t), Ok(u)) = (TcpListener::bind("[::1]:0"), UdpSocket::bind("[::1]:0")) {
+        tcp_decoys.push(t);
+        udp_decoys.push(u);
+    }
+    let mut tcp = Vec::new();
+    for d in &tcp_decoys {
+        tcp.push(d.local_addr().map_err(LockError::Probe)?);
+    }
+    let mut udp = Vec::new();
+    for d in &udp_decoys {
+        udp.push(d.local_addr().map_err(LockError::Probe)?);
+    }
     tcp.extend(&plan.tcp);
     udp.extend(&plan.udp);
-    let echo = std::thread::spawn(move || {
-        let _ = udp_decoy.set_read_timeout(Some(Duration::from_secs(3)));
-        let mut buf = [0u8; 64];
-        if let Ok((n, from)) = udp_decoy.recv_from(&mut buf) {
-            let _ = udp_decoy.send_to(&buf[..n], from);
-        }
-    });
+    let echoes: Vec<_> = udp_decoys
+        .into_iter()
+        .map(|decoy| {
+            std::thread::spawn(move || {
+                let _ = decoy.set_read_timeout(Some(Duration::from_secs(3)));
+                let mut buf = [0u8; 64];
+                if let Ok((n, from)) = decoy.recv_from(&mut buf) {
+                    let _ = decoy.send_to(&buf[..n], from);
+                }
+            })
+        })
+        .collect();
     let exe = std::env::current_exe().map_err(LockError::Probe)?;
     let mut cmd = Command::new(exe);
     cmd.arg("lock-probe")
@@ -143,8 +159,10 @@ pub fn verify(plan: &VerifyPlan) -> Result<(), LockError> {
         .stdin(Stdio::null())
         .output()
         .map_err(LockError::Probe)?;
-    let _ = echo.join();
-    drop(tcp_decoy);
+    for echo in echoes {
+        let _ = echo.join();
+    }
+    drop(tcp_decoys);
     if out.status.success() {
         Ok(())
     } else {

@@ -4,9 +4,10 @@
 //! Everything a connection needs hangs off [`Proxy`]. Start-up must finish every check before it
 //! binds a port, and must never write anything but the CA certificate.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sealpod_resources::proxy_config::{Mode, ValidatedProxyConfig};
 use tokio::net::TcpListener;
@@ -75,7 +76,14 @@ pub struct Proxy {
     pub events: Events,
     /// Set once both listeners are bound.
     pub ready: AtomicBool,
+    /// HTTP/2 upstream connections shared by every intercepted client connection to the same
+    /// `host:port` (each was dialled to a checked address): a new client connection costs no new
+    /// upstream handshake.
+    upstream_h2: Mutex<HashMap<(String, u16), H2Sender>>,
 }
+
+/// A shared HTTP/2 upstream sender.
+pub type H2Sender = hyper::client::conn::http2::SendRequest<hyper::body::Incoming>;
 
 impl Proxy {
     /// Builds the state (mints the CA). Needs a Tokio runtime when `events` is configured.
@@ -108,7 +116,28 @@ impl Proxy {
             metrics,
             events,
             ready: AtomicBool::new(false),
+            upstream_h2: Mutex::default(),
         })
+    }
+
+    /// A live shared HTTP/2 upstream connection to `host:port`, if any.
+    pub fn pooled_h2(&self, host: &str, port: u16) -> Option<H2Sender> {
+        let mut pool = self.upstream_h2.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (host.to_owned(), port);
+        match pool.get(&key) {
+            Some(sender) if !sender.is_closed() => Some(sender.clone()),
+            Some(_) => {
+                pool.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Shares an HTTP/2 upstream connection to `host:port`.
+    pub fn pool_h2(&self, host: &str, port: u16, sender: &H2Sender) {
+        let mut pool = self.upstream_h2.lock().unwrap_or_else(|p| p.into_inner());
+        pool.insert((host.to_owned(), port), sender.clone());
     }
 
     /// Counts and reports a refusal.

@@ -4,14 +4,14 @@
 //! with the [`Guard`], and dials only addresses it checked. It must never be called before the
 //! allowlist decision, and never dial an address that was not checked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sealpod_resources::proxy_config::{ResolveKey, ResolveTarget};
 use tokio::net::TcpStream;
@@ -33,16 +33,45 @@ pub trait Net: Send + Sync + fmt::Debug {
     fn connect(&self, addr: SocketAddr) -> BoxFuture<'_, io::Result<TcpStream>>;
 }
 
-/// The real network: `resolve` overrides, then the system resolver; plain TCP connects.
-#[derive(Debug, Clone, Default)]
+/// How long a system DNS answer is reused. Every use is still checked by the guard, so a cached
+/// answer can never skip the non-public check; it only keeps DNS off the per-CONNECT path.
+pub const DNS_TTL: Duration = Duration::from_secs(30);
+/// Names kept in the DNS cache; past this the cache starts over.
+const DNS_CACHE: usize = 1024;
+
+type DnsCache = HashMap<(String, u16), (Instant, Vec<SocketAddr>)>;
+
+/// The real network: `resolve` overrides, then the system resolver (answers cached for
+/// [`DNS_TTL`]); plain TCP connects.
+#[derive(Debug, Default)]
 pub struct SystemNet {
     overrides: BTreeMap<ResolveKey, Vec<ResolveTarget>>,
+    cache: Mutex<DnsCache>,
 }
 
 impl SystemNet {
     /// A resolver with the config's `resolve` overrides.
     pub fn new(overrides: BTreeMap<ResolveKey, Vec<ResolveTarget>>) -> Self {
-        Self { overrides }
+        Self {
+            overrides,
+            cache: Mutex::default(),
+        }
+    }
+
+    fn cached(&self, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(&(host.to_owned(), port))
+            .filter(|(at, _)| at.elapsed() < DNS_TTL)
+            .map(|(_, addrs)| addrs.clone())
+    }
+
+    fn remember(&self, host: &str, port: u16, addrs: &[SocketAddr]) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= DNS_CACHE {
+            cache.clear();
+        }
+        cache.insert((host.to_owned(), port), (Instant::now(), addrs.to_vec()));
     }
 
     fn lookup_override(&self, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
@@ -71,7 +100,14 @@ impl Net for SystemNet {
             if let Some(addrs) = self.lookup_override(host, port) {
                 return Ok(addrs);
             }
-            Ok(tokio::net::lookup_host((host, port)).await?.collect())
+            if let Some(addrs) = self.cached(host, port) {
+                return Ok(addrs);
+            }
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+            if !addrs.is_empty() {
+                self.remember(host, port, &addrs);
+            }
+            Ok(addrs)
         })
     }
 
@@ -147,4 +183,44 @@ pub async fn resolve_checked(
         guard.check(addr.ip()).map_err(DialError::NonPublic)?;
     }
     Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealpod_resources::proxy_config::Cidr;
+
+    #[tokio::test]
+    async fn literals_skip_lookup_and_every_answer_is_checked() {
+        let mut overrides = BTreeMap::new();
+        overrides.insert(
+            ResolveKey {
+                host: "mixed.test".into(),
+                port: None,
+            },
+            vec![
+                ResolveTarget::Ip("8.8.8.8".parse().expect("ip")),
+                ResolveTarget::Ip("10.0.0.1".parse().expect("ip")),
+            ],
+        );
+        let net: Arc<dyn Net> = Arc::new(SystemNet::new(overrides));
+        let guard = Guard::default();
+        let err = resolve_checked(&net, &guard, "mixed.test", 443).await;
+        assert!(
+            matches!(err, Err(DialError::NonPublic(_))),
+            "one private answer refuses the name"
+        );
+        let ok = resolve_checked(&net, &guard, "1.1.1.1", 443)
+            .await
+            .expect("literal");
+        assert_eq!(ok, vec!["1.1.1.1:443".parse().expect("addr")]);
+        let exempt = Guard::new(vec![], vec![Cidr::parse("10.0.0.0/8").expect("cidr")]);
+        assert_eq!(
+            resolve_checked(&net, &exempt, "mixed.test", 80)
+                .await
+                .expect("ok")
+                .len(),
+            2
+        );
+    }
 }

@@ -180,9 +180,19 @@ async fn connect(
             Failure::Deny(DenyReason::BadRequest)
         })?;
     let decision = decide(proxy, &target, req.headers(), "CONNECT")?;
-    let (upstream, addr) = resolve::dial(&proxy.net, &proxy.guard, &target.host, target.port)
-        .await
-        .map_err(|e| dial_failed(proxy, &target, "CONNECT", e))?;
+    // A credential host with a shared HTTP/2 upstream needs no new connection; everything else
+    // is dialled now, so a refusal or an unreachable host is answered instead of a 200.
+    let shared = matches!(decision, Decision::Intercept(_))
+        && proxy.pooled_h2(&target.host, target.port).is_some();
+    let upstream = if shared {
+        None
+    } else {
+        Some(
+            resolve::dial(&proxy.net, &proxy.guard, &target.host, target.port)
+                .await
+                .map_err(|e| dial_failed(proxy, &target, "CONNECT", e))?,
+        )
+    };
     proxy
         .events
         .allowed(&target.host, target.port, "CONNECT", proxy.mode);
@@ -195,15 +205,16 @@ async fn connect(
                 return;
             }
         };
-        match decision {
-            Decision::Intercept(credentials) => {
+        match (decision, upstream) {
+            (Decision::Intercept(credentials), upstream) => {
                 proxy.metrics.intercepts.fetch_add(1, Ordering::Relaxed);
-                intercept::serve(proxy, upgraded, target, credentials, upstream, addr).await;
+                intercept::serve(proxy, upgraded, target, credentials, upstream).await;
             }
-            Decision::Tunnel | Decision::Deny => {
+            (Decision::Tunnel | Decision::Deny, Some((upstream, _))) => {
                 proxy.metrics.tunnels.fetch_add(1, Ordering::Relaxed);
                 tunnel::run(upgraded, upstream).await;
             }
+            (Decision::Tunnel | Decision::Deny, None) => {}
         }
     });
     Ok(Response::new(respond::empty()))

@@ -78,6 +78,11 @@ struct Harness {
 
 impl Harness {
     async fn start(mode: &str, alpn: &[&[u8]]) -> Self {
+        Self::start_with_sink(mode, alpn, None).await
+    }
+
+    /// `sink_url` replaces the recording sink's URL (for a sink that never answers).
+    async fn start_with_sink(mode: &str, alpn: &[&[u8]], sink_url: Option<String>) -> Self {
         let pki = Pki::new(&NAMES);
         let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let upstream = upstream::start(&pki, KEY_A, alpn, any).await;
@@ -89,6 +94,7 @@ impl Harness {
         std::fs::write(dir.path().join("key_a"), format!("{KEY_A}\n")).expect("key");
         std::fs::write(dir.path().join("key_b"), KEY_B).expect("key");
         std::fs::write(dir.path().join("sink_token"), "sink-token-1\n").expect("token");
+        let sink_url = sink_url.unwrap_or_else(|| format!("http://{sink_addr}/runtime/v1/egress"));
         let port = upstream.addr.port();
         let plain_port = plain.addr.port();
         let mut resolve = String::new();
@@ -116,7 +122,7 @@ credentials:
     hosts: ["other-api.fake.test:{port}"]
     headers: [{{name: x-api-key}}]
 events:
-  url: http://{sink_addr}/runtime/v1/egress
+  url: {sink_url}
   token_file: {d}/sink_token
 resolve:
   api.fake.test: [127.0.0.1]
@@ -818,4 +824,96 @@ fn the_binary_names_the_bad_key_and_binds_nothing() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen_addr"));
+}
+
+#[tokio::test]
+async fn a_sink_that_never_answers_does_not_slow_traffic() {
+    // Accepts connections and never replies: every batch post hangs until its timeout.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hang_addr = hang.local_addr().expect("addr");
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = Arc::clone(&held);
+    tokio::spawn(async move {
+        while let Ok((s, _)) = hang.accept().await {
+            keep.lock().expect("lock").push(s);
+        }
+    });
+    let h = Harness::start_with_sink(
+        "enforce",
+        H1_ONLY,
+        Some(format!("http://{hang_addr}/events")),
+    )
+    .await;
+    // Far more events than the queue holds, while the sink hangs: every request still answers.
+    let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+    for i in 0..300 {
+        let r = support::send(
+            &mut c,
+            support::request(
+                "GET",
+                "/",
+                &h.target("api.fake.test"),
+                &[("x-api-key", SEALED_A)],
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(r.0, 200, "request {i}");
+    }
+    for _ in 0..5000 {
+        h.running
+            .proxy
+            .events
+            .emit(sealpod_sidecar::events::Event::new(
+                sealpod_sidecar::events::Kind::Denied,
+                "flood.test",
+                443,
+                "not_allowlisted",
+                "CONNECT",
+                sealpod_resources::proxy_config::Mode::Enforce,
+            ));
+    }
+    let c = support::connect(h.running.listen, "unlisted.fake.test:443", &[]).await;
+    assert_eq!(
+        c.status, 403,
+        "refusals are answered while the queue is full"
+    );
+    let m = h.metrics().await;
+    assert!(
+        metric(&m, "sealpod_sidecar_events_dropped_total") > 0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "sealpod_sidecar_events_sent_total"), 0);
+}
+
+#[tokio::test]
+async fn http2_upstream_connections_are_shared_across_client_connections() {
+    for (alpn, expected_accepts) in [(H2_AND_H1, 1), (H1_ONLY, 3)] {
+        let h = Harness::start("enforce", alpn).await;
+        for _ in 0..3 {
+            let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+            let r = support::send(
+                &mut c,
+                support::request(
+                    "GET",
+                    "/",
+                    &h.target("api.fake.test"),
+                    &[("x-api-key", SEALED_A)],
+                    "",
+                ),
+            )
+            .await;
+            assert_eq!(r.0, 200);
+        }
+        assert_eq!(
+            h.upstream
+                .state
+                .accepts
+                .load(std::sync::atomic::Ordering::SeqCst),
+            expected_accepts,
+            "upstream connections for 3 client connections"
+        );
+    }
 }

@@ -147,10 +147,6 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
-    pub(crate) fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", message)
-    }
-
     /// The `Status` object of this error.
     pub(crate) fn to_status(&self) -> Value {
         let mut v = json!({

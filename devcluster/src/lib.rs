@@ -18,6 +18,7 @@ mod http;
 mod jsonpath;
 mod meta;
 mod patch;
+mod proto;
 mod registry;
 mod render;
 mod selector;
@@ -82,7 +83,7 @@ impl Default for Config {
             state_file: None,
             tokens: vec![],
             admin_user: "admin".into(),
-            watch_log_capacity: 100_000,
+            watch_log_capacity: 10_000,
             bookmark_interval: Duration::from_secs(5),
         }
     }
@@ -254,10 +255,7 @@ impl DevCluster {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let mut st = self
-                .store
-                .lock()
-                .map_err(|_| Error::Api("store lock poisoned".into()))?;
+            let mut st = store::lock(&self.store);
             let def = st
                 .registry
                 .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -272,7 +270,7 @@ impl DevCluster {
                     st.update(&mut ctx, "", &name, obj, None)?;
                 }
                 Err(_) => {
-                    st.create(&ctx, None, obj)?;
+                    st.create(&mut ctx, None, obj)?;
                 }
             }
         }
@@ -282,10 +280,7 @@ impl DevCluster {
             let plural = &crd.spec.names.plural;
             loop {
                 let served = {
-                    let st = self
-                        .store
-                        .lock()
-                        .map_err(|_| Error::Api("store lock poisoned".into()))?;
+                    let st = store::lock(&self.store);
                     crd.spec
                         .versions
                         .iter()
@@ -306,14 +301,12 @@ impl DevCluster {
 
     /// Drops the retained watch log: watches resuming from any earlier resourceVersion get 410.
     pub fn compact(&self) {
-        if let Ok(mut st) = self.store.lock() {
-            st.compact();
-        }
+        store::lock(&self.store).compact();
     }
 
     /// The current resourceVersion of the cluster.
     pub fn resource_version(&self) -> u64 {
-        self.store.lock().map(|s| s.resource_version()).unwrap_or(0)
+        store::lock(&self.store).resource_version()
     }
 
     /// Stops serving (open watches end), then writes the state file one last time.

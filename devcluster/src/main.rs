@@ -41,6 +41,13 @@ struct Serve {
     /// The user of the kubeconfig's current context.
     #[arg(long, env = "SEALPOD_DEVCLUSTER_ADMIN_USER", default_value = "admin")]
     admin_user: String,
+    /// How many change events watches can resume from (older resourceVersions get 410 Gone).
+    #[arg(
+        long,
+        env = "SEALPOD_DEVCLUSTER_WATCH_LOG_EVENTS",
+        default_value_t = 10_000
+    )]
+    watch_log_events: usize,
     /// Seconds between watch bookmarks.
     #[arg(long, env = "SEALPOD_DEVCLUSTER_BOOKMARK_SECONDS", default_value_t = 5)]
     bookmark_seconds: u64,
@@ -66,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
         tokens,
         admin_user: args.admin_user.clone(),
         bookmark_interval: std::time::Duration::from_secs(args.bookmark_seconds.max(1)),
-        ..Default::default()
+        watch_log_capacity: args.watch_log_events,
     };
     let cluster = devcluster::DevCluster::start(config).await?;
     if let Some(path) = &args.kubeconfig_out {

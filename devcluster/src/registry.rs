@@ -316,7 +316,11 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
             &["ev"],
             false,
             vec![
-                col("Last Seen", "date", ".lastTimestamp"),
+                col(
+                    "Last Seen",
+                    "date",
+                    ".lastTimestamp|.series.lastObservedTime|.eventTime|.metadata.creationTimestamp",
+                ),
                 col("Type", "string", ".type"),
                 col("Reason", "string", ".reason"),
                 col("Object", "string", ".involvedObject.name"),

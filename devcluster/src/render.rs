@@ -111,7 +111,13 @@ fn row(def: &ResourceDef, version: &str, obj: &Value, include: Include) -> Value
         .map(|v| v.columns.as_slice())
         .unwrap_or_default()
     {
-        let vals = jsonpath::select(obj, &c.json_path);
+        // Built-in columns may list fallbacks: `.a|.b` takes the first path that has a value.
+        let vals = c
+            .json_path
+            .split('|')
+            .map(|p| jsonpath::select(obj, p))
+            .find(|v| !v.is_empty())
+            .unwrap_or_default();
         let cell = match (c.type_.as_str(), vals.as_slice()) {
             (_, []) => Value::Null,
             ("date", [v, ..]) => Value::String(v.as_str().map(human_age).unwrap_or_default()),

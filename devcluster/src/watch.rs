@@ -102,7 +102,7 @@ async fn run(
     let deadline = tokio::time::Instant::now() + req.timeout;
     let send = |b: Bytes| async move { tx.send(b).await.map_err(|_| ()) };
     let opened = {
-        let st = store.lock().map_err(|_| ())?;
+        let st = crate::store::lock(&store);
         let wake = st.subscribe();
         let current = st.resource_version();
         match (req.start, req.send_initial_events) {
@@ -137,7 +137,7 @@ async fn run(
     ticker.tick().await;
     loop {
         let batch = {
-            let st = store.lock().map_err(|_| ())?;
+            let st = crate::store::lock(&store);
             wake.borrow_and_update();
             match st.events_since(pos) {
                 Some(evs) => {

@@ -293,3 +293,81 @@ async fn state_file_survives_a_restart() {
     );
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_watcher_sees_partial_objects() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "default");
+    cms.create(&PostParams::default(), &cm("meta-a", &json!({"k": "v"})))
+        .await
+        .expect("create");
+    let list = cms
+        .list_metadata(&Default::default())
+        .await
+        .expect("list_metadata");
+    assert!(
+        list.items
+            .iter()
+            .any(|m| m.metadata.name.as_deref() == Some("meta-a"))
+    );
+    let metas: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(c.client(), "default");
+    let mut s = kube::runtime::watcher(metas, kube::runtime::watcher::Config::default()).boxed();
+    let mut saw_b = false;
+    cms.create(&PostParams::default(), &cm("meta-b", &json!({})))
+        .await
+        .expect("create");
+    while !saw_b {
+        let ev = tokio::time::timeout(Duration::from_secs(15), s.next())
+            .await
+            .expect("bounded")
+            .expect("open")
+            .expect("event");
+        if let kube::runtime::watcher::Event::Apply(m)
+        | kube::runtime::watcher::Event::InitApply(m) = ev
+        {
+            saw_b |= m.metadata.name.as_deref() == Some("meta-b");
+        }
+    }
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn field_validation_strict_refuses_and_warn_warns() {
+    let c = cluster().await;
+    let client = c.client();
+    let body = |name: &str| {
+        serde_json::to_vec(
+            &json!({"apiVersion": "fixture.sealpod.dev/v1alpha1", "kind": "Widget",
+            "metadata": {"name": name}, "spec": {"size": 1, "bogus": true}}),
+        )
+        .expect("body")
+    };
+    let post = |mode: &str, name: &str| {
+        http::Request::post(format!(
+            "/apis/fixture.sealpod.dev/v1alpha1/namespaces/default/widgets?fieldValidation={mode}"
+        ))
+        .header("Content-Type", "application/json")
+        .body(body(name))
+        .expect("request")
+        .map(kube::client::Body::from)
+    };
+    let strict = client
+        .send(post("Strict", "strict"))
+        .await
+        .expect("response");
+    assert_eq!(strict.status(), http::StatusCode::BAD_REQUEST);
+    let warn = client.send(post("Warn", "warn")).await.expect("response");
+    assert_eq!(warn.status(), http::StatusCode::CREATED);
+    let warning = warn
+        .headers()
+        .get("warning")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        warning.contains("unknown field") && warning.contains("spec.bogus"),
+        "{warning}"
+    );
+    c.shutdown().await;
+}

@@ -461,3 +461,65 @@ async fn strategic_merge_merges_containers_by_name() {
     assert_eq!(err.code, 415);
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn two_managers_apply_disjoint_status_fields() {
+    let c = cluster().await;
+    let widgets: Api<Widget> = Api::namespaced(c.client(), "default");
+    widgets
+        .create(&PostParams::default(), &widget("split", 3))
+        .await
+        .expect("create");
+    let status = |s: serde_json::Value| json!({"apiVersion": "fixture.sealpod.dev/v1alpha1", "kind": "Widget", "status": s});
+    let api = PatchParams::apply("api-server");
+    let op = PatchParams::apply("operator");
+    widgets
+        .patch_status(
+            "split",
+            &api,
+            &Patch::Apply(status(json!({"phase": "running"}))),
+        )
+        .await
+        .expect("api");
+    widgets
+        .patch_status(
+            "split",
+            &op,
+            &Patch::Apply(status(json!({"observedSize": 3}))),
+        )
+        .await
+        .expect("operator");
+    let w = widgets
+        .patch_status(
+            "split",
+            &api,
+            &Patch::Apply(status(json!({"phase": "idle"}))),
+        )
+        .await
+        .expect("api again");
+    let s = w.status.expect("status");
+    assert_eq!(
+        (s.phase.as_deref(), s.observed_size),
+        (Some("idle"), Some(3)),
+        "each manager keeps its own fields"
+    );
+    let w = widgets
+        .patch_status("split", &op, &Patch::Apply(status(json!({}))))
+        .await
+        .expect("operator drops its field");
+    let s = w.status.expect("status");
+    assert_eq!((s.phase.as_deref(), s.observed_size), (Some("idle"), None));
+    assert_eq!(w.spec.size, 3);
+    let err = api_err(
+        widgets
+            .patch_status(
+                "split",
+                &op,
+                &Patch::Apply(status(json!({"phase": "failed"}))),
+            )
+            .await
+            .expect_err("conflict"),
+    );
+    assert_eq!(err.code, 409);
+    c.shutdown().await;
+}

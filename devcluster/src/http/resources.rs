@@ -87,10 +87,7 @@ pub(super) async fn handle(
     let fmt = render::negotiate(accept, q.get("includeObject").map(String::as_str));
     let no_route = || ApiError::no_route(&format!("{}/{}", t.group, t.plural));
     let def = {
-        let st = state
-            .store
-            .lock()
-            .map_err(|_| ApiError::internal("store lock poisoned"))?;
+        let st = crate::store::lock(&state.store);
         st.registry.find(&t.group, &t.version, &t.plural).cloned()
     }
     .ok_or_else(no_route)?;
@@ -103,13 +100,23 @@ pub(super) async fn handle(
     {
         return Err(no_route());
     }
-    let body_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if body_type.starts_with("application/vnd.kubernetes.protobuf") || body_type.starts_with("application/cbor") {
+    let body_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let protobuf = body_type.starts_with("application/vnd.kubernetes.protobuf");
+    if body_type.starts_with("application/cbor") {
         return Err(ApiError::unsupported_media_type(body_type));
     }
-    let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+    let mut body = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
         .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+    if protobuf && !body.is_empty() {
+        // kubectl's imperative generators send protobuf; decode the kinds they create.
+        let v = crate::proto::decode(&body)
+            .map_err(|m| ApiError::new(415, "UnsupportedMediaType", m))?;
+        body = serde_json::to_vec(&v).unwrap_or_default().into();
+    }
     let mut ctx = WriteCtx::new(def.clone(), &t.version, &field_manager(&q, &headers));
     ctx.dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     ctx.validation = match q.get("fieldValidation").map(String::as_str) {
@@ -118,12 +125,7 @@ pub(super) async fn handle(
         _ => FieldValidation::Ignore,
     };
     let ns = t.ns.clone().unwrap_or_default();
-    let lock = || {
-        state
-            .store
-            .lock()
-            .map_err(|_| ApiError::internal("store lock poisoned"))
-    };
+    let lock = || -> Result<_, ApiError> { Ok(crate::store::lock(&state.store)) };
     let ok = |code: http::StatusCode, v: &Value| json_response(code, v);
     match (&method, t.name.as_deref()) {
         (&http::Method::GET, None) if truthy(&q, "watch") => watch(state, &def, &t, &q, fmt),
@@ -156,7 +158,7 @@ pub(super) async fn handle(
             ))
         }
         (&http::Method::POST, None) => {
-            let obj = lock()?.create(&ctx, t.ns.as_deref(), parse_json(&body)?)?;
+            let obj = lock()?.create(&mut ctx, t.ns.as_deref(), parse_json(&body)?)?;
             let v = render::item(&def, &t.version, &obj, fmt);
             Ok(with_warnings(
                 ok(http::StatusCode::CREATED, &v),

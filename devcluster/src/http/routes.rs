@@ -79,12 +79,7 @@ pub(super) async fn route(
         .to_string();
     let ok = |v: Value| Ok(json_response(http::StatusCode::OK, &v));
     let get = req.method() == http::Method::GET;
-    let lock = || {
-        state
-            .store
-            .lock()
-            .map_err(|_| ApiError::internal("store lock poisoned"))
-    };
+    let lock = || -> Result<_, ApiError> { Ok(crate::store::lock(&state.store)) };
     match segs.as_slice() {
         [] if get => ok(
             json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/openapi/v3", "/version"]}),

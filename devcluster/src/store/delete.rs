@@ -213,22 +213,6 @@ impl Store {
         }
     }
 
-    /// (storage, namespace, name) of every object with an ownerReference to `uid`.
-    fn dependents(&self, uid: &str) -> Vec<Ref> {
-        if uid.is_empty() {
-            return vec![];
-        }
-        let mut out = Vec::new();
-        for (storage, m) in &self.objects {
-            for ((ns, name), o) in m {
-                if meta::owner_uids(o).iter().any(|u| u == uid) {
-                    out.push((storage.clone(), ns.clone(), name.clone()));
-                }
-            }
-        }
-        out
-    }
-
     fn drop_owner_ref(&mut self, dep: &Ref, owner_uid: &str) {
         let Some(obj) = self.get_opt(&dep.0, &dep.1, &dep.2) else {
             return;
@@ -290,6 +274,7 @@ impl Store {
                 }
             }
         }
+        self.forget_owner(&uid);
         if storage == "customresourcedefinitions.apiextensions.k8s.io" {
             self.on_crd_removed(removed);
         }

@@ -17,9 +17,17 @@ use crate::registry::{Registry, ResourceDef};
 use crate::selector::{FieldSelector, LabelSelector};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::watch;
+
+/// Locks the store. A panic while it was held cannot leave a half-applied write behind (every
+/// write computes its result before committing), so a poisoned lock is taken over, not fatal.
+pub(crate) fn lock(store: &std::sync::Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The kind of a change event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +85,8 @@ pub(crate) struct Store {
     pub(crate) registry: Registry,
     objects: HashMap<String, BTreeMap<Key, Arc<Value>>>,
     uids: HashMap<String, Location>,
+    /// owner uid → objects with an ownerReference to it (may hold stale entries; readers check).
+    owned: HashMap<String, BTreeSet<(String, String, String)>>,
     log: VecDeque<Arc<Event>>,
     /// Every event with a resourceVersion above this one is still in `log`.
     log_floor: u64,
@@ -95,6 +105,7 @@ impl Store {
             registry: Registry::default(),
             objects: HashMap::new(),
             uids: HashMap::new(),
+            owned: HashMap::new(),
             log: VecDeque::new(),
             log_floor: 0,
             log_capacity: log_capacity.max(1),
@@ -105,9 +116,9 @@ impl Store {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             if let Some(def) = s.registry.find("", "v1", "namespaces").cloned() {
-                let ctx = WriteCtx::system(&def);
+                let mut ctx = WriteCtx::system(&def);
                 // Fresh store: these names are free and valid, so creation cannot fail.
-                let _ = s.create(&ctx, None, obj);
+                let _ = s.create(&mut ctx, None, obj);
             }
         }
         s
@@ -247,6 +258,10 @@ impl Store {
                 },
             );
         }
+        if let Some(p) = &prev {
+            self.unindex_owners(storage, &ns, &name, p);
+        }
+        self.index_owners(storage, &ns, &name, &obj);
         self.objects
             .entry(storage.to_string())
             .or_default()
@@ -278,6 +293,7 @@ impl Store {
         if let Some(uid) = meta::uid(&prev) {
             self.uids.remove(uid);
         }
+        self.unindex_owners(storage, ns, name, &prev);
         let mut last = Value::clone(&prev);
         meta::metadata_mut(&mut last)
             .insert("resourceVersion".into(), Value::String(self.rv.to_string()));
@@ -304,6 +320,46 @@ impl Store {
         self.notify.send_replace(self.rv);
     }
 
+    fn index_owners(&mut self, storage: &str, ns: &str, name: &str, obj: &Value) {
+        for owner in meta::owner_uids(obj) {
+            self.owned.entry(owner).or_default().insert((
+                storage.to_string(),
+                ns.to_string(),
+                name.to_string(),
+            ));
+        }
+    }
+
+    fn unindex_owners(&mut self, storage: &str, ns: &str, name: &str, obj: &Value) {
+        for owner in meta::owner_uids(obj) {
+            if let Some(set) = self.owned.get_mut(&owner) {
+                set.remove(&(storage.to_string(), ns.to_string(), name.to_string()));
+                if set.is_empty() {
+                    self.owned.remove(&owner);
+                }
+            }
+        }
+    }
+
+    /// Forgets the dependents index of an owner that is gone (after its garbage collection).
+    pub(crate) fn forget_owner(&mut self, uid: &str) {
+        self.owned.remove(uid);
+    }
+
+    /// (storage, namespace, name) of every object with an ownerReference to `uid`.
+    pub(crate) fn dependents(&self, uid: &str) -> Vec<(String, String, String)> {
+        let Some(set) = self.owned.get(uid) else {
+            return vec![];
+        };
+        set.iter()
+            .filter(|(s, ns, n)| {
+                self.get_opt(s, ns, n)
+                    .is_some_and(|o| meta::owner_uids(&o).iter().any(|u| u == uid))
+            })
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn location(&self, uid: &str) -> Option<&Location> {
         self.uids.get(uid)
     }
@@ -322,6 +378,7 @@ impl Store {
     pub(crate) fn restore(&mut self, rv: u64, objects: Vec<(String, Value)>) -> Result<(), String> {
         self.objects.clear();
         self.uids.clear();
+        self.owned.clear();
         self.registry = Registry::default();
         let crd_storage = "customresourcedefinitions.apiextensions.k8s.io";
         for (storage, obj) in &objects {
@@ -343,6 +400,7 @@ impl Store {
                     },
                 );
             }
+            self.index_owners(&storage, &ns, &name, &obj);
             self.objects
                 .entry(storage)
                 .or_default()

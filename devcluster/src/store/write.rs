@@ -112,7 +112,7 @@ impl Store {
 
     pub(crate) fn create(
         &mut self,
-        ctx: &WriteCtx,
+        ctx: &mut WriteCtx,
         ns: Option<&str>,
         body: Value,
     ) -> Result<Arc<Value>, ApiError> {
@@ -121,7 +121,7 @@ impl Store {
 
     fn create_inner(
         &mut self,
-        ctx: &WriteCtx,
+        ctx: &mut WriteCtx,
         ns: Option<&str>,
         mut obj: Value,
         record: bool,
@@ -244,8 +244,8 @@ impl Store {
         Ok(stored)
     }
 
-    fn admit(&self, ctx: &WriteCtx, obj: &mut Value) -> Result<(), ApiError> {
-        let def = &ctx.def;
+    fn admit(&self, ctx: &mut WriteCtx, obj: &mut Value) -> Result<(), ApiError> {
+        let def = ctx.def.clone();
         if !def.custom {
             return Ok(());
         }
@@ -265,7 +265,11 @@ impl Store {
                         list.join(", ")
                     )));
                 }
-                FieldValidation::Warn | FieldValidation::Ignore => {}
+                FieldValidation::Warn => {
+                    ctx.warnings
+                        .extend(pruned.iter().map(|p| format!("unknown field \"{p}\"")));
+                }
+                FieldValidation::Ignore => {}
             }
         }
         let name = meta::name(obj).unwrap_or("").to_string();

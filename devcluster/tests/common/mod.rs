@@ -34,6 +34,8 @@ pub struct WidgetSpec {
 pub struct WidgetStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_size: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 pub async fn cluster() -> devcluster::DevCluster {

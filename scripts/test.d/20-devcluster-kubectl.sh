@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The real kubectl against devcluster (issue 3, "Done when"): apply of CRDs and examples, get
+# with printer columns / -o yaml / -o json / -l, get --watch seeing another client's change,
+# patch --type=merge|json, label, delete held by a finalizer then released, describe.
+#
+# Uses /usr/bin/kubectl (override with KUBECTL=...). Serves HTTPS: kubectl only sends bearer
+# tokens over TLS. Everything listens on 127.0.0.1 and stops when the script exits.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT="$PWD"
+KUBECTL="${KUBECTL:-/usr/bin/kubectl}"
+
+WORK="$(mktemp -d)"
+SERVER_PID=""
+WATCH_PID=""
+cleanup() {
+  [ -n "${WATCH_PID}" ] && kill "${WATCH_PID}" 2>/dev/null || true
+  [ -n "${SERVER_PID}" ] && kill "${SERVER_PID}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "${WORK}"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; [ -f "${WORK}/server.err" ] && tail -20 "${WORK}/server.err" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+# Bounded wait: retries a command for up to 20 seconds.
+until_ok() {
+  local what="$1"; shift
+  for _ in $(seq 1 100); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  fail "timed out waiting for ${what}"
+}
+
+cargo build -q -p devcluster --bin devcluster
+BIN="${CARGO_TARGET_DIR:-${ROOT}/target}/debug/devcluster"
+
+printf 'admin-token-%s,admin\noperator-token-%s,operator\n' "$RANDOM$RANDOM" "$RANDOM$RANDOM" > "${WORK}/tokens.csv"
+"${BIN}" serve --listen 127.0.0.1:0 --tls --token-file "${WORK}/tokens.csv" \
+  --kubeconfig-out "${WORK}/kubeconfig" --state "${WORK}/state.json" \
+  > "${WORK}/server.out" 2> "${WORK}/server.err" &
+SERVER_PID=$!
+until_ok "the server to be ready" grep -q "listening on https://127.0.0.1:" "${WORK}/server.out"
+pass "devcluster serving on $(sed -n 's/listening on //p' "${WORK}/server.out")"
+
+export KUBECONFIG="${WORK}/kubeconfig"
+export HOME="${WORK}/home"   # a fresh discovery cache
+mkdir -p "${HOME}"
+k() { "${KUBECTL}" "$@"; }
+
+k version >/dev/null || fail "kubectl version"
+[ "$(k auth whoami -o jsonpath='{.status.userInfo.username}')" = admin ] || fail "whoami admin"
+[ "$(k --context operator@devcluster auth whoami -o jsonpath='{.status.userInfo.username}')" = operator ] \
+  || fail "whoami operator"
+pass "two users, one token each"
+
+# --- apply: our fixture CRD plus crds/ and examples/ when present ---------------------------
+FIXTURES="devcluster/tests/fixtures"
+k apply -f "${FIXTURES}/widget-crd.yaml" | grep -q "created" || fail "apply fixture CRD"
+[ "$(k apply -f "${FIXTURES}/widget-crd.yaml")" = "customresourcedefinition.apiextensions.k8s.io/widgets.fixture.sealpod.dev unchanged" ] \
+  || fail "re-applying an unchanged CRD must be a no-op"
+k apply -f "${FIXTURES}/widget.yaml" | grep -q "widget.fixture.sealpod.dev/sample created" || fail "apply widget"
+pass "apply CRD and custom resource"
+
+if compgen -G "crds/*.yaml" >/dev/null; then
+  k apply -f crds/ >/dev/null || fail "apply -f crds/"
+  pass "apply -f crds/"
+  if compgen -G "examples/*.yaml" >/dev/null; then
+    k apply -f examples/ >/dev/null || fail "apply -f examples/"
+    pass "apply -f examples/"
+  fi
+  # Every kind of crds/ lists with its printer columns.
+  for crd in $(k get crd -o jsonpath='{.items[*].metadata.name}'); do
+    case "${crd}" in *.fixture.sealpod.dev) continue ;; esac
+    plural="${crd%%.*}"
+    listing="$(k get "${crd}" 2>&1)" || fail "kubectl get ${plural}: ${listing}"
+    header="${listing%%$'\n'*}"
+    [ "${header}" = "No resources found in default namespace." ] && continue
+    for col in $(k get crd "${crd}" -o jsonpath='{.spec.versions[0].additionalPrinterColumns[*].name}'); do
+      echo "${header}" | grep -qw "$(echo "${col}" | tr '[:lower:]' '[:upper:]')" \
+        || fail "kubectl get ${plural}: column ${col} missing from: ${header}"
+    done
+  done
+  pass "printer columns of every CRD in crds/"
+  if compgen -G "examples/*.yaml" >/dev/null; then
+    k describe -f examples/ >/dev/null 2>&1 || echo "note: describe -f examples/ is best effort and failed"
+  fi
+fi
+
+# --- get ------------------------------------------------------------------------------------
+out="$(k get widgets)"
+[[ "${out%%$'\n'*}" =~ ^NAME\ +SIZE\ +OBSERVED\ +AGE$ ]] || fail "printer columns: ${out}"
+echo "${out}" | grep -Eq '^sample +3 ' || fail "row: ${out}"
+pass "get shows the CRD printer columns"
+k get wdg sample -o yaml | grep -q "^kind: Widget" || fail "-o yaml"
+k get wdg sample -o json | python3 -c 'import json,sys; o=json.load(sys.stdin); assert o["spec"]["size"]==3, o' \
+  || fail "-o json"
+[ "$(k get wdg -l app=sample -o name)" = "widget.fixture.sealpod.dev/sample" ] || fail "-l app=sample"
+[ -z "$(k get wdg -l app=other -o name)" ] || fail "-l app=other must be empty"
+k get cm,ns >/dev/null || fail "get built-in kinds"
+pass "get -o yaml, -o json, -l"
+
+# --- watch sees another client's change -----------------------------------------------------
+k get wdg sample --watch -o jsonpath='{.spec.size}{"\n"}' > "${WORK}/watch.out" 2>&1 &
+WATCH_PID=$!
+until_ok "the watch's first line" grep -qx 3 "${WORK}/watch.out"
+k --context operator@devcluster patch wdg sample --type=merge -p '{"spec":{"size":5}}' >/dev/null \
+  || fail "patch as operator"
+until_ok "the watch to see size 5" grep -qx 5 "${WORK}/watch.out"
+kill "${WATCH_PID}" 2>/dev/null || true
+WATCH_PID=""
+pass "get --watch streams a change made by another client"
+
+# --- patch, label ---------------------------------------------------------------------------
+k patch wdg sample --type=merge -p '{"spec":{"color":"red"}}' >/dev/null || fail "merge patch"
+k patch wdg sample --type=json -p '[{"op":"replace","path":"/spec/size","value":9}]' >/dev/null || fail "json patch"
+[ "$(k get wdg sample -o jsonpath='{.spec.size}/{.spec.color}')" = "9/red" ] || fail "patched values"
+k label wdg sample tier=gold >/dev/null || fail "label"
+[ "$(k get wdg -l tier=gold -o name)" = "widget.fixture.sealpod.dev/sample" ] || fail "label selects"
+k label wdg sample tier- >/dev/null || fail "unlabel"
+[ -z "$(k get wdg -l tier -o name)" ] || fail "label removed"
+if k patch wdg sample --type=merge -p '{"spec":{"size":"big"}}' 2> "${WORK}/invalid.err"; then
+  fail "a schema-invalid patch must be refused"
+fi
+grep -q "spec.size" "${WORK}/invalid.err" || fail "422 names the field: $(cat "${WORK}/invalid.err")"
+pass "patch --type=merge|json, label, 422 on invalid"
+
+# --- describe (best effort) -----------------------------------------------------------------
+k describe wdg sample | grep -q "^Name: *sample" || fail "describe"
+pass "describe"
+
+# --- delete held by a finalizer, then released ----------------------------------------------
+k patch wdg sample --type=merge -p '{"metadata":{"finalizers":["fixture.sealpod.dev/hold"]}}' >/dev/null \
+  || fail "add finalizer"
+k delete wdg sample --timeout=30s > "${WORK}/delete.out" 2>&1 &
+DELETE_PID=$!
+deleting() { [ -n "$(k get wdg sample -o jsonpath='{.metadata.deletionTimestamp}' 2>/dev/null)" ]; }
+until_ok "deletionTimestamp" deleting
+k get wdg sample >/dev/null || fail "object must stay while the finalizer is held"
+k --context operator@devcluster patch wdg sample --type=json \
+  -p '[{"op":"remove","path":"/metadata/finalizers"}]' >/dev/null || fail "release finalizer"
+wait "${DELETE_PID}" || fail "kubectl delete: $(cat "${WORK}/delete.out")"
+grep -q 'deleted' "${WORK}/delete.out" || fail "delete output"
+if k get wdg sample >/dev/null 2>&1; then fail "object must be gone"; fi
+pass "delete with a finalizer held, then released"
+
+# --- built-in kinds: imperative generators (protobuf bodies) and apply; namespace deletion ---
+k create namespace generated >/dev/null || fail "create namespace"
+k create configmap gen-cm -n generated --from-literal=k=v >/dev/null || fail "create configmap"
+k create secret generic gen-secret -n generated --from-literal=pw=s3cret >/dev/null || fail "create secret"
+[ "$(k get secret gen-secret -n generated -o jsonpath='{.data.pw}' | base64 -d)" = s3cret ] || fail "secret data"
+[ "$(k get cm gen-cm -n generated -o jsonpath='{.data.k}')" = v ] || fail "configmap data"
+k delete ns generated --timeout=30s >/dev/null || fail "delete generated namespace"
+
+cat > "${WORK}/ns.yaml" <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: scratch
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: scratch
+data:
+  a: "1"
+YAML
+k apply -f "${WORK}/ns.yaml" >/dev/null || fail "apply namespace and configmap"
+[ "$(k get cm settings -n scratch -o jsonpath='{.data.a}')" = 1 ] || fail "configmap"
+k delete ns scratch --timeout=30s >/dev/null || fail "delete namespace"
+if k get cm settings -n scratch >/dev/null 2>&1; then fail "namespace contents must go"; fi
+pass "built-in kinds, namespace deletion"
+
+echo "devcluster kubectl suite: all checks passed"

@@ -1505,3 +1505,64 @@ async fn cors_preflight_and_admin_endpoints() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn idle_sessions_hibernate_and_input_wakes_them() {
+    let env = Env::start().await;
+    let a = Some(env.key_a.as_str());
+    let agent = env.agent("sleepy").await;
+    // The idle timeout is part of the agent's sandbox shape (set with kubectl, not /v3).
+    Api::<Agent>::namespaced(env.cluster.client(), TENANT_A)
+        .patch(
+            &agent.replace('_', "-"),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"sandbox": {"idleTimeoutSeconds": 1}}})),
+        )
+        .await
+        .expect("patch agent");
+    let (id, _) = env.session(&agent, "x").await;
+    env.run_turn(&id, "done").await;
+    tokio::spawn(sealpod_api_server::lifecycle::run_idle_sweep(
+        env.state.clone(),
+        std::time::Duration::from_millis(200),
+    ));
+    let sessions = Api::<Session>::namespaced(env.cluster.client(), TENANT_A);
+    let name = id.replace('_', "-");
+    let desired = |want: sealpod_resources::session::DesiredState| {
+        let sessions = sessions.clone();
+        let name = name.clone();
+        async move {
+            for _ in 0..100 {
+                if sessions
+                    .get(&name)
+                    .await
+                    .expect("session")
+                    .spec
+                    .desired_state
+                    == want
+                {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    assert!(
+        desired(sealpod_resources::session::DesiredState::Hibernated).await,
+        "hibernated after the idle timeout"
+    );
+    let (s, _) = env
+        .call(
+            "POST",
+            &format!("/v3/sessions/{id}/messages"),
+            a,
+            Some(json!({"text": "wake up"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert!(
+        desired(sealpod_resources::session::DesiredState::Running).await,
+        "new input wakes it"
+    );
+}

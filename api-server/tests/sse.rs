@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::future::IntoFuture as _;
 use std::time::Duration;
 
 use common::{Env, Options};
@@ -326,4 +327,62 @@ async fn pings_when_quiet_and_streams_end_at_shutdown() {
         .await
         .expect("graceful")
         .expect("join");
+}
+
+#[tokio::test]
+async fn replicas_on_postgres_fan_out_each_others_appends() {
+    // Two API servers (separate hubs) on one PostgreSQL database: a stream served by the second
+    // sees appends made through the first, woken by LISTEN/NOTIFY.
+    let Ok(url) = std::env::var("SEALPOD_TEST_POSTGRES_URL") else {
+        eprintln!("SEALPOD_TEST_POSTGRES_URL not set: this test runs in the PostgreSQL pass");
+        return;
+    };
+    let env = Env::start().await;
+    let store = std::sync::Arc::new(
+        sealpod_api_server::store::Store::connect(&url, sealpod_api_server::sse::Hub::new())
+            .await
+            .expect("second store"),
+    );
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let replica = sealpod_api_server::AppState::start(
+        store,
+        env.kube.clone(),
+        sealpod_api_server::Settings::default(),
+        rx,
+    )
+    .await
+    .expect("replica");
+    assert!(replica.wait_ready(Duration::from_secs(10)).await);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(axum::serve(listener, sealpod_api_server::app(replica)).into_future());
+    let agent = env.agent("replicas").await;
+    let (id, token) = env.session(&agent, "hello").await;
+    let mut client = Client::open(
+        addr,
+        &format!("/v3/sessions/{id}/events?stream=sse&token={token}"),
+        &[],
+    )
+    .await;
+    assert_eq!(client.status, 200);
+    let mut text = String::new();
+    let (first, _) = client.events(&mut text, 1).await;
+    assert_eq!(first[0].0, 1);
+    // Appends through the first replica (its runtime API and its public API).
+    env.run_turn(&id, "from replica one").await;
+    env.call(
+        "POST",
+        &format!("/v3/sessions/{id}/messages"),
+        Some(&env.key_a),
+        Some(json!({"text": "steer"})),
+    )
+    .await;
+    let (rest, _) = client.events(&mut text, 5).await;
+    assert_eq!(
+        rest.iter().map(|e| e.0).collect::<Vec<_>>(),
+        [2, 3, 4, 5, 6]
+    );
+    assert_eq!(rest[4].1["type"], "user.message");
 }

@@ -279,7 +279,9 @@ impl StreamState {
                 return None;
             }
             if !self.caught_up {
-                let Ok((frames, short)) = self.store_page().await else {
+                // Boxed: the store future is large and only alive during catch-up, so idle
+                // streams do not carry its space.
+                let Ok((frames, short)) = Box::pin(self.store_page()).await else {
                     self.done = true;
                     return None;
                 };
@@ -307,7 +309,7 @@ impl StreamState {
                     }
                     None => {
                         let before = self.p.cursor;
-                        let Ok((frames, _)) = self.store_page().await else {
+                        let Ok((frames, _)) = Box::pin(self.store_page()).await else {
                             self.done = true;
                             return None;
                         };
@@ -324,12 +326,9 @@ impl StreamState {
             }
             if self.check_archived {
                 self.check_archived = false;
-                match self
-                    .p
-                    .store
-                    .get_session(&self.p.namespace, &self.p.session)
-                    .await
-                {
+                let row =
+                    Box::pin(self.p.store.get_session(&self.p.namespace, &self.p.session)).await;
+                match row {
                     Ok(Some(row)) if row.status == "archived" => {
                         if self.p.cursor >= row.head {
                             self.done = true;

@@ -104,9 +104,10 @@ export class Harness {
   }
 
   async startServer(extraEnv = {}) {
-    this.port = await freePort();
-    this.runtimePort = await freePort();
-    this.adminPort = await freePort();
+    // A restart keeps the ports, so clients built earlier keep working.
+    this.port ??= await freePort();
+    this.runtimePort ??= await freePort();
+    this.adminPort ??= await freePort();
     this.databaseUrl ??= process.env.SEALPOD_TEST_DATABASE_URL ?? `sqlite://${join(this.dir, "api.db")}`;
     this.server = this.spawnLogged("api", join(binDir, "sealpod-api-server"), [
       "--listen", `127.0.0.1:${this.port}`,

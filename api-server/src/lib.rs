@@ -1,9 +1,369 @@
 //! The sealpod API server: the `/v3` REST and SSE API over the custom resources, the durable
 //! event log, client tokens, credentials (sealed on arrival) and the runtime API.
 //!
+//! [`app`] is the public router as a value (driven by tests with `oneshot`), [`runtime_app`]
+//! the runtime API's, [`admin_app`] the admin endpoints'; [`serve`] wires them to sockets.
 //! It holds only the sealing public key; it must never return or log a key or token.
 
-/// Entry point of the `sealpod-api-server` binary.
-pub fn run() -> anyhow::Result<()> {
-    anyhow::bail!("sealpod-api-server is not implemented yet")
+pub mod auth;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod kube;
+pub mod lifecycle;
+pub mod metrics;
+pub mod routes;
+pub mod runtime_api;
+pub mod sse;
+pub mod store;
+pub mod translate;
+
+use std::future::IntoFuture as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sealpod_resources::runtime_token::{TOKEN_KEY_ENTRY, TOKEN_KEY_SECRET, TokenKey};
+use sealpod_resources::secret::random_hex;
+use tokio::sync::watch;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument as _;
+
+use crate::auth::{ClientTokenKey, OrgKeys};
+use crate::config::ServeArgs;
+use crate::kube::{CLIENT_TOKEN_KEY_SECRET, Cluster};
+use crate::lifecycle::StatusSync;
+use crate::metrics::Metrics;
+use crate::sse::Hub;
+use crate::store::Store;
+
+/// Settings the handlers read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The platform credential's name, when "managed" is available.
+    pub managed_credential: Option<String>,
+    /// SSE keep-alive interval.
+    pub sse_ping: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            managed_credential: None,
+            sse_ping: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Debug)]
+pub struct Inner {
+    store: Arc<Store>,
+    cluster: Cluster,
+    org_keys: Arc<OrgKeys>,
+    client_key: ClientTokenKey,
+    runtime_key: TokenKey,
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
+    metrics: Metrics,
+    sync: StatusSync,
+}
+
+/// Cheap handle on [`Inner`].
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// A start-up failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Kubernetes.
+    #[error(transparent)]
+    Kube(#[from] kube::KubeError),
+    /// A stored key is unusable.
+    #[error("{0}")]
+    Key(&'static str),
+}
+
+impl AppState {
+    /// Connects everything a server needs: reads or creates the token keys in the system
+    /// namespace and starts the org key watch and the background loops.
+    pub async fn start(
+        store: Arc<Store>,
+        cluster: Cluster,
+        settings: Settings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<AppState, StartError> {
+        let runtime_key = cluster
+            .system_key(TOKEN_KEY_SECRET, TOKEN_KEY_ENTRY, || {
+                TokenKey::generate().expose().to_vec()
+            })
+            .await?;
+        let runtime_key = TokenKey::from_bytes(&runtime_key)
+            .ok_or(StartError::Key("runtime token key is too short"))?;
+        let client_key = cluster
+            .system_key(CLIENT_TOKEN_KEY_SECRET, "key", || {
+                random_hex(32).into_bytes()
+            })
+            .await?;
+        if client_key.len() < 32 {
+            return Err(StartError::Key("client token key is too short"));
+        }
+        let org_keys = Arc::new(OrgKeys::default());
+        let state = AppState(Arc::new(Inner {
+            store,
+            cluster: cluster.clone(),
+            org_keys: org_keys.clone(),
+            client_key: ClientTokenKey::new(client_key),
+            runtime_key,
+            settings,
+            shutdown,
+            metrics: Metrics::default(),
+            sync: StatusSync::default(),
+        }));
+        tokio::spawn(async move { org_keys.run(cluster).await });
+        tokio::spawn(lifecycle::run_status_sync(state.clone()));
+        if state.store().backend() == store::Backend::Postgres {
+            tokio::spawn(store::postgres::listen(state.store().clone()));
+        }
+        Ok(state)
+    }
+
+    /// Waits until the org key cache is loaded (or the timeout passes).
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.0.org_keys.ready() {
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.0.store
+    }
+    /// The cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.0.cluster
+    }
+    /// The org key cache.
+    pub fn org_keys(&self) -> &OrgKeys {
+        &self.0.org_keys
+    }
+    /// The client token key.
+    pub fn client_key(&self) -> &ClientTokenKey {
+        &self.0.client_key
+    }
+    /// The runtime token key.
+    pub fn runtime_key(&self) -> &TokenKey {
+        &self.0.runtime_key
+    }
+    /// Settings.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+    /// A receiver of the shutdown flag.
+    pub fn shutdown(&self) -> watch::Receiver<bool> {
+        self.0.shutdown.clone()
+    }
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+    /// The status mirror.
+    pub fn sync(&self) -> &StatusSync {
+        &self.0.sync
+    }
+}
+
+async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let id = format!("req_{}", random_hex(10));
+    let method = req.method().clone();
+    // The path only (never the query: it may carry `?token=`).
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let started = std::time::Instant::now();
+    let mut response = error::REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span))
+        .await;
+    let status = response.status().as_u16();
+    state.metrics().response(status);
+    tracing::info!(request_id = %id, %method, %path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
+    }
+    response
+}
+
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600))
+}
+
+/// The public `/v3` router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .nest("/v3", routes::router())
+        .fallback(|| async { error::ApiError::NotFound("route") })
+        // Outermost first: CORS answers preflights before anything else runs.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .layer(cors())
+        .with_state(state)
+}
+
+/// The runtime API router.
+pub fn runtime_app(state: AppState) -> Router {
+    Router::new()
+        .nest(
+            sealpod_resources::runtime_api::PREFIX,
+            runtime_api::router(),
+        )
+        .fallback(|| async { error::ApiError::NotFound("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .with_state(state)
+}
+
+/// The admin router: `/healthz`, `/readyz`, `/metrics`.
+pub fn admin_app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(s): State<AppState>| async move {
+                if s.org_keys().ready() && s.store().ping().await {
+                    (StatusCode::OK, "ready").into_response()
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    s.metrics().render(s.store().hub().live_tails()),
+                )
+            }),
+        )
+        .with_state(state)
+}
+
+/// A kube client from an explicit kubeconfig file or the usual resolution.
+pub async fn kube_client(
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<::kube::Client, Box<dyn std::error::Error + Send + Sync>> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = ::kube::config::Kubeconfig::read_from(path)?;
+            ::kube::Config::from_custom_kubeconfig(
+                kc,
+                &::kube::config::KubeConfigOptions::default(),
+            )
+            .await?
+        }
+        None => ::kube::Config::infer().await?,
+    };
+    Ok(::kube::Client::try_from(config)?)
+}
+
+/// Serves the three listeners until SIGINT/SIGTERM, then ends SSE streams and drains.
+pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let cluster = Cluster::new(client, args.system_namespace.clone());
+    let store = Arc::new(Store::connect(&args.database_url, Hub::new()).await?);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let settings = Settings {
+        managed_credential: args.managed_credential.clone(),
+        sse_ping: Duration::from_secs(args.sse_ping_seconds.max(1)),
+    };
+    let state = AppState::start(store, cluster, settings, shutdown_rx).await?;
+    tokio::spawn(lifecycle::run_idle_sweep(
+        state.clone(),
+        Duration::from_secs(args.idle_sweep_seconds.max(1)),
+    ));
+    let public = tokio::net::TcpListener::bind(args.listen).await?;
+    let runtime = tokio::net::TcpListener::bind(args.runtime_listen).await?;
+    let admin = tokio::net::TcpListener::bind(args.admin_listen).await?;
+    tracing::info!(
+        public = %public.local_addr()?, runtime = %runtime.local_addr()?,
+        admin = %admin.local_addr()?, "listening"
+    );
+    let wait = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let rx = state.shutdown();
+    let servers = futures::future::try_join3(
+        axum::serve(public, app(state.clone()))
+            .with_graceful_shutdown(wait(rx.clone()))
+            .into_future(),
+        axum::serve(runtime, runtime_app(state.clone()))
+            .with_graceful_shutdown(wait(rx.clone()))
+            .into_future(),
+        axum::serve(admin, admin_app(state.clone()))
+            .with_graceful_shutdown(wait(rx.clone()))
+            .into_future(),
+    );
+    let signal = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down: ending streams");
+        let _ = shutdown_tx.send(true);
+        Ok::<(), std::io::Error>(())
+    };
+    let (served, signalled) = tokio::join!(servers, signal);
+    signalled?;
+    served?;
+    Ok(())
+}
+
+/// `api-key create`: stores a new org key's hash in `namespace` and returns the key (printed
+/// once by the binary).
+pub async fn create_api_key(
+    kubeconfig: Option<&std::path::Path>,
+    namespace: &str,
+) -> Result<sealpod_resources::secret::Secret, Box<dyn std::error::Error + Send + Sync>> {
+    let client = kube_client(kubeconfig).await?;
+    let cluster = Cluster::new(client, "");
+    let (key, hash) = auth::new_org_key();
+    cluster.store_api_key_hash(namespace, &hash).await?;
+    Ok(key)
 }

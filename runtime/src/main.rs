@@ -1,5 +1,35 @@
-//! `sealpod-runtime`: parses configuration and hands over to [`sealpod_runtime::run`].
+//! `sealpod-runtime`: reads its configuration from the environment (see `README.md`), then
+//! hands over to [`sealpod_runtime::run`].
 
-fn main() -> anyhow::Result<()> {
-    sealpod_runtime::run()
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match sealpod_runtime::config::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sealpod-runtime: refusing to start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sealpod-runtime: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(sealpod_runtime::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sealpod-runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

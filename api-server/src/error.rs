@@ -1,0 +1,221 @@
+//! The one error type of the public and runtime APIs, and the one place errors become responses:
+//! `{"error":{"type","code","message","param"?,"request_id"}}` with the status of API.md §7/§14.
+//!
+//! Internal detail (store, Kubernetes, sealing errors) is logged here with the request id and
+//! never returned: the body says only "internal error". Never put a secret in a message.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+tokio::task_local! {
+    /// The id of the request being served (set by the request-id middleware).
+    pub static REQUEST_ID: String;
+}
+
+/// The current request id, or `req_unknown` outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "req_unknown".to_owned())
+}
+
+/// Everything a handler can refuse or fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `invalid`: a field is missing or wrong.
+    #[error("{message}")]
+    Invalid {
+        /// What is wrong.
+        message: String,
+        /// The offending field.
+        param: Option<String>,
+    },
+    /// 400 `invalid_json`: the body is not the JSON the route takes.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// 401 `unauthorized`: no, unknown, expired or forged credentials.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403 `forbidden`: a valid credential without the needed scope.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 404 `not_found` (also for another tenant's objects).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 405 `method_not_allowed`.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409 with a specific type (`conflict`, `idempotency_conflict`, `session_archived`, …).
+    #[error("{message}")]
+    Conflict {
+        /// The error type.
+        kind: &'static str,
+        /// What conflicts.
+        message: String,
+    },
+    /// 422 with a specific type (`no_credential`, `managed_unavailable`).
+    #[error("{message}")]
+    Unprocessable {
+        /// The error type.
+        kind: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// 503 with a specific type (`sealing_unavailable`, `not_ready`).
+    #[error("{message}")]
+    Unavailable {
+        /// The error type.
+        kind: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// 500 `internal`: detail is logged, never returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 `invalid` naming the field.
+    pub fn invalid(param: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            message: message.into(),
+            param: Some(param.to_owned()),
+        }
+    }
+
+    /// A 409 of the given type.
+    pub fn conflict(kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Conflict {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A 422 of the given type.
+    pub fn unprocessable(kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Unprocessable {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A 500 whose detail is only logged.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(detail.to_string())
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid { .. } | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable type (also sent as `code`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::Invalid { .. } => "invalid",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict { kind, .. }
+            | ApiError::Unprocessable { kind, .. }
+            | ApiError::Unavailable { kind, .. } => kind,
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+impl From<crate::kube::KubeError> for ApiError {
+    fn from(e: crate::kube::KubeError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = current_request_id();
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(request_id = %request_id, error = %detail, "internal error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut error = json!({
+            "type": self.kind(),
+            "code": self.kind(),
+            "message": message,
+            "request_id": request_id,
+        });
+        if let ApiError::Invalid {
+            param: Some(param), ..
+        } = &self
+        {
+            error["param"] = json!(param);
+        }
+        let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
+        if matches!(self, ApiError::Unavailable { .. }) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn errors_render_the_envelope_with_the_request_id() {
+        let response = REQUEST_ID
+            .scope("req_test".to_owned(), async {
+                ApiError::invalid("ttl", "ttl must be 60-86400").into_response()
+            })
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(
+            value,
+            json!({"error": {"type": "invalid", "code": "invalid", "message": "ttl must be 60-86400",
+                "param": "ttl", "request_id": "req_test"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn internal_detail_is_not_returned() {
+        let response = ApiError::internal("db password is hunter2").into_response();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let text = String::from_utf8(body.to_vec()).expect("utf8");
+        assert!(!text.contains("hunter2"));
+        assert!(text.contains("\"internal\""));
+    }
+}

@@ -1,0 +1,442 @@
+//! Access to the Kubernetes API (kube 5): the `Agent`, `Session` and `Credential` objects of a
+//! tenant namespace, the sealed-value Secrets owned by Credentials, org API key Secrets, and the
+//! system namespace's sealing public keys and token keys. Writes use the API server's field
+//! manager; session status goes through server-side apply of only the fields this server owns
+//! (`phase`, `head`, `lastTurn`), credential status of only `last4` and `version`.
+//!
+//! This module never reads a private sealing key and never writes a plaintext credential.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use sealpod_resources::labels::{
+    API_SERVER_FIELD_MANAGER, COMPONENT_API_KEY, COMPONENT_LABEL, COMPONENT_SEALED_CREDENTIAL,
+    CREDENTIAL_LABEL, MANAGED_BY, PART_OF, PART_OF_VALUE, SEALED_SECRET_KEY, SEALING_KEYS_ENTRY,
+    SEALING_PUBLIC_CONFIGMAP,
+};
+use sealpod_resources::sealing::{PublicKeySet, SealedValue};
+use sealpod_resources::session::DesiredState;
+use sealpod_resources::{Agent, Credential, Session};
+use serde_json::{Value, json};
+
+/// Entry of an org API key Secret holding the key's SHA-256 (hex).
+pub const API_KEY_HASH_ENTRY: &str = "sha256";
+/// Secret (system namespace) holding the HMAC key of client tokens, entry `key`.
+pub const CLIENT_TOKEN_KEY_SECRET: &str = "sealpod-client-token-key";
+
+/// A Kubernetes call failed.
+#[derive(Debug, thiserror::Error)]
+#[error("kubernetes {op}: {source}")]
+pub struct KubeError {
+    /// The operation.
+    pub op: &'static str,
+    /// The cause.
+    #[source]
+    pub source: kube::Error,
+}
+
+impl KubeError {
+    /// The HTTP status the API server answered, if any.
+    pub fn code(&self) -> Option<u16> {
+        match &self.source {
+            kube::Error::Api(status) => Some(status.code),
+            _ => None,
+        }
+    }
+}
+
+/// Result of a Kubernetes call.
+pub type KubeResult<T> = Result<T, KubeError>;
+
+fn op(op: &'static str) -> impl FnOnce(kube::Error) -> KubeError {
+    move |source| KubeError { op, source }
+}
+
+fn post() -> PostParams {
+    PostParams {
+        dry_run: false,
+        field_manager: Some(API_SERVER_FIELD_MANAGER.to_owned()),
+    }
+}
+
+fn merge() -> PatchParams {
+    PatchParams {
+        field_manager: Some(API_SERVER_FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
+/// Labels every object this server creates carries.
+pub fn base_labels(component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.to_owned(), API_SERVER_FIELD_MANAGER.to_owned()),
+        (PART_OF.to_owned(), PART_OF_VALUE.to_owned()),
+        (COMPONENT_LABEL.to_owned(), component.to_owned()),
+    ])
+}
+
+/// The cluster as this server sees it.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    system_namespace: String,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("system_namespace", &self.system_namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Wraps a client.
+    pub fn new(client: Client, system_namespace: impl Into<String>) -> Cluster {
+        Cluster {
+            client,
+            system_namespace: system_namespace.into(),
+        }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The system namespace.
+    pub fn system_namespace(&self) -> &str {
+        &self.system_namespace
+    }
+
+    fn api<K>(&self, ns: &str) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// One Agent.
+    pub async fn get_agent(&self, ns: &str, name: &str) -> KubeResult<Option<Agent>> {
+        self.api::<Agent>(ns)
+            .get_opt(name)
+            .await
+            .map_err(op("get agent"))
+    }
+
+    /// Every Agent of a namespace.
+    pub async fn list_agents(&self, ns: &str) -> KubeResult<Vec<Agent>> {
+        Ok(self
+            .api::<Agent>(ns)
+            .list(&ListParams::default())
+            .await
+            .map_err(op("list agents"))?
+            .items)
+    }
+
+    /// Creates an Agent; `Ok(None)` when one of that name exists.
+    pub async fn create_agent(&self, ns: &str, agent: &Agent) -> KubeResult<Option<Agent>> {
+        match self.api::<Agent>(ns).create(&post(), agent).await {
+            Ok(a) => Ok(Some(a)),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+            Err(e) => Err(op("create agent")(e)),
+        }
+    }
+
+    /// Merge-patches an Agent.
+    pub async fn patch_agent(&self, ns: &str, name: &str, patch: &Value) -> KubeResult<Agent> {
+        self.api::<Agent>(ns)
+            .patch(name, &merge(), &Patch::Merge(patch))
+            .await
+            .map_err(op("patch agent"))
+    }
+
+    /// One Credential.
+    pub async fn get_credential(&self, ns: &str, name: &str) -> KubeResult<Option<Credential>> {
+        self.api::<Credential>(ns)
+            .get_opt(name)
+            .await
+            .map_err(op("get credential"))
+    }
+
+    /// Every Credential of a namespace.
+    pub async fn list_credentials(&self, ns: &str) -> KubeResult<Vec<Credential>> {
+        Ok(self
+            .api::<Credential>(ns)
+            .list(&ListParams::default())
+            .await
+            .map_err(op("list credentials"))?
+            .items)
+    }
+
+    /// Creates a Credential and its sealed-value Secret (owned by it), then records `last4` and
+    /// `version` 1 in its status. On a failure after the Credential exists, deletes it again.
+    pub async fn create_credential(
+        &self,
+        ns: &str,
+        credential: &Credential,
+        sealed: &SealedValue,
+        last4: &str,
+    ) -> KubeResult<Credential> {
+        let created = self
+            .api::<Credential>(ns)
+            .create(&post(), credential)
+            .await
+            .map_err(op("create credential"))?;
+        let name = created.name_any();
+        let result = async {
+            self.write_sealed_secret(ns, &created, sealed).await?;
+            self.set_credential_status(ns, &name, last4, 1).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.delete_credential(ns, &name).await;
+        }
+        result
+    }
+
+    async fn write_sealed_secret(
+        &self,
+        ns: &str,
+        credential: &Credential,
+        sealed: &SealedValue,
+    ) -> KubeResult<()> {
+        let mut labels = base_labels(COMPONENT_SEALED_CREDENTIAL);
+        labels.insert(CREDENTIAL_LABEL.to_owned(), credential.name_any());
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(credential.spec.sealed_secret_ref.name.clone()),
+                namespace: Some(ns.to_owned()),
+                labels: Some(labels),
+                owner_references: credential.controller_owner_ref(&()).map(|o| vec![o]),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(
+                SEALED_SECRET_KEY.to_owned(),
+                ByteString(sealed.as_str().as_bytes().to_vec()),
+            )])),
+            type_: Some("Opaque".to_owned()),
+            ..Secret::default()
+        };
+        let api = self.api::<Secret>(ns);
+        match api.create(&post(), &secret).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let patch = json!({"data": {SEALED_SECRET_KEY: secret.data.as_ref()
+                    .and_then(|d| d.get(SEALED_SECRET_KEY))}});
+                api.patch(
+                    &credential.spec.sealed_secret_ref.name,
+                    &merge(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map(|_| ())
+                .map_err(op("replace sealed secret"))
+            }
+            Err(e) => Err(op("create sealed secret")(e)),
+        }
+    }
+
+    /// Rotates a credential's value: replaces the sealed Secret and bumps `status.version`.
+    pub async fn rotate_credential(
+        &self,
+        ns: &str,
+        credential: &Credential,
+        sealed: &SealedValue,
+        last4: &str,
+    ) -> KubeResult<Credential> {
+        self.write_sealed_secret(ns, credential, sealed).await?;
+        let version = credential
+            .status
+            .as_ref()
+            .and_then(|s| s.version)
+            .unwrap_or(1)
+            + 1;
+        self.set_credential_status(ns, &credential.name_any(), last4, version)
+            .await
+    }
+
+    async fn set_credential_status(
+        &self,
+        ns: &str,
+        name: &str,
+        last4: &str,
+        version: i64,
+    ) -> KubeResult<Credential> {
+        let patch = json!({
+            "apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
+            "status": {"last4": last4, "version": version},
+        });
+        self.api::<Credential>(ns)
+            .patch_status(
+                name,
+                &PatchParams::apply(API_SERVER_FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(op("credential status"))
+    }
+
+    /// Merge-patches a Credential's spec.
+    pub async fn patch_credential(
+        &self,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+    ) -> KubeResult<Credential> {
+        self.api::<Credential>(ns)
+            .patch(name, &merge(), &Patch::Merge(patch))
+            .await
+            .map_err(op("patch credential"))
+    }
+
+    /// Deletes a Credential (its Secret goes with it by owner reference). Absent is success.
+    pub async fn delete_credential(&self, ns: &str, name: &str) -> KubeResult<()> {
+        match self
+            .api::<Credential>(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(op("delete credential")(e)),
+        }
+    }
+
+    /// Creates a Session object.
+    pub async fn create_session(&self, ns: &str, session: &Session) -> KubeResult<Session> {
+        match self.api::<Session>(ns).create(&post(), session).await {
+            Ok(s) => Ok(s),
+            Err(kube::Error::Api(s)) if s.code == 409 => self
+                .api::<Session>(ns)
+                .get(&session.name_any())
+                .await
+                .map_err(op("get session")),
+            Err(e) => Err(op("create session")(e)),
+        }
+    }
+
+    /// Sets a Session's `spec.desiredState`.
+    pub async fn set_desired_state(
+        &self,
+        ns: &str,
+        name: &str,
+        state: DesiredState,
+    ) -> KubeResult<()> {
+        let patch = json!({"spec": {"desiredState": state}});
+        self.api::<Session>(ns)
+            .patch(name, &merge(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(op("session desired state"))
+    }
+
+    /// Applies the API server's part of a Session's status.
+    pub async fn apply_session_status(
+        &self,
+        ns: &str,
+        name: &str,
+        status: &Value,
+    ) -> KubeResult<()> {
+        let patch = json!({
+            "apiVersion": "sealpod.dev/v1alpha1", "kind": "Session", "status": status,
+        });
+        self.api::<Session>(ns)
+            .patch_status(
+                name,
+                &PatchParams::apply(API_SERVER_FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map(|_| ())
+            .map_err(op("session status"))
+    }
+
+    /// The sealing public keys, when the operator has published them.
+    pub async fn sealing_public_keys(&self) -> KubeResult<Option<PublicKeySet>> {
+        let cm = self
+            .api::<ConfigMap>(&self.system_namespace)
+            .get_opt(SEALING_PUBLIC_CONFIGMAP)
+            .await
+            .map_err(op("get sealing public keys"))?;
+        Ok(cm
+            .and_then(|cm| cm.data)
+            .and_then(|d| d.get(SEALING_KEYS_ENTRY).cloned())
+            .and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    /// The bytes of entry `entry` of Secret `name` in the system namespace, creating the Secret
+    /// with `generate()` if it does not exist (whoever creates it first wins; on 409 we read).
+    pub async fn system_key(
+        &self,
+        name: &str,
+        entry: &str,
+        generate: impl FnOnce() -> Vec<u8>,
+    ) -> KubeResult<Vec<u8>> {
+        let api = self.api::<Secret>(&self.system_namespace);
+        let read = |s: Secret| {
+            s.data
+                .and_then(|d| d.get(entry).map(|b| b.0.clone()))
+                .unwrap_or_default()
+        };
+        if let Some(secret) = api.get_opt(name).await.map_err(op("get key secret"))? {
+            return Ok(read(secret));
+        }
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(self.system_namespace.clone()),
+                labels: Some(base_labels("token-key")),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(entry.to_owned(), ByteString(generate()))])),
+            type_: Some("Opaque".to_owned()),
+            ..Secret::default()
+        };
+        match api.create(&post(), &secret).await {
+            Ok(s) => Ok(read(s)),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                Ok(read(api.get(name).await.map_err(op("get key secret"))?))
+            }
+            Err(e) => Err(op("create key secret")(e)),
+        }
+    }
+
+    /// Stores a new org API key's hash in a labelled Secret of `ns`.
+    pub async fn store_api_key_hash(&self, ns: &str, hash_hex: &str) -> KubeResult<String> {
+        let name = format!("sealpod-api-key-{}", &hash_hex[..12]);
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(ns.to_owned()),
+                labels: Some(base_labels(COMPONENT_API_KEY)),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(
+                API_KEY_HASH_ENTRY.to_owned(),
+                ByteString(hash_hex.as_bytes().to_vec()),
+            )])),
+            type_: Some("Opaque".to_owned()),
+            ..Secret::default()
+        };
+        self.api::<Secret>(ns)
+            .create(&post(), &secret)
+            .await
+            .map_err(op("create api key secret"))?;
+        Ok(name)
+    }
+}
+
+impl Cluster {
+    /// One Session object.
+    pub async fn get_session_object(&self, ns: &str, name: &str) -> KubeResult<Option<Session>> {
+        self.api::<Session>(ns)
+            .get_opt(name)
+            .await
+            .map_err(op("get session"))
+    }
+}

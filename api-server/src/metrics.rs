@@ -1,0 +1,66 @@
+//! Prometheus metrics of the API server, rendered as text on the admin port. Labels are route
+//! classes and status codes only: never an id, a key or a token.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// The counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    responses: [AtomicU64; 5],
+    events_appended: AtomicU64,
+    sse_streams: AtomicI64,
+    sse_streams_total: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a response by status class.
+    pub fn response(&self, status: u16) {
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts appended events.
+    pub fn appended(&self, n: usize) {
+        self.events_appended.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// A stream opened.
+    pub fn stream_opened(&self) {
+        self.sse_streams.fetch_add(1, Ordering::Relaxed);
+        self.sse_streams_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stream closed.
+    pub fn stream_closed(&self) {
+        self.sse_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The text exposition.
+    pub fn render(&self, live_tails: usize) -> String {
+        let mut out = String::new();
+        out.push_str("# TYPE sealpod_api_server_http_responses_total counter\n");
+        for (i, c) in self.responses.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sealpod_api_server_http_responses_total{{class=\"{}xx\"}} {}",
+                i + 1,
+                c.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE sealpod_api_server_events_appended_total counter\n\
+             sealpod_api_server_events_appended_total {}\n\
+             # TYPE sealpod_api_server_sse_streams gauge\nsealpod_api_server_sse_streams {}\n\
+             # TYPE sealpod_api_server_sse_streams_total counter\n\
+             sealpod_api_server_sse_streams_total {}\n\
+             # TYPE sealpod_api_server_sse_tails gauge\nsealpod_api_server_sse_tails {}",
+            self.events_appended.load(Ordering::Relaxed),
+            self.sse_streams.load(Ordering::Relaxed),
+            self.sse_streams_total.load(Ordering::Relaxed),
+            live_tails
+        );
+        out
+    }
+}

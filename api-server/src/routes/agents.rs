@@ -1,0 +1,334 @@
+//! `/v3/agents`: create (idempotent by name: 201 new, 200 same config, 409 different; an inline
+//! `key` creates and attaches a credential), get, list (newest first), and update (prompt or
+//! model bump the revision annotation; `key` rotates the attached credential; runtime is
+//! immutable). Agents are `Agent` objects named by the id bijection; the wire `name` is
+//! `spec.displayName`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use kube::{Resource, ResourceExt};
+use sealpod_resources::agent::{
+    DEFAULT_RUNTIME, MANAGED_CREDENTIAL, MAX_PROMPT_BYTES, check_model_runtime, model_provider,
+};
+use sealpod_resources::ids::IdKind;
+use sealpod_resources::labels::REVISION_ANNOTATION;
+use sealpod_resources::secret::Secret;
+use sealpod_resources::{Agent, AgentSpec};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::dto::{
+    Body, CreateAgent, PageQuery, UpdateAgent, check_key, check_model, check_name, check_runtime,
+    page_limit,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::credentials::{create_credential, rotate_credential};
+use crate::routes::page;
+use crate::translate::{UPDATED_AT_ANNOTATION, agent_id_for_name, agent_to_wire, name_of};
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/agents", get(list).post(create))
+        .route("/agents/{id}", get(get_one).patch(update))
+}
+
+fn check_prompt(prompt: &str) -> ApiResult<()> {
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(ApiError::invalid(
+            "prompt",
+            "prompt must be at most 100 KiB",
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves a `credential` parameter (`managed` or `cred_…`) to a reference (object name).
+async fn credential_ref(state: &AppState, ns: &str, value: &str) -> ApiResult<String> {
+    if value == MANAGED_CREDENTIAL {
+        return Ok(MANAGED_CREDENTIAL.to_owned());
+    }
+    let name = name_of(value, IdKind::Credential).ok_or_else(|| {
+        ApiError::invalid(
+            "credential",
+            "credential must be `managed` or a `cred_…` id",
+        )
+    })?;
+    if state.cluster().get_credential(ns, &name).await?.is_none() {
+        return Err(ApiError::invalid(
+            "credential",
+            format!("credential {value} does not exist"),
+        ));
+    }
+    Ok(name)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(req): Body<CreateAgent>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let ns = caller.org()?.to_owned();
+    let name = req
+        .name
+        .clone()
+        .ok_or_else(|| ApiError::invalid("name", "name is required"))?;
+    check_name("name", &name)?;
+    let prompt = req.prompt.clone().unwrap_or_default();
+    check_prompt(&prompt)?;
+    let model = req
+        .model
+        .clone()
+        .ok_or_else(|| ApiError::invalid("model", "model is required"))?;
+    check_model(&model)?;
+    let runtime = req
+        .runtime
+        .clone()
+        .unwrap_or_else(|| DEFAULT_RUNTIME.to_owned());
+    check_runtime(&runtime)?;
+    check_model_runtime(&model, &runtime).map_err(|m| ApiError::invalid("model", m))?;
+    if req.key.is_some() && req.credential.is_some() {
+        return Err(ApiError::invalid(
+            "credential",
+            "key and credential are mutually exclusive",
+        ));
+    }
+    let limits = req.limits.as_ref().map(|l| l.validate()).transpose()?;
+    if let Some(key) = &req.key {
+        check_key("key", key)?;
+    }
+    let credential = match &req.credential {
+        Some(c) => Some(credential_ref(&state, &ns, c).await?),
+        None => None,
+    };
+    let object = name_of(&agent_id_for_name(&name), IdKind::Agent)
+        .ok_or_else(|| ApiError::internal("agent id"))?;
+    let wanted_credential = credential.clone();
+    let same = |existing: &Agent| -> bool {
+        let s = &existing.spec;
+        s.prompt == prompt
+            && s.model == model
+            && s.runtime == runtime
+            && s.limits == limits
+            && match (&req.key, &wanted_credential) {
+                (None, _) => s.credential == wanted_credential,
+                (Some(_), _) => s
+                    .credential
+                    .as_deref()
+                    .is_some_and(|c| c != MANAGED_CREDENTIAL),
+            }
+    };
+    if let Some(existing) = state.cluster().get_agent(&ns, &object).await? {
+        return if same(&existing) {
+            Ok((StatusCode::OK, Json(agent_to_wire(&existing))))
+        } else {
+            Err(ApiError::conflict(
+                "conflict",
+                format!("an agent named `{name}` exists with a different configuration"),
+            ))
+        };
+    }
+    let credential = match &req.key {
+        Some(key) => {
+            let provider = model_provider(&model).unwrap_or("anthropic").to_owned();
+            let created = create_credential(
+                &state,
+                &ns,
+                &provider,
+                &Secret::new(key.clone()),
+                Some(name.clone()),
+                false,
+            )
+            .await?;
+            Some(created.name_any())
+        }
+        None => credential,
+    };
+    let mut agent = Agent::new(
+        &object,
+        AgentSpec {
+            display_name: Some(name.clone()),
+            model: model.clone(),
+            runtime: runtime.clone(),
+            prompt: prompt.clone(),
+            credential,
+            limits: limits.clone(),
+            egress: None,
+            sandbox: None,
+        },
+    );
+    agent.metadata.annotations = Some(BTreeMap::from([
+        (REVISION_ANNOTATION.to_owned(), "1".to_owned()),
+        (UPDATED_AT_ANNOTATION.to_owned(), now()),
+    ]));
+    match state.cluster().create_agent(&ns, &agent).await? {
+        Some(created) => Ok((StatusCode::CREATED, Json(agent_to_wire(&created)))),
+        None => {
+            // Created concurrently under the same name: answer as a replay would.
+            let existing = state
+                .cluster()
+                .get_agent(&ns, &object)
+                .await?
+                .ok_or_else(|| ApiError::internal("agent vanished after a create conflict"))?;
+            if same(&existing) {
+                Ok((StatusCode::OK, Json(agent_to_wire(&existing))))
+            } else {
+                Err(ApiError::conflict(
+                    "conflict",
+                    format!("an agent named `{name}` exists with a different configuration"),
+                ))
+            }
+        }
+    }
+}
+
+/// Finds an agent of a tenant by id.
+pub async fn find_agent(state: &AppState, ns: &str, id: &str) -> ApiResult<Agent> {
+    let name = name_of(id, IdKind::Agent).ok_or(ApiError::NotFound("agent"))?;
+    state
+        .cluster()
+        .get_agent(ns, &name)
+        .await?
+        .ok_or(ApiError::NotFound("agent"))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let ns = caller.org()?;
+    Ok(Json(agent_to_wire(&find_agent(&state, ns, &id).await?)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    let ns = caller.org()?;
+    let limit = page_limit(q.limit.as_deref(), 50, 200)? as usize;
+    let offset: usize = match q.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(c) => c
+            .parse()
+            .map_err(|_| ApiError::invalid("cursor", "unknown cursor"))?,
+    };
+    let mut items = state.cluster().list_agents(ns).await?;
+    items.sort_by(|a, b| {
+        b.meta()
+            .creation_timestamp
+            .cmp(&a.meta().creation_timestamp)
+            .then_with(|| a.name_any().cmp(&b.name_any()))
+    });
+    let total = items.len();
+    let data: Vec<Value> = items
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(agent_to_wire)
+        .collect();
+    let next = (offset + limit < total).then(|| (offset + limit).to_string());
+    Ok(Json(page(data, next)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateAgent>,
+) -> ApiResult<Json<Value>> {
+    let ns = caller.org()?.to_owned();
+    let agent = find_agent(&state, &ns, &id).await?;
+    if req.runtime.is_some() {
+        return Err(ApiError::invalid("runtime", "runtime is immutable"));
+    }
+    if let Some(name) = &req.name
+        && Some(name) != agent.spec.display_name.as_ref()
+    {
+        return Err(ApiError::invalid("name", "an agent cannot be renamed"));
+    }
+    if req.key.is_some() && matches!(req.credential, Some(Some(_))) {
+        return Err(ApiError::invalid(
+            "credential",
+            "key and credential are mutually exclusive",
+        ));
+    }
+    let mut spec = json!({});
+    let mut revision = crate::translate::agent_revision(&agent);
+    let model = req
+        .model
+        .clone()
+        .unwrap_or_else(|| agent.spec.model.clone());
+    if let Some(m) = &req.model {
+        check_model(m)?;
+        check_model_runtime(m, &agent.spec.runtime).map_err(|e| ApiError::invalid("model", e))?;
+    }
+    let mut bumped = false;
+    if let Some(p) = &req.prompt {
+        check_prompt(p)?;
+        if *p != agent.spec.prompt {
+            spec["prompt"] = json!(p);
+            bumped = true;
+        }
+    }
+    if model != agent.spec.model {
+        spec["model"] = json!(model);
+        bumped = true;
+    }
+    if bumped {
+        revision += 1;
+    }
+    if let Some(l) = &req.limits {
+        spec["limits"] = json!(l.validate()?);
+    }
+    match &req.credential {
+        Some(None) => spec["credential"] = Value::Null,
+        Some(Some(c)) => spec["credential"] = json!(credential_ref(&state, &ns, c).await?),
+        None => {}
+    }
+    if let Some(key) = &req.key {
+        check_key("key", key)?;
+        let key = Secret::new(key.clone());
+        let attached = match agent.spec.credential.as_deref() {
+            Some(c) if c != MANAGED_CREDENTIAL => state.cluster().get_credential(&ns, c).await?,
+            _ => None,
+        };
+        match attached {
+            Some(c) => {
+                rotate_credential(&state, &ns, &c, &key).await?;
+            }
+            None => {
+                let provider = model_provider(&model).unwrap_or("anthropic").to_owned();
+                let created = create_credential(
+                    &state,
+                    &ns,
+                    &provider,
+                    &key,
+                    agent.spec.display_name.clone(),
+                    false,
+                )
+                .await?;
+                spec["credential"] = json!(created.name_any());
+            }
+        }
+    }
+    let patch = json!({
+        "metadata": {"annotations": {REVISION_ANNOTATION: revision.to_string(), UPDATED_AT_ANNOTATION: now()}},
+        "spec": spec,
+    });
+    let updated = state
+        .cluster()
+        .patch_agent(&ns, &agent.name_any(), &patch)
+        .await?;
+    Ok(Json(agent_to_wire(&updated)))
+}

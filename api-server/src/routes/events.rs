@@ -1,0 +1,172 @@
+//! `GET /v3/sessions/{id}/events` as a JSON page or as SSE (`stream=sse` or `Accept:
+//! text/event-stream`; cursor = max(`after`/`cursor`, `Last-Event-ID`)), and `GET
+//! …/events/{eventId}`. Org key or a client token with `read` (`?token=` accepted here).
+
+use axum::body::Body as HttpBody;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sealpod_resources::runtime_api::Level;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::{Caller, Need};
+use crate::dto::{EventsQuery, page_limit};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{page, session_id};
+use crate::sse::{StreamParams, stream};
+use crate::store::EventFilter;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sessions/{id}/events", get(events))
+        .route("/sessions/{id}/events/{event_id}", get(one))
+}
+
+fn parse_seq(param: &str, v: Option<&str>) -> ApiResult<i64> {
+    match v {
+        None | Some("") => Ok(0),
+        Some(s) => s
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ApiError::invalid(param, format!("{param} must be a non-negative seq"))),
+    }
+}
+
+/// Parses the shared filters.
+pub fn filter_of(q: &EventsQuery) -> ApiResult<EventFilter> {
+    let level = match q.level.as_deref() {
+        None | Some("") => None,
+        Some(l) => Some(Level::parse(l).ok_or_else(|| {
+            ApiError::invalid("level", "level must be user, progress or internal")
+        })?),
+    };
+    let type_ = q.type_.clone().filter(|t| !t.is_empty());
+    if let Some(t) = &type_
+        && t.contains('*')
+        && !(t.ends_with(".*") && t.matches('*').count() == 1)
+    {
+        return Err(ApiError::invalid(
+            "type",
+            "type must be exact or `prefix.*`",
+        ));
+    }
+    Ok(EventFilter {
+        level,
+        type_,
+        turn_id: q.turn_id.clone().filter(|t| !t.is_empty()),
+        messages_only: false,
+    })
+}
+
+/// A JSON page of events.
+pub async fn events_page(
+    state: &AppState,
+    session: &str,
+    after: i64,
+    filter: &EventFilter,
+    limit: i64,
+) -> ApiResult<Value> {
+    let mut rows = state
+        .store()
+        .list_events(session, after, filter, limit + 1)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = more
+        .then(|| rows.last().map(|e| e.seq.to_string()))
+        .flatten();
+    let data = rows
+        .iter()
+        .map(|e| e.to_value())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(page(data, next))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Response> {
+    let id = session_id(&id)?;
+    let ns = caller.session(&state, &id, Need::Read).await?;
+    if state.store().get_session(&ns, &id).await?.is_none() {
+        return Err(ApiError::NotFound("session"));
+    }
+    let filter = filter_of(&q)?;
+    let after =
+        parse_seq("after", q.after.as_deref())?.max(parse_seq("cursor", q.cursor.as_deref())?);
+    let wants_sse = q.stream.as_deref() == Some("sse")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"));
+    if !wants_sse {
+        let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
+        return Ok(Json(events_page(&state, &id, after, &filter, limit).await?).into_response());
+    }
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    let cursor = after.max(last_event_id);
+    state.metrics().stream_opened();
+    let guard = StreamGuard(state.clone());
+    let body = stream(StreamParams {
+        store: state.store().clone(),
+        namespace: ns,
+        session: id,
+        cursor,
+        filter,
+        shutdown: state.shutdown(),
+        ping: state.settings().sse_ping,
+    });
+    let body = futures::StreamExt::map(body, move |chunk| {
+        let _keep = &guard;
+        chunk
+    });
+    let mut response = HttpBody::from_stream(body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Counts a stream closed when its body is dropped.
+struct StreamGuard(AppState);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.metrics().stream_closed();
+    }
+}
+
+async fn one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, event_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let id = session_id(&id)?;
+    let ns = caller.session(&state, &id, Need::Read).await?;
+    if state.store().get_session(&ns, &id).await?.is_none() {
+        return Err(ApiError::NotFound("session"));
+    }
+    let event = state
+        .store()
+        .get_event(&id, &event_id)
+        .await?
+        .ok_or(ApiError::NotFound("event"))?;
+    Ok(Json(event.to_value()?))
+}

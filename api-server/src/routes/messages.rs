@@ -1,0 +1,123 @@
+//! `GET /v3/sessions/{id}/messages` (alias of `level=user` + `type=*.message`; read scope) and
+//! `POST …/messages` (steer; steer scope): appends a `user.message`, idempotent per session by
+//! `idempotency_key` or `envelope.id` (202 new, 200 replay), wakes a hibernated session, and
+//! refuses an archived one with `409 session_archived`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use sealpod_resources::ids::IdKind;
+use sealpod_resources::runtime_api::Level;
+use sealpod_resources::session::DesiredState;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{Caller, Need, sha256_hex};
+use crate::dto::{Body, EventsQuery, Steer, page_limit};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::events::events_page;
+use crate::routes::session_id;
+use crate::routes::sessions::{human_actor, input_to_body};
+use crate::store::{Draft, EventFilter, SteerOutcome};
+use crate::translate::name_of;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/sessions/{id}/messages", get(list).post(steer))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<Value>> {
+    let id = session_id(&id)?;
+    let ns = caller.session(&state, &id, Need::Read).await?;
+    if state.store().get_session(&ns, &id).await?.is_none() {
+        return Err(ApiError::NotFound("session"));
+    }
+    let after = match q.after.as_deref().or(q.cursor.as_deref()) {
+        None | Some("") => 0,
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::invalid("after", "after must be a seq"))?,
+    };
+    let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
+    let filter = EventFilter {
+        level: Some(Level::User),
+        type_: None,
+        turn_id: None,
+        messages_only: true,
+    };
+    Ok(Json(events_page(&state, &id, after, &filter, limit).await?))
+}
+
+async fn steer(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = session_id(&id)?;
+    let ns = caller.session(&state, &id, Need::Steer).await?;
+    let fingerprint = sha256_hex(&req.to_string());
+    let parsed: Steer = serde_json::from_value(req)
+        .map_err(|e| ApiError::InvalidJson(format!("the body is not valid for this route: {e}")))?;
+    let (body, refs, envelope_id) = match (&parsed.envelope, &parsed.text) {
+        (Some(env), _) => input_to_body(env, "envelope")?,
+        (None, Some(text)) => (json!({"text": text}), json!({}), None),
+        (None, None) => return Err(ApiError::invalid("text", "text or envelope is required")),
+    };
+    let key = parsed.idempotency_key.clone().or(envelope_id);
+    if let Some(k) = &key
+        && (k.is_empty() || k.len() > 256)
+    {
+        return Err(ApiError::invalid(
+            "idempotency_key",
+            "idempotency_key must be 1-256 characters",
+        ));
+    }
+    let draft = Draft {
+        type_: "user.message".to_owned(),
+        level: Level::User,
+        actor: human_actor(&caller),
+        body,
+        refs,
+        turn_id: None,
+        client_id: None,
+    };
+    let outcome = state
+        .store()
+        .steer(&ns, &id, draft, key.map(|k| (k, fingerprint)))
+        .await?;
+    let (status, event, row) = match outcome {
+        SteerOutcome::NotFound => return Err(ApiError::NotFound("session")),
+        SteerOutcome::Archived => {
+            return Err(ApiError::conflict(
+                "session_archived",
+                "the session is archived; it is read-only",
+            ));
+        }
+        SteerOutcome::Replay(event, row) => (StatusCode::OK, event, row),
+        SteerOutcome::Appended(event, row, wake) => {
+            if wake && let Some(name) = name_of(&id, IdKind::Session) {
+                state
+                    .cluster()
+                    .set_desired_state(&ns, &name, DesiredState::Running)
+                    .await?;
+            }
+            state.metrics().appended(1);
+            state.sync().mark(&ns, &id);
+            (StatusCode::ACCEPTED, event, row)
+        }
+    };
+    Ok((
+        status,
+        Json(json!({
+            "event": {"id": event.id, "seq": event.seq},
+            "session": {"id": row.id, "status": row.status, "head": row.head},
+        })),
+    ))
+}

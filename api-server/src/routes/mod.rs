@@ -1,0 +1,48 @@
+//! The `/v3` routes, one module per resource; this root only merges them. Each handler
+//! authenticates through the `Caller` extractor, translates, and answers through `ApiError`.
+
+pub mod agents;
+pub mod client_tokens;
+pub mod credentials;
+pub mod events;
+pub mod messages;
+pub mod sessions;
+pub mod turns;
+
+use axum::Router;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::translate::name_of;
+use sealpod_resources::ids::IdKind;
+
+/// Every `/v3` route.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(agents::router())
+        .merge(credentials::router())
+        .merge(sessions::router())
+        .merge(events::router())
+        .merge(messages::router())
+        .merge(client_tokens::router())
+        .merge(turns::router())
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// Checks a session id from the path (`404` when it cannot name a session).
+pub(crate) fn session_id(id: &str) -> Result<String, ApiError> {
+    name_of(id, IdKind::Session)
+        .map(|_| id.to_owned())
+        .ok_or(ApiError::NotFound("session"))
+}
+
+/// A `{data, next_cursor}` page.
+pub(crate) fn page(data: Vec<serde_json::Value>, next: Option<String>) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    out.insert("data".into(), serde_json::Value::Array(data));
+    out.insert(
+        "next_cursor".into(),
+        next.map_or(serde_json::Value::Null, serde_json::Value::String),
+    );
+    serde_json::Value::Object(out)
+}

@@ -1,0 +1,427 @@
+//! `/v3/sessions`: create (the agent pinned into `spec.agentSnapshot`, the credential resolved
+//! in the documented order, `key` and `Idempotency-Key` get-or-create, the first input as seq 1),
+//! list (newest first), get, cancel and archive (both answer the Session). The store row is the
+//! read model; the `Session` object is the desired state for the operator.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kube::ResourceExt;
+use sealpod_resources::agent::{
+    DEFAULT_IDLE_TIMEOUT_SECONDS, MANAGED_CREDENTIAL, model_provider, prompt_hash, runtime_provider,
+};
+use sealpod_resources::ids::{Id, IdKind, object_name_to_id};
+use sealpod_resources::runtime_api::Actor;
+use sealpod_resources::session::{AgentSnapshot, DesiredState, MAX_METADATA_BYTES, SessionInput};
+use sealpod_resources::{Agent, Session, SessionSpec};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{Caller, DEFAULT_TTL, Scopes, sha256_hex};
+use crate::dto::{Body, CreateSession, SessionsQuery, check_model, page_limit};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::agents::find_agent;
+use crate::routes::client_tokens::mint_token;
+use crate::routes::{page, session_id};
+use crate::store::{CreateOutcome, ListSessions, NewSession, SessionRow};
+use crate::translate::{agent_revision, name_of, session_to_wire};
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sessions", get(list).post(create))
+        .route("/sessions/{id}", get(get_one))
+        .route("/sessions/{id}/cancel", post(cancel))
+        .route("/sessions/{id}/archive", post(archive))
+}
+
+/// The actor of input sent through `/v3`.
+pub fn human_actor(caller: &Caller) -> Actor {
+    Actor {
+        id: match caller {
+            Caller::Org { .. } => "user".to_owned(),
+            Caller::Client(_) => "client".to_owned(),
+        },
+        type_: "human".to_owned(),
+        display: None,
+    }
+}
+
+/// Turns an input (a string or an envelope) into a `user.message` body and refs.
+pub fn input_to_body(input: &Value, param: &str) -> ApiResult<(Value, Value, Option<String>)> {
+    match input {
+        Value::String(text) => Ok((json!({"text": text}), json!({}), None)),
+        Value::Object(env) => {
+            let text = env
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid(param, format!("{param}.text is required")))?;
+            let mut body = json!({"text": text});
+            if let Some(raw) = env.get("raw") {
+                body["raw"] = raw.clone();
+            }
+            let mut refs = serde_json::Map::new();
+            if let Some(Value::Object(r)) = env.get("refs") {
+                refs.extend(r.clone());
+            }
+            for k in ["source", "conversation"] {
+                if let Some(v) = env.get(k) {
+                    refs.insert(k.to_owned(), v.clone());
+                }
+            }
+            let id = env.get("id").and_then(Value::as_str).map(str::to_owned);
+            Ok((body, Value::Object(refs), id))
+        }
+        _ => Err(ApiError::invalid(
+            param,
+            format!("{param} must be a string or an object with `text`"),
+        )),
+    }
+}
+
+/// Resolves the credential a new session pins (API.md §9): `managed` or a Credential name.
+async fn resolve_credential(
+    state: &AppState,
+    ns: &str,
+    agent: &Agent,
+    model: &str,
+) -> ApiResult<String> {
+    let managed = || match &state.settings().managed_credential {
+        Some(_) => Ok(MANAGED_CREDENTIAL.to_owned()),
+        None => Err(ApiError::unprocessable(
+            "managed_unavailable",
+            "the managed credential is not available on this cluster; attach a credential to the agent or set a default",
+        )),
+    };
+    let provider = runtime_provider(&agent.spec.runtime)
+        .or_else(|| model_provider(model))
+        .unwrap_or("anthropic");
+    match agent.spec.credential.as_deref() {
+        Some(MANAGED_CREDENTIAL) => return managed(),
+        Some(name) => match state.cluster().get_credential(ns, name).await? {
+            Some(c) if c.spec.provider == provider => return Ok(c.name_any()),
+            Some(_) => {}
+            None => {
+                return Err(ApiError::unprocessable(
+                    "no_credential",
+                    "the agent's credential was deleted; attach another credential",
+                ));
+            }
+        },
+        None => {}
+    }
+    let default = state
+        .cluster()
+        .list_credentials(ns)
+        .await?
+        .into_iter()
+        .find(|c| c.spec.default && c.spec.provider == provider);
+    match default {
+        Some(c) => Ok(c.name_any()),
+        None => managed().map_err(|e| match state.settings().managed_credential {
+            None => ApiError::unprocessable(
+                "no_credential",
+                format!("no `{provider}` credential: attach one to the agent or set a default (managed is not available)"),
+            ),
+            Some(_) => e,
+        }),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(req): Body<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let ns = caller.org()?.to_owned();
+    let fingerprint = sha256_hex(&req.to_string());
+    let parsed: CreateSession = serde_json::from_value(req)
+        .map_err(|e| ApiError::InvalidJson(format!("the body is not valid for this route: {e}")))?;
+    let agent_id = parsed
+        .agent
+        .clone()
+        .ok_or_else(|| ApiError::invalid("agent", "agent is required"))?;
+    if name_of(&agent_id, IdKind::Agent).is_none() {
+        return Err(ApiError::invalid("agent", "agent must be an `agt_…` id"));
+    }
+    let input = parsed
+        .input
+        .clone()
+        .ok_or_else(|| ApiError::invalid("input", "input is required"))?;
+    let (body, refs, _) = input_to_body(&input, "input")?;
+    if parsed.sources.as_ref().is_some_and(|s| !s.is_null()) {
+        return Err(ApiError::unprocessable(
+            "sources_not_supported",
+            "sources are not supported",
+        ));
+    }
+    for (param, v) in [
+        ("webhook", &parsed.webhook),
+        ("destinations", &parsed.destinations),
+    ] {
+        if v.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::invalid(
+                param,
+                format!("{param} is not supported by this server yet"),
+            ));
+        }
+    }
+    if let Some(m) = &parsed.metadata
+        && !m.is_null()
+    {
+        if !m.is_object() {
+            return Err(ApiError::invalid("metadata", "metadata must be an object"));
+        }
+        if m.to_string().len() > MAX_METADATA_BYTES {
+            return Err(ApiError::invalid(
+                "metadata",
+                "metadata must be at most 16 KiB",
+            ));
+        }
+    }
+    if let Some(k) = &parsed.key
+        && (k.is_empty() || k.len() > 256)
+    {
+        return Err(ApiError::invalid("key", "key must be 1-256 characters"));
+    }
+    let limits = parsed.limits.as_ref().map(|l| l.validate()).transpose()?;
+    let agent = find_agent(&state, &ns, &agent_id).await?;
+    let revision = agent_revision(&agent);
+    if let Some(r) = &parsed.revision
+        && !r.is_null()
+        && r.as_i64() != Some(revision)
+    {
+        return Err(ApiError::invalid(
+            "revision",
+            format!("only the active revision ({revision}) can be pinned"),
+        ));
+    }
+    let model = match &parsed.model {
+        Some(m) => {
+            check_model(m)?;
+            if model_provider(m) != model_provider(&agent.spec.model) {
+                return Err(ApiError::invalid(
+                    "model",
+                    "a model override must keep the agent's provider",
+                ));
+            }
+            m.clone()
+        }
+        None => agent.spec.model.clone(),
+    };
+    let credential = resolve_credential(&state, &ns, &agent, &model).await?;
+    let credential_id = if credential == MANAGED_CREDENTIAL {
+        credential.clone()
+    } else {
+        object_name_to_id(&credential).map_err(ApiError::internal)?
+    };
+    let effective = limits.clone().unwrap_or_default().or(&agent
+        .spec
+        .limits
+        .clone()
+        .unwrap_or_default());
+    let hash = prompt_hash(&agent.spec.prompt);
+    let id = Id::generate(IdKind::Session);
+    let mut claims = Vec::new();
+    if let Some(k) = &parsed.key {
+        claims.push((format!("key:{ns}"), k.clone(), fingerprint.clone()));
+    }
+    if let Some(k) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        claims.push((format!("idem:{ns}"), k.to_owned(), fingerprint.clone()));
+    }
+    let new = NewSession {
+        id: id.to_string(),
+        namespace: ns.clone(),
+        agent_id: agent_id.clone(),
+        credential_id: Some(credential_id),
+        snapshot: json!({"prompt_hash": hash, "model": model, "runtime": agent.spec.runtime, "revision": revision}),
+        limits: json!({"tokens": effective.tokens, "turn_seconds": effective.turn_seconds, "turns": effective.turns}),
+        metadata: parsed.metadata.clone().unwrap_or(Value::Null),
+        key: parsed.key.clone(),
+        idle_timeout: i64::from(
+            agent
+                .spec
+                .sandbox
+                .as_ref()
+                .and_then(|s| s.idle_timeout_seconds)
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECONDS),
+        ),
+    };
+    let draft = crate::store::Draft {
+        type_: "user.message".to_owned(),
+        level: sealpod_resources::runtime_api::Level::User,
+        actor: human_actor(&caller),
+        body,
+        refs,
+        turn_id: None,
+        client_id: None,
+    };
+    let (status, row) = match state.store().create_session(new, draft, claims).await? {
+        CreateOutcome::Conflict(_) => {
+            return Err(ApiError::conflict(
+                "idempotency_conflict",
+                "create key already used with a different request",
+            ));
+        }
+        CreateOutcome::Replay(row) => (StatusCode::OK, row),
+        CreateOutcome::Created(row) => {
+            let session = Session::new(
+                &id.object_name(),
+                SessionSpec {
+                    agent_ref: agent.name_any(),
+                    agent_snapshot: Some(AgentSnapshot {
+                        model: model.clone(),
+                        runtime: agent.spec.runtime.clone(),
+                        prompt: agent.spec.prompt.clone(),
+                        prompt_hash: hash.clone(),
+                        revision: Some(revision),
+                        limits: agent.spec.limits.clone(),
+                        egress: agent.spec.egress.clone(),
+                        credential: credential.clone(),
+                    }),
+                    input: Some(SessionInput {
+                        text: match &input {
+                            Value::String(s) => Some(s.clone()),
+                            _ => None,
+                        },
+                        envelope: input.is_object().then(|| input.clone()),
+                    }),
+                    limits,
+                    metadata: parsed.metadata.clone().filter(|m| !m.is_null()),
+                    key: parsed.key.clone(),
+                    desired_state: DesiredState::Running,
+                },
+            );
+            if let Err(e) = state.cluster().create_session(&ns, &session).await {
+                let _ = state.store().forget_session(&row.id).await;
+                return Err(e.into());
+            }
+            state.sync().mark(&ns, &row.id);
+            (StatusCode::CREATED, row)
+        }
+    };
+    let token = mint_token(
+        &state,
+        &ns,
+        &row.id,
+        Scopes {
+            read: true,
+            steer: true,
+        },
+        DEFAULT_TTL,
+    );
+    Ok((
+        status,
+        Json(
+            json!({"session": session_to_wire(&row), "client_token": token["token"], "sources": []}),
+        ),
+    ))
+}
+
+fn parse_time(param: &str, value: &Option<String>) -> ApiResult<Option<i64>> {
+    value
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.timestamp())
+                .map_err(|_| ApiError::invalid(param, format!("{param} must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<SessionsQuery>,
+) -> ApiResult<Json<Value>> {
+    let ns = caller.org()?;
+    let limit = page_limit(q.limit.as_deref(), 50, 200)?;
+    let below_n = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid("cursor", "unknown cursor"))?,
+        ),
+    };
+    let rows = state
+        .store()
+        .list_sessions(
+            ns,
+            &ListSessions {
+                agent: q.agent.clone(),
+                status: q.status.clone(),
+                key: q.key.clone(),
+                after: parse_time("after", &q.after)?,
+                before: parse_time("before", &q.before)?,
+                below_n,
+                limit,
+            },
+        )
+        .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.n.to_string()))
+        .flatten();
+    Ok(Json(page(rows.iter().map(session_to_wire).collect(), next)))
+}
+
+/// A session of the caller's tenant (org key only).
+pub async fn org_session(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<(String, SessionRow)> {
+    let ns = caller.org()?.to_owned();
+    let id = session_id(id)?;
+    let row = state
+        .store()
+        .get_session(&ns, &id)
+        .await?
+        .ok_or(ApiError::NotFound("session"))?;
+    Ok((ns, row))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, row) = org_session(&state, &caller, &id).await?;
+    Ok(Json(session_to_wire(&row)))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (ns, _) = org_session(&state, &caller, &id).await?;
+    let row = state
+        .store()
+        .cancel(&ns, &id)
+        .await?
+        .ok_or(ApiError::NotFound("session"))?;
+    Ok(Json(session_to_wire(&row)))
+}
+
+async fn archive(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (ns, _) = org_session(&state, &caller, &id).await?;
+    let row = state
+        .store()
+        .archive(&ns, &id)
+        .await?
+        .ok_or(ApiError::NotFound("session"))?;
+    let name = name_of(&id, IdKind::Session).ok_or(ApiError::NotFound("session"))?;
+    state
+        .cluster()
+        .set_desired_state(&ns, &name, DesiredState::Archived)
+        .await?;
+    state.sync().mark(&ns, &id);
+    Ok(Json(session_to_wire(&row)))
+}

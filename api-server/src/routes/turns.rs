@@ -1,0 +1,83 @@
+//! `GET /v3/sessions/{id}/result`, `GET …/turns` (newest first) and `GET …/turns/{turnId}`:
+//! org key only.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::dto::{PageQuery, page_limit};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::page;
+use crate::routes::sessions::org_session;
+use crate::translate::turn_to_wire;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sessions/{id}/result", get(result))
+        .route("/sessions/{id}/turns", get(list))
+        .route("/sessions/{id}/turns/{turn_id}", get(one))
+}
+
+async fn result(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, row) = org_session(&state, &caller, &id).await?;
+    let last = state
+        .store()
+        .list_turns(&row.id, None, 1)
+        .await?
+        .into_iter()
+        .next();
+    let result = match last.as_ref().and_then(|t| t.result_event_id.clone()) {
+        Some(evt) => match state.store().get_event(&row.id, &evt).await? {
+            Some(e) => e.to_value()?,
+            None => Value::Null,
+        },
+        None => Value::Null,
+    };
+    Ok(Json(
+        json!({"last_turn": last.as_ref().map(turn_to_wire), "result": result}),
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    let (_, row) = org_session(&state, &caller, &id).await?;
+    let limit = page_limit(q.limit.as_deref(), 50, 200)?;
+    let below = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid("cursor", "unknown cursor"))?,
+        ),
+    };
+    let turns = state.store().list_turns(&row.id, below, limit).await?;
+    let next = (turns.len() as i64 == limit)
+        .then(|| turns.last().map(|t| t.number.to_string()))
+        .flatten();
+    Ok(Json(page(turns.iter().map(turn_to_wire).collect(), next)))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, turn_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (_, row) = org_session(&state, &caller, &id).await?;
+    let turn = state
+        .store()
+        .get_turn(&row.id, &turn_id)
+        .await?
+        .ok_or(ApiError::NotFound("turn"))?;
+    Ok(Json(turn_to_wire(&turn)))
+}

@@ -1,0 +1,200 @@
+//! The API server's store (sqlx `Any`): the event log, the conversational state of sessions,
+//! turns, idempotency keys and token revocations. SQLite by default (one replica, a file),
+//! PostgreSQL with `--database-url postgres://…` (several replicas; SSE wake-ups by
+//! LISTEN/NOTIFY). Both run the same queries (`$N` parameters work on both).
+//!
+//! Every write is one transaction; `seq` is assigned under the session row's lock (the first
+//! statement of every write updates that row), so it is gap-free per session, and an append is
+//! published to the SSE hub only after its commit: an acknowledged event is durable. This module
+//! must never publish an uncommitted event nor hand out a seq outside a locked session row.
+
+mod events;
+pub mod postgres;
+mod sessions;
+pub mod sqlite;
+mod tokens;
+mod turns;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::sse::Hub;
+
+pub use events::{Draft, EventFilter, StoredEvent};
+pub use sessions::{CreateOutcome, IdemKey, ListSessions, NewSession, SessionRow, SteerOutcome};
+pub use turns::{AppendError, TurnRow};
+
+/// A store failure (detail is logged, never returned to clients).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A database call failed.
+    #[error("database {op}: {source}")]
+    Db {
+        /// The operation.
+        op: &'static str,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Migrations failed.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON column does not parse.
+    #[error("stored {what} does not parse: {source}")]
+    Corrupt {
+        /// Which column.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The database URL names no supported backend.
+    #[error("unsupported database url (use sqlite://… or postgres://…)")]
+    UnsupportedUrl,
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Db { op, source }
+}
+
+pub(crate) fn parse_json(what: &'static str, text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One file; one writer at a time (serialized in process).
+    Sqlite,
+    /// Several replicas; row locks serialize writers of a session.
+    Postgres,
+}
+
+/// The store. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer: taking this lock first turns "database is locked" into a queue.
+    write_lock: tokio::sync::Mutex<()>,
+    hub: Arc<Hub>,
+    url: String,
+}
+
+/// A write transaction (holding the SQLite writer lock when on SQLite).
+pub(crate) struct WriteTx<'a> {
+    pub(crate) tx: Transaction<'static, Any>,
+    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl WriteTx<'_> {
+    pub(crate) async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await.map_err(db("commit"))
+    }
+}
+
+impl Store {
+    /// Connects, runs the embedded migrations and returns the store. `url` is `sqlite://PATH`
+    /// (created if missing) or `postgres://…`.
+    pub async fn connect(url: &str, hub: Arc<Hub>) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let (pool, backend) = if url.starts_with("sqlite:") {
+            (sqlite::connect(url).await?, Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (postgres::connect(url).await?, Backend::Postgres)
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        match backend {
+            Backend::Sqlite => sqlite::MIGRATOR.run(&pool).await?,
+            Backend::Postgres => postgres::MIGRATOR.run(&pool).await?,
+        }
+        Ok(Store {
+            pool,
+            backend,
+            write_lock: tokio::sync::Mutex::new(()),
+            hub,
+            url: url.to_owned(),
+        })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL the store was opened with (for the PostgreSQL listener).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The SSE hub appends are published to.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) async fn begin(&self) -> StoreResult<WriteTx<'_>> {
+        let guard = match self.backend {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        };
+        let tx = self.pool.begin().await.map_err(db("begin"))?;
+        Ok(WriteTx { tx, _guard: guard })
+    }
+
+    /// Tells other replicas (PostgreSQL) that a session's log or control state changed; the
+    /// notification is delivered at commit.
+    pub(crate) async fn notify(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        session: &str,
+        what: &str,
+    ) -> StoreResult<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify('sealpod_events', $1)")
+                .bind(format!("{session}:{what}"))
+                .execute(&mut **tx)
+                .await
+                .map_err(db("notify"))?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn get_str(row: &AnyRow, col: &str) -> String {
+    row.try_get::<String, _>(col).unwrap_or_default()
+}
+
+pub(crate) fn get_opt_str(row: &AnyRow, col: &str) -> Option<String> {
+    row.try_get::<Option<String>, _>(col).ok().flatten()
+}
+
+pub(crate) fn get_i64(row: &AnyRow, col: &str) -> i64 {
+    row.try_get::<i64, _>(col).unwrap_or_default()
+}
+
+/// Now as RFC 3339 with milliseconds (UTC).
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Now in Unix seconds.
+pub(crate) fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
+}

@@ -1,0 +1,547 @@
+//! Sessions in the store: create (with `key` / `Idempotency-Key` get-or-create and the first
+//! input as seq 1), read and list, steer (per-session idempotency), cancel, archive and the idle
+//! sweep. The store row is the read model of `GET /v3/sessions`; the `Session` object holds the
+//! desired state. Never change `status` or `head` without the row lock.
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+
+use super::events::append_in;
+use super::{
+    Draft, Store, StoreResult, StoredEvent, WriteTx, db, get_i64, get_opt_str, get_str, now_unix,
+    parse_json,
+};
+
+/// A session as the store holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    /// `ses_…`
+    pub id: String,
+    /// Tenant.
+    pub namespace: String,
+    /// `agt_…`
+    pub agent_id: String,
+    /// `managed`, `cred_…`.
+    pub credential_id: Option<String>,
+    /// The `/v3` agent snapshot (JSON object).
+    pub snapshot: Value,
+    /// Session limits as given (JSON object) or null.
+    pub limits: Value,
+    /// Metadata verbatim, or null.
+    pub metadata: Value,
+    /// Routing key.
+    pub key: Option<String>,
+    /// `/v3` status.
+    pub status: String,
+    /// Highest seq.
+    pub head: i64,
+    /// How far the runtime has consumed input.
+    pub input_cursor: i64,
+    /// `{id, state, yield_reason, result_event_id}` or null.
+    pub last_turn: Value,
+    /// Turns started.
+    pub turns_started: i64,
+    /// Usage summed over completed turns (JSON object) or null.
+    pub usage: Value,
+    /// Seconds idle before hibernation (0 = never).
+    pub idle_timeout: i64,
+    /// True once hibernation was requested.
+    pub hibernated: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    /// List order.
+    pub n: i64,
+}
+
+pub(crate) const SESSION_COLUMNS: &str = "n, id, namespace, agent_id, credential_id, snapshot, \
+    limits, metadata, skey, status, head, input_cursor, last_turn, turns_started, usage, \
+    idle_timeout, hibernated, created_at";
+
+fn json_or_null(row: &AnyRow, col: &str) -> StoreResult<Value> {
+    match get_opt_str(row, col) {
+        Some(text) => parse_json("session column", &text),
+        None => Ok(Value::Null),
+    }
+}
+
+pub(crate) fn row_to_session(row: &AnyRow) -> StoreResult<SessionRow> {
+    Ok(SessionRow {
+        id: get_str(row, "id"),
+        namespace: get_str(row, "namespace"),
+        agent_id: get_str(row, "agent_id"),
+        credential_id: get_opt_str(row, "credential_id"),
+        snapshot: json_or_null(row, "snapshot")?,
+        limits: json_or_null(row, "limits")?,
+        metadata: json_or_null(row, "metadata")?,
+        key: get_opt_str(row, "skey"),
+        status: get_str(row, "status"),
+        head: get_i64(row, "head"),
+        input_cursor: get_i64(row, "input_cursor"),
+        last_turn: json_or_null(row, "last_turn")?,
+        turns_started: get_i64(row, "turns_started"),
+        usage: json_or_null(row, "usage")?,
+        idle_timeout: get_i64(row, "idle_timeout"),
+        hibernated: get_i64(row, "hibernated") != 0,
+        created_at: get_str(row, "created_at"),
+        n: get_i64(row, "n"),
+    })
+}
+
+fn opt_json(value: &Value) -> Option<String> {
+    (!value.is_null()).then(|| value.to_string())
+}
+
+/// What a new session is made of.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// `ses_…`
+    pub id: String,
+    /// Tenant.
+    pub namespace: String,
+    /// `agt_…`
+    pub agent_id: String,
+    /// `managed` or `cred_…`.
+    pub credential_id: Option<String>,
+    /// `/v3` agent snapshot.
+    pub snapshot: Value,
+    /// Limits as given, or null.
+    pub limits: Value,
+    /// Metadata, or null.
+    pub metadata: Value,
+    /// Routing key.
+    pub key: Option<String>,
+    /// Seconds idle before hibernation.
+    pub idle_timeout: i64,
+}
+
+/// An idempotency claim: `(scope, key, request fingerprint)`.
+pub type IdemKey = (String, String, String);
+
+/// Result of a create.
+#[derive(Debug)]
+pub enum CreateOutcome {
+    /// Created now.
+    Created(SessionRow),
+    /// A replay of an earlier create with the same key and body.
+    Replay(SessionRow),
+    /// The key was used with a different body; names which key.
+    Conflict(&'static str),
+}
+
+/// Result of a steer.
+#[derive(Debug)]
+pub enum SteerOutcome {
+    /// Appended now.
+    Appended(StoredEvent, SessionRow, bool),
+    /// The idempotency key was seen: the original event.
+    Replay(StoredEvent, SessionRow),
+    /// The session is archived.
+    Archived,
+    /// No such session in this namespace.
+    NotFound,
+}
+
+/// Filters of `GET /v3/sessions`.
+#[derive(Debug, Clone, Default)]
+pub struct ListSessions {
+    /// Agent id.
+    pub agent: Option<String>,
+    /// Status.
+    pub status: Option<String>,
+    /// Routing key.
+    pub key: Option<String>,
+    /// `created_at` strictly after (Unix seconds).
+    pub after: Option<i64>,
+    /// `created_at` strictly before (Unix seconds).
+    pub before: Option<i64>,
+    /// Only rows with `n` below this (cursor).
+    pub below_n: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+impl Store {
+    /// Locks a session row (first statement of a write) and returns it.
+    pub(crate) async fn lock_session(
+        &self,
+        w: &mut WriteTx<'_>,
+        namespace: &str,
+        id: &str,
+    ) -> StoreResult<Option<SessionRow>> {
+        let sql = format!(
+            "UPDATE sessions SET head = head WHERE id = $1 AND namespace = $2 \
+             RETURNING {SESSION_COLUMNS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(namespace)
+            .fetch_optional(&mut *w.tx)
+            .await
+            .map_err(db("lock session"))?;
+        row.as_ref().map(row_to_session).transpose()
+    }
+
+    /// Writes back the mutable columns of a locked row.
+    pub(crate) async fn save_session(w: &mut WriteTx<'_>, row: &SessionRow) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET status = $2, head = $3, input_cursor = $4, last_turn = $5, \
+             turns_started = $6, usage = $7, hibernated = $8, last_activity = $9 WHERE id = $1",
+        )
+        .bind(&row.id)
+        .bind(&row.status)
+        .bind(row.head)
+        .bind(row.input_cursor)
+        .bind(opt_json(&row.last_turn))
+        .bind(row.turns_started)
+        .bind(opt_json(&row.usage))
+        .bind(i64::from(row.hibernated))
+        .bind(now_unix())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db("save session"))?;
+        Ok(())
+    }
+
+    /// Creates a session with its first input as seq 1, honouring idempotency claims (all of
+    /// them must be new, or all replay the same session).
+    pub async fn create_session(
+        &self,
+        new: NewSession,
+        input: Draft,
+        claims: Vec<IdemKey>,
+    ) -> StoreResult<CreateOutcome> {
+        // A concurrent create with the same key on another replica makes our insert fail on the
+        // key's primary key: the retry then sees its row and replays.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .try_create_session(new.clone(), input.clone(), &claims)
+                .await
+            {
+                Err(super::StoreError::Db {
+                    source: sqlx::Error::Database(e),
+                    ..
+                }) if e.is_unique_violation() && attempt < 3 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_create_session(
+        &self,
+        new: NewSession,
+        input: Draft,
+        claims: &[IdemKey],
+    ) -> StoreResult<CreateOutcome> {
+        let mut w = self.begin().await?;
+        for (scope, key, hash) in claims {
+            let found = sqlx::query(
+                "SELECT request_hash, target FROM idempotency WHERE scope = $1 AND ikey = $2",
+            )
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(&mut *w.tx)
+            .await
+            .map_err(db("read idempotency"))?;
+            if let Some(found) = found {
+                drop(w);
+                if &get_str(&found, "request_hash") != hash {
+                    let which = if scope.starts_with("key:") {
+                        "key"
+                    } else {
+                        "idempotency_key"
+                    };
+                    return Ok(CreateOutcome::Conflict(which));
+                }
+                let target = get_str(&found, "target");
+                return Ok(match self.get_session(&new.namespace, &target).await? {
+                    Some(row) => CreateOutcome::Replay(row),
+                    None => CreateOutcome::Conflict("key"),
+                });
+            }
+        }
+        let now = chrono::Utc::now();
+        sqlx::query(
+            "INSERT INTO sessions (id, namespace, agent_id, credential_id, snapshot, limits, \
+             metadata, skey, status, head, input_cursor, last_turn, turns_started, usage, \
+             idle_timeout, last_activity, hibernated, created_at, created_unix) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 1, 0, NULL, 0, NULL, $9, $10, 0, \
+             $11, $10)",
+        )
+        .bind(&new.id)
+        .bind(&new.namespace)
+        .bind(&new.agent_id)
+        .bind(new.credential_id.clone())
+        .bind(new.snapshot.to_string())
+        .bind(opt_json(&new.limits))
+        .bind(opt_json(&new.metadata))
+        .bind(new.key.clone())
+        .bind(new.idle_timeout)
+        .bind(now.timestamp())
+        .bind(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db("insert session"))?;
+        append_in(&mut w.tx, &new.id, 0, vec![input]).await?;
+        for (scope, key, hash) in claims {
+            sqlx::query(
+                "INSERT INTO idempotency (scope, ikey, request_hash, target) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(hash)
+            .bind(&new.id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db("insert idempotency"))?;
+        }
+        w.commit().await?;
+        let row = self.get_session(&new.namespace, &new.id).await?;
+        Ok(row.map_or(CreateOutcome::Conflict("key"), CreateOutcome::Created))
+    }
+
+    /// Removes a session whose object could not be created (compensation of a failed create).
+    pub async fn forget_session(&self, id: &str) -> StoreResult<()> {
+        let mut w = self.begin().await?;
+        for sql in [
+            "DELETE FROM events WHERE session = $1",
+            "DELETE FROM idempotency WHERE target = $1",
+            "DELETE FROM sessions WHERE id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(db("forget session"))?;
+        }
+        w.commit().await
+    }
+
+    /// One session of a namespace.
+    pub async fn get_session(&self, namespace: &str, id: &str) -> StoreResult<Option<SessionRow>> {
+        let sql =
+            format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND namespace = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(namespace)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("get session"))?;
+        row.as_ref().map(row_to_session).transpose()
+    }
+
+    /// A page of a namespace's sessions, newest first.
+    pub async fn list_sessions(
+        &self,
+        namespace: &str,
+        q: &ListSessions,
+    ) -> StoreResult<Vec<SessionRow>> {
+        let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE namespace = $1");
+        let mut n = 1;
+        let mut texts: Vec<(usize, String)> = Vec::new();
+        let mut ints: Vec<(usize, i64)> = Vec::new();
+        let mut add_text = |sql: &mut String, col: &str, v: &Option<String>, n: &mut usize| {
+            if let Some(v) = v {
+                *n += 1;
+                sql.push_str(&format!(" AND {col} = ${n}"));
+                texts.push((*n, v.clone()));
+            }
+        };
+        add_text(&mut sql, "agent_id", &q.agent, &mut n);
+        add_text(&mut sql, "status", &q.status, &mut n);
+        add_text(&mut sql, "skey", &q.key, &mut n);
+        for (col, op, v) in [
+            ("created_unix", ">", q.after),
+            ("created_unix", "<", q.before),
+            ("n", "<", q.below_n),
+        ] {
+            if let Some(v) = v {
+                n += 1;
+                sql.push_str(&format!(" AND {col} {op} ${n}"));
+                ints.push((n, v));
+            }
+        }
+        n += 1;
+        sql.push_str(&format!(" ORDER BY n DESC LIMIT ${n}"));
+        ints.push((n, q.limit));
+        // Bind in placeholder order.
+        let mut all: Vec<(usize, Result<i64, String>)> = texts
+            .into_iter()
+            .map(|(i, t)| (i, Err(t)))
+            .chain(ints.into_iter().map(|(i, v)| (i, Ok(v))))
+            .collect();
+        all.sort_by_key(|(i, _)| *i);
+        // Only column names and `$N` placeholders are interpolated; values are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(namespace.to_owned());
+        for (_, v) in all {
+            query = match v {
+                Ok(i) => query.bind(i),
+                Err(t) => query.bind(t),
+            };
+        }
+        let rows = query
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("list sessions"))?;
+        rows.iter().map(row_to_session).collect()
+    }
+
+    /// Appends a `user.message` (steer). `claim` is the per-session idempotency key and the
+    /// request's fingerprint. The third field of `Appended` is true when the session was
+    /// hibernated and must be woken.
+    pub async fn steer(
+        &self,
+        namespace: &str,
+        id: &str,
+        draft: Draft,
+        claim: Option<(String, String)>,
+    ) -> StoreResult<SteerOutcome> {
+        let mut w = self.begin().await?;
+        let Some(mut row) = self.lock_session(&mut w, namespace, id).await? else {
+            return Ok(SteerOutcome::NotFound);
+        };
+        if row.status == "archived" {
+            return Ok(SteerOutcome::Archived);
+        }
+        let scope = format!("steer:{id}");
+        if let Some((key, _)) = &claim {
+            let found =
+                sqlx::query("SELECT target FROM idempotency WHERE scope = $1 AND ikey = $2")
+                    .bind(&scope)
+                    .bind(key)
+                    .fetch_optional(&mut *w.tx)
+                    .await
+                    .map_err(db("read idempotency"))?;
+            if let Some(found) = found {
+                drop(w);
+                let event = self.get_event(id, &get_str(&found, "target")).await?;
+                let row = self.get_session(namespace, id).await?;
+                return Ok(match (event, row) {
+                    (Some(event), Some(row)) => SteerOutcome::Replay(event, row),
+                    _ => SteerOutcome::NotFound,
+                });
+            }
+        }
+        let events = append_in(&mut w.tx, id, row.head, vec![draft]).await?;
+        row.head += 1;
+        if matches!(row.status.as_str(), "idle" | "awaiting_input" | "failed") {
+            row.status = "queued".to_owned();
+        }
+        let wake = row.hibernated;
+        row.hibernated = false;
+        Self::save_session(&mut w, &row).await?;
+        if let Some((key, hash)) = &claim {
+            sqlx::query(
+                "INSERT INTO idempotency (scope, ikey, request_hash, target) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&scope)
+            .bind(key)
+            .bind(hash)
+            .bind(&events[0].id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db("insert idempotency"))?;
+        }
+        self.notify(&mut w.tx, id, &row.head.to_string()).await?;
+        w.commit().await?;
+        self.hub.publish(id, &events);
+        let event = events
+            .into_iter()
+            .next()
+            .expect("one draft appends one event");
+        Ok(SteerOutcome::Appended(event, row, wake))
+    }
+
+    /// Cancels the running turn, if any (the runtime learns it from its signal). Returns the
+    /// session, or `None` when it does not exist.
+    pub async fn cancel(&self, namespace: &str, id: &str) -> StoreResult<Option<SessionRow>> {
+        let mut w = self.begin().await?;
+        let Some(row) = self.lock_session(&mut w, namespace, id).await? else {
+            return Ok(None);
+        };
+        self.cancel_running_turn(&mut w, &row).await?;
+        w.commit().await?;
+        self.hub.signal(id);
+        Ok(Some(row))
+    }
+
+    async fn cancel_running_turn(&self, w: &mut WriteTx<'_>, row: &SessionRow) -> StoreResult<()> {
+        if row.last_turn.get("state").and_then(Value::as_str) == Some("running")
+            && let Some(turn) = row.last_turn.get("id").and_then(Value::as_str)
+        {
+            sqlx::query("UPDATE turns SET cancel = 1 WHERE id = $1 AND session = $2")
+                .bind(turn)
+                .bind(&row.id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(db("cancel turn"))?;
+            self.notify(&mut w.tx, &row.id, "ctl").await?;
+        }
+        Ok(())
+    }
+
+    /// Archives a session: cancels its running turn, makes it read-only and revokes its client
+    /// tokens. Returns the session, or `None` when it does not exist.
+    pub async fn archive(&self, namespace: &str, id: &str) -> StoreResult<Option<SessionRow>> {
+        let mut w = self.begin().await?;
+        let Some(mut row) = self.lock_session(&mut w, namespace, id).await? else {
+            return Ok(None);
+        };
+        if row.status != "archived" {
+            self.cancel_running_turn(&mut w, &row).await?;
+            row.status = "archived".to_owned();
+            Self::save_session(&mut w, &row).await?;
+            sqlx::query(
+                "INSERT INTO client_token_revocations (session, revoked_before) VALUES ($1, $2) \
+                 ON CONFLICT (session) DO UPDATE SET revoked_before = excluded.revoked_before",
+            )
+            .bind(id)
+            .bind(i64::MAX)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db("revoke client tokens"))?;
+            self.notify(&mut w.tx, id, "ctl").await?;
+        }
+        w.commit().await?;
+        self.hub.signal(id);
+        Ok(Some(row))
+    }
+
+    /// Sessions idle longer than their timeout and not yet hibernated: `(namespace, id)`.
+    pub async fn idle_sessions(&self) -> StoreResult<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT namespace, id FROM sessions WHERE hibernated = 0 AND idle_timeout > 0 \
+             AND status IN ('idle', 'awaiting_input', 'failed') \
+             AND last_activity + idle_timeout < $1",
+        )
+        .bind(now_unix())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("idle sessions"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (get_str(r, "namespace"), get_str(r, "id")))
+            .collect())
+    }
+
+    /// Records that hibernation was requested for a session.
+    pub async fn mark_hibernated(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET hibernated = 1 WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(db("mark hibernated"))?;
+        Ok(())
+    }
+
+    /// The namespace of a session (for the runtime API and the hub), if it exists.
+    pub async fn session_namespace(&self, id: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT namespace FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("session namespace"))?;
+        Ok(row.map(|r| get_str(&r, "namespace")))
+    }
+}

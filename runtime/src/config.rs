@@ -1,0 +1,299 @@
+//! The runtime's configuration, read once from the environment (documented in `README.md`).
+//!
+//! Startup fails with one message naming every missing or invalid variable. This module must
+//! never print a secret: the runtime token and the model key are read into [`Secret`]s.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sealpod_resources::secret::Secret;
+
+use crate::net::{Endpoint, UrlError};
+
+/// Default model API base URL.
+pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+/// Default workspace directory.
+pub const DEFAULT_WORKSPACE: &str = "/workspace";
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Required variables are unset or empty.
+    #[error("missing required environment variable(s): {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    /// A variable holds a value that cannot be used.
+    #[error("invalid {name}: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Knobs with safe defaults (all optional variables).
+#[derive(Debug, Clone)]
+pub struct Tunables {
+    /// `SEALPOD_CLAIM_WAIT_SECONDS` (default 30): long-poll of a claim.
+    pub claim_wait_seconds: u32,
+    /// `SEALPOD_MODEL_MAX_RETRIES` (default 4): retries of a retriable model error.
+    pub model_max_retries: u32,
+    /// `SEALPOD_MODEL_MAX_TOKENS` (default 8192): `max_tokens` of each model call.
+    pub model_max_tokens: u32,
+    /// `SEALPOD_BASH_TIMEOUT_SECONDS` (default 600): default timeout of one `bash` call.
+    pub bash_timeout: Duration,
+    /// Cap of one backoff pause (also caps `retry-after`), 60 s.
+    pub max_backoff: Duration,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables {
+            claim_wait_seconds: 30,
+            model_max_retries: 4,
+            model_max_tokens: 8192,
+            bash_timeout: Duration::from_secs(600),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How the runtime reaches the model API.
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    /// `ANTHROPIC_BASE_URL`.
+    pub base: Endpoint,
+    /// `ANTHROPIC_API_KEY`: in a sandbox, only ever the sealed token.
+    pub api_key: Secret,
+    /// `HTTPS_PROXY` (or `https_proxy`), unless the host matches `NO_PROXY`.
+    pub proxy: Option<Endpoint>,
+    /// `NO_PROXY` entries.
+    pub no_proxy: Vec<String>,
+    /// `SSL_CERT_FILE`: extra trusted roots (the sidecar's per-pod CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Everything the runtime needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `SEALPOD_RUNTIME_API_URL`, e.g. `http://sealpod-api:8081`.
+    pub api: Endpoint,
+    /// `SEALPOD_SESSION_ID`.
+    pub session_id: String,
+    /// Contents of `SEALPOD_RUNTIME_TOKEN_FILE`.
+    pub runtime_token: Secret,
+    /// `SEALPOD_WORKSPACE` (default `/workspace`).
+    pub workspace: PathBuf,
+    /// The model API.
+    pub model: ModelSettings,
+    /// Optional knobs.
+    pub tunables: Tunables,
+}
+
+fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.to_string(),
+    }
+}
+
+fn url(name: &'static str, value: &str) -> Result<Endpoint, ConfigError> {
+    Endpoint::parse(value).map_err(|e: UrlError| invalid(name, e))
+}
+
+fn number<T: std::str::FromStr>(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| invalid(name, format!("`{v}` is not a number"))),
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (empty values count as unset).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let direct = get("SEALPOD_ALLOW_DIRECT_EGRESS").is_some_and(|v| v == "true" || v == "1");
+        let proxy_value = get("HTTPS_PROXY").or_else(|| get("https_proxy"));
+        let mut missing = Vec::new();
+        let mut required = |name: &'static str| {
+            let value = get(name);
+            if value.is_none() {
+                missing.push(name);
+            }
+            value
+        };
+        let api_url = required("SEALPOD_RUNTIME_API_URL");
+        let session_id = required("SEALPOD_SESSION_ID");
+        let token_file = required("SEALPOD_RUNTIME_TOKEN_FILE");
+        let api_key = required("ANTHROPIC_API_KEY");
+        if proxy_value.is_none() && !direct {
+            missing.push("HTTPS_PROXY");
+        }
+        let (Some(api_url), Some(session_id), Some(token_file), Some(api_key)) =
+            (api_url, session_id, token_file, api_key)
+        else {
+            return Err(ConfigError::Missing(missing));
+        };
+        if !missing.is_empty() {
+            return Err(ConfigError::Missing(missing));
+        }
+        let token = std::fs::read_to_string(&token_file)
+            .map_err(|e| invalid("SEALPOD_RUNTIME_TOKEN_FILE", format!("{token_file}: {e}")))?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(invalid(
+                "SEALPOD_RUNTIME_TOKEN_FILE",
+                format!("{token_file} is empty"),
+            ));
+        }
+        let base = url(
+            "ANTHROPIC_BASE_URL",
+            &get("ANTHROPIC_BASE_URL").unwrap_or_else(|| DEFAULT_ANTHROPIC_BASE_URL.into()),
+        )?;
+        let proxy = proxy_value.map(|p| url("HTTPS_PROXY", &p)).transpose()?;
+        let no_proxy = get("NO_PROXY")
+            .or_else(|| get("no_proxy"))
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let defaults = Tunables::default();
+        let tunables = Tunables {
+            claim_wait_seconds: number(
+                lookup,
+                "SEALPOD_CLAIM_WAIT_SECONDS",
+                defaults.claim_wait_seconds,
+            )?
+            .min(sealpod_resources::runtime_api::MAX_WAIT_SECONDS),
+            model_max_retries: number(
+                lookup,
+                "SEALPOD_MODEL_MAX_RETRIES",
+                defaults.model_max_retries,
+            )?,
+            model_max_tokens: number(
+                lookup,
+                "SEALPOD_MODEL_MAX_TOKENS",
+                defaults.model_max_tokens,
+            )?,
+            bash_timeout: Duration::from_secs(number(
+                lookup,
+                "SEALPOD_BASH_TIMEOUT_SECONDS",
+                defaults.bash_timeout.as_secs(),
+            )?),
+            max_backoff: defaults.max_backoff,
+        };
+        Ok(Config {
+            api: url("SEALPOD_RUNTIME_API_URL", &api_url)?,
+            session_id,
+            runtime_token: Secret::new(token),
+            workspace: PathBuf::from(
+                get("SEALPOD_WORKSPACE").unwrap_or_else(|| DEFAULT_WORKSPACE.into()),
+            ),
+            model: ModelSettings {
+                base,
+                api_key: Secret::new(api_key),
+                proxy,
+                no_proxy,
+                ca_file: get("SSL_CERT_FILE").map(PathBuf::from),
+            },
+            tunables,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup<'a>(map: &'a HashMap<&'a str, String>) -> impl Fn(&str) -> Option<String> + 'a {
+        |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn every_missing_variable_is_named() {
+        let map = HashMap::new();
+        let err = Config::from_lookup(&lookup(&map)).expect_err("refused");
+        let text = err.to_string();
+        for name in [
+            "SEALPOD_RUNTIME_API_URL",
+            "SEALPOD_SESSION_ID",
+            "SEALPOD_RUNTIME_TOKEN_FILE",
+            "ANTHROPIC_API_KEY",
+            "HTTPS_PROXY",
+        ] {
+            assert!(text.contains(name), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_full_environment_parses_and_never_prints_secrets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "sprt_secret-token\n").expect("write");
+        let sealed = "sp_sealed_0123456789abcdef0123456789abcdef";
+        let map: HashMap<&str, String> = HashMap::from([
+            ("SEALPOD_RUNTIME_API_URL", "http://127.0.0.1:8081".into()),
+            ("SEALPOD_SESSION_ID", "ses_abc".into()),
+            (
+                "SEALPOD_RUNTIME_TOKEN_FILE",
+                token_file.display().to_string(),
+            ),
+            ("ANTHROPIC_API_KEY", sealed.into()),
+            ("HTTPS_PROXY", "http://127.0.0.1:3128".into()),
+            ("NO_PROXY", "localhost, .svc".into()),
+        ]);
+        let config = Config::from_lookup(&lookup(&map)).expect("config");
+        assert_eq!(config.workspace, PathBuf::from("/workspace"));
+        assert_eq!(config.model.base.host, "api.anthropic.com");
+        assert_eq!(config.model.no_proxy, ["localhost", ".svc"]);
+        assert_eq!(config.runtime_token.expose(), "sprt_secret-token");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains(sealed) && !printed.contains("sprt_secret"));
+    }
+
+    #[test]
+    fn direct_egress_must_be_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "t").expect("write");
+        let mut map: HashMap<&str, String> = HashMap::from([
+            ("SEALPOD_RUNTIME_API_URL", "http://127.0.0.1:8081".into()),
+            ("SEALPOD_SESSION_ID", "ses_abc".into()),
+            (
+                "SEALPOD_RUNTIME_TOKEN_FILE",
+                token_file.display().to_string(),
+            ),
+            ("ANTHROPIC_API_KEY", "k".into()),
+        ]);
+        let err = Config::from_lookup(&lookup(&map)).expect_err("no proxy");
+        assert_eq!(
+            err.to_string(),
+            "missing required environment variable(s): HTTPS_PROXY"
+        );
+        map.insert("SEALPOD_ALLOW_DIRECT_EGRESS", "true".into());
+        assert!(
+            Config::from_lookup(&lookup(&map))
+                .expect("ok")
+                .model
+                .proxy
+                .is_none()
+        );
+    }
+}

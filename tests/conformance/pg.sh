@@ -1,0 +1,26 @@
+# Sourced by the API suites: starts (once, idempotently) a private PostgreSQL 15 cluster from
+# Debian's postgresql-15 on a loopback port, with its data dir under .tools/, and defines
+# `pg_new_database NAME` which prints a fresh database URL.
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_DATA="${SEALPOD_PG_DATA:-${SEALPOD_ROOT:-$(pwd)}/.tools/pg-api}"
+PG_PORT="${SEALPOD_PG_PORT:-55439}"
+
+pg_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+pg_start() {
+  if pg_as "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then return 0; fi
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    mkdir -p "$PG_DATA"
+    [ "$(id -u)" = 0 ] && chown postgres: "$PG_DATA"
+    pg_as "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres >/dev/null
+  fi
+  pg_as "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DATA -c fsync=on" start >/dev/null
+}
+
+pg_new_database() {
+  local name="$1"
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS $name" >/dev/null
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $name" >/dev/null
+  echo "postgres://postgres@127.0.0.1:$PG_PORT/$name"
+}

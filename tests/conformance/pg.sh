@@ -1,8 +1,9 @@
 # Sourced by the API suites: starts (once, idempotently) a private PostgreSQL 15 cluster from
-# Debian's postgresql-15 on a loopback port, with its data dir under .tools/, and defines
+# Debian's postgresql-15 on a loopback port, with its data dir under /tmp, and defines
 # `pg_new_database NAME` which prints a fresh database URL.
 PG_BIN=/usr/lib/postgresql/15/bin
-PG_DATA="${SEALPOD_PG_DATA:-${SEALPOD_ROOT:-$(pwd)}/.tools/pg-api}"
+# Under /tmp: the postgres user must be able to reach it (a clone under /root is not).
+PG_DATA="${SEALPOD_PG_DATA:-/tmp/sealpod-pg-api}"
 PG_PORT="${SEALPOD_PG_PORT:-55439}"
 
 pg_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

@@ -78,7 +78,7 @@ pub async fn serve(
     let tls = match TlsAcceptor::from(config).accept(TokioIo::new(client)).await {
         Ok(t) => t,
         Err(error) => {
-            tracing::debug!(%error, host = %target.host, "client TLS handshake failed");
+            tracing::debug!(%error, host = %crate::tripwire::scrub(&target.host), "client TLS handshake failed");
             return;
         }
     };

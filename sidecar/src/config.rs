@@ -112,6 +112,19 @@ extra_roots: [/tmp/up.pem]
         assert_eq!(c.resolve.len(), 1);
     }
 
+    #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("```yaml\nlisten:")
+            .expect("README has the example")
+            + "```yaml\n".len();
+        let end = start + readme[start..].find("```").expect("closed block");
+        let c = parse(&readme[start..end]).expect("the README example validates");
+        assert_eq!(c.credentials[0].headers.len(), 2);
+        assert_eq!(c.resolve.len(), 2);
+    }
+
     fn key_of(text: &str) -> String {
         match parse(text).expect_err("must fail") {
             LoadError::Shape { key, message } => format!("{key}: {message}"),

@@ -145,7 +145,9 @@ resolve:
   localhost: [127.0.0.1]
 extra_roots: [{work}/up.pem]
 """)
-    ours = start([BIN, "proxy", "--config", f"{work}/proxy.yaml"], env={**os.environ, "SEALPOD_LOG": "warn"})
+    workers = os.environ.get("SIDECAR_WORKERS")
+    ours = start([BIN, "proxy", "--config", f"{work}/proxy.yaml", *(["--worker-threads", workers] if workers else [])],
+                 env={**os.environ, "SEALPOD_LOG": "warn"})
     with open(f"{work}/squid.conf", "w") as f:
         f.write(f"""http_port 127.0.0.1:{squid_port}
 http_access allow all
@@ -202,7 +204,8 @@ shutdown_lifetime 1 seconds
         if r["errors"]:
             print(f"  note: {scenario}/{path}: {r['errors']} errors ({r['last_error'][:80]})", file=sys.stderr)
 
-    print(f"uptime: {open('/proc/loadavg').read().strip()}  rounds={ROUNDS} secs={SECS}")
+    print(f"uptime: {open('/proc/loadavg').read().strip()}  rounds={ROUNDS} secs={SECS}"
+          f"  sidecar workers={os.environ.get('SIDECAR_WORKERS', 'default')}")
     for rnd in range(ROUNDS):
         print(f"round {rnd + 1}/{ROUNDS}", file=sys.stderr)
         for path in ("direct", "ours", "squid", "tinyproxy"):

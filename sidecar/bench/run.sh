@@ -4,6 +4,7 @@
 #
 #   sidecar/bench/run.sh                 # defaults: 3 rounds of 3 s per measurement
 #   ROUNDS=5 SECS=5 sidecar/bench/run.sh
+#   SIDECAR_WORKERS=1 sidecar/bench/run.sh   # the proxy with --worker-threads 1
 #
 # Installs its peers (pinned, idempotent): apt squid and tinyproxy (Debian 12 pins 5.7 and
 # 1.11.1), mitmproxy 11.0.2 in .tools/bench-venv. Builds the proxy, the fake upstream and the load

@@ -53,6 +53,9 @@ pub struct ProxyArgs {
     /// Validate the configuration and exit (0 when valid, 2 otherwise) without binding.
     #[arg(long, env = "SEALPOD_SIDECAR_CHECK_CONFIG")]
     pub check_config: bool,
+    /// Runtime worker threads (default: one per available CPU). Match the container's CPU limit.
+    #[arg(long, env = "SEALPOD_SIDECAR_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
 }
 
 /// Flags of `lock`.

@@ -112,6 +112,48 @@ extra_roots: [/tmp/up.pem]
         assert_eq!(c.resolve.len(), 1);
     }
 
+    #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("```yaml\nlisten:")
+            .expect("README has the example")
+            + "```yaml\n".len();
+        let end = start + readme[start..].find("```").expect("closed block");
+        let c = parse(&readme[start..end]).expect("the README example validates");
+        assert_eq!(c.credentials[0].headers.len(), 2);
+        assert_eq!(c.resolve.len(), 2);
+    }
+
+    #[test]
+    fn what_the_operator_serializes_parses_back() {
+        use sealpod_resources::proxy_config::{CredentialConfig, HeaderSlot, Mode};
+        let config = ProxyConfig {
+            listen: "127.0.0.1:3128".into(),
+            admin_listen: "0.0.0.0:9901".into(),
+            ca_cert_out: "/run/ca/ca.pem".into(),
+            mode: Mode::Report,
+            allow: vec!["github.com".into()],
+            deny_cidrs: vec!["10.96.0.0/12".into()],
+            allow_cidrs: vec![],
+            credentials: vec![CredentialConfig {
+                sealed: "sp_sealed_0123456789abcdef0123456789abcdef".into(),
+                value_file: "/run/secret/k".into(),
+                hosts: vec!["api.anthropic.com".into()],
+                headers: vec![HeaderSlot {
+                    name: "authorization".into(),
+                    scheme: Some("Bearer".into()),
+                }],
+            }],
+            events: None,
+            resolve: Default::default(),
+            extra_roots: vec![],
+        };
+        let yaml = serde_saphyr::to_string(&config).expect("serialize");
+        let back = parse(&yaml).expect("parses back");
+        assert_eq!(back, config.validate().expect("valid"));
+    }
+
     fn key_of(text: &str) -> String {
         match parse(text).expect_err("must fail") {
             LoadError::Shape { key, message } => format!("{key}: {message}"),

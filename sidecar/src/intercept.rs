@@ -78,7 +78,7 @@ pub async fn serve(
     let tls = match TlsAcceptor::from(config).accept(TokioIo::new(client)).await {
         Ok(t) => t,
         Err(error) => {
-            tracing::debug!(%error, host = %target.host, "client TLS handshake failed");
+            tracing::debug!(%error, host = %crate::tripwire::scrub(&target.host), "client TLS handshake failed");
             return;
         }
     };
@@ -248,8 +248,16 @@ impl Session {
                 *slot = Some(Sender::H2(h2.clone()));
                 return Ok(Sender::H2(h2));
             }
-            // `send` waits until it is ready (the previous body has ended).
-            Some(Sender::H1(h1)) if !h1.is_closed() => return Ok(Sender::H1(h1)),
+            Some(Sender::H1(h1)) => {
+                let mut h1 = h1;
+                // `ready` waits until the previous body has ended; it fails when the upstream
+                // closed the idle connection, and then a new one is dialled below (nothing of
+                // this request has been sent yet, so that is safe).
+                let alive = !h1.is_closed() && h1.ready().await.is_ok();
+                if alive {
+                    return Ok(Sender::H1(h1));
+                }
+            }
             _ => {}
         }
         if let Some(h2) = self.proxy.pooled_h2(&self.target.host, self.target.port) {

@@ -73,9 +73,17 @@ pub fn replace_all(input: &[u8], needles: &[Needle]) -> (Vec<u8>, usize) {
 fn partial_suffix(buf: &[u8], needles: &[Needle]) -> usize {
     let mut best = 0;
     for n in needles {
+        let Some(&first) = n.real.first() else {
+            continue;
+        };
         let max = n.real.len().saturating_sub(1).min(buf.len());
-        for len in (best + 1..=max).rev() {
-            if buf[buf.len() - len..] == n.real[..len] {
+        // Only positions holding the needle's first byte can start a partial match.
+        for start in buf.len() - max..buf.len() {
+            let len = buf.len() - start;
+            if len <= best {
+                break;
+            }
+            if buf[start] == first && buf[start..] == n.real[..len] {
                 best = len;
                 break;
             }
@@ -149,6 +157,14 @@ where
                 Poll::Ready(Some(Ok(frame))) => {
                     let frame = match frame.into_data() {
                         Ok(data) => {
+                            // Fast path: nothing held back, no key in the frame, no key starting
+                            // at its end: pass the frame through without copying it.
+                            if this.carry.is_empty()
+                                && this.needles.iter().all(|n| find(&data, &n.real).is_none())
+                                && partial_suffix(&data, &this.needles) == 0
+                            {
+                                return Poll::Ready(Some(Ok(Frame::data(data))));
+                            }
                             this.carry.extend_from_slice(&data);
                             let (mut out, n) = replace_all(&this.carry, &this.needles);
                             if n > 0 {
@@ -213,6 +229,14 @@ mod tests {
         assert_eq!(out, format!("a {SEALED} b {SEALED}").into_bytes());
         assert_eq!(partial_suffix(b"data: sk-re", &n), 5);
         assert_eq!(partial_suffix(b"data: x\n\n", &n), 0);
+        assert_eq!(partial_suffix(b"sk-rea", &n), 6);
+        assert_eq!(partial_suffix(b"s", &n), 1);
+        assert_eq!(
+            partial_suffix(b"sk-real", &n),
+            0,
+            "a whole key is replaced, not held"
+        );
+        assert_eq!(partial_suffix(b"", &n), 0);
     }
 
     /// A body that yields the given frames, one per poll.

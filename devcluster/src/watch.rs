@@ -106,7 +106,11 @@ async fn run(
         let wake = st.subscribe();
         let current = st.resource_version();
         match (req.start, req.send_initial_events) {
-            (Start::After(rv), false) if rv < st.log_floor() => Err(expired(rv, st.log_floor())),
+            // Newer than this server has ever been (a client of a previous, unpersisted instance):
+            // only a fresh list can repair its cache.
+            (Start::After(rv), false) if rv < st.log_floor() || rv > current => {
+                Err(expired(rv, st.log_floor()))
+            }
             (Start::After(rv), false) => Ok((rv, wake, vec![])),
             _ => {
                 let snapshot: Vec<Arc<Value>> = st

@@ -371,3 +371,15 @@ async fn field_validation_strict_refuses_and_warn_warns() {
     );
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn watch_from_a_future_resource_version_is_expired() {
+    // A client of an earlier, unpersisted instance holds resourceVersions this one never had.
+    let c = cluster().await;
+    let future = c.resource_version() + 1000;
+    let uri = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={future}");
+    let lines = watch_lines(&c.client(), &uri, 1).await;
+    assert_eq!(lines[0]["type"], json!("ERROR"));
+    assert_eq!(lines[0]["object"]["code"], json!(410));
+    c.shutdown().await;
+}

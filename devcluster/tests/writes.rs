@@ -377,6 +377,18 @@ async fn lists_filter_and_page() {
         names,
         (0..7).map(|i| format!("page-{i}")).collect::<Vec<_>>()
     );
+    // Paging with a selector: every matching item exactly once.
+    let mut evens = vec![];
+    let mut lp = ListParams::default().labels("parity=even").limit(3);
+    loop {
+        let page = cms.list(&lp).await.expect("page");
+        evens.extend(page.items.iter().map(|m| m.name_any()));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(evens, ["page-0", "page-2", "page-4", "page-6"]);
     c.shutdown().await;
 }
 

@@ -127,6 +127,19 @@ fi
 grep -q "spec.size" "${WORK}/invalid.err" || fail "422 names the field: $(cat "${WORK}/invalid.err")"
 pass "patch --type=merge|json, label, 422 on invalid"
 
+# --- server-side apply: field managers and conflicts -----------------------------------------
+sed 's/name: sample/name: ssa-sample/' "${FIXTURES}/widget.yaml" > "${WORK}/ssa.yaml"
+k apply --server-side --field-manager=team-a -f "${WORK}/ssa.yaml" >/dev/null || fail "server-side apply"
+sed 's/size: 3/size: 4/' "${WORK}/ssa.yaml" > "${WORK}/ssa2.yaml"
+if k apply --server-side --field-manager=team-b -f "${WORK}/ssa2.yaml" 2> "${WORK}/conflict.err"; then
+  fail "a second manager changing an owned field must conflict"
+fi
+grep -q 'conflict with "team-a"' "${WORK}/conflict.err" || fail "conflict message: $(cat "${WORK}/conflict.err")"
+k apply --server-side --field-manager=team-b --force-conflicts -f "${WORK}/ssa2.yaml" >/dev/null || fail "forced apply"
+[ "$(k get wdg ssa-sample -o jsonpath='{.spec.size}')" = 4 ] || fail "forced value"
+k delete wdg ssa-sample >/dev/null || fail "delete ssa-sample"
+pass "apply --server-side: conflict, then --force-conflicts"
+
 # --- describe (best effort) -----------------------------------------------------------------
 k describe wdg sample | grep -q "^Name: *sample" || fail "describe"
 pass "describe"

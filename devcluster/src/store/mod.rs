@@ -196,24 +196,34 @@ impl Store {
             Some(t) => decode_continue(t)?,
             None => (self.rv, None),
         };
+        use std::ops::Bound::{Excluded, Included, Unbounded};
         let mut items = Vec::new();
         let mut continue_token = None;
         let mut remaining = 0u64;
         let matches = |o: &Arc<Value>| p.labels.matches(o) && p.fields.matches(o);
-        let iter = self.scan(&def.storage, p.ns.as_deref()).filter(|o| {
-            after.as_ref().is_none_or(|a| {
-                (
-                    meta::namespace(o).unwrap_or(""),
-                    meta::name(o).unwrap_or(""),
-                ) > (a.0.as_str(), a.1.as_str())
-            })
-        });
-        for o in iter {
+        // With selectors the rest is not counted (as on a real server): stop at the first extra.
+        let selective = !p.labels.is_empty() || !p.fields.is_empty();
+        let ns = p.ns.clone();
+        let start = match (&after, &ns) {
+            (Some(a), _) => Excluded(a.clone()),
+            (None, Some(ns)) => Included((ns.clone(), String::new())),
+            (None, None) => Unbounded,
+        };
+        let iter = self
+            .objects
+            .get(&def.storage)
+            .into_iter()
+            .flat_map(|m| m.range((start.clone(), Unbounded)))
+            .take_while(|(k, _)| ns.as_ref().is_none_or(|n| k.0 == *n));
+        for (_, o) in iter {
             if !matches(o) {
                 continue;
             }
             if p.limit.is_some_and(|l| l > 0 && items.len() >= l) {
                 remaining += 1;
+                if selective {
+                    break;
+                }
                 continue;
             }
             items.push(o.clone());
@@ -231,7 +241,7 @@ impl Store {
             items,
             rv: list_rv,
             continue_token,
-            remaining: (remaining > 0).then_some(remaining),
+            remaining: (remaining > 0 && !selective).then_some(remaining),
         })
     }
 

@@ -75,6 +75,29 @@ where
     .map_err(Error::kube(op))
 }
 
+/// Whether `existing` already holds everything `desired` sets.
+fn up_to_date(existing: Option<&Secret>, desired: &Secret) -> bool {
+    let Some(e) = existing else {
+        return false;
+    };
+    let subset = |want: Option<&std::collections::BTreeMap<String, String>>,
+                  have: &std::collections::BTreeMap<String, String>| {
+        want.into_iter()
+            .flatten()
+            .all(|(k, v)| have.get(k) == Some(v))
+    };
+    e.data == desired.data
+        && e.type_ == desired.type_
+        && subset(desired.metadata.labels.as_ref(), e.labels())
+        && subset(desired.metadata.annotations.as_ref(), e.annotations())
+        && e.owner_references()
+            == desired
+                .metadata
+                .owner_references
+                .as_deref()
+                .unwrap_or_default()
+}
+
 /// What status says, built up as the pipeline runs.
 struct Draft {
     conds: Conditions,
@@ -304,20 +327,16 @@ async fn apply(session: Arc<Session>, ctx: &Context) -> Result<Action, Error> {
         )
         .await?;
     }
-    apply_child(
-        ctx,
-        &ns,
-        &build::runtime_secret(&plan),
-        "apply runtime secret",
-    )
-    .await?;
-    apply_child(
-        ctx,
-        &ns,
-        &build::proxy_secret(&plan, settings),
-        "apply proxy secret",
-    )
-    .await?;
+    // The two Secrets were just read: re-apply only what differs (most reconciles change
+    // nothing, and these are the largest writes).
+    let runtime_secret = build::runtime_secret(&plan);
+    if !up_to_date(runtime_existing.as_ref(), &runtime_secret) {
+        apply_child(ctx, &ns, &runtime_secret, "apply runtime secret").await?;
+    }
+    let proxy_secret = build::proxy_secret(&plan, settings);
+    if !up_to_date(proxy_existing.as_ref(), &proxy_secret) {
+        apply_child(ctx, &ns, &proxy_secret, "apply proxy secret").await?;
+    }
     apply_child(
         ctx,
         &ns,

@@ -734,10 +734,9 @@ pub async fn run(
             .combine(deleting),
         Default::default(),
     );
-    let meta = |wc: watcher::Config| wc;
     let pods = watcher(
         super::scoped::<PartialObjectMeta<Pod>>(client.clone(), namespace.as_deref()),
-        meta(owned.clone()),
+        owned.clone(),
     )
     .default_backoff()
     .touched_objects();

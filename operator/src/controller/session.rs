@@ -651,6 +651,27 @@ pub async fn reconcile(session: Arc<Session>, ctx: Arc<Context>) -> Result<Actio
     let api: Api<Session> = Api::namespaced(ctx.client.clone(), &ns);
     let target = session.clone();
     let fut = async {
+        if session.metadata.deletion_timestamp.is_none()
+            && !session.finalizers().iter().any(|f| f == SESSION_FINALIZER)
+        {
+            // Add the finalizer and run the pipeline on the answer at once, instead of waiting
+            // for the watch to bring the change back (one round trip and one reconcile less per
+            // new Session). The resourceVersion makes the patch fail on a concurrent change.
+            let mut finalizers = session.finalizers().to_vec();
+            finalizers.push(SESSION_FINALIZER.to_owned());
+            let patched = api
+                .patch(
+                    &session.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {
+                        "finalizers": finalizers,
+                        "resourceVersion": session.resource_version(),
+                    }})),
+                )
+                .await
+                .map_err(Error::kube("add finalizer"))?;
+            return apply(Arc::new(patched), &ctx).await;
+        }
         finalizer::finalizer(&api, SESSION_FINALIZER, session, |event| async {
             match event {
                 Finalizer::Apply(s) => apply(s, &ctx).await,

@@ -319,13 +319,10 @@ async fn baseline() -> anyhow::Result<()> {
     let list = sessions.list(&Default::default()).await?;
     futures::stream::iter(list.items)
         .map(|s| {
-            let (ctx, sessions) = (ctx.clone(), sessions.clone());
+            let ctx = ctx.clone();
             async move {
-                // As the controller: the first reconcile adds the finalizer, the second (on
-                // the object as it now is) runs the pipeline.
-                let name = s.name_any();
-                session::reconcile(Arc::new(s), ctx.clone()).await?;
-                let s = sessions.get(&name).await?;
+                // One reconcile per Session: it adds the finalizer and runs the pipeline, as
+                // the controller's first reconcile of a new Session does.
                 session::reconcile(Arc::new(s), ctx).await?;
                 anyhow::Ok(())
             }

@@ -388,5 +388,5 @@ pub(crate) async fn drain<S: Stream + Send>(stream: S) {
     stream.for_each(|_| futures::future::ready(())).await;
 }
 
-/// Short pause used after a write whose watch event will retrigger the reconcile anyway.
+/// Requeue of an object in a steady state: a safety net for a missed watch event, not a poll.
 pub(crate) const SAFETY_REQUEUE: Duration = Duration::from_secs(300);

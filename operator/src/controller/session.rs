@@ -75,6 +75,29 @@ where
     .map_err(Error::kube(op))
 }
 
+/// Whether `existing` already holds everything `desired` sets.
+fn up_to_date(existing: Option<&Secret>, desired: &Secret) -> bool {
+    let Some(e) = existing else {
+        return false;
+    };
+    let subset = |want: Option<&std::collections::BTreeMap<String, String>>,
+                  have: &std::collections::BTreeMap<String, String>| {
+        want.into_iter()
+            .flatten()
+            .all(|(k, v)| have.get(k) == Some(v))
+    };
+    e.data == desired.data
+        && e.type_ == desired.type_
+        && subset(desired.metadata.labels.as_ref(), e.labels())
+        && subset(desired.metadata.annotations.as_ref(), e.annotations())
+        && e.owner_references()
+            == desired
+                .metadata
+                .owner_references
+                .as_deref()
+                .unwrap_or_default()
+}
+
 /// What status says, built up as the pipeline runs.
 struct Draft {
     conds: Conditions,
@@ -304,20 +327,16 @@ async fn apply(session: Arc<Session>, ctx: &Context) -> Result<Action, Error> {
         )
         .await?;
     }
-    apply_child(
-        ctx,
-        &ns,
-        &build::runtime_secret(&plan),
-        "apply runtime secret",
-    )
-    .await?;
-    apply_child(
-        ctx,
-        &ns,
-        &build::proxy_secret(&plan, settings),
-        "apply proxy secret",
-    )
-    .await?;
+    // The two Secrets were just read: re-apply only what differs (most reconciles change
+    // nothing, and these are the largest writes).
+    let runtime_secret = build::runtime_secret(&plan);
+    if !up_to_date(runtime_existing.as_ref(), &runtime_secret) {
+        apply_child(ctx, &ns, &runtime_secret, "apply runtime secret").await?;
+    }
+    let proxy_secret = build::proxy_secret(&plan, settings);
+    if !up_to_date(proxy_existing.as_ref(), &proxy_secret) {
+        apply_child(ctx, &ns, &proxy_secret, "apply proxy secret").await?;
+    }
     apply_child(
         ctx,
         &ns,
@@ -632,6 +651,27 @@ pub async fn reconcile(session: Arc<Session>, ctx: Arc<Context>) -> Result<Actio
     let api: Api<Session> = Api::namespaced(ctx.client.clone(), &ns);
     let target = session.clone();
     let fut = async {
+        if session.metadata.deletion_timestamp.is_none()
+            && !session.finalizers().iter().any(|f| f == SESSION_FINALIZER)
+        {
+            // Add the finalizer and run the pipeline on the answer at once, instead of waiting
+            // for the watch to bring the change back (one round trip and one reconcile less per
+            // new Session). The resourceVersion makes the patch fail on a concurrent change.
+            let mut finalizers = session.finalizers().to_vec();
+            finalizers.push(SESSION_FINALIZER.to_owned());
+            let patched = api
+                .patch(
+                    &session.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {
+                        "finalizers": finalizers,
+                        "resourceVersion": session.resource_version(),
+                    }})),
+                )
+                .await
+                .map_err(Error::kube("add finalizer"))?;
+            return apply(Arc::new(patched), &ctx).await;
+        }
         finalizer::finalizer(&api, SESSION_FINALIZER, session, |event| async {
             match event {
                 Finalizer::Apply(s) => apply(s, &ctx).await,
@@ -715,10 +755,9 @@ pub async fn run(
             .combine(deleting),
         Default::default(),
     );
-    let meta = |wc: watcher::Config| wc;
     let pods = watcher(
         super::scoped::<PartialObjectMeta<Pod>>(client.clone(), namespace.as_deref()),
-        meta(owned.clone()),
+        owned.clone(),
     )
     .default_backoff()
     .touched_objects();
@@ -801,4 +840,39 @@ pub async fn run(
         );
     drain(controller.boxed()).await;
     gauge.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixture;
+
+    #[test]
+    fn a_secret_is_up_to_date_only_when_it_holds_everything_built() {
+        let plan = fixture::plan();
+        let desired = build::proxy_secret(&plan, &fixture::settings());
+        assert!(!up_to_date(None, &desired));
+        let mut existing = desired.clone();
+        existing
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("extra".into(), "kept".into());
+        assert!(
+            up_to_date(Some(&existing), &desired),
+            "extra labels are someone else's"
+        );
+        let mut rotated = existing.clone();
+        rotated.data.get_or_insert_default().insert(
+            build::PROXY_VALUE_ENTRY.into(),
+            k8s_openapi::ByteString(b"old".to_vec()),
+        );
+        assert!(!up_to_date(Some(&rotated), &desired));
+        let mut reannotated = existing.clone();
+        reannotated.metadata.annotations = None;
+        assert!(!up_to_date(Some(&reannotated), &desired));
+        let mut orphan = existing;
+        orphan.metadata.owner_references = None;
+        assert!(!up_to_date(Some(&orphan), &desired));
+    }
 }

@@ -62,12 +62,25 @@ pub struct RuntimeApi {
     base: Endpoint,
     token: Secret,
     tls: Arc<ClientConfig>,
+    proxy: Option<Endpoint>,
 }
 
 impl RuntimeApi {
-    /// A client for `base` authenticated by `token`.
-    pub fn new(base: Endpoint, token: Secret, tls: Arc<ClientConfig>) -> RuntimeApi {
-        RuntimeApi { base, token, tls }
+    /// A client for `base` authenticated by `token`. With `proxy`, calls go through it (in a
+    /// sandbox the egress lock lets the runtime reach nothing but the proxy, and the proxy's
+    /// allowlist carries the runtime API's host).
+    pub fn new(
+        base: Endpoint,
+        token: Secret,
+        tls: Arc<ClientConfig>,
+        proxy: Option<Endpoint>,
+    ) -> RuntimeApi {
+        RuntimeApi {
+            base,
+            token,
+            tls,
+            proxy,
+        }
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -92,7 +105,7 @@ impl RuntimeApi {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(bytes))
             .map_err(|e| ApiError::Transport(e.to_string()))?;
-        let response = net::send(&self.base, None, &self.tls, request)
+        let response = net::send(&self.base, self.proxy.as_ref(), &self.tls, request)
             .await
             .map_err(|e| ApiError::Transport(e.to_string()))?;
         let status = response.status();

@@ -70,6 +70,11 @@ impl Runtime {
                 config.api.clone(),
                 config.runtime_token.clone(),
                 tls.clone(),
+                config
+                    .model
+                    .proxy
+                    .clone()
+                    .filter(|_| !config.api.bypasses_proxy(&config.model.no_proxy)),
             ),
             model: ModelClient::new(&config.model, tls),
             workspace: config.workspace,

@@ -135,6 +135,10 @@ pub struct Transcript {
     pub pending_ask: Option<String>,
     /// The running turn.
     pub current: Option<Journal>,
+    /// Every completed turn's journal, with whole tool outputs (`messages` holds the capped copy
+    /// the model is sent).
+    #[serde(default)]
+    pub history: Vec<Journal>,
 }
 
 /// Appends `message` to `messages`, merging it into the last one when both have the same role
@@ -190,6 +194,7 @@ impl Transcript {
             for m in j.messages() {
                 push_merged(&mut self.messages, m);
             }
+            self.history.push(j);
         }
     }
 }

@@ -531,3 +531,62 @@ async fn missing_configuration_is_refused_with_every_name() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn sigkill_mid_stream_re_asks_the_model_and_answers_once() {
+    let mut h = Harness::new(no_limits()).await;
+    h.start();
+    h.api.steer("[[scenario:slow:30:100]] stream then crash");
+    for _ in 0..100 {
+        if !h.model_requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.model_requests().len(), 1, "the stream is running");
+    assert!(!h.signal_and_wait("KILL").await.success());
+    h.start();
+    let done = h.api.completed(1, WAIT).await;
+    assert_eq!(done["yield_reason"], "completed");
+    // The interrupted step was not journaled, so attempt 2 asked the model again.
+    assert_eq!(h.model_requests().len(), 2);
+    let s = h.api.state();
+    assert_eq!(s.of_type("agent.message").len(), 1);
+    assert_eq!(s.of_type("turn.started").len(), 2);
+    assert_eq!(
+        done["result_event_id"],
+        s.of_type("agent.message")[0].id.as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_turn_decided_before_a_crash_is_completed_again_without_rerunning() {
+    let mut h = Harness::new(no_limits()).await;
+    h.api.state().fail_completes = 1000;
+    h.start();
+    h.api.steer("[[scenario:answer]] decided");
+    h.api
+        .wait_for("the answer", WAIT, |s| {
+            !s.of_type("agent.message").is_empty()
+        })
+        .await;
+    // The runtime is now retrying `complete`; kill it there.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!h.signal_and_wait("KILL").await.success());
+    h.api.state().fail_completes = 0;
+    h.start();
+    let done = h.api.completed(1, WAIT).await;
+    assert_eq!(done["yield_reason"], "completed");
+    let s = h.api.state();
+    assert_eq!(s.of_type("agent.message").len(), 1);
+    assert_eq!(
+        done["result_event_id"],
+        s.of_type("agent.message")[0].id.as_str()
+    );
+    drop(s);
+    assert_eq!(
+        h.model_requests().len(),
+        1,
+        "the journaled outcome was re-completed, not re-run"
+    );
+}

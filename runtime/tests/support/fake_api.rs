@@ -47,6 +47,8 @@ pub struct ApiState {
     pub model: String,
     /// Appends answered from the idempotency table instead of appending.
     pub replayed_appends: u32,
+    /// This many `complete` calls answer 503 before one succeeds.
+    pub fail_completes: u32,
 }
 
 impl ApiState {
@@ -396,6 +398,10 @@ async fn complete(
         return error(StatusCode::UNAUTHORIZED, "unauthorized");
     }
     let mut s = shared.lock();
+    if s.fail_completes > 0 {
+        s.fail_completes -= 1;
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    }
     let Some(i) = s.turns.iter().position(|t| t.id == id) else {
         return error(StatusCode::NOT_FOUND, "not_found");
     };

@@ -123,6 +123,13 @@ impl Tail {
         (!out.is_empty()).then_some(out)
     }
 
+    /// True when the ring holds `cursor + 1` onwards: every event after its first entry was
+    /// published to it (the tail lived throughout), so a reader there needs no store catch-up.
+    fn covers(&self, cursor: i64) -> bool {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.front().is_some_and(|e| e.seq <= cursor + 1)
+    }
+
     /// A receiver of the highest committed seq (for long-polls).
     pub fn watch_seq(&self) -> watch::Receiver<i64> {
         self.seen.subscribe()
@@ -259,6 +266,12 @@ impl StreamState {
             .await
             .map_err(|e| tracing::warn!(error = %e, "SSE catch-up read failed"))?;
         let short = (page.len() as i64) < STORE_PAGE;
+        if short && !page.is_empty() {
+            // The page reached the head while this stream holds the tail, so everything after
+            // it will be published here: keep it for the next reader of this session.
+            self.tail
+                .insert(page.iter().map(Entry::from_stored).collect());
+        }
         let mut frames = Vec::new();
         for event in &page {
             if self
@@ -365,12 +378,13 @@ impl StreamState {
 /// The body stream of one SSE client: replay from the cursor, then tail.
 pub fn stream(p: StreamParams) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let tail = p.store.hub().tail(&p.session);
+    let caught_up = tail.covers(p.cursor);
     let state = StreamState {
         seen: tail.watch_seq(),
         ctl: tail.watch_ctl(),
         tail,
         p,
-        caught_up: false,
+        caught_up,
         check_archived: true,
         done: false,
     };

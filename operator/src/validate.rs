@@ -2,7 +2,8 @@
 //! a message fit for a `Degraded`/`Invalid` condition (it names the field, never a secret).
 
 use sealpod_resources::agent::check_model_runtime;
-use sealpod_resources::common::{EgressPolicy, HostPattern};
+use sealpod_resources::common::EgressPolicy;
+use sealpod_resources::proxy_config::HostPattern;
 
 /// Checks a model/runtime pairing and an egress allowlist, as an Agent and a pinned snapshot
 /// both carry them.

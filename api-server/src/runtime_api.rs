@@ -109,7 +109,13 @@ async fn session(
         .get_session_object(&caller.namespace, &name)
         .await?;
     let snapshot = object.as_ref().and_then(|s| s.spec.agent_snapshot.clone());
-    let limits = serde_json::from_value(row.limits.clone()).unwrap_or_default();
+    // The row keeps limits in their `/v3` wire shape (snake_case), not the CRD's camelCase.
+    let limit = |key: &str| row.limits[key].as_u64();
+    let limits = sealpod_resources::common::Limits {
+        tokens: limit("tokens"),
+        turn_seconds: limit("turn_seconds").and_then(|v| u32::try_from(v).ok()),
+        turns: limit("turns").and_then(|v| u32::try_from(v).ok()),
+    };
     let usage: Usage = serde_json::from_value(row.usage.clone()).unwrap_or_default();
     Ok(Json(SessionInfo {
         id: row.id.clone(),

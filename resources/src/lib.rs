@@ -12,6 +12,7 @@ pub mod crds;
 pub mod credential;
 pub mod ids;
 pub mod labels;
+pub mod proxy_config;
 pub mod runtime_api;
 pub mod runtime_token;
 pub mod sealing;

@@ -3,8 +3,28 @@
 //! programs nftables so that only the proxy can leave the pod.
 //!
 //! It must never let a real key reach the sandbox, and never dial before deciding.
+//!
+//! Modules, in request order: [`config`] (load, validate) → [`server`] (accept, `CONNECT`, plain
+//! HTTP) → [`tripwire`] → [`allowlist`] → [`resolve`] + [`ssrf`] → [`tunnel`] or [`intercept`]
+//! ([`tls`], [`ca`], [`swap`], [`redact`]) → [`respond`]; beside them [`events`], [`metrics`],
+//! [`admin`], and [`lock`].
 
-/// Entry point of the `sealpod-sidecar` binary.
-pub fn run() -> anyhow::Result<()> {
-    anyhow::bail!("sealpod-sidecar is not implemented yet")
-}
+pub mod admin;
+pub mod allowlist;
+pub mod ca;
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod intercept;
+pub mod lock;
+pub mod metrics;
+pub mod proxy;
+pub mod redact;
+pub mod resolve;
+pub mod respond;
+pub mod server;
+pub mod ssrf;
+pub mod swap;
+pub mod tls;
+pub mod tripwire;
+pub mod tunnel;

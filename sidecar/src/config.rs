@@ -1,0 +1,202 @@
+//! Loading the proxy configuration file: YAML (serde-saphyr) into the shared
+//! [`ProxyConfig`] contract, then validation into a [`ValidatedProxyConfig`].
+//!
+//! Runs before any port is bound. Every error names the key at fault; it must never echo a value
+//! that could be a secret (a sealed token or a key pasted into the wrong field).
+
+use std::path::Path;
+
+use sealpod_resources::proxy_config::{ConfigError, ProxyConfig, ValidatedProxyConfig};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not YAML.
+    #[error("config file is not valid YAML: {0}")]
+    Yaml(String),
+    /// A key is unknown, missing or of the wrong type.
+    #[error("config key `{key}`: {message}")]
+    Shape {
+        /// Path of the key (`credentials[0].hosts`), or `.` for the top level.
+        key: String,
+        /// What serde reported (names the unknown or missing key).
+        message: String,
+    },
+    /// A value is invalid.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+}
+
+/// Reads and validates `path`.
+pub fn load(path: &Path) -> Result<ValidatedProxyConfig, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text)
+}
+
+/// Parses and validates YAML text.
+pub fn parse(text: &str) -> Result<ValidatedProxyConfig, LoadError> {
+    // Two steps so that shape errors carry the key path: YAML → untyped tree → typed config.
+    let tree: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| LoadError::Yaml(scrub(&e.to_string())))?;
+    let config: ProxyConfig =
+        serde_path_to_error::deserialize(tree).map_err(|e| LoadError::Shape {
+            key: e.path().to_string(),
+            message: scrub(&e.inner().to_string()),
+        })?;
+    Ok(config.validate()?)
+}
+
+/// Serde messages quote offending values (`invalid type: string "sp_sealed_…"`); drop quoted
+/// values longer than a key name could be, so a misplaced secret never reaches a log.
+fn scrub(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('"');
+        if i % 2 == 0 && (part.len() > 24 || part.contains("sp_sealed_")) {
+            out.push_str("[value omitted]");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen: 127.0.0.1:3128
+admin_listen: 127.0.0.1:9901
+ca_cert_out: /tmp/ca.pem
+mode: report
+allow: [github.com, "*.pypi.org:443"]
+deny_cidrs: [10.96.0.0/12]
+credentials:
+  - sealed: sp_sealed_0123456789abcdef0123456789abcdef
+    value_file: /run/sealpod/key
+    hosts: [api.anthropic.com]
+    headers:
+      - name: x-api-key
+      - name: authorization
+        scheme: Bearer
+events:
+  url: http://api:8081/runtime/v1/egress
+  token_file: /run/sealpod/token
+resolve:
+  api.fake:443: [127.0.0.1:18443]
+extra_roots: [/tmp/up.pem]
+"#;
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let c = parse(GOOD).expect("valid");
+        assert_eq!(c.mode.as_str(), "report");
+        assert_eq!(c.credentials.len(), 1);
+        assert_eq!(c.resolve.len(), 1);
+    }
+
+    #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("```yaml\nlisten:")
+            .expect("README has the example")
+            + "```yaml\n".len();
+        let end = start + readme[start..].find("```").expect("closed block");
+        let c = parse(&readme[start..end]).expect("the README example validates");
+        assert_eq!(c.credentials[0].headers.len(), 2);
+        assert_eq!(c.resolve.len(), 2);
+    }
+
+    #[test]
+    fn what_the_operator_serializes_parses_back() {
+        use sealpod_resources::proxy_config::{CredentialConfig, HeaderSlot, Mode};
+        let config = ProxyConfig {
+            listen: "127.0.0.1:3128".into(),
+            admin_listen: "0.0.0.0:9901".into(),
+            ca_cert_out: "/run/ca/ca.pem".into(),
+            mode: Mode::Report,
+            allow: vec!["github.com".into()],
+            deny_cidrs: vec!["10.96.0.0/12".into()],
+            allow_cidrs: vec![],
+            credentials: vec![CredentialConfig {
+                sealed: "sp_sealed_0123456789abcdef0123456789abcdef".into(),
+                value_file: "/run/secret/k".into(),
+                hosts: vec!["api.anthropic.com".into()],
+                headers: vec![HeaderSlot {
+                    name: "authorization".into(),
+                    scheme: Some("Bearer".into()),
+                }],
+            }],
+            events: None,
+            resolve: Default::default(),
+            extra_roots: vec![],
+        };
+        let yaml = serde_saphyr::to_string(&config).expect("serialize");
+        let back = parse(&yaml).expect("parses back");
+        assert_eq!(back, config.validate().expect("valid"));
+    }
+
+    fn key_of(text: &str) -> String {
+        match parse(text).expect_err("must fail") {
+            LoadError::Shape { key, message } => format!("{key}: {message}"),
+            LoadError::Invalid(e) => e.key,
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let unknown = key_of(&GOOD.replace("mode: report", "mode: report\nlisten_port: 1"));
+        assert!(unknown.contains("listen_port"), "{unknown}");
+        let nested = key_of(&GOOD.replace("token_file:", "tokenfile:"));
+        assert!(
+            nested.contains("events") && nested.contains("tokenfile"),
+            "{nested}"
+        );
+        let mode = key_of(&GOOD.replace("mode: report", "mode: audit"));
+        assert!(mode.starts_with("mode"), "{mode}");
+        let missing = key_of(&GOOD.replace("admin_listen: 127.0.0.1:9901\n", ""));
+        assert!(missing.contains("admin_listen"), "{missing}");
+        let star = key_of(&GOOD.replace("github.com,", "\"*\","));
+        assert_eq!(star, "allow[0]");
+        let slot = key_of(&GOOD.replace("scheme: Bearer", "schema: Bearer"));
+        assert!(
+            slot.contains("credentials[0].headers[1]") && slot.contains("schema"),
+            "{slot}"
+        );
+        let sealed = parse(&GOOD.replace(
+            "sp_sealed_0123456789abcdef0123456789abcdef",
+            "sk-ant-api03-realkeyrealkeyrealkey",
+        ))
+        .expect_err("bad sealed")
+        .to_string();
+        assert!(sealed.contains("credentials[0].sealed"), "{sealed}");
+        assert!(!sealed.contains("realkey"), "{sealed}");
+        let typed = parse(&GOOD.replace(
+            "hosts: [api.anthropic.com]",
+            "hosts: sp_sealed_0123456789abcdef0123456789abcdef",
+        ))
+        .expect_err("bad type")
+        .to_string();
+        assert!(typed.contains("credentials[0].hosts"), "{typed}");
+        assert!(!typed.contains("sp_sealed_0123"), "{typed}");
+    }
+}

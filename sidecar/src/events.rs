@@ -1,0 +1,376 @@
+//! Egress events (`egress.allowed` on the first use of each host, `egress.denied`,
+//! `egress.token_misuse`), batched and posted to the configured sink.
+//!
+//! Emitting never blocks and never fails: events go into a bounded queue and are dropped and
+//! counted when it is full; a background task posts batches of up to 100 events or 1 s. An event
+//! must never carry a token or key value: its body holds only host, port, reason, method, mode.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use sealpod_resources::proxy_config::{EventsConfig, Mode};
+use sealpod_resources::secret::Secret;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+
+/// Events queued before new ones are dropped.
+pub const QUEUE: usize = 4096;
+/// Largest batch posted at once.
+pub const BATCH: usize = 100;
+/// Longest an event waits for its batch.
+pub const LINGER: Duration = Duration::from_secs(1);
+/// Distinct hosts remembered for `egress.allowed` (first use); past this, no more first-use events.
+const SEEN_LIMIT: usize = 10_000;
+
+/// The kind of an egress event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Kind {
+    /// First allowed use of a host.
+    #[serde(rename = "egress.allowed")]
+    Allowed,
+    /// A refusal (or, in report mode, what enforce would refuse).
+    #[serde(rename = "egress.denied")]
+    Denied,
+    /// A sealed token sent to a host it is not bound to.
+    #[serde(rename = "egress.token_misuse")]
+    TokenMisuse,
+}
+
+/// One event, as posted: `{"type", "ts", "body": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Kind.
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    /// RFC 3339 time.
+    pub ts: String,
+    /// Details.
+    pub body: EventBody,
+}
+
+/// What an event says. Never a token or a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventBody {
+    /// Destination host.
+    pub host: String,
+    /// Destination port.
+    pub port: u16,
+    /// Why (`allowed`, `not_allowlisted`, `non_public_address`, …).
+    pub reason: &'static str,
+    /// `CONNECT`, or the method of a forwarded or intercepted request.
+    pub method: String,
+    /// `enforce` or `report`.
+    pub mode: &'static str,
+}
+
+impl Event {
+    /// An event stamped now.
+    pub fn new(
+        kind: Kind,
+        host: &str,
+        port: u16,
+        reason: &'static str,
+        method: &str,
+        mode: Mode,
+    ) -> Self {
+        let ts = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        Self {
+            kind,
+            ts,
+            body: EventBody {
+                // A sealed token smuggled into a host name must not reach the sink.
+                host: crate::tripwire::scrub(host).into_owned(),
+                port,
+                reason,
+                method: method.to_owned(),
+                mode: mode.as_str(),
+            },
+        }
+    }
+}
+
+/// The emitting side, shared by every connection.
+#[derive(Debug)]
+pub struct Events {
+    tx: Option<mpsc::Sender<Event>>,
+    seen: Mutex<HashSet<(String, u16)>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Events {
+    /// Events that are only logged (no sink configured).
+    pub fn disabled(metrics: Arc<Metrics>) -> Self {
+        Self {
+            tx: None,
+            seen: Mutex::default(),
+            metrics,
+        }
+    }
+
+    /// Events posted to `config`'s sink by a background task (spawned on the current runtime).
+    pub fn spawn(
+        config: EventsConfig,
+        tls: Arc<rustls::ClientConfig>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(post_loop(rx, config, tls, Arc::clone(&metrics)));
+        Self {
+            tx: Some(tx),
+            seen: Mutex::default(),
+            metrics,
+        }
+    }
+
+    /// Queues an event; drops and counts it when the queue is full. Never waits.
+    pub fn emit(&self, event: Event) {
+        tracing::info!(
+            kind = ?event.kind,
+            host = %event.body.host,
+            port = event.body.port,
+            reason = event.body.reason,
+            method = %event.body.method,
+            mode = event.body.mode,
+            "egress"
+        );
+        if let Some(tx) = &self.tx
+            && tx.try_send(event).is_err()
+        {
+            self.metrics.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Emits `egress.allowed` the first time `host:port` is used.
+    pub fn allowed(&self, host: &str, port: u16, method: &str, mode: Mode) {
+        let first = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.len() < SEEN_LIMIT && seen.insert((host.to_owned(), port))
+        };
+        if first {
+            self.emit(Event::new(
+                Kind::Allowed,
+                host,
+                port,
+                "allowed",
+                method,
+                mode,
+            ));
+        }
+    }
+}
+
+async fn post_loop(
+    mut rx: mpsc::Receiver<Event>,
+    config: EventsConfig,
+    tls: Arc<rustls::ClientConfig>,
+    metrics: Arc<Metrics>,
+) {
+    let Some(target) = Target::parse(&config.url) else {
+        tracing::error!("events.url cannot be parsed; events are dropped");
+        return;
+    };
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(e)) => batch.push(e),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        let Ok(body) = serde_json::to_vec(&serde_json::json!({ "events": batch })) else {
+            continue;
+        };
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            post(&target, &config.token_file, body, &tls),
+        )
+        .await
+        {
+            Ok(Ok(status)) if status.is_success() => {
+                metrics.events_sent.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(Ok(status)) => {
+                tracing::warn!(%status, events = n, "event sink refused a batch");
+                metrics.events_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, events = n, "event sink unreachable");
+                metrics.events_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                tracing::warn!(events = n, "event sink timed out");
+                metrics.events_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A parsed sink URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    tls: bool,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Option<Self> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else {
+            (false, url.strip_prefix("http://")?)
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let uri: http::uri::Authority = authority.parse().ok()?;
+        Some(Self {
+            tls,
+            host: uri
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            path: path.to_owned(),
+        })
+    }
+}
+
+type PostError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn post(
+    target: &Target,
+    token_file: &PathBuf,
+    body: Vec<u8>,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<http::StatusCode, PostError> {
+    // Read on every batch, so a rotated sink token takes effect without a restart.
+    let token = Secret::new(
+        tokio::fs::read_to_string(token_file)
+            .await?
+            .trim()
+            .to_owned(),
+    );
+    let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
+    let authority = if (target.tls && target.port == 443) || (!target.tls && target.port == 80) {
+        target.host.clone()
+    } else {
+        format!("{}:{}", target.host, target.port)
+    };
+    let request = Request::post(target.path.as_str())
+        .header(http::header::HOST, authority)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", token.expose()),
+        )
+        .body(Full::new(Bytes::from(body)))?;
+    let status = if target.tls {
+        let name = rustls::pki_types::ServerName::try_from(target.host.clone())?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
+            .connect(name, tcp)
+            .await?;
+        send(TokioIo::new(stream), request).await?
+    } else {
+        send(TokioIo::new(tcp), request).await?
+    };
+    Ok(status)
+}
+
+async fn send<T>(io: T, request: Request<Full<Bytes>>) -> Result<http::StatusCode, PostError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(conn);
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    // Drain the (small) reply so the connection closes cleanly.
+    let _ = response.into_body().collect().await;
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_have_the_contract_shape() {
+        let e = Event::new(
+            Kind::TokenMisuse,
+            "evil.com",
+            443,
+            "token_misuse",
+            "POST",
+            Mode::Enforce,
+        );
+        let v = serde_json::to_value(&e).expect("json");
+        assert_eq!(v["type"], "egress.token_misuse");
+        assert_eq!(v["body"]["host"], "evil.com");
+        assert_eq!(v["body"]["port"], 443);
+        assert_eq!(v["body"]["reason"], "token_misuse");
+        assert_eq!(v["body"]["method"], "POST");
+        assert_eq!(v["body"]["mode"], "enforce");
+        assert!(
+            time::OffsetDateTime::parse(
+                v["ts"].as_str().expect("ts"),
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn sink_urls_parse() {
+        let t = Target::parse("http://api.sealpod:8081/runtime/v1/egress").expect("url");
+        assert_eq!(
+            (t.tls, t.host.as_str(), t.port, t.path.as_str()),
+            (false, "api.sealpod", 8081, "/runtime/v1/egress")
+        );
+        let t = Target::parse("https://[::1]").expect("url");
+        assert_eq!(
+            (t.tls, t.host.as_str(), t.port, t.path.as_str()),
+            (true, "::1", 443, "/")
+        );
+        assert!(Target::parse("ftp://x").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts() {
+        let metrics = Arc::new(Metrics::default());
+        let (tx, _rx) = mpsc::channel(1);
+        let events = Events {
+            tx: Some(tx),
+            seen: Mutex::default(),
+            metrics: Arc::clone(&metrics),
+        };
+        for _ in 0..3 {
+            events.emit(Event::new(Kind::Denied, "a", 1, "x", "GET", Mode::Enforce));
+        }
+        assert_eq!(metrics.events_dropped.load(Ordering::Relaxed), 2);
+        events.allowed("h", 443, "CONNECT", Mode::Enforce);
+        events.allowed("h", 443, "CONNECT", Mode::Enforce);
+        assert_eq!(
+            metrics.events_dropped.load(Ordering::Relaxed),
+            3,
+            "only the first use is emitted"
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! Prometheus metrics of the proxy: requests, tunnels, denials by reason, swaps, upstream latency,
+//! open connections, dropped events.
+//!
+//! Lock-free counters rendered as Prometheus text. Labels come only from fixed enums: a host name,
+//! token or key must never become a label value.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Why a request was refused (the label of `sealpod_sidecar_denials_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyReason {
+    /// The host is not on the allowlist.
+    NotAllowlisted,
+    /// The destination resolves to a non-public address.
+    NonPublicAddress,
+    /// A sealed token was sent to a host it is not bound to.
+    TokenMisuse,
+    /// `Host`, SNI and the `CONNECT` target disagree.
+    HostMismatch,
+    /// Malformed request (no host, bad target).
+    BadRequest,
+}
+
+impl DenyReason {
+    /// Every reason, in label order.
+    pub const ALL: [DenyReason; 5] = [
+        DenyReason::NotAllowlisted,
+        DenyReason::NonPublicAddress,
+        DenyReason::TokenMisuse,
+        DenyReason::HostMismatch,
+        DenyReason::BadRequest,
+    ];
+
+    /// The label value (also sent in the `x-sealpod-deny-reason` header and events).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::NotAllowlisted => "not_allowlisted",
+            DenyReason::NonPublicAddress => "non_public_address",
+            DenyReason::TokenMisuse => "token_misuse",
+            DenyReason::HostMismatch => "host_mismatch",
+            DenyReason::BadRequest => "bad_request",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// All proxy metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// HTTP requests handled (CONNECT, forwarded plain HTTP, intercepted requests).
+    pub requests: AtomicU64,
+    /// Plain tunnels opened.
+    pub tunnels: AtomicU64,
+    /// Intercepted (TLS-terminated) connections opened.
+    pub intercepts: AtomicU64,
+    denials: [AtomicU64; 5],
+    report_would_deny: [AtomicU64; 5],
+    /// Header slots where a sealed token was replaced.
+    pub swaps: AtomicU64,
+    /// Real keys redacted from responses.
+    pub redactions: AtomicU64,
+    /// Upstream connection or request failures.
+    pub upstream_errors: AtomicU64,
+    /// Events dropped because the queue was full.
+    pub events_dropped: AtomicU64,
+    /// Event batches that the sink did not accept.
+    pub events_failed: AtomicU64,
+    /// Events delivered.
+    pub events_sent: AtomicU64,
+    /// Connections currently open (client side).
+    pub open_connections: AtomicI64,
+    latency_buckets: [AtomicU64; 12],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a refusal.
+    pub fn deny(&self, reason: DenyReason) {
+        self.denials[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts something report mode let through that enforce would have refused.
+    pub fn would_deny(&self, reason: DenyReason) {
+        self.report_would_deny[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Refusals so far for `reason`.
+    pub fn denials(&self, reason: DenyReason) -> u64 {
+        self.denials[reason.index()].load(Ordering::Relaxed)
+    }
+
+    /// Records the time from sending a request upstream to its response head.
+    pub fn observe_upstream(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_us.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "sealpod_sidecar_requests_total",
+            "Requests handled.",
+            get(&self.requests),
+        );
+        counter(
+            &mut out,
+            "sealpod_sidecar_tunnels_total",
+            "Plain tunnels opened.",
+            get(&self.tunnels),
+        );
+        counter(
+            &mut out,
+            "sealpod_sidecar_intercepts_total",
+            "TLS-intercepted connections opened.",
+            get(&self.intercepts),
+        );
+        counter(
+            &mut out,
+            "sealpod_sidecar_swaps_total",
+            "Sealed tokens replaced in header slots.",
+            get(&self.swaps),
+        );
+        counter(
+            &mut out,
+            "sealpod_sidecar_redactions_total",
+            "Real keys redacted from responses.",
+            get(&self.redactions),
+        );
+        counter(
+            &mut out,
+            "sealpod_sidecar_upstream_errors_total",
+            "Upstream connection or request failures.",
+            get(&self.upstream_errors),
+        );
+        counter(
+            &mut out,
+            "sealpod_sidecar_events_sent_total",
+            "Egress events delivered.",
+            get(&self.events_sent),
+        );
+        counter(
+            &mut out,
+            "sealpod_sidecar_events_dropped_total",
+            "Egress events dropped on a full queue.",
+            get(&self.events_dropped),
+        );
+        counter(
+            &mut out,
+            "sealpod_sidecar_event_batches_failed_total",
+            "Event batches the sink refused.",
+            get(&self.events_failed),
+        );
+        for (name, help, values) in [
+            (
+                "sealpod_sidecar_denials_total",
+                "Requests refused, by reason.",
+                &self.denials,
+            ),
+            (
+                "sealpod_sidecar_report_would_deny_total",
+                "Requests report mode allowed that enforce would refuse, by reason.",
+                &self.report_would_deny,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for reason in DenyReason::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{reason=\"{}\"}} {}",
+                    reason.as_str(),
+                    get(&values[reason.index()])
+                );
+            }
+        }
+        let name = "sealpod_sidecar_open_connections";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Client connections open.\n# TYPE {name} gauge\n{name} {}",
+            self.open_connections.load(Ordering::Relaxed)
+        );
+        let name = "sealpod_sidecar_upstream_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from request sent upstream to response head.\n# TYPE {name} histogram"
+        );
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                get(&self.latency_buckets[i])
+            );
+        }
+        let count = get(&self.latency_count);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", get(&self.latency_sum_us) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+        out
+    }
+}
+
+/// Counts an open connection for as long as it lives.
+#[derive(Debug)]
+pub struct ConnectionGuard<'a>(&'a Metrics);
+
+impl<'a> ConnectionGuard<'a> {
+    /// Increments the gauge until dropped.
+    pub fn new(metrics: &'a Metrics) -> Self {
+        metrics.open_connections.fetch_add(1, Ordering::Relaxed);
+        Self(metrics)
+    }
+}
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family() {
+        let m = Metrics::default();
+        m.deny(DenyReason::TokenMisuse);
+        m.observe_upstream(Duration::from_millis(3));
+        {
+            let _g = ConnectionGuard::new(&m);
+            assert!(m.render().contains("sealpod_sidecar_open_connections 1"));
+        }
+        let text = m.render();
+        assert!(
+            text.contains("sealpod_sidecar_denials_total{reason=\"token_misuse\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("sealpod_sidecar_upstream_latency_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("sealpod_sidecar_upstream_latency_seconds_bucket{le=\"0.001\"} 0"));
+        assert!(text.contains("sealpod_sidecar_upstream_latency_seconds_count 1"));
+        assert!(text.contains("sealpod_sidecar_open_connections 0"));
+    }
+}

@@ -1,0 +1,249 @@
+//! The proxy's shared state, built once from the validated configuration, and the start-up
+//! sequence: mint the CA, write its certificate, bind the listeners, serve.
+//!
+//! Everything a connection needs hangs off [`Proxy`]. Start-up must finish every check before it
+//! binds a port, and must never write anything but the CA certificate.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sealpod_resources::proxy_config::{Mode, ValidatedProxyConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::allowlist::Allowlist;
+use crate::ca::{CaError, PodCa};
+use crate::events::{Event, Events, Kind};
+use crate::metrics::{DenyReason, Metrics};
+use crate::resolve::Net;
+use crate::ssrf::Guard;
+use crate::swap::Credential;
+use crate::tls::{self, TlsError};
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The CA could not be minted.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// The TLS configuration is invalid (`extra_roots`).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The CA certificate could not be written.
+    #[error("cannot write ca_cert_out {path}: {source}")]
+    WriteCa {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listener could not be bound.
+    #[error("cannot bind {key} {addr}: {source}")]
+    Bind {
+        /// Which key (`listen`, `admin_listen`).
+        key: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shared state of the proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Enforce or report.
+    pub mode: Mode,
+    /// Destinations and credential hosts.
+    pub allowlist: Allowlist,
+    /// The non-public address guard.
+    pub guard: Guard,
+    /// Resolver and dialler.
+    pub net: Arc<dyn Net>,
+    /// The per-pod CA.
+    pub ca: Arc<PodCa>,
+    /// Upstream TLS client configuration.
+    pub upstream_tls: Arc<rustls::ClientConfig>,
+    /// Credentials, indexed like the config's `credentials`.
+    pub credentials: Vec<Arc<Credential>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Egress events.
+    pub events: Events,
+    /// Set once both listeners are bound.
+    pub ready: AtomicBool,
+    /// HTTP/2 upstream connections shared by every intercepted client connection to the same
+    /// `host:port` (each was dialled to a checked address): a new client connection costs no new
+    /// upstream handshake.
+    upstream_h2: Mutex<HashMap<(String, u16), H2Sender>>,
+}
+
+/// A shared HTTP/2 upstream sender.
+pub type H2Sender = hyper::client::conn::http2::SendRequest<hyper::body::Incoming>;
+
+impl Proxy {
+    /// Builds the state (mints the CA). Needs a Tokio runtime when `events` is configured.
+    pub fn new(config: &ValidatedProxyConfig, net: Arc<dyn Net>) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::default());
+        let upstream_tls = tls::upstream_client(&config.extra_roots)?;
+        let events = match &config.events {
+            Some(sink) => Events::spawn(
+                sink.clone(),
+                Arc::clone(&upstream_tls),
+                Arc::clone(&metrics),
+            ),
+            None => Events::disabled(Arc::clone(&metrics)),
+        };
+        Ok(Self {
+            mode: config.mode,
+            allowlist: Allowlist::new(
+                config.allow.clone(),
+                config.credentials.iter().map(|c| c.hosts.clone()).collect(),
+            ),
+            guard: Guard::new(config.deny_cidrs.clone(), config.allow_cidrs.clone()),
+            net,
+            ca: Arc::new(PodCa::mint()?),
+            upstream_tls,
+            credentials: config
+                .credentials
+                .iter()
+                .map(|c| Arc::new(Credential::new(c)))
+                .collect(),
+            metrics,
+            events,
+            ready: AtomicBool::new(false),
+            upstream_h2: Mutex::default(),
+        })
+    }
+
+    /// A live shared HTTP/2 upstream connection to `host:port`, if any.
+    pub fn pooled_h2(&self, host: &str, port: u16) -> Option<H2Sender> {
+        let mut pool = self.upstream_h2.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (host.to_owned(), port);
+        match pool.get(&key) {
+            Some(sender) if !sender.is_closed() => Some(sender.clone()),
+            Some(_) => {
+                pool.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Shares an HTTP/2 upstream connection to `host:port`.
+    pub fn pool_h2(&self, host: &str, port: u16, sender: &H2Sender) {
+        let mut pool = self.upstream_h2.lock().unwrap_or_else(|p| p.into_inner());
+        pool.insert((host.to_owned(), port), sender.clone());
+    }
+
+    /// Counts and reports a refusal.
+    pub fn refuse(&self, reason: DenyReason, host: &str, port: u16, method: &str) {
+        self.metrics.deny(reason);
+        let kind = if reason == DenyReason::TokenMisuse {
+            Kind::TokenMisuse
+        } else {
+            Kind::Denied
+        };
+        self.events.emit(Event::new(
+            kind,
+            host,
+            port,
+            reason.as_str(),
+            method,
+            self.mode,
+        ));
+    }
+
+    /// Counts and reports what report mode lets through.
+    pub fn would_refuse(&self, reason: DenyReason, host: &str, port: u16, method: &str) {
+        self.metrics.would_deny(reason);
+        self.events.emit(Event::new(
+            Kind::Denied,
+            host,
+            port,
+            reason.as_str(),
+            method,
+            self.mode,
+        ));
+    }
+}
+
+/// A started proxy: its bound addresses and serving tasks.
+#[derive(Debug)]
+pub struct Running {
+    /// The proxy listener's address.
+    pub listen: SocketAddr,
+    /// The admin listener's address.
+    pub admin: SocketAddr,
+    /// The shared state.
+    pub proxy: Arc<Proxy>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until a serving task ends (they only end on a fatal error).
+    pub async fn wait(mut self) {
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Mints the CA, writes its certificate, binds both listeners and starts serving.
+pub async fn start(
+    config: &ValidatedProxyConfig,
+    net: Arc<dyn Net>,
+) -> Result<Running, StartError> {
+    let proxy = Arc::new(Proxy::new(config, net)?);
+    write_ca(&config.ca_cert_out, proxy.ca.cert_pem())?;
+    let bind = |key, addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { key, addr, source })
+    };
+    let listener = bind("listen", config.listen).await?;
+    let admin = bind("admin_listen", config.admin_listen).await?;
+    let running = Running {
+        listen: listener.local_addr().map_err(|source| StartError::Bind {
+            key: "listen",
+            addr: config.listen,
+            source,
+        })?,
+        admin: admin.local_addr().map_err(|source| StartError::Bind {
+            key: "admin_listen",
+            addr: config.admin_listen,
+            source,
+        })?,
+        tasks: vec![
+            tokio::spawn(crate::server::serve(listener, Arc::clone(&proxy))),
+            tokio::spawn(crate::admin::serve(admin, Arc::clone(&proxy))),
+        ],
+        proxy,
+    };
+    running.proxy.ready.store(true, Ordering::Release);
+    tracing::info!(listen = %running.listen, admin = %running.admin, mode = config.mode.as_str(), "sidecar proxy ready");
+    Ok(running)
+}
+
+fn write_ca(path: &std::path::Path, pem: &str) -> Result<(), StartError> {
+    let err = |source| StartError::WriteCa {
+        path: path.display().to_string(),
+        source,
+    };
+    // Written then renamed, so a reader never sees half a certificate.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, pem).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}

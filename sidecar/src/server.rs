@@ -1,0 +1,356 @@
+//! The explicit-proxy listener: accepts connections, answers `CONNECT` (tunnel or interception)
+//! and forwards absolute-URI plain HTTP.
+//!
+//! Order per request: parse the target → tripwire → allowlist decision → (only then) resolve,
+//! check and dial. It must never resolve or dial before the decision, and never answer `200` to a
+//! `CONNECT` it has not dialled.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use sealpod_resources::proxy_config::Mode;
+use tokio::net::TcpListener;
+
+use crate::allowlist::{Decision, normalize_host};
+use crate::metrics::{ConnectionGuard, DenyReason};
+use crate::proxy::Proxy;
+use crate::redact::{self, Redacting};
+use crate::resolve::{self, DialError};
+use crate::respond::{self, Failure, ProxyBody};
+use crate::{intercept, tripwire, tunnel};
+
+/// Largest request head buffered from a client (bounded, unlike hyper's ~400 KiB default).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Accepts proxy connections until the listener fails.
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = Arc::clone(&proxy);
+        tokio::spawn(async move {
+            let _open = ConnectionGuard::new(&proxy.metrics);
+            let service = service_fn(|req| handle(Arc::clone(&proxy), req));
+            let result = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+            if let Err(error) = result {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn handle(
+    proxy: Arc<Proxy>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    proxy.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let result = if req.method() == Method::CONNECT {
+        connect(&proxy, req).await
+    } else {
+        forward(&proxy, req).await
+    };
+    Ok(result.unwrap_or_else(|failure| {
+        if let Failure::Dial(DialError::Resolve(_) | DialError::Connect(_)) | Failure::Upstream(_) =
+            failure
+        {
+            proxy
+                .metrics
+                .upstream_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        respond::rescue(&failure)
+    }))
+}
+
+/// A destination named by a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Lowercase host, no brackets or trailing dot.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl Target {
+    /// Parses `host[:port]` (an authority), with `default_port` when none is given.
+    pub fn parse(authority: &str, default_port: u16) -> Option<Self> {
+        let authority: http::uri::Authority = authority.parse().ok()?;
+        if authority.as_str().contains('@') {
+            return None;
+        }
+        let host = normalize_host(authority.host());
+        if host.is_empty() {
+            return None;
+        }
+        Some(Self {
+            host,
+            port: authority.port_u16().unwrap_or(default_port),
+        })
+    }
+}
+
+/// Tripwire, then allowlist. Returns the decision to act on (report mode turns a denial into a
+/// tunnel or forward after counting it).
+fn decide(
+    proxy: &Proxy,
+    target: &Target,
+    headers: &http::HeaderMap,
+    method: &str,
+) -> Result<Decision, Failure> {
+    let misuse = tripwire::carries_token(&target.host, &proxy.credentials)
+        || tripwire::find_misuse(
+            headers,
+            &target.host,
+            target.port,
+            &proxy.credentials,
+            &proxy.allowlist,
+        )
+        .is_some();
+    if misuse {
+        // Refused in both modes: the token never goes where it is not bound.
+        proxy.refuse(DenyReason::TokenMisuse, &target.host, target.port, method);
+        return Err(Failure::Deny(DenyReason::TokenMisuse));
+    }
+    match proxy.allowlist.decide(&target.host, target.port) {
+        Decision::Deny if proxy.mode == Mode::Report => {
+            proxy.would_refuse(
+                DenyReason::NotAllowlisted,
+                &target.host,
+                target.port,
+                method,
+            );
+            Ok(Decision::Tunnel)
+        }
+        Decision::Deny => {
+            proxy.refuse(
+                DenyReason::NotAllowlisted,
+                &target.host,
+                target.port,
+                method,
+            );
+            Err(Failure::Deny(DenyReason::NotAllowlisted))
+        }
+        other => Ok(other),
+    }
+}
+
+fn dial_failed(proxy: &Proxy, target: &Target, method: &str, error: DialError) -> Failure {
+    if let DialError::NonPublic(range) = &error {
+        tracing::info!(host = %tripwire::scrub(&target.host), port = target.port, range = range.label(), "non-public destination refused");
+        proxy.refuse(
+            DenyReason::NonPublicAddress,
+            &target.host,
+            target.port,
+            method,
+        );
+    }
+    Failure::Dial(error)
+}
+
+async fn connect(
+    proxy: &Arc<Proxy>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Failure> {
+    let target = req
+        .uri()
+        .authority()
+        .and_then(|a| Target::parse(a.as_str(), 443))
+        .ok_or_else(|| {
+            proxy.metrics.deny(DenyReason::BadRequest);
+            Failure::Deny(DenyReason::BadRequest)
+        })?;
+    let decision = decide(proxy, &target, req.headers(), "CONNECT")?;
+    // A credential host with a shared HTTP/2 upstream needs no new connection; everything else
+    // is dialled now, so a refusal or an unreachable host is answered instead of a 200.
+    let shared = matches!(decision, Decision::Intercept(_))
+        && proxy.pooled_h2(&target.host, target.port).is_some();
+    let upstream = if shared {
+        None
+    } else {
+        Some(
+            resolve::dial(&proxy.net, &proxy.guard, &target.host, target.port)
+                .await
+                .map_err(|e| dial_failed(proxy, &target, "CONNECT", e))?,
+        )
+    };
+    proxy
+        .events
+        .allowed(&target.host, target.port, "CONNECT", proxy.mode);
+    let proxy = Arc::clone(proxy);
+    tokio::spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(error) => {
+                tracing::debug!(%error, "CONNECT upgrade failed");
+                return;
+            }
+        };
+        match (decision, upstream) {
+            (Decision::Intercept(credentials), upstream) => {
+                proxy.metrics.intercepts.fetch_add(1, Ordering::Relaxed);
+                intercept::serve(proxy, upgraded, target, credentials, upstream).await;
+            }
+            (Decision::Tunnel | Decision::Deny, Some((upstream, _))) => {
+                proxy.metrics.tunnels.fetch_add(1, Ordering::Relaxed);
+                tunnel::run(upgraded, upstream).await;
+            }
+            (Decision::Tunnel | Decision::Deny, None) => {}
+        }
+    });
+    Ok(Response::new(respond::empty()))
+}
+
+/// Plain HTTP with an absolute URI. Credentials are never swapped in over plain HTTP: the real key
+/// would cross the network in clear text.
+async fn forward(
+    proxy: &Arc<Proxy>,
+    mut req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Failure> {
+    let bad = || Failure::Deny(DenyReason::BadRequest);
+    let uri = req.uri().clone();
+    if uri.scheme_str() != Some("http") {
+        proxy.metrics.deny(DenyReason::BadRequest);
+        return Err(bad());
+    }
+    let target = uri
+        .authority()
+        .and_then(|a| Target::parse(a.as_str(), 80))
+        .ok_or_else(bad)?;
+    if let Some(host) = req.headers().get(http::header::HOST) {
+        let agrees = host
+            .to_str()
+            .ok()
+            .and_then(|h| Target::parse(h, 80))
+            .is_some_and(|h| h == target);
+        if !agrees {
+            proxy.refuse(
+                DenyReason::HostMismatch,
+                &target.host,
+                target.port,
+                req.method().as_str(),
+            );
+            return Err(Failure::Deny(DenyReason::HostMismatch));
+        }
+    }
+    let method = req.method().as_str().to_owned();
+    let decision = decide(proxy, &target, req.headers(), &method)?;
+    let (stream, _) = resolve::dial(&proxy.net, &proxy.guard, &target.host, target.port)
+        .await
+        .map_err(|e| dial_failed(proxy, &target, &method, e))?;
+    proxy
+        .events
+        .allowed(&target.host, target.port, &method, proxy.mode);
+
+    strip_proxy_headers(req.headers_mut());
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    *req.uri_mut() = Uri::try_from(path).map_err(|_| bad())?;
+    if !req.headers().contains_key(http::header::HOST) {
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
+        if let Ok(v) = http::HeaderValue::from_str(&authority) {
+            req.headers_mut().insert(http::header::HOST, v);
+        }
+    }
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MAX_HEAD.max(8192))
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Failure::Upstream(e.to_string()))?;
+    tokio::spawn(conn);
+    let started = Instant::now();
+    let response = sender
+        .send_request(req)
+        .await
+        .map_err(|e| Failure::Upstream(e.to_string()))?;
+    proxy.metrics.observe_upstream(started.elapsed());
+    let needles = match decision {
+        Decision::Intercept(creds) => needles(proxy, &creds),
+        _ => Vec::new(),
+    };
+    Ok(relay_response(proxy, response, needles))
+}
+
+fn strip_proxy_headers(headers: &mut http::HeaderMap) {
+    respond::strip_hop_by_hop(headers);
+}
+
+/// The redaction needles (real value → sealed token) of the given credentials.
+pub fn needles(proxy: &Proxy, credentials: &[usize]) -> Vec<redact::Needle> {
+    credentials
+        .iter()
+        .filter_map(|&i| proxy.credentials.get(i))
+        .filter_map(|c| {
+            c.value()
+                .ok()
+                .map(|v| redact::Needle::new(v.expose(), c.sealed()))
+        })
+        .collect()
+}
+
+/// Streams an upstream response back to the client, redacting real keys when `needles` is not
+/// empty.
+pub fn relay_response(
+    proxy: &Proxy,
+    response: Response<Incoming>,
+    needles: Vec<redact::Needle>,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    respond::strip_hop_by_hop(&mut parts.headers);
+    if needles.is_empty() {
+        return Response::from_parts(parts, body.map_err(Into::into).boxed());
+    }
+    let n = redact::redact_headers(&mut parts.headers, &needles);
+    if n > 0 {
+        proxy
+            .metrics
+            .redactions
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+    // Redaction can change the length; hyper re-frames the body (chunked) for the client.
+    let bodiless =
+        parts.status == StatusCode::NO_CONTENT || parts.status == StatusCode::NOT_MODIFIED;
+    if !bodiless {
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+    }
+    let body = Redacting::new(body, needles, Arc::clone(&proxy.metrics));
+    Response::from_parts(parts, body.map_err(Into::into).boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        let t = Target::parse("API.Example.com.:8443", 443).expect("t");
+        assert_eq!((t.host.as_str(), t.port), ("api.example.com", 8443));
+        let t = Target::parse("[::1]", 443).expect("t");
+        assert_eq!((t.host.as_str(), t.port), ("::1", 443));
+        assert_eq!(Target::parse("example.com", 80).expect("t").port, 80);
+        assert!(Target::parse("user@example.com", 80).is_none());
+        assert!(Target::parse("", 80).is_none());
+    }
+}

@@ -94,6 +94,10 @@ impl Receiver {
     }
 }
 
+/// On PostgreSQL every test shares one database, and any running worker claims any due row: the
+/// tests of this file take turns so each test's worker (and its settings) is the only one.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn fast(allow_insecure: bool, max_attempts: u32) -> Config {
     Config {
         allow_insecure,
@@ -193,6 +197,7 @@ fn sdk_verify(items: &[(&Captured, &str)]) -> Option<Vec<Value>> {
 
 #[tokio::test]
 async fn deliveries_verify_with_the_sdk_and_follow_filters() {
+    let _serial = SERIAL.lock().await;
     let env = Env::start().await;
     env.state.start_webhooks(fast(true, 3));
     let (rx, addr) = Receiver::start().await;
@@ -389,6 +394,7 @@ async fn steer(env: &Env, id: &str, text: &str) {
 
 #[tokio::test]
 async fn a_receiver_that_recovers_gets_the_event_after_n_failures() {
+    let _serial = SERIAL.lock().await;
     let env = Env::start().await;
     env.state.start_webhooks(fast(true, 6));
     let (rx, addr) = Receiver::start().await;
@@ -409,6 +415,7 @@ async fn a_receiver_that_recovers_gets_the_event_after_n_failures() {
 
 #[tokio::test]
 async fn dead_letter_after_the_configured_attempts_then_redeliver_succeeds() {
+    let _serial = SERIAL.lock().await;
     let env = Env::start().await;
     env.state.start_webhooks(fast(true, 3));
     let (rx, addr) = Receiver::start().await;
@@ -479,6 +486,7 @@ async fn dead_letter_after_the_configured_attempts_then_redeliver_succeeds() {
 
 #[tokio::test]
 async fn a_restart_mid_retry_loses_no_delivery() {
+    let _serial = SERIAL.lock().await;
     let env = Env::start().await;
     let mut slow = fast(true, 6);
     slow.schedule = vec![Duration::from_millis(1500)];
@@ -522,6 +530,7 @@ async fn a_restart_mid_retry_loses_no_delivery() {
 
 #[tokio::test]
 async fn non_public_destinations_are_refused_at_create_and_at_delivery() {
+    let _serial = SERIAL.lock().await;
     let env = Env::start().await;
     // The opt-in switch is off.
     env.state.start_webhooks(fast(false, 2));
@@ -622,6 +631,7 @@ async fn non_public_destinations_are_refused_at_create_and_at_delivery() {
 
 #[tokio::test]
 async fn destinations_patch_disable_and_delete() {
+    let _serial = SERIAL.lock().await;
     let env = Env::start().await;
     env.state.start_webhooks(fast(true, 2));
     let (rx, addr) = Receiver::start().await;
@@ -669,6 +679,7 @@ async fn destinations_patch_disable_and_delete() {
 
 #[tokio::test]
 async fn two_replicas_on_postgres_deliver_each_event_once() {
+    let _serial = SERIAL.lock().await;
     let Ok(url) = std::env::var("SEALPOD_TEST_POSTGRES_URL") else {
         eprintln!("SEALPOD_TEST_POSTGRES_URL not set: this test runs in the PostgreSQL pass");
         return;

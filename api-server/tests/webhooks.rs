@@ -736,3 +736,47 @@ async fn two_replicas_on_postgres_deliver_each_event_once() {
     assert_eq!(n, 40, "each event once per destination");
     assert_eq!(keys.len(), 40);
 }
+
+#[tokio::test]
+async fn https_destinations_verify_the_server_certificate() {
+    let _serial = SERIAL.lock().await;
+    // A TLS receiver on loopback whose certificate no public root signed: the handshake runs
+    // and the attempt fails on verification (it is never sent in the clear, never accepted).
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![der], key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let seen = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(tcp).await;
+            });
+        }
+    });
+    let env = Env::start().await;
+    env.state.start_webhooks(fast(true, 2));
+    let (id, _) = session_with(&env, "tls", &format!("https://localhost:{port}/h")).await;
+    steer(&env, &id, "ping").await;
+    let d = settled(&env, &id, 1, "dead_letter").await;
+    assert!(handshakes.load(Ordering::SeqCst) >= 2);
+    let error = d[0]["error"].as_str().expect("error");
+    assert!(error.starts_with("tls:"), "{error}");
+    assert!(d[0]["response_code"].is_null());
+}

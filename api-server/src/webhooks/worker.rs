@@ -3,23 +3,29 @@
 //! Runs until shutdown; every replica runs one. It must never dial an address the guard did not
 //! pass at send time, and never log a secret or a body.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use super::outbox::{Delivery, Settle, now_ms};
 use super::{client, guard, signing};
 use crate::AppState;
 
+/// Deliveries in flight at once per replica; a slow receiver holds one slot, not a round.
+const IN_FLIGHT: usize = 64;
+
 /// Claims and delivers until the shutdown flag is set.
 pub async fn run(state: AppState) {
     let mut shutdown = state.shutdown();
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let n = match round(&state).await {
+        let n = match round(&state, &slots).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook delivery round failed");
@@ -36,14 +42,30 @@ pub async fn run(state: AppState) {
     }
 }
 
-/// One round: claim a batch and deliver it concurrently. Returns how many were claimed.
-pub async fn round(state: &AppState) -> Result<usize, crate::store::StoreError> {
+/// One round: claims as many due deliveries as there are free slots (at most a batch) and
+/// starts each on its own task. Returns how many were claimed.
+async fn round(
+    state: &AppState,
+    slots: &Arc<Semaphore>,
+) -> Result<usize, crate::store::StoreError> {
     let config = state.webhooks().config().clone();
+    // Wait for one free slot, so a full pipeline does not spin.
+    drop(slots.acquire().await);
+    let free = slots.available_permits().min(config.batch.max(1) as usize);
     // The lease outlives an attempt's timeout, so a live worker never loses it to another.
     let lease = now_ms() + (config.timeout.as_millis() as i64) * 2 + 5_000;
-    let claimed = state.store().claim_deliveries(lease, config.batch).await?;
+    let claimed = state.store().claim_deliveries(lease, free as i64).await?;
     let n = claimed.len();
-    futures::future::join_all(claimed.into_iter().map(|d| deliver(state, d))).await;
+    for d in claimed {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            deliver(&state, d).await;
+            drop(permit);
+        });
+    }
     Ok(n)
 }
 

@@ -322,6 +322,8 @@ impl Store {
         let mut w = self.begin().await?;
         for sql in [
             "DELETE FROM events WHERE session = $1",
+            "DELETE FROM webhook_deliveries WHERE session = $1",
+            "DELETE FROM webhook_destinations WHERE session = $1",
             "DELETE FROM idempotency WHERE target = $1",
             "DELETE FROM sessions WHERE id = $1",
         ] {

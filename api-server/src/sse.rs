@@ -24,6 +24,8 @@ use crate::store::{EventFilter, Store, StoredEvent};
 
 /// Events kept per session tail.
 const RING_CAPACITY: usize = 512;
+/// Catch-up reads of the store in flight at once (streams beyond wait with no store future).
+const STORE_READERS: usize = 16;
 /// Events read from the store per catch-up page.
 const STORE_PAGE: i64 = 500;
 
@@ -142,9 +144,19 @@ impl Tail {
 }
 
 /// Every live tail, by session id. Tails live as long as someone holds them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     tails: Mutex<HashMap<String, Weak<Tail>>>,
+    reads: tokio::sync::Semaphore,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            tails: Mutex::new(HashMap::new()),
+            reads: tokio::sync::Semaphore::new(STORE_READERS),
+        }
+    }
 }
 
 impl Hub {
@@ -196,6 +208,11 @@ impl Hub {
         (seen < seq).then_some(seen)
     }
 
+    /// A permit for one catch-up read of the store (bounds their number at once).
+    pub async fn read_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.reads.acquire().await.ok()
+    }
+
     /// Number of live tails (a metric).
     pub fn live_tails(&self) -> usize {
         let tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
@@ -220,6 +237,11 @@ pub struct StreamParams {
     pub shutdown: watch::Receiver<bool>,
     /// Keep-alive interval.
     pub ping: Duration,
+    /// The session's head when the caller found it archived (saves a read at connect).
+    pub archived_head: Option<i64>,
+    /// The tail and a control receiver taken before the caller read the session, so an archive
+    /// in between is not missed.
+    pub subscribed: Option<(Arc<Tail>, watch::Receiver<u64>)>,
 }
 
 struct StreamState {
@@ -293,8 +315,14 @@ impl StreamState {
             }
             if !self.caught_up {
                 // Boxed: the store future is large and only alive during catch-up, so idle
-                // streams do not carry its space.
-                let Ok((frames, short)) = Box::pin(self.store_page()).await else {
+                // streams do not carry its space; the permit bounds how many exist at once when
+                // thousands of clients connect together.
+                let page = {
+                    let store = self.p.store.clone();
+                    let _permit = store.hub().read_permit().await;
+                    Box::pin(self.store_page()).await
+                };
+                let Ok((frames, short)) = page else {
                     self.done = true;
                     return None;
                 };
@@ -322,7 +350,12 @@ impl StreamState {
                     }
                     None => {
                         let before = self.p.cursor;
-                        let Ok((frames, _)) = Box::pin(self.store_page()).await else {
+                        let page = {
+                            let store = self.p.store.clone();
+                            let _permit = store.hub().read_permit().await;
+                            Box::pin(self.store_page()).await
+                        };
+                        let Ok((frames, _)) = page else {
                             self.done = true;
                             return None;
                         };
@@ -337,10 +370,18 @@ impl StreamState {
                 }
                 continue;
             }
+            if let Some(head) = self.p.archived_head
+                && self.p.cursor >= head
+            {
+                self.done = true;
+                return None;
+            }
             if self.check_archived {
                 self.check_archived = false;
-                let row =
-                    Box::pin(self.p.store.get_session(&self.p.namespace, &self.p.session)).await;
+                let row = {
+                    let _permit = self.p.store.hub().read_permit().await;
+                    Box::pin(self.p.store.get_session(&self.p.namespace, &self.p.session)).await
+                };
                 match row {
                     Ok(Some(row)) if row.status == "archived" => {
                         if self.p.cursor >= row.head {
@@ -376,16 +417,23 @@ impl StreamState {
 }
 
 /// The body stream of one SSE client: replay from the cursor, then tail.
-pub fn stream(p: StreamParams) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
-    let tail = p.store.hub().tail(&p.session);
+pub fn stream(mut p: StreamParams) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    let (tail, ctl) = match p.subscribed.take() {
+        Some(pair) => pair,
+        None => {
+            let tail = p.store.hub().tail(&p.session);
+            let ctl = tail.watch_ctl();
+            (tail, ctl)
+        }
+    };
     let caught_up = tail.covers(p.cursor);
     let state = StreamState {
         seen: tail.watch_seq(),
-        ctl: tail.watch_ctl(),
+        ctl,
         tail,
         p,
         caught_up,
-        check_archived: true,
+        check_archived: false,
         done: false,
     };
     futures::stream::unfold(state, |mut state| async move {

@@ -97,17 +97,25 @@ async fn events(
 ) -> ApiResult<Response> {
     let id = session_id(&id)?;
     let ns = caller.session(&state, &id, Need::Read).await?;
-    if state.store().get_session(&ns, &id).await?.is_none() {
-        return Err(ApiError::NotFound("session"));
-    }
-    let filter = filter_of(&q)?;
-    let after =
-        parse_seq("after", q.after.as_deref())?.max(parse_seq("cursor", q.cursor.as_deref())?);
     let wants_sse = q.stream.as_deref() == Some("sse")
         || headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/event-stream"));
+    // Subscribed before the session is read, so an archive in between wakes the stream.
+    let subscribed = wants_sse.then(|| {
+        let tail = state.store().hub().tail(&id);
+        let ctl = tail.watch_ctl();
+        (tail, ctl)
+    });
+    let row = state
+        .store()
+        .get_session(&ns, &id)
+        .await?
+        .ok_or(ApiError::NotFound("session"))?;
+    let filter = filter_of(&q)?;
+    let after =
+        parse_seq("after", q.after.as_deref())?.max(parse_seq("cursor", q.cursor.as_deref())?);
     if !wants_sse {
         let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
         return Ok(Json(events_page(&state, &id, after, &filter, limit).await?).into_response());
@@ -128,6 +136,8 @@ async fn events(
         filter,
         shutdown: state.shutdown(),
         ping: state.settings().sse_ping,
+        archived_head: (row.status == "archived").then_some(row.head),
+        subscribed,
     });
     let body = futures::StreamExt::map(body, move |chunk| {
         let _keep = &guard;

@@ -320,6 +320,8 @@ pub async fn kube_client(
 
 /// Serves the three listeners until SIGINT/SIGTERM, then ends SSE streams and drains.
 pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Fails fast on a bad webhook option, before connecting or binding anything.
+    let webhook_config = args.webhooks.config()?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let cluster = Cluster::new(client, args.system_namespace.clone());
     let store = Arc::new(Store::connect(&args.database_url, Hub::new()).await?);
@@ -329,7 +331,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Se
         sse_ping: Duration::from_secs(args.sse_ping_seconds.max(1)),
     };
     let state = AppState::start(store, cluster, settings, shutdown_rx).await?;
-    state.start_webhooks(args.webhooks.config()?);
+    state.start_webhooks(webhook_config);
     tokio::spawn(lifecycle::run_idle_sweep(
         state.clone(),
         Duration::from_secs(args.idle_sweep_seconds.max(1)),

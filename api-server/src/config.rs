@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// Seconds between sweeps for idle sessions to hibernate.
     #[arg(long, env = "SEALPOD_IDLE_SWEEP_SECONDS", default_value_t = 10)]
     pub idle_sweep_seconds: u64,
+    /// Webhook delivery options.
+    #[command(flatten)]
+    pub webhooks: Box<WebhookArgs>,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "SEALPOD_LOG", default_value = "info")]
     pub log: String,
@@ -90,5 +93,57 @@ impl Default for ServeArgs {
     fn default() -> Self {
         // Parsing no arguments applies every default above; it cannot fail.
         Cli::parse_from(["sealpod-api-server"]).serve
+    }
+}
+
+/// Webhook delivery options of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Admit `http://` and loopback webhook destinations (local mode and tests only). Private,
+    /// link-local, metadata and other non-public addresses stay refused.
+    #[arg(long, env = "SEALPOD_WEBHOOKS_ALLOW_INSECURE")]
+    pub webhooks_allow_insecure: bool,
+    /// Delays before each retry of a failed delivery, comma-separated (`ms`, `s`, `m`, `h`);
+    /// the last one repeats.
+    #[arg(
+        long,
+        env = "SEALPOD_WEBHOOKS_RETRY_SCHEDULE",
+        default_value = "1s,5s,30s,2m,10m,1h"
+    )]
+    pub webhooks_retry_schedule: String,
+    /// Attempts of a delivery before it becomes `dead_letter`.
+    #[arg(long, env = "SEALPOD_WEBHOOKS_MAX_ATTEMPTS", default_value_t = 6)]
+    pub webhooks_max_attempts: u32,
+    /// Timeout of one delivery attempt (connect, TLS, request and response head).
+    #[arg(long, env = "SEALPOD_WEBHOOKS_TIMEOUT", default_value = "10s")]
+    pub webhooks_timeout: String,
+    /// How often the delivery worker looks for due deliveries.
+    #[arg(long, env = "SEALPOD_WEBHOOKS_POLL", default_value = "500ms")]
+    pub webhooks_poll: String,
+}
+
+/// A webhook option that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag}: {message}")]
+pub struct WebhookArgsError {
+    flag: &'static str,
+    message: String,
+}
+
+impl WebhookArgs {
+    /// The typed settings.
+    pub fn config(&self) -> Result<crate::webhooks::Config, WebhookArgsError> {
+        let err = |flag: &'static str| move |message: String| WebhookArgsError { flag, message };
+        Ok(crate::webhooks::Config {
+            allow_insecure: self.webhooks_allow_insecure,
+            schedule: crate::webhooks::parse_schedule(&self.webhooks_retry_schedule)
+                .map_err(err("--webhooks-retry-schedule"))?,
+            max_attempts: self.webhooks_max_attempts.max(1),
+            timeout: crate::webhooks::parse_duration(&self.webhooks_timeout)
+                .map_err(err("--webhooks-timeout"))?,
+            poll: crate::webhooks::parse_duration(&self.webhooks_poll)
+                .map_err(err("--webhooks-poll"))?,
+            batch: 16,
+        })
     }
 }

@@ -145,9 +145,9 @@ pub struct CreateSession {
     pub metadata: Option<Value>,
     /// Revision pin (only the active revision exists).
     pub revision: Option<Value>,
-    /// Webhook URL (not served yet).
+    /// Webhook URL (an inline destination; `routes::destinations::parse_inline`).
     pub webhook: Option<Value>,
-    /// Destinations (not served yet).
+    /// Inline destinations (no secret).
     pub destinations: Option<Value>,
     /// Repository sources (not supported).
     pub sources: Option<Value>,

@@ -17,6 +17,7 @@ pub mod runtime_api;
 pub mod sse;
 pub mod store;
 pub mod translate;
+pub mod webhooks;
 
 use std::future::IntoFuture as _;
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub struct Inner {
     shutdown: watch::Receiver<bool>,
     metrics: Metrics,
     sync: StatusSync,
+    webhooks: webhooks::Webhooks,
 }
 
 /// Cheap handle on [`Inner`].
@@ -127,6 +129,7 @@ impl AppState {
             shutdown,
             metrics: Metrics::default(),
             sync: StatusSync::default(),
+            webhooks: webhooks::Webhooks::default(),
         }));
         tokio::spawn(async move { org_keys.run(cluster).await });
         tokio::spawn(lifecycle::run_status_sync(state.clone()));
@@ -183,6 +186,18 @@ impl AppState {
     /// The status mirror.
     pub fn sync(&self) -> &StatusSync {
         &self.0.sync
+    }
+    /// Webhook settings and metrics.
+    pub fn webhooks(&self) -> &webhooks::Webhooks {
+        &self.0.webhooks
+    }
+
+    /// Sets the webhook settings and starts the delivery worker (until shutdown). Call once;
+    /// a second call changes nothing and starts nothing.
+    pub fn start_webhooks(&self, config: webhooks::Config) {
+        if self.0.webhooks.configure(config) {
+            tokio::spawn(webhooks::worker::run(self.clone()));
+        }
     }
 }
 
@@ -275,10 +290,11 @@ pub fn admin_app(state: AppState) -> Router {
         .route(
             "/metrics",
             get(|State(s): State<AppState>| async move {
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    s.metrics().render(s.store().hub().live_tails()),
-                )
+                let depth = s.store().outbox_depth().await.unwrap_or_default();
+                let mut text = s.metrics().render(s.store().hub().live_tails());
+                text.push('\n');
+                text.push_str(&s.webhooks().render(&depth));
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
             }),
         )
         .with_state(state)
@@ -304,6 +320,8 @@ pub async fn kube_client(
 
 /// Serves the three listeners until SIGINT/SIGTERM, then ends SSE streams and drains.
 pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Fails fast on a bad webhook option, before connecting or binding anything.
+    let webhook_config = args.webhooks.config()?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let cluster = Cluster::new(client, args.system_namespace.clone());
     let store = Arc::new(Store::connect(&args.database_url, Hub::new()).await?);
@@ -313,6 +331,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Se
         sse_ping: Duration::from_secs(args.sse_ping_seconds.max(1)),
     };
     let state = AppState::start(store, cluster, settings, shutdown_rx).await?;
+    state.start_webhooks(webhook_config);
     tokio::spawn(lifecycle::run_idle_sweep(
         state.clone(),
         Duration::from_secs(args.idle_sweep_seconds.max(1)),

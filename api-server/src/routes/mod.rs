@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod client_tokens;
 pub mod credentials;
+pub mod destinations;
 pub mod events;
 pub mod messages;
 pub mod sessions;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .merge(messages::router())
         .merge(client_tokens::router())
         .merge(turns::router())
+        .merge(destinations::router())
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }
 

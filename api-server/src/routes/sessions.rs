@@ -157,17 +157,12 @@ async fn create(
             "sources are not supported",
         ));
     }
-    for (param, v) in [
-        ("webhook", &parsed.webhook),
-        ("destinations", &parsed.destinations),
-    ] {
-        if v.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::invalid(
-                param,
-                format!("{param} is not supported by this server yet"),
-            ));
-        }
-    }
+    let destinations = crate::routes::destinations::parse_inline(
+        &state,
+        parsed.webhook.as_ref(),
+        parsed.destinations.as_ref(),
+    )
+    .await?;
     if let Some(m) = &parsed.metadata
         && !m.is_null()
     {
@@ -258,7 +253,11 @@ async fn create(
         turn_id: None,
         client_id: None,
     };
-    let (status, row) = match state.store().create_session(new, draft, claims).await? {
+    let (status, row) = match state
+        .store()
+        .create_session_with(new, draft, claims, destinations)
+        .await?
+    {
         CreateOutcome::Conflict(_) => {
             return Err(ApiError::conflict(
                 "idempotency_conflict",

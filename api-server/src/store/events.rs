@@ -183,7 +183,6 @@ pub(crate) async fn append_in(
         .execute(&mut **tx)
         .await
         .map_err(db("insert event"))?;
-        // Webhook destinations will enqueue their outbox rows here, in this transaction.
         out.push(StoredEvent {
             session: session.to_owned(),
             seq,
@@ -195,6 +194,8 @@ pub(crate) async fn append_in(
             data,
         });
     }
+    // Webhook deliveries of these events, in this transaction: an acknowledged event has them.
+    crate::webhooks::outbox::enqueue_in(tx, session, &out).await?;
     Ok(out)
 }
 

@@ -210,13 +210,26 @@ impl Store {
         input: Draft,
         claims: Vec<IdemKey>,
     ) -> StoreResult<CreateOutcome> {
+        self.create_session_with(new, input, claims, Vec::new())
+            .await
+    }
+
+    /// [`Store::create_session`] that also registers webhook destinations, in the same
+    /// transaction and before the first event (so they see the whole session).
+    pub async fn create_session_with(
+        &self,
+        new: NewSession,
+        input: Draft,
+        claims: Vec<IdemKey>,
+        destinations: Vec<crate::webhooks::outbox::NewDestination>,
+    ) -> StoreResult<CreateOutcome> {
         // A concurrent create with the same key on another replica makes our insert fail on the
         // key's primary key: the retry then sees its row and replays.
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self
-                .try_create_session(new.clone(), input.clone(), &claims)
+                .try_create_session(new.clone(), input.clone(), &claims, &destinations)
                 .await
             {
                 Err(super::StoreError::Db {
@@ -233,6 +246,7 @@ impl Store {
         new: NewSession,
         input: Draft,
         claims: &[IdemKey],
+        destinations: &[crate::webhooks::outbox::NewDestination],
     ) -> StoreResult<CreateOutcome> {
         let mut w = self.begin().await?;
         for (scope, key, hash) in claims {
@@ -283,6 +297,8 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(db("insert session"))?;
+        crate::webhooks::outbox::insert_destinations_in(&mut w.tx, &new.id, 0, destinations)
+            .await?;
         append_in(&mut w.tx, &new.id, 0, vec![input]).await?;
         for (scope, key, hash) in claims {
             sqlx::query(
@@ -306,6 +322,8 @@ impl Store {
         let mut w = self.begin().await?;
         for sql in [
             "DELETE FROM events WHERE session = $1",
+            "DELETE FROM webhook_deliveries WHERE session = $1",
+            "DELETE FROM webhook_destinations WHERE session = $1",
             "DELETE FROM idempotency WHERE target = $1",
             "DELETE FROM sessions WHERE id = $1",
         ] {

@@ -1,0 +1,256 @@
+//! Webhooks of sessions (API.md §8): destinations, the durable delivery outbox, the delivery
+//! worker, signing and the outbound address guard.
+//!
+//! Deliveries are enqueued in the transaction that appends their event ([`outbox::enqueue_in`]),
+//! so an acknowledged event always has its deliveries; the [`worker`] claims due rows with a
+//! lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so replicas deliver each row once and a
+//! restart loses nothing. This module must never log or return a destination secret, and never
+//! dial an address the [`guard`] did not pass.
+
+pub mod client;
+pub mod guard;
+pub mod outbox;
+pub mod signing;
+pub mod worker;
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
+
+use sealpod_resources::runtime_api::Level;
+
+/// Delivery settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Admit `http://` and loopback destinations (local mode and tests).
+    pub allow_insecure: bool,
+    /// Delay after failed attempt k (1-based) before attempt k+1; the last entry repeats.
+    pub schedule: Vec<Duration>,
+    /// Attempts before `dead_letter`.
+    pub max_attempts: u32,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// How often the worker looks for due deliveries.
+    pub poll: Duration,
+    /// Deliveries claimed (and sent concurrently) per round.
+    pub batch: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            allow_insecure: false,
+            schedule: [1, 5, 30, 120, 600, 3600]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+            max_attempts: 6,
+            timeout: Duration::from_secs(10),
+            poll: Duration::from_millis(500),
+            batch: 16,
+        }
+    }
+}
+
+impl Config {
+    /// The delay after the `n`th failed attempt of the current budget (1-based).
+    pub fn delay_after(&self, n: u32) -> Duration {
+        let i = (n.max(1) as usize - 1).min(self.schedule.len().saturating_sub(1));
+        self.schedule
+            .get(i)
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// Parses a schedule such as `1s,5s,30s,2m,10m,1h` (units `ms`, `s`, `m`, `h`).
+pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
+    let out: Result<Vec<_>, String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_duration)
+        .collect();
+    let out = out?;
+    if out.is_empty() {
+        return Err("the schedule is empty".into());
+    }
+    Ok(out)
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{text}` has an unknown unit")),
+    })
+}
+
+/// True when an event passes a destination's level threshold and type allow-list.
+pub fn passes(threshold: Level, types: Option<&[String]>, level: Level, type_: &str) -> bool {
+    if !level.passes(threshold) {
+        return false;
+    }
+    match types {
+        None => true,
+        Some(list) => list.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => type_.starts_with(prefix),
+            None => type_ == p,
+        }),
+    }
+}
+
+const LATENCY_BUCKETS: [f64; 8] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// The webhook state of a server: its settings (set once at start) and its metrics.
+#[derive(Debug, Default)]
+pub struct Webhooks {
+    config: OnceLock<Config>,
+    /// delivered, failed (retrying), dead_letter.
+    outcomes: [AtomicU64; 3],
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+static DEFAULT: LazyLock<Config> = LazyLock::new(Config::default);
+
+impl Webhooks {
+    /// The settings (the defaults until [`Webhooks::configure`]).
+    pub fn config(&self) -> &Config {
+        self.config.get().unwrap_or_else(|| &DEFAULT)
+    }
+
+    /// Sets the settings; false when they were already set.
+    pub fn configure(&self, config: Config) -> bool {
+        self.config.set(config).is_ok()
+    }
+
+    /// Records the end of an attempt.
+    pub fn attempt(&self, status: &str, elapsed: Duration) {
+        let i = match status {
+            "delivered" => 0,
+            "failed" => 1,
+            _ => 2,
+        };
+        self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        for (b, c) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            if secs <= *b {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The text exposition; `depth` is the number of undelivered rows by status.
+    pub fn render(&self, depth: &[(String, i64)]) -> String {
+        let mut out = String::from("# TYPE sealpod_api_server_webhook_attempts_total counter\n");
+        for (i, s) in ["delivered", "failed", "dead_letter"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sealpod_api_server_webhook_attempts_total{{status=\"{s}\"}} {}",
+                self.outcomes[i].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# TYPE sealpod_api_server_webhook_attempt_seconds histogram\n");
+        for (b, c) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(
+                out,
+                "sealpod_api_server_webhook_attempt_seconds_bucket{{le=\"{b}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "sealpod_api_server_webhook_attempt_seconds_bucket{{le=\"+Inf\"}} {count}\n\
+             sealpod_api_server_webhook_attempt_seconds_sum {}\n\
+             sealpod_api_server_webhook_attempt_seconds_count {count}",
+            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        out.push_str("# TYPE sealpod_api_server_webhook_outbox_depth gauge\n");
+        for s in ["pending", "delivering", "failed"] {
+            let n = depth.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+            let _ = writeln!(
+                out,
+                "sealpod_api_server_webhook_outbox_depth{{status=\"{s}\"}} {n}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_parse() {
+        assert_eq!(
+            parse_schedule("1s,5s,30s,2m,10m,1h").expect("schedule"),
+            Config::default().schedule
+        );
+        assert_eq!(
+            parse_schedule("200ms").expect("schedule"),
+            vec![Duration::from_millis(200)]
+        );
+        assert!(parse_schedule("").is_err());
+        assert!(parse_schedule("5x").is_err());
+        let c = Config::default();
+        assert_eq!(c.delay_after(1), Duration::from_secs(1));
+        assert_eq!(c.delay_after(6), Duration::from_secs(3600));
+        assert_eq!(c.delay_after(60), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn level_then_types() {
+        let types = vec!["turn.*".to_owned(), "agent.message".to_owned()];
+        assert!(passes(Level::User, None, Level::User, "x"));
+        assert!(!passes(Level::User, None, Level::Progress, "x"));
+        assert!(passes(Level::Progress, None, Level::User, "x"));
+        assert!(passes(
+            Level::Internal,
+            Some(&types),
+            Level::Internal,
+            "turn.started"
+        ));
+        assert!(passes(
+            Level::User,
+            Some(&types),
+            Level::User,
+            "agent.message"
+        ));
+        assert!(!passes(
+            Level::User,
+            Some(&types),
+            Level::User,
+            "agent.messages"
+        ));
+        assert!(!passes(
+            Level::User,
+            Some(&types),
+            Level::User,
+            "user.message"
+        ));
+        assert!(!passes(
+            Level::User,
+            Some(&types),
+            Level::Progress,
+            "turn.started"
+        ));
+    }
+}

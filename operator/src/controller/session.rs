@@ -444,18 +444,28 @@ async fn lifecycle(
                 let backoff = ctx.config.restart_backoff(r.failures);
                 let left = r.wait(backoff, now);
                 if !left.is_zero() {
-                    let message = format!(
-                        "sandbox pod lost ({} in a row); recreating after a {}ms backoff",
-                        r.failures,
-                        backoff.as_millis()
-                    );
-                    draft.set(READY, ConditionStatus::False, reasons::POD_FAILED, &message);
-                    draft.set(
-                        DEGRADED,
-                        ConditionStatus::True,
-                        reasons::POD_FAILED,
-                        &message,
-                    );
+                    // The reconcile that saw the pod fail already said why (`Evicted`,
+                    // `LockFailed`, …); the one its deletion triggers must not replace that
+                    // with a vaguer message for the same loss.
+                    let in_a_row = format!("({} in a row)", r.failures);
+                    let explained = draft.conds.list.iter().any(|c| {
+                        c.type_ == DEGRADED
+                            && c.status == ConditionStatus::True
+                            && c.message.contains(&in_a_row)
+                    });
+                    if !explained {
+                        let message = format!(
+                            "sandbox pod lost {in_a_row}; recreating after a {}ms backoff",
+                            backoff.as_millis()
+                        );
+                        draft.set(READY, ConditionStatus::False, reasons::POD_FAILED, &message);
+                        draft.set(
+                            DEGRADED,
+                            ConditionStatus::True,
+                            reasons::POD_FAILED,
+                            &message,
+                        );
+                    }
                     return Ok(Action::requeue(left));
                 }
             }

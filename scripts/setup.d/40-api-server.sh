@@ -3,16 +3,9 @@
 # lockfile). Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-packages=(postgresql-15 postgresql-client-15 chromium)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=/dev/null
+. scripts/apt.sh
+apt_ensure postgresql-15 postgresql-client-15 chromium
 want="0.12.4"
 have="$(node -p "try{require('./tests/conformance/node_modules/@opencomputer/sdk/package.json').version}catch(e){''}" 2>/dev/null || true)"
 if [ "$have" != "$want" ]; then

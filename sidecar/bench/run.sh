@@ -13,15 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-missing=()
-for p in squid tinyproxy; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=/dev/null
+. scripts/apt.sh
+apt_ensure squid tinyproxy
 MITM_VERSION=11.0.2
 VENV=.tools/bench-venv
 if [ ! -x "$VENV/bin/mitmdump" ] || [ "$("$VENV/bin/python" -c 'import mitmproxy.version as v; print(v.VERSION)')" != "$MITM_VERSION" ]; then

@@ -802,7 +802,11 @@ async fn a_second_replica_stays_passive_until_the_leader_lease_lapses() {
     eventually("b leads", || async { b.metrics.is_leader().then_some(()) }).await;
     new_session(&h, "ses-eight").await;
     wait_pod(&h, "ses-eight").await;
-    assert!(b.metrics.reconcile_count("session") > 0);
+    // The pod appears mid-reconcile; the count is taken when the reconcile returns.
+    eventually("b counted its reconcile", || async {
+        (b.metrics.reconcile_count("session") > 0).then_some(())
+    })
+    .await;
     let text = b.metrics.render();
     assert!(text.contains("sealpod_operator_leader 1"));
     assert!(

@@ -1,7 +1,7 @@
 //! The real operator against devcluster: children and owner references, conditions following
 //! the (simulated) pod, hibernate → wake → archive, pod loss and recreation with backoff,
-//! credential rotation, deletion with the finalizer, leader election, invalid specs, and a scan
-//! of every object for the real key.
+//! credential rotation, deletion with the finalizer, leader election, invalid specs, the proxy's
+//! resolver-override and upstream-CA flags, and a scan of every object for the real key.
 
 mod common;
 
@@ -909,5 +909,92 @@ async fn with_watch_namespaces_only_those_namespaces_are_reconciled() {
     let s = outside.get("ses-outside").await.expect("get");
     assert!(s.finalizers().is_empty(), "not reconciled");
     assert!(s.status.is_none(), "not reconciled");
+    op.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn proxy_resolve_and_upstream_ca_flags_reach_every_proxy_secret_and_survive_rotation() {
+    let ca = rcgen::generate_simple_self_signed(vec!["gateway.local".to_owned()])
+        .expect("cert")
+        .cert
+        .pem();
+    let dir = tempfile::tempdir().expect("dir");
+    let ca_path = dir.path().join("gateway-ca.pem");
+    std::fs::write(&ca_path, &ca).expect("write ca");
+    let h = Harness::new().await;
+    let op = h
+        .operator(
+            "replica-a",
+            &[
+                "--proxy-resolve=api.anthropic.com=127.0.0.1:8443,github.com:443=10.96.7.7",
+                &format!("--upstream-ca-file={}", ca_path.display()),
+            ],
+        )
+        .await;
+    setup(&h).await;
+    new_session(&h, "ses-flags").await;
+    wait_pod(&h, "ses-flags").await;
+    let secrets: Api<Secret> = api(&h);
+    let before = eventually("proxy secret", || {
+        let secrets = secrets.clone();
+        async move { secrets.get_opt("ses-flags-proxy").await.ok().flatten() }
+    })
+    .await;
+    assert_eq!(data(&before, build::UPSTREAM_CA_ENTRY), ca);
+    let config: sealpod_resources::proxy_config::ProxyConfig =
+        serde_saphyr::from_str(&data(&before, build::PROXY_CONFIG_ENTRY)).expect("yaml");
+    assert_eq!(
+        config.resolve,
+        std::collections::BTreeMap::from([
+            (
+                "api.anthropic.com".to_owned(),
+                vec!["127.0.0.1:8443".to_owned()]
+            ),
+            ("github.com:443".to_owned(), vec!["10.96.7.7".to_owned()]),
+        ])
+    );
+    assert_eq!(
+        config.extra_roots,
+        [std::path::PathBuf::from(
+            "/etc/sealpod/proxy/upstream-ca.pem"
+        )]
+    );
+    for cidr in ["127.0.0.1/32", "10.96.7.7/32"] {
+        assert!(
+            config.allow_cidrs.iter().any(|c| c == cidr),
+            "{cidr} in {:?}",
+            config.allow_cidrs
+        );
+    }
+    config.validate().expect("the sidecar accepts it");
+
+    // Rotation rewrites the Secret: the CA entry and the overrides stay.
+    h.write_sealed("cred-a", KEY2).await;
+    let creds: Api<Credential> = api(&h);
+    creds
+        .patch_status(
+            "cred-a",
+            &PatchParams::apply(labels::API_SERVER_FIELD_MANAGER).force(),
+            &Patch::Apply(
+                json!({"apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
+                                  "status": {"version": 2, "last4": "0002"}}),
+            ),
+        )
+        .await
+        .expect("version");
+    let after = eventually("rotated value in the proxy secret", || {
+        let secrets = secrets.clone();
+        async move {
+            let s = secrets.get("ses-flags-proxy").await.ok()?;
+            (data(&s, build::PROXY_VALUE_ENTRY) == KEY2).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(data(&after, build::UPSTREAM_CA_ENTRY), ca);
+    assert_eq!(
+        data(&after, build::PROXY_CONFIG_ENTRY),
+        data(&before, build::PROXY_CONFIG_ENTRY)
+    );
+    scan_for_keys(&h, &op, &[KEY1, KEY2]).await;
     op.stop().await.expect("stop");
 }

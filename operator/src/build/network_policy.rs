@@ -1,6 +1,8 @@
-//! The backstop NetworkPolicy of a sandbox pod: egress only to DNS, to public addresses and to
-//! the API server's runtime API. It applies to the whole pod (it cannot tell the proxy from the
-//! runtime), so it is the SSRF backstop under the proxy's allowlist, not the allowlist itself.
+//! The backstop NetworkPolicy of a sandbox pod: egress only to DNS, to public addresses, to the
+//! API server's runtime API and to the addresses of `--proxy-resolve` overrides. It applies to the
+//! whole pod (it cannot tell the proxy from the runtime), so it is the SSRF backstop under the
+//! proxy's allowlist, not the allowlist itself; it must never open a non-public range wider than
+//! the host routes the operator's own flags name.
 
 use std::collections::BTreeMap;
 
@@ -102,6 +104,8 @@ pub fn network_policy(plan: &SessionPlan, settings: &Settings) -> NetworkPolicy 
             ip_block: None,
         }]),
     };
+    let mut egress = vec![dns, public, runtime_api];
+    egress.extend(override_rules(settings));
     NetworkPolicy {
         metadata: child_meta(
             plan,
@@ -120,8 +124,52 @@ pub fn network_policy(plan: &SessionPlan, settings: &Settings) -> NetworkPolicy 
                 match_expressions: None,
             }),
             policy_types: Some(vec!["Egress".to_owned()]),
-            egress: Some(vec![dns, public, runtime_api]),
+            egress: Some(egress),
             ingress: None,
         }),
     }
+}
+
+/// One rule per address of a `--proxy-resolve` override (in the order given), on the ports the
+/// overrides fix (any port when one of them does not): without it an override into a private
+/// range, such as a model gateway in the cluster, would pass the proxy's guard and then be
+/// dropped by the "public only" rule. Loopback addresses never leave the pod: no rule.
+fn override_rules(settings: &Settings) -> Vec<NetworkPolicyEgressRule> {
+    let mut by_ip: Vec<(std::net::IpAddr, Option<Vec<u16>>)> = Vec::new();
+    for r in &settings.proxy_resolve {
+        let ip = r.ip();
+        if ip.is_loopback() {
+            continue;
+        }
+        let idx = match by_ip.iter().position(|(known, _)| *known == ip) {
+            Some(i) => i,
+            None => {
+                by_ip.push((ip, Some(Vec::new())));
+                by_ip.len() - 1
+            }
+        };
+        let ports = &mut by_ip[idx].1;
+        match (r.port(), ports.as_mut()) {
+            (Some(p), Some(list)) if !list.contains(&p) => list.push(p),
+            (Some(_), _) => {}
+            (None, _) => *ports = None,
+        }
+    }
+    by_ip
+        .into_iter()
+        .map(|(ip, ports)| NetworkPolicyEgressRule {
+            ports: ports.map(|list| {
+                list.into_iter()
+                    .map(|p| port("TCP", i32::from(p)))
+                    .collect()
+            }),
+            to: Some(vec![NetworkPolicyPeer {
+                ip_block: Some(IPBlock {
+                    cidr: ipnet::IpNet::from(ip).to_string(),
+                    except: None,
+                }),
+                ..NetworkPolicyPeer::default()
+            }]),
+        })
+        .collect()
 }

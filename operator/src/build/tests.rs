@@ -1109,3 +1109,39 @@ fn the_sidecar_loads_the_ca_entry_as_extra_roots() {
     );
     sealpod_sidecar::tls::upstream_client(&[file]).expect("the sidecar loads the bundle");
 }
+
+#[test]
+fn with_overrides_the_network_policy_adds_one_host_rule_per_non_loopback_address() {
+    let plan = fixture::plan();
+    let entries = [
+        "api.anthropic.com=127.0.0.1:8443",
+        "gw.local:443=10.20.0.5",
+        "gw.local:8443=10.20.0.5",
+        "gw2.local=10.20.0.5:8443",
+        "github.com=10.96.7.7",
+        "github.com=::1",
+        "v6.local=[fd00::5]:443",
+    ]
+    .map(str::to_owned);
+    let settings = Settings {
+        proxy_resolve: crate::config::parse_proxy_resolve(&entries).expect("entries"),
+        ..fixture::settings()
+    };
+    let mut expected =
+        serde_json::to_value(network_policy(&plan, &fixture::settings())).expect("json");
+    let rules = expected["spec"]["egress"].as_array_mut().expect("egress");
+    rules.push(json!({
+        "ports": [{"port": 443, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}],
+        "to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}]
+    }));
+    // No port fixed by the override (`HOST=IP`): any port to that one address.
+    rules.push(json!({"to": [{"ipBlock": {"cidr": "10.96.7.7/32"}}]}));
+    rules.push(json!({
+        "ports": [{"port": 443, "protocol": "TCP"}],
+        "to": [{"ipBlock": {"cidr": "fd00::5/128"}}]
+    }));
+    assert_eq!(
+        serde_json::to_value(network_policy(&plan, &settings)).expect("json"),
+        expected
+    );
+}

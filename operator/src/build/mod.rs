@@ -22,6 +22,8 @@ mod pod;
 pub mod proxy_config;
 mod secrets;
 #[cfg(test)]
+mod sidecar_tests;
+#[cfg(test)]
 mod tests;
 mod workspace;
 

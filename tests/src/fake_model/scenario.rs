@@ -210,7 +210,7 @@ fn arg<T: std::str::FromStr>(choice: &Choice, index: usize, default: T) -> T {
 
 /// Decodes lowercase or uppercase hex into UTF-8 text.
 fn unhex(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..hex.len())

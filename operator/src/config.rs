@@ -1,16 +1,23 @@
 //! The operator's configuration: every flag, parsed once by clap (each with an `SEALPOD_…`
 //! environment variable) and checked before anything binds a port or talks to the cluster.
 //!
-//! It must never hold a secret: keys are read from the cluster, never from flags.
+//! It must never hold a secret: keys are read from the cluster, never from flags. The one file
+//! it reads, `--upstream-ca-file`, is read once here at start and must hold public certificates
+//! only (a private key in it is refused, so it is never copied into session Secrets).
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 use ipnet::IpNet;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::{self, SectionKind};
 use sealpod_resources::labels::DEFAULT_SYSTEM_NAMESPACE;
+use sealpod_resources::proxy_config::ProxyConfig;
 
-use crate::build::Settings;
+use crate::build::{ProxyResolve, Settings};
 
 /// sealpod operator: reconciles Agents, Credentials and Sessions into locked-down sandbox pods.
 #[derive(Debug, Clone, Parser)]
@@ -155,6 +162,22 @@ pub struct Config {
     #[arg(long, env = "SEALPOD_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    /// Resolver overrides written into every session's proxy configuration (comma-separated,
+    /// repeatable): `HOST[:PORT]=ADDR[:PORT]`, e.g. `api.anthropic.com=10.20.0.5` or
+    /// `gateway.internal:443=[fd00::5]:8443`. `HOST` is a DNS name (without `:PORT`: every
+    /// port); `ADDR` an IP address (without `:PORT`: the requested port). Entries for the same
+    /// `HOST[:PORT]` are tried in the order given. Each address is also exempted, as a host route,
+    /// from the proxy's non-public address guard, so it may be private or loopback: it is the
+    /// operator's own choice, trusted for every allowlisted name that resolves to it.
+    #[arg(long, env = "SEALPOD_PROXY_RESOLVE", value_delimiter = ',')]
+    pub proxy_resolve: Vec<String>,
+
+    /// PEM file of extra root certificates the proxy trusts for upstream TLS, besides the web PKI
+    /// (e.g. a private model gateway's CA). Read once at start; copied into every session's proxy
+    /// Secret as `upstream-ca.pem`. Must hold certificates only.
+    #[arg(long, env = "SEALPOD_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
+
     /// Renew the cluster sealing key (a new current key; old keys keep opening their values),
     /// then exit.
     #[arg(long, env = "SEALPOD_RENEW_SEALING_KEY")]
@@ -185,6 +208,22 @@ pub enum ConfigError {
     /// A port clash.
     #[error("--proxy-port and --proxy-admin-port must differ")]
     Ports,
+    /// A `--proxy-resolve` entry the proxy would refuse.
+    #[error("--proxy-resolve entry `{entry}`: {message}")]
+    ProxyResolve {
+        /// The entry as given.
+        entry: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An `--upstream-ca-file` that is missing, empty or not a bundle of PEM certificates.
+    #[error("--upstream-ca-file {path}: {message}")]
+    UpstreamCa {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl Config {
@@ -206,6 +245,12 @@ impl Config {
                 .ok_or_else(|| ConfigError::Label(entry.clone()))?;
             api_labels.insert(k.to_owned(), v.to_owned());
         }
+        let proxy_resolve = parse_proxy_resolve(&self.proxy_resolve)?;
+        let upstream_ca = self
+            .upstream_ca_file
+            .as_deref()
+            .map(read_upstream_ca)
+            .transpose()?;
         Ok(Settings {
             sidecar_image: self.sidecar_image.clone(),
             runtime_image: self.runtime_image.clone(),
@@ -224,6 +269,8 @@ impl Config {
             workspace_claim: self.workspace_volume == WorkspaceVolume::Claim,
             workspace_size: self.workspace_size.clone(),
             workspace_storage_class: self.workspace_storage_class.clone(),
+            proxy_resolve,
+            upstream_ca,
         })
     }
 
@@ -243,6 +290,101 @@ pub fn backoff(base: Duration, max: Duration, n: u32) -> Duration {
         .checked_shl(n.saturating_sub(1).min(20))
         .unwrap_or(u32::MAX);
     base.saturating_mul(factor).min(max)
+}
+
+/// Parses every `--proxy-resolve` entry with the sidecar's own parser (a one-entry
+/// [`ProxyConfig`] through [`ProxyConfig::validate`]), so the operator cannot accept what the
+/// proxy would refuse. Entries are returned in canonical form, in the order given.
+pub fn parse_proxy_resolve(entries: &[String]) -> Result<Vec<ProxyResolve>, ConfigError> {
+    entries
+        .iter()
+        .map(|entry| {
+            parse_resolve_entry(entry).map_err(|message| ConfigError::ProxyResolve {
+                entry: entry.clone(),
+                message,
+            })
+        })
+        .collect()
+}
+
+fn parse_resolve_entry(entry: &str) -> Result<ProxyResolve, String> {
+    let (key, target) = entry
+        .trim()
+        .split_once('=')
+        .ok_or("expected `HOST[:PORT]=ADDR[:PORT]`")?;
+    let (key, target) = (key.trim(), target.trim());
+    if key.is_empty() || target.is_empty() {
+        return Err("expected `HOST[:PORT]=ADDR[:PORT]`".into());
+    }
+    let probe = ProxyConfig {
+        listen: "127.0.0.1:1".into(),
+        admin_listen: "127.0.0.1:2".into(),
+        ca_cert_out: "/ca.pem".into(),
+        mode: Default::default(),
+        allow: Vec::new(),
+        deny_cidrs: Vec::new(),
+        allow_cidrs: Vec::new(),
+        credentials: Vec::new(),
+        events: None,
+        resolve: BTreeMap::from([(key.to_owned(), vec![target.to_owned()])]),
+        extra_roots: Vec::new(),
+    };
+    let valid = probe.validate().map_err(|e| e.message)?;
+    let (key, targets) = valid
+        .resolve
+        .into_iter()
+        .next()
+        .ok_or("no override parsed")?;
+    let target = targets.into_iter().next().ok_or("no address parsed")?;
+    if key.host.parse::<IpAddr>().is_ok() {
+        // The proxy dials IP literals as they are, without resolving: the override would be a
+        // silent no-op.
+        return Err("HOST must be a DNS name: an IP address is never resolved".into());
+    }
+    Ok(ProxyResolve { key, target })
+}
+
+/// Reads and checks the upstream CA bundle: every PEM section must be a certificate rustls
+/// accepts as a trust anchor (the check the proxy makes when it loads `extra_roots`), and there
+/// must be at least one.
+pub fn read_upstream_ca(path: &Path) -> Result<String, ConfigError> {
+    let err = |message: String| ConfigError::UpstreamCa {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    check_ca_bundle(&text).map_err(err)?;
+    Ok(text)
+}
+
+fn check_ca_bundle(text: &str) -> Result<(), String> {
+    let mut rest = text.as_bytes();
+    let mut roots = rustls::RootCertStore::empty();
+    let mut certs = 0usize;
+    while let Some((kind, der)) = pem::from_buf(&mut rest).map_err(|e| format!("not PEM: {e}"))? {
+        if kind != SectionKind::Certificate {
+            return Err(format!(
+                "holds a {kind:?} section; only CERTIFICATE sections are allowed"
+            ));
+        }
+        certs += 1;
+        roots
+            .add(CertificateDer::from(der))
+            .map_err(|e| format!("certificate {certs} is not usable as a root: {e}"))?;
+    }
+    // Sections of a label the PEM reader does not know are skipped by it: count the markers so
+    // they are refused too, rather than dropped without a word.
+    let sections = text
+        .lines()
+        .filter(|l| l.starts_with("-----BEGIN "))
+        .count();
+    if sections != certs {
+        return Err("holds a PEM section that is not a CERTIFICATE".into());
+    }
+    if certs == 0 {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(())
 }
 
 /// Host and port of an `http(s)://host[:port][/path]` URL.
@@ -330,6 +472,122 @@ mod tests {
             Err(ConfigError::Label(_))
         ));
         assert!(Config::try_parse_from(["sealpod-operator", "--pod-cidr=10.0.0.1/33"]).is_err());
+    }
+
+    #[test]
+    fn proxy_resolve_entries_are_parsed_by_the_sidecars_rules() {
+        let s = parse(&[
+            "--proxy-resolve=API.Anthropic.com=10.20.0.5",
+            "--proxy-resolve=gateway.local:443=127.0.0.1:8443,gw6.local=[fd00::5]:8443",
+            "--proxy-resolve= gw6.local = ::1 ",
+        ])
+        .settings()
+        .expect("valid");
+        let got: Vec<(String, String)> = s
+            .proxy_resolve
+            .iter()
+            .map(|r| (r.key_text(), r.target_text()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("api.anthropic.com", "10.20.0.5"),
+                ("gateway.local:443", "127.0.0.1:8443"),
+                ("gw6.local", "[fd00::5]:8443"),
+                ("gw6.local", "::1"),
+            ]
+            .map(|(k, t)| (k.to_owned(), t.to_owned()))
+        );
+        assert_eq!(s.proxy_resolve[1].port(), Some(8443));
+        assert_eq!(s.proxy_resolve[0].port(), None);
+        assert!(
+            parse(&[])
+                .settings()
+                .expect("valid")
+                .proxy_resolve
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_bad_proxy_resolve_entry_is_refused_by_name() {
+        for bad in [
+            "no-equals-sign",
+            "=10.0.0.1",
+            "host.local=",
+            "host.local=gateway.internal",
+            "host.local=10.0.0.1:99999",
+            "bad host.local=10.0.0.1",
+            "host.local:0=10.0.0.1",
+            "*.wild.local=10.0.0.1",
+            "10.0.0.9=10.0.0.1",
+            "[::1]:443=10.0.0.1",
+        ] {
+            let flag = format!("--proxy-resolve=ok.local=10.0.0.2,{bad}");
+            let err = parse(&[flag.as_str()]).settings().expect_err(bad);
+            match &err {
+                ConfigError::ProxyResolve { entry, .. } => assert_eq!(entry, bad),
+                other => panic!("{bad}: {other}"),
+            }
+            assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
+        }
+    }
+
+    fn pem_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut f, text.as_bytes()).expect("write");
+        f
+    }
+
+    fn cert_pem(name: &str) -> (String, String) {
+        let ck = rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("cert");
+        (ck.cert.pem(), ck.signing_key.serialize_pem())
+    }
+
+    #[test]
+    fn the_upstream_ca_file_is_read_at_start() {
+        let (a, _) = cert_pem("a.local");
+        let (b, _) = cert_pem("b.local");
+        let bundle = format!("# gateway roots\n{a}{b}");
+        let f = pem_file(&bundle);
+        let flag = format!("--upstream-ca-file={}", f.path().display());
+        let s = parse(&[flag.as_str()]).settings().expect("valid");
+        assert_eq!(s.upstream_ca.as_deref(), Some(bundle.as_str()));
+        assert_eq!(parse(&[]).settings().expect("valid").upstream_ca, None);
+    }
+
+    #[test]
+    fn a_missing_empty_or_non_certificate_ca_file_is_refused() {
+        let (cert, key) = cert_pem("a.local");
+        let broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let unknown = format!("{cert}-----BEGIN FOO-----\nAAAA\n-----END FOO-----\n");
+        let unterminated = "-----BEGIN CERTIFICATE-----\nAAAA\n";
+        let cases = [
+            ("empty", String::new()),
+            ("text", "not a certificate\n".to_owned()),
+            ("key only", key.clone()),
+            ("certificate and key", format!("{cert}{key}")),
+            ("bad der", broken.to_owned()),
+            ("unknown section", unknown),
+            ("unterminated", unterminated.to_owned()),
+        ];
+        for (what, text) in cases {
+            let f = pem_file(&text);
+            let flag = format!("--upstream-ca-file={}", f.path().display());
+            let err = parse(&[flag.as_str()]).settings().expect_err(what);
+            assert!(
+                matches!(err, ConfigError::UpstreamCa { .. }),
+                "{what}: {err}"
+            );
+            let shown = err.to_string();
+            assert!(shown.contains(&f.path().display().to_string()), "{shown}");
+            assert!(!shown.contains("PRIVATE KEY-----"), "{what}: {shown}");
+        }
+        let missing = parse(&["--upstream-ca-file=/nonexistent/sealpod/ca.pem"]).settings();
+        assert!(
+            matches!(&missing, Err(ConfigError::UpstreamCa { path, .. }) if path == "/nonexistent/sealpod/ca.pem"),
+            "{missing:?}"
+        );
     }
 
     #[test]

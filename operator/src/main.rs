@@ -14,14 +14,15 @@ async fn main() -> anyhow::Result<()> {
         )
         .json()
         .init();
-    // Fail fast on flags that cannot work, before touching the cluster.
-    config.settings()?;
+    // Fail fast on flags that cannot work (and read the files they name), before touching the
+    // cluster.
+    let settings = config.settings()?;
     let client = kube::Client::try_default().await?;
     if config.renew_sealing_key {
         runner::renew_sealing_key(client, &config).await?;
         return Ok(());
     }
-    let running = sealpod_operator::start(client, config).await?;
+    let running = runner::start_with(client, config, settings).await?;
     shutdown_signal().await;
     running.stop().await?;
     Ok(())

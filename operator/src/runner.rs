@@ -77,6 +77,15 @@ fn identity(config: &Config) -> String {
 /// runs in the background.
 pub async fn start(client: Client, config: Config) -> Result<Running, Error> {
     let settings = config.settings()?;
+    start_with(client, config, settings).await
+}
+
+/// [`start`] with settings already derived from `config` (so files named by flags are read once).
+pub async fn start_with(
+    client: Client,
+    config: Config,
+    settings: crate::build::Settings,
+) -> Result<Running, Error> {
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health {
         ready: Default::default(),

@@ -7,11 +7,13 @@
 //! the real credential value anywhere but the proxy Secret's value file entry.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use sealpod_resources::agent::SandboxSpec;
 use sealpod_resources::labels;
+use sealpod_resources::proxy_config::{ResolveKey, ResolveTarget};
 use sealpod_resources::secret::{SealedToken, Secret};
 use sealpod_resources::session::AgentSnapshot;
 
@@ -29,7 +31,8 @@ pub use pod::{
     MOUNT_WORKSPACE, RUNTIME_DIR, WORKSPACE_DIR, sandbox_pod,
 };
 pub use secrets::{
-    PROXY_CONFIG_ENTRY, PROXY_VALUE_ENTRY, RUNTIME_SEALED_TOKEN_ENTRY, proxy_secret, runtime_secret,
+    PROXY_CONFIG_ENTRY, PROXY_VALUE_ENTRY, RUNTIME_SEALED_TOKEN_ENTRY, UPSTREAM_CA_ENTRY,
+    proxy_secret, runtime_secret,
 };
 pub use workspace::workspace_claim;
 
@@ -70,6 +73,53 @@ pub struct Settings {
     pub workspace_size: String,
     /// Workspace StorageClass.
     pub workspace_storage_class: Option<String>,
+    /// Resolver overrides of every proxy (`--proxy-resolve`), in the order given.
+    pub proxy_resolve: Vec<ProxyResolve>,
+    /// Extra upstream roots of every proxy (`--upstream-ca-file`): the PEM text, checked at start.
+    pub upstream_ca: Option<String>,
+}
+
+/// One resolver override of the proxy: `key` resolves to `target` (before DNS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyResolve {
+    /// The host (a DNS name, lowercase) and the port it applies to (`None`: every port).
+    pub key: ResolveKey,
+    /// The address dialled instead.
+    pub target: ResolveTarget,
+}
+
+impl ProxyResolve {
+    /// The key as written in the proxy configuration (`host` or `host:port`).
+    pub fn key_text(&self) -> String {
+        match self.key.port {
+            Some(port) => format!("{}:{port}", self.key.host),
+            None => self.key.host.clone(),
+        }
+    }
+
+    /// The target as written in the proxy configuration (`ip:port`, `[v6]:port` or `ip`).
+    pub fn target_text(&self) -> String {
+        match self.target {
+            ResolveTarget::Addr(addr) => addr.to_string(),
+            ResolveTarget::Ip(ip) => ip.to_string(),
+        }
+    }
+
+    /// The address dialled.
+    pub fn ip(&self) -> IpAddr {
+        match self.target {
+            ResolveTarget::Addr(addr) => addr.ip(),
+            ResolveTarget::Ip(ip) => ip,
+        }
+    }
+
+    /// The port dialled, when the override fixes it (the target's port, else the key's).
+    pub fn port(&self) -> Option<u16> {
+        match self.target {
+            ResolveTarget::Addr(addr) => Some(addr.port()),
+            ResolveTarget::Ip(_) => self.key.port,
+        }
+    }
 }
 
 /// Everything a Session's children are built from, after validation.
@@ -215,6 +265,8 @@ pub(crate) mod fixture {
             workspace_claim: true,
             workspace_size: "10Gi".into(),
             workspace_storage_class: None,
+            proxy_resolve: Vec::new(),
+            upstream_ca: None,
         }
     }
 

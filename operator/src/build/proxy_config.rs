@@ -4,7 +4,9 @@
 //! The file holds the sealed token (the sidecar's one source for it) but never the real value:
 //! that lives in its own entry, named by `value_file`, so rotation rewrites one file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::IpNet;
 
 use sealpod_resources::common::EgressMode;
 use sealpod_resources::proxy_config::{
@@ -42,11 +44,7 @@ pub fn proxy_config(plan: &SessionPlan, settings: &Settings) -> ProxyConfig {
         },
         allow: allow.into_iter().collect(),
         deny_cidrs: deny,
-        allow_cidrs: settings
-            .runtime_api_cidrs
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        allow_cidrs: allow_cidrs(settings),
         credentials: vec![CredentialConfig {
             sealed: plan.credential.sealed.expose().to_owned(),
             value_file: format!("{PROXY_DIR}/{}", super::PROXY_VALUE_ENTRY).into(),
@@ -70,10 +68,44 @@ pub fn proxy_config(plan: &SessionPlan, settings: &Settings) -> ProxyConfig {
             )
             .into(),
         }),
-        // Resolver overrides and extra roots are for tests of the sidecar only.
-        resolve: Default::default(),
-        extra_roots: Vec::new(),
+        resolve: resolve(settings),
+        extra_roots: settings
+            .upstream_ca
+            .iter()
+            .map(|_| format!("{PROXY_DIR}/{}", super::UPSTREAM_CA_ENTRY).into())
+            .collect(),
     }
+}
+
+/// The runtime API's networks, then a host route for each resolver override's address: the
+/// proxy checks overridden addresses like any DNS answer, so a private or loopback address the
+/// operator chose must be exempted or the override could never be dialled.
+fn allow_cidrs(settings: &Settings) -> Vec<String> {
+    let mut cidrs: Vec<String> = settings
+        .runtime_api_cidrs
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for r in &settings.proxy_resolve {
+        let host = IpNet::from(r.ip()).to_string();
+        if !cidrs.contains(&host) {
+            cidrs.push(host);
+        }
+    }
+    cidrs
+}
+
+/// The resolver overrides: entries for the same key keep the order they were given in.
+fn resolve(settings: &Settings) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &settings.proxy_resolve {
+        let targets = map.entry(r.key_text()).or_default();
+        let target = r.target_text();
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    map
 }
 
 /// The sealed token of the first credential of a stored configuration file, if it parses; the

@@ -1,5 +1,6 @@
 //! The per-session proxy Secret (proxy configuration, the real value, the proxy-scope events
-//! token) and runtime Secret (runtime-scope token, the sealed token).
+//! token, and the extra upstream roots when `--upstream-ca-file` is set) and runtime Secret
+//! (runtime-scope token, the sealed token).
 //!
 //! The proxy Secret's value file entry is the only place in any built object where the real
 //! credential value is written.
@@ -20,6 +21,9 @@ use super::{SessionPlan, Settings, child_meta, proxy_secret_name, runtime_secret
 pub const PROXY_CONFIG_ENTRY: &str = "config.yaml";
 /// Entry of the real credential value in the proxy Secret (the proxy's `value_file`).
 pub const PROXY_VALUE_ENTRY: &str = "credential";
+/// Entry of the extra upstream roots (`--upstream-ca-file`) in the proxy Secret (the proxy's
+/// `extra_roots`).
+pub const UPSTREAM_CA_ENTRY: &str = "upstream-ca.pem";
 /// Entry of the sealed token in the runtime Secret (the runtime's provider key variable).
 pub const RUNTIME_SEALED_TOKEN_ENTRY: &str = "sealed-token";
 
@@ -41,21 +45,27 @@ pub fn proxy_secret(plan: &SessionPlan, settings: &Settings) -> Secret {
         labels::CREDENTIAL_VERSION_ANNOTATION.to_owned(),
         plan.credential.version.to_string(),
     )]));
+    let mut data = BTreeMap::from([
+        (PROXY_CONFIG_ENTRY.to_owned(), bytes(&yaml)),
+        // The one sink of the real value.
+        (
+            PROXY_VALUE_ENTRY.to_owned(),
+            bytes(plan.credential.value.expose()),
+        ),
+        (
+            PROXY_SECRET_EVENTS_TOKEN_ENTRY.to_owned(),
+            bytes(plan.events_token.expose()),
+        ),
+    ]);
+    // Built with the rest on every write (rotation included): an apply without it would drop
+    // the file `extra_roots` names and the proxy would refuse to start.
+    if let Some(ca) = &settings.upstream_ca {
+        data.insert(UPSTREAM_CA_ENTRY.to_owned(), bytes(ca));
+    }
     Secret {
         metadata: meta,
         type_: Some("Opaque".to_owned()),
-        data: Some(BTreeMap::from([
-            (PROXY_CONFIG_ENTRY.to_owned(), bytes(&yaml)),
-            // The one sink of the real value.
-            (
-                PROXY_VALUE_ENTRY.to_owned(),
-                bytes(plan.credential.value.expose()),
-            ),
-            (
-                PROXY_SECRET_EVENTS_TOKEN_ENTRY.to_owned(),
-                bytes(plan.events_token.expose()),
-            ),
-        ])),
+        data: Some(data),
         ..Secret::default()
     }
 }

@@ -977,3 +977,135 @@ fn the_proxy_config_passes_the_sidecars_own_validation() {
             .any(|a| a.matches("sealpod-api.sealpod-system.svc", 8081))
     );
 }
+
+/// Settings with `--proxy-resolve` and `--upstream-ca-file` set (parsed by the real flag parser).
+fn settings_with_overrides(ca: &str) -> Settings {
+    let entries = [
+        "api.anthropic.com=127.0.0.1:8443",
+        "github.com=10.96.7.7",
+        "github.com=::1",
+        // Already exempted as the runtime API's network: not listed twice.
+        "mirror.local:8443=10.96.0.10",
+    ]
+    .map(str::to_owned);
+    Settings {
+        proxy_resolve: crate::config::parse_proxy_resolve(&entries).expect("entries"),
+        upstream_ca: Some(ca.to_owned()),
+        ..fixture::settings()
+    }
+}
+
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nfixture\n-----END CERTIFICATE-----\n";
+
+#[test]
+fn with_the_flags_the_proxy_secret_adds_overrides_exemptions_and_the_ca_and_nothing_else() {
+    let plan = fixture::plan();
+    let mut expected = decoded(&proxy_secret(&plan, &fixture::settings()));
+    let config = &mut expected["data"]["config.yaml"];
+    config["resolve"] = json!({
+        "api.anthropic.com": ["127.0.0.1:8443"],
+        "github.com": ["10.96.7.7", "::1"],
+        "mirror.local:8443": ["10.96.0.10"]
+    });
+    config["allow_cidrs"] = json!(["10.96.0.10/32", "127.0.0.1/32", "10.96.7.7/32", "::1/128"]);
+    config["extra_roots"] = json!(["/etc/sealpod/proxy/upstream-ca.pem"]);
+    expected["data"][UPSTREAM_CA_ENTRY] = json!(TEST_CA);
+    let got = decoded(&proxy_secret(&plan, &settings_with_overrides(TEST_CA)));
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn without_the_flags_there_is_no_ca_entry_and_no_override() {
+    let secret = proxy_secret(&fixture::plan(), &fixture::settings());
+    let data = secret.data.as_ref().expect("data");
+    assert!(!data.contains_key(UPSTREAM_CA_ENTRY));
+    let v = decoded(&secret);
+    assert_eq!(v["data"]["config.yaml"]["resolve"], json!({}));
+    assert_eq!(v["data"]["config.yaml"]["extra_roots"], json!([]));
+}
+
+fn written_config(settings: &Settings) -> sealpod_resources::proxy_config::ValidatedProxyConfig {
+    let secret = proxy_secret(&fixture::plan(), settings);
+    let yaml = String::from_utf8(
+        secret.data.as_ref().expect("data")[PROXY_CONFIG_ENTRY]
+            .0
+            .clone(),
+    )
+    .expect("utf8");
+    serde_saphyr::from_str::<sealpod_resources::proxy_config::ProxyConfig>(&yaml)
+        .expect("the sidecar parses it")
+        .validate()
+        .expect("the sidecar accepts it")
+}
+
+/// The point of the exemptions: the sidecar's own resolver and guard, fed the written file, dial
+/// an allowlisted host at the loopback or cluster-private address the override names, while the
+/// same overrides without the exemptions are refused as non-public.
+#[tokio::test]
+async fn the_sidecars_guard_lets_overridden_private_addresses_through() {
+    use sealpod_sidecar::resolve::{DialError, Net, SystemNet, resolve_checked};
+    use sealpod_sidecar::ssrf::Guard;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    let valid = written_config(&settings_with_overrides(TEST_CA));
+    for (host, port) in [("api.anthropic.com", 443), ("github.com", 443)] {
+        assert!(valid.allow.iter().any(|a| a.matches(host, port)), "{host}");
+    }
+    let net: Arc<dyn Net> = Arc::new(SystemNet::new(valid.resolve.clone()));
+    let guard = Guard::new(valid.deny_cidrs.clone(), valid.allow_cidrs.clone());
+    let addrs =
+        |v: &[&str]| -> Vec<SocketAddr> { v.iter().map(|a| a.parse().expect("addr")).collect() };
+    assert_eq!(
+        resolve_checked(&net, &guard, "api.anthropic.com", 443)
+            .await
+            .expect("loopback override dialled"),
+        addrs(&["127.0.0.1:8443"])
+    );
+    // 10.96.7.7 is private *and* inside the Service range of `deny_cidrs`.
+    assert_eq!(
+        resolve_checked(&net, &guard, "github.com", 443)
+            .await
+            .expect("private override dialled"),
+        addrs(&["10.96.7.7:443", "[::1]:443"])
+    );
+
+    // Without the exemptions the same answers are refused: the exemption is what lets them in.
+    let unexempted = Guard::new(
+        valid.deny_cidrs.clone(),
+        written_config(&fixture::settings()).allow_cidrs,
+    );
+    for host in ["api.anthropic.com", "github.com"] {
+        assert!(
+            matches!(
+                resolve_checked(&net, &unexempted, host, 443).await,
+                Err(DialError::NonPublic(_))
+            ),
+            "{host}"
+        );
+    }
+    // The exemption is a host route, not the whole range around it.
+    assert!(guard.check("127.0.0.2".parse().expect("ip")).is_err());
+    assert!(guard.check("10.96.7.8".parse().expect("ip")).is_err());
+}
+
+/// The bundle written into the Secret is one the sidecar loads as `extra_roots`.
+#[test]
+fn the_sidecar_loads_the_ca_entry_as_extra_roots() {
+    let ck = rcgen::generate_simple_self_signed(vec!["gateway.local".to_owned()]).expect("cert");
+    let settings = settings_with_overrides(&ck.cert.pem());
+    let secret = proxy_secret(&fixture::plan(), &settings);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(UPSTREAM_CA_ENTRY);
+    std::fs::write(
+        &file,
+        &secret.data.as_ref().expect("data")[UPSTREAM_CA_ENTRY].0,
+    )
+    .expect("write");
+    let valid = written_config(&settings);
+    assert_eq!(
+        valid.extra_roots,
+        [std::path::Path::new(proxy_config::PROXY_DIR).join(UPSTREAM_CA_ENTRY)]
+    );
+    sealpod_sidecar::tls::upstream_client(&[file]).expect("the sidecar loads the bundle");
+}

@@ -300,6 +300,20 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
         builtin(
             "",
             "v1",
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            true,
+            &["pvc"],
+            true,
+            vec![
+                col("Status", "string", ".status.phase"),
+                col("Capacity", "string", ".status.capacity.storage"),
+                age(),
+            ],
+        ),
+        builtin(
+            "",
+            "v1",
             "serviceaccounts",
             "ServiceAccount",
             true,

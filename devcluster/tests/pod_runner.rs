@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use devcluster::runner::isolation::IsolationConfig;
+use devcluster::runner::isolation::{Bridge, IsolationConfig};
 use devcluster::runner::{ImageMap, PodRunner, RunnerConfig};
 use devcluster::{Config, DevCluster};
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -299,7 +299,7 @@ async fn isolated_pods_reach_only_bridged_host_ports() {
     }
     let mut cfg = config(data.path());
     cfg.isolation = Some(IsolationConfig {
-        bridge_ports: vec![bridged_port],
+        bridges: vec![Bridge::loopback(bridged_port)],
     });
     let runner = PodRunner::start(client.clone(), cfg);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -339,4 +339,48 @@ async fn isolated_pods_reach_only_bridged_host_ports() {
         .expect("delete");
     runner.shutdown().await;
     cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_scheduling_runner_binds_unbound_pods_and_gives_them_its_path() {
+    let cluster = DevCluster::start(Config::default()).await.expect("cluster");
+    let client = cluster.client();
+    let data = tempfile::tempdir().expect("tmp");
+    let bin = data.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let tool = bin.join("only-on-the-runner-path");
+    std::fs::write(&tool, "#!/bin/sh\necho found-it > \"$1\"\n").expect("tool");
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&tool)
+        .status()
+        .expect("chmod");
+    let mut cfg = config(data.path());
+    cfg.schedule = true;
+    cfg.path = Some(format!("{}:/usr/bin:/bin", bin.display()));
+    let runner = PodRunner::start(client.clone(), cfg);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let out = data.path().join("out");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "unbound"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "tools",
+                "command": ["sh", "-c", format!("only-on-the-runner-path {}", out.display())]}]
+        }
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let done = wait_for(&pods, "unbound", "Succeeded", |p| {
+        p["status"]["phase"] == "Succeeded"
+    })
+    .await;
+    assert_eq!(done["spec"]["nodeName"], "devcluster-node");
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("out").trim(),
+        "found-it"
+    );
+    runner.shutdown().await;
 }

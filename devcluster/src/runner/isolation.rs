@@ -1,14 +1,15 @@
 //! Network isolation of pods (root only): each pod gets its own network namespace with nothing
 //! but loopback, as a pod has its own network on a node. The only ways out are *bridges*: for
-//! each host port the runner is configured with (for example the API server's runtime port or a
-//! model API), a listener on the pod's `127.0.0.1:<port>` whose connections are carried over a
-//! Unix socket to the host's `127.0.0.1:<port>`. Inside the namespace the pod's lock container
-//! decides which UIDs may use them (only the proxy's), so a sandbox process has no direct path
-//! to any host service.
+//! each [`Bridge`] the runner is configured with (for example the API server's runtime port or a
+//! model API), a listener on a loopback address inside the pod whose connections are carried
+//! over a Unix socket to the runner, which connects them to the bridge's target from the host.
+//! Inside the namespace the pod's lock container decides which UIDs may use them (only the
+//! proxy's), so a sandbox process has no direct path to any host service.
 //!
 //! The in-namespace end of a bridge is `socat` (Debian package `socat`); the host end is a task of
 //! the runner. This module must never touch a namespace it did not create (`sp-` + pod uid).
 
+use std::net::SocketAddrV4;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -18,11 +19,58 @@ use tokio::task::JoinHandle;
 
 use super::RunnerError;
 
-/// Which host ports pods may be bridged to.
+/// One way out of every pod's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    /// The loopback address the bridge listens on inside the pod (`127.x.y.z:port`).
+    pub inside: SocketAddrV4,
+    /// Where the runner connects each of its connections, from the host (`host:port`, resolved
+    /// on the host).
+    pub target: String,
+}
+
+impl Bridge {
+    /// A host loopback port reachable from inside the pod at the same address.
+    pub fn loopback(port: u16) -> Bridge {
+        Bridge {
+            inside: SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port),
+            target: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    /// Parses `INSIDE_ADDR:PORT=TARGET_HOST:PORT`, or a bare `PORT` for [`Bridge::loopback`].
+    pub fn parse(raw: &str) -> Result<Bridge, String> {
+        if let Ok(port) = raw.parse::<u16>() {
+            return Ok(Bridge::loopback(port));
+        }
+        let (inside, target) = raw
+            .split_once('=')
+            .ok_or_else(|| format!("bridge `{raw}` is not PORT or ADDR:PORT=HOST:PORT"))?;
+        let inside: SocketAddrV4 = inside
+            .parse()
+            .map_err(|_| format!("bridge `{raw}`: `{inside}` is not an IPv4 address:port"))?;
+        if !inside.ip().is_loopback() {
+            return Err(format!(
+                "bridge `{raw}`: {inside} is not a loopback address"
+            ));
+        }
+        match target.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(Bridge {
+                inside,
+                target: target.to_owned(),
+            }),
+            _ => Err(format!(
+                "bridge `{raw}`: target `{target}` is not HOST:PORT"
+            )),
+        }
+    }
+}
+
+/// Where pods may reach out to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IsolationConfig {
-    /// Host loopback ports reachable from inside every pod at the same port.
-    pub bridge_ports: Vec<u16>,
+    /// The bridges every pod gets.
+    pub bridges: Vec<Bridge>,
 }
 
 /// A pod's namespace and bridges.
@@ -62,13 +110,14 @@ pub fn namespace_name(pod_uid: &str) -> String {
     format!("sp-{short}")
 }
 
-fn host_end(socket: &Path, port: u16) -> Result<JoinHandle<()>, RunnerError> {
+fn host_end(socket: &Path, target: String) -> Result<JoinHandle<()>, RunnerError> {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket).map_err(RunnerError::io(socket))?;
     Ok(tokio::spawn(async move {
         while let Ok((mut inside, _)) = listener.accept().await {
+            let target = target.clone();
             tokio::spawn(async move {
-                if let Ok(mut host) = TcpStream::connect(("127.0.0.1", port)).await {
+                if let Ok(mut host) = TcpStream::connect(target.as_str()).await {
                     let _ = tokio::io::copy_bidirectional(&mut inside, &mut host).await;
                 }
             });
@@ -102,12 +151,16 @@ impl PodNetwork {
     async fn wire(&mut self, config: &IsolationConfig, dir: &Path) -> Result<(), RunnerError> {
         ip(&["-n", &self.name, "link", "set", "lo", "up"]).await?;
         std::fs::create_dir_all(dir).map_err(RunnerError::io(dir))?;
-        for port in &config.bridge_ports {
-            let socket = dir.join(format!("bridge-{port}.sock"));
-            self.outer.push(host_end(&socket, *port)?);
+        for (i, bridge) in config.bridges.iter().enumerate() {
+            let socket = dir.join(format!("bridge-{i}.sock"));
+            self.outer.push(host_end(&socket, bridge.target.clone())?);
             let child = Command::new("ip")
                 .args(["netns", "exec", &self.name, "socat"])
-                .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
+                .arg(format!(
+                    "TCP-LISTEN:{},bind={},fork,reuseaddr",
+                    bridge.inside.port(),
+                    bridge.inside.ip()
+                ))
                 .arg(format!("UNIX-CONNECT:{}", socket.display()))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -131,5 +184,21 @@ impl PodNetwork {
         if let Err(e) = ip(&["netns", "del", &self.name]).await {
             tracing::warn!(netns = %self.name, error = %e, "could not delete a pod network namespace");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridges_parse_from_a_port_or_an_address_pair() {
+        assert_eq!(Bridge::parse("8081"), Ok(Bridge::loopback(8081)));
+        let b = Bridge::parse("127.0.0.3:443=api.example.com:443").expect("parse");
+        assert_eq!(b.inside.to_string(), "127.0.0.3:443");
+        assert_eq!(b.target, "api.example.com:443");
+        assert!(Bridge::parse("10.0.0.1:443=a:443").is_err());
+        assert!(Bridge::parse("127.0.0.3:443=a").is_err());
+        assert!(Bridge::parse("nonsense").is_err());
     }
 }

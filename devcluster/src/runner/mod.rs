@@ -87,6 +87,11 @@ pub struct RunnerConfig {
     pub max_grace: Duration,
     /// Give each pod its own network namespace (root only; see [`isolation`]).
     pub isolation: Option<isolation::IsolationConfig>,
+    /// Also act as the scheduler of a one-node cluster: bind every pod that has no
+    /// `spec.nodeName` to this runner's node.
+    pub schedule: bool,
+    /// `PATH` of the containers (default: the runner's own); a container's `env` overrides it.
+    pub path: Option<String>,
 }
 
 impl RunnerConfig {
@@ -101,6 +106,8 @@ impl RunnerConfig {
             backoff_max: Duration::from_secs(60),
             max_grace: Duration::from_secs(30),
             isolation: None,
+            schedule: false,
+            path: None,
         }
     }
 }
@@ -156,7 +163,13 @@ async fn watch_loop(
 ) {
     let api: Api<Pod> = Api::all(client.clone());
     let selector = format!("spec.nodeName={}", config.node_name);
-    let mut events = watcher(api, watcher::Config::default().fields(&selector)).boxed();
+    // A scheduling runner sees every pod (to bind the unbound ones); otherwise only its own.
+    let watch_config = if config.schedule {
+        watcher::Config::default()
+    } else {
+        watcher::Config::default().fields(&selector)
+    };
+    let mut events = watcher(api, watch_config).boxed();
     let mut pods: HashMap<String, Running> = HashMap::new();
     // Pods being stopped (grace period running); awaited before the runner returns.
     let mut stopping: Vec<JoinHandle<()>> = Vec::new();
@@ -170,6 +183,10 @@ async fn watch_loop(
             Some(Ok(watcher::Event::Init)) => seen_in_relist = Some(Vec::new()),
             Some(Ok(watcher::Event::InitApply(pod) | watcher::Event::Apply(pod))) => {
                 let Some(uid) = key(&pod) else { continue };
+                if config.schedule && is_unbound(&pod) {
+                    bind(&client, &pod, &config.node_name).await;
+                    continue;
+                }
                 // The field selector already filters; checking again keeps a server that ignores
                 // it from making this runner start another node's pods.
                 if pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
@@ -222,6 +239,36 @@ async fn watch_loop(
             r.task
         });
     futures::future::join_all(stops.chain(stopping)).await;
+}
+
+fn is_unbound(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.node_name.as_deref().unwrap_or_default().is_empty())
+}
+
+/// Binds a pod to the node, as a scheduler would; the watch then delivers it bound.
+async fn bind(client: &kube::Client, pod: &Pod, node: &str) {
+    let (Some(ns), Some(name)) = (
+        pod.metadata.namespace.as_deref(),
+        pod.metadata.name.as_deref(),
+    ) else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let patch = serde_json::json!({"spec": {"nodeName": node}});
+    if let Err(e) = api
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::warn!(pod = %name, namespace = %ns, error = %e, "could not bind a pod to the node");
+    }
 }
 
 fn stop_pod(pods: &mut HashMap<String, Running>, stopping: &mut Vec<JoinHandle<()>>, uid: &str) {

@@ -382,7 +382,12 @@ impl Worker {
         let fields = PodFields::of(&self.pod, &self.pod_ip);
         let c = &self.containers[index];
         let mounts = MountMap::for_container(&c.spec, &self.volumes)?;
-        let env = resolve(&self.client, &c.spec, &fields, &mounts).await?;
+        let mut env = resolve(&self.client, &c.spec, &fields, &mounts).await?;
+        if let Some(path) = &self.config.path
+            && !c.spec.env.iter().flatten().any(|e| e.name == "PATH")
+        {
+            env.insert("PATH".to_owned(), path.clone());
+        }
         let argv = self
             .config
             .images

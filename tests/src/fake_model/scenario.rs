@@ -15,6 +15,8 @@
 //! - `huge_usage[:input_tokens=1000000]`: three `bash` calls reporting huge usage, then an answer.
 //! - `big_output[:lines=20000]`: `bash seq`, then an answer with the result's size.
 //! - `tool_error`: `read_file` of a missing file, then an answer quoting the error.
+//! - `bash:HEX`: `bash` running the command whose UTF-8 bytes are `HEX` (hex keeps any command
+//!   inside the marker), then an answer quoting its output.
 //! - `auth_error`: 401 `authentication_error` on every call.
 //! - `storm[:failures=3[:status=529]]`: the first N calls of this conversation fail with 529
 //!   `overloaded_error` (or 429 `rate_limit_error`), then `answer`.
@@ -206,6 +208,18 @@ fn arg<T: std::str::FromStr>(choice: &Choice, index: usize, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// Decodes lowercase or uppercase hex into UTF-8 text.
+fn unhex(hex: &str) -> Option<String> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
 struct Script<'a> {
     request: &'a Value,
     defaults: &'a ScenarioDefaults,
@@ -369,6 +383,20 @@ pub fn decide(
                 script.last_tool_result().len()
             )),
         },
+        "bash" => match script.step {
+            0 => {
+                let command = choice
+                    .args
+                    .first()
+                    .and_then(|h| unhex(h))
+                    .unwrap_or_default();
+                script.tool(None, "bash", json!({"command": command}))
+            }
+            _ => script.text(format!(
+                "The command said: {}",
+                script.last_tool_result().trim()
+            )),
+        },
         "tool_error" => match script.step {
             0 => script.tool(None, "read_file", json!({"path": "missing.txt"})),
             _ => script.text(format!("The tool said: {}", script.last_tool_result())),
@@ -448,6 +476,22 @@ mod tests {
         assert_eq!(step(&req), 2);
         let req = json!({"messages": [user("a"), assistant_tool(), tool_result("r"), user("b")]});
         assert_eq!(step(&req), 0);
+    }
+
+    #[test]
+    fn bash_runs_the_hex_encoded_command() {
+        let cmd = "echo a:b]] c";
+        let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+        let req = json!({"messages": [user(&format!("[[scenario:bash:{hex}]] go"))]});
+        let Outcome::Reply(reply) = decide(&req, &ScenarioDefaults::default(), &mut HashMap::new())
+        else {
+            panic!("a reply");
+        };
+        let Some(Block::ToolUse { input, .. }) = reply.blocks.last() else {
+            panic!("a tool use: {:?}", reply.blocks);
+        };
+        assert_eq!(input["command"], cmd);
+        assert_eq!(unhex("zz"), None);
     }
 
     #[test]

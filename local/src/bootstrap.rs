@@ -1,0 +1,162 @@
+//! What `sealpod up` creates in the cluster: the system and tenant namespaces, and (with the
+//! fake model) the managed Credential holding the fake model's key, sealed with the cluster's
+//! public key exactly as the API server seals a key it is given. It never writes a key in the
+//! clear to the cluster.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use sealpod_resources::Credential;
+use sealpod_resources::credential::{CredentialSpec, SealedSecretRef, default_allowed_hosts};
+use sealpod_resources::labels::{SEALED_SECRET_KEY, SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP};
+use sealpod_resources::sealing::PublicKeySet;
+
+/// Name of the managed Credential `up --fake-model` creates in the system namespace.
+pub const FAKE_MODEL_CREDENTIAL: &str = "fake-model";
+
+/// A step of the bootstrap failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// A Kubernetes call failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The operator did not publish the sealing public key in time.
+    #[error("the operator did not publish the sealing public key within {0} s")]
+    NoSealingKey(u64),
+    /// Sealing failed.
+    #[error("sealing: {0}")]
+    Seal(String),
+}
+
+fn kube_err(what: &str) -> impl FnOnce(kube::Error) -> BootstrapError + '_ {
+    move |e| BootstrapError::Kube {
+        what: what.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// Creates a namespace unless it exists.
+pub async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<(), BootstrapError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    if api
+        .get_opt(name)
+        .await
+        .map_err(kube_err("get namespace"))?
+        .is_none()
+    {
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        api.create(&PostParams::default(), &ns)
+            .await
+            .map_err(kube_err("create namespace"))?;
+    }
+    Ok(())
+}
+
+/// Waits for the operator's sealing public keys.
+pub async fn sealing_keys(
+    client: &kube::Client,
+    system_ns: &str,
+    secs: u64,
+) -> Result<PublicKeySet, BootstrapError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), system_ns);
+    for _ in 0..secs * 10 {
+        if let Some(keys) = api
+            .get_opt(SEALING_PUBLIC_CONFIGMAP)
+            .await
+            .map_err(kube_err("get sealing public keys"))?
+            .and_then(|cm| cm.data)
+            .and_then(|d| d.get(SEALING_KEYS_ENTRY).cloned())
+            .and_then(|text| serde_json::from_str(&text).ok())
+        {
+            return Ok(keys);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(BootstrapError::NoSealingKey(secs))
+}
+
+/// Creates the managed Anthropic Credential `name` in the system namespace and its sealed
+/// Secret, unless they exist (a resumed `up` keeps them).
+pub async fn managed_credential(
+    client: &kube::Client,
+    system_ns: &str,
+    name: &str,
+    key: &str,
+    public: &PublicKeySet,
+) -> Result<(), BootstrapError> {
+    let sealed = public
+        .seal(
+            &CredentialSpec::sealing_context(system_ns, name),
+            key.as_bytes(),
+        )
+        .map_err(|e| BootstrapError::Seal(e.to_string()))?;
+    let secret_name = format!("{name}-sealed");
+    let creds: Api<Credential> = Api::namespaced(client.clone(), system_ns);
+    if creds
+        .get_opt(name)
+        .await
+        .map_err(kube_err("get credential"))?
+        .is_none()
+    {
+        let credential = Credential::new(
+            name,
+            CredentialSpec {
+                display_name: Some(name.to_owned()),
+                provider: "anthropic".to_owned(),
+                allowed_hosts: default_allowed_hosts("anthropic"),
+                headers: None,
+                sealed_secret_ref: SealedSecretRef {
+                    name: secret_name.clone(),
+                },
+                default: false,
+            },
+        );
+        creds
+            .create(&PostParams::default(), &credential)
+            .await
+            .map_err(kube_err("create credential"))?;
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), system_ns);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name.clone()),
+            namespace: Some(system_ns.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            SEALED_SECRET_KEY.to_owned(),
+            ByteString(sealed.as_str().as_bytes().to_vec()),
+        )])),
+        type_: Some("Opaque".to_owned()),
+        ..Secret::default()
+    };
+    // Kept as is on resume: the key file is the same, and resealing would rotate the value.
+    if secrets
+        .get_opt(&secret_name)
+        .await
+        .map_err(kube_err("get sealed secret"))?
+        .is_none()
+    {
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .map_err(kube_err("create sealed secret"))?;
+    }
+    Ok(())
+}

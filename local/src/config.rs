@@ -1,0 +1,82 @@
+//! The `sealpod` command line. Every flag has a `SEALPOD_UP_…` environment variable (not
+//! `SEALPOD_…`, which the platform's own binaries read).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// sealpod on one machine.
+#[derive(Debug, Parser)]
+#[command(name = "sealpod", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole platform on this machine until Ctrl-C: devcluster, the operator, the API
+    /// server, the pod runner and (with `--fake-model`) the fake model API.
+    Up(UpArgs),
+}
+
+/// Options of `sealpod up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Directory of all state: cluster objects, the API store, workspaces, logs and keys. A
+    /// second `up` with the same directory resumes where the first stopped.
+    #[arg(long, env = "SEALPOD_UP_DATA_DIR", default_value = ".sealpod")]
+    pub data_dir: PathBuf,
+
+    /// Address of the `/v3` API.
+    #[arg(long, env = "SEALPOD_UP_LISTEN", default_value = "127.0.0.1:8780")]
+    pub listen: SocketAddr,
+
+    /// Tenant namespace the printed org API key belongs to (created if missing).
+    #[arg(long, env = "SEALPOD_UP_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// Once everything is ready, also write `SEALPOD_URL=…`, `SEALPOD_API_KEY=…` and
+    /// `KUBECONFIG=…` lines (and, with `--fake-model`, `SEALPOD_FAKE_MODEL_URL=…`) to this file
+    /// (mode 0600).
+    #[arg(long, env = "SEALPOD_UP_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
+
+    /// Also run the fake model API and send the model host's traffic to it, so the platform can
+    /// be tried with no model key: the platform's managed credential then holds the fake
+    /// model's key, and agents without a credential of their own use it.
+    #[arg(long, env = "SEALPOD_UP_FAKE_MODEL")]
+    pub fake_model: bool,
+
+    /// Model API hosts (`HOST:PORT`) sandboxes may reach when the fake model is off: each gets a
+    /// bridge out of the pods' network namespaces.
+    #[arg(
+        long = "model-host",
+        env = "SEALPOD_UP_MODEL_HOSTS",
+        value_delimiter = ',',
+        default_value = "api.anthropic.com:443"
+    )]
+    pub model_hosts: Vec<String>,
+
+    /// Directory of the sealpod binaries (`sealpod-operator`, `sealpod-api-server`,
+    /// `sealpod-sidecar`, `sealpod-runtime`, `sealpod-fake-model`). Default: this program's
+    /// own directory.
+    #[arg(long, env = "SEALPOD_UP_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+
+    /// Run pods in the host's network even as root. Sandboxes are then NOT isolated (and only one
+    /// session can run at a time, as every proxy wants the same port).
+    #[arg(long, env = "SEALPOD_UP_NO_ISOLATION")]
+    pub no_isolation: bool,
+
+    /// Seconds between the API server's sweeps for idle sessions to hibernate.
+    #[arg(long, env = "SEALPOD_UP_IDLE_SWEEP_SECONDS", default_value_t = 5)]
+    pub idle_sweep_seconds: u64,
+
+    /// First delay, in milliseconds, before the operator recreates a lost sandbox pod.
+    #[arg(long, env = "SEALPOD_UP_RESTART_BACKOFF_MS", default_value_t = 1_000)]
+    pub restart_backoff_ms: u64,
+}

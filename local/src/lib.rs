@@ -1,0 +1,15 @@
+//! sealpod on one machine. `sealpod up` runs the whole platform as a user would run it on a
+//! cluster, with devcluster in place of the Kubernetes API server and the pod runner in place of
+//! a kubelet: devcluster (in process), the operator and the API server (child processes, the
+//! real binaries), the pod runner (in process) and, with `--fake-model`, the fake model API.
+//!
+//! Everything it keeps lives in one data directory ([`state`]); a second `up` with the same
+//! directory resumes the same cluster, store, workspaces and API key. It must never print a
+//! secret other than the org API key it exists to hand out, and never pass its own `SEALPOD_*`
+//! environment on to a child (each child gets exactly the flags written here).
+
+pub mod bootstrap;
+pub mod children;
+pub mod config;
+pub mod state;
+pub mod up;

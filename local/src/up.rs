@@ -1,0 +1,389 @@
+//! `sealpod up`: brings every part up in dependency order, prints where the API is and the key
+//! to use it, and runs until Ctrl-C (or SIGTERM), then stops everything in reverse order: the
+//! operator first (so nothing reacts to pods going away), the pods (with their grace period),
+//! the API server, the fake model and last devcluster, which keeps its objects on disk.
+//!
+//! If any child exits on its own, `up` stops the rest and fails, naming the child's log.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use devcluster::DevCluster;
+use devcluster::runner::isolation::{Bridge, IsolationConfig};
+use devcluster::runner::{ImageMap, PodRunner, RunnerConfig};
+use sealpod_resources::labels::DEFAULT_SYSTEM_NAMESPACE;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::bootstrap::{self, FAKE_MODEL_CREDENTIAL};
+use crate::children::{self, Child};
+use crate::config::UpArgs;
+use crate::state::{DataDir, Ports, RUNTIME_API_IP, write_private};
+
+/// The images the operator is told to use; the pod runner maps them to local binaries.
+pub const SIDECAR_IMAGE: &str = "sealpod/sidecar:local";
+/// See [`SIDECAR_IMAGE`].
+pub const RUNTIME_IMAGE: &str = "sealpod/runtime:local";
+/// The host the fake model stands in for.
+pub const FAKE_MODEL_HOST: &str = "api.anthropic.com";
+
+const READY_SECS: u64 = 120;
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+fn ip(octets: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(octets).to_string()
+}
+
+/// Where sandboxes reach the model: proxy resolver overrides, bridges out of the pods'
+/// namespaces, and the upstream CA (the fake model's).
+#[derive(Debug, Default)]
+struct Egress {
+    resolve: Vec<String>,
+    bridges: Vec<Bridge>,
+    upstream_ca: Option<PathBuf>,
+}
+
+fn egress(args: &UpArgs, data: &DataDir, ports: &Ports) -> anyhow::Result<Egress> {
+    let runtime_api = SocketAddr::from((RUNTIME_API_IP, ports.runtime_api)).to_string();
+    let mut e = Egress {
+        bridges: vec![
+            Bridge::parse(&format!("{runtime_api}={runtime_api}")).map_err(anyhow::Error::msg)?,
+        ],
+        ..Egress::default()
+    };
+    if args.fake_model {
+        e.bridges.push(Bridge::loopback(ports.fake_model));
+        e.resolve
+            .push(format!("{FAKE_MODEL_HOST}=127.0.0.1:{}", ports.fake_model));
+        e.upstream_ca = Some(data.path("fake-model/cert.pem"));
+        return Ok(e);
+    }
+    // Each real model host gets its own loopback address in the pods, bridged to the real host.
+    for (i, host) in args.model_hosts.iter().enumerate() {
+        let (name, port) = host
+            .rsplit_once(':')
+            .with_context(|| format!("--model-host `{host}` is not HOST:PORT"))?;
+        let last = u8::try_from(10 + i).context("too many --model-host entries")?;
+        let inside = ip([127, 0, 1, last]);
+        e.bridges
+            .push(Bridge::parse(&format!("{inside}:{port}={host}")).map_err(anyhow::Error::msg)?);
+        e.resolve.push(format!("{name}={inside}"));
+    }
+    Ok(e)
+}
+
+fn bin(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+/// Runs the platform until a signal.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let data = DataDir::open(&args.data_dir)
+        .with_context(|| format!("data directory {}", args.data_dir.display()))?;
+    let ports = data.ports().context("choosing ports")?;
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this program has no directory")?
+            .to_path_buf(),
+    };
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        tracing::warn!(
+            "not running as root: sandbox pods cannot get their own network namespace and their \
+             egress lock cannot be programmed, so sessions will not start; run `sealpod up` as root"
+        );
+    }
+    let system_ns = DEFAULT_SYSTEM_NAMESPACE;
+    let egress = egress(&args, &data, &ports)?;
+
+    // 1. The cluster.
+    let cluster = DevCluster::start(devcluster::Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], ports.cluster)),
+        tls: true,
+        state_file: Some(data.path("cluster.json")),
+        ..devcluster::Config::default()
+    })
+    .await
+    .context("starting devcluster")?;
+    let kubeconfig = data.path("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig)?;
+    let crds: Vec<_> = sealpod_resources::crds::all()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    cluster.install_crds(&crds).await?;
+    let client = cluster.client();
+    bootstrap::ensure_namespace(&client, system_ns).await?;
+    bootstrap::ensure_namespace(&client, &args.namespace).await?;
+    tracing::info!(url = %cluster.base_url(), "devcluster is up");
+
+    let mut running: Vec<Child> = Vec::new();
+    let result = start_children(
+        &args,
+        &data,
+        &ports,
+        &bin_dir,
+        &egress,
+        &kubeconfig,
+        &client,
+        &mut running,
+    )
+    .await;
+    let key = match result {
+        Ok(key) => key,
+        Err(e) => {
+            stop_all(running, None, cluster).await;
+            return Err(e);
+        }
+    };
+
+    // The pod runner, last: everything pods talk to is up.
+    let mut images = ImageMap::default();
+    images.insert(SIDECAR_IMAGE, bin(&bin_dir, "sealpod-sidecar"));
+    images.insert(RUNTIME_IMAGE, bin(&bin_dir, "sealpod-runtime"));
+    let mut runner_config = RunnerConfig::new(data.path("runner"), images);
+    runner_config.schedule = true;
+    runner_config.path = Some(
+        format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
+        ) + ":/usr/local/sbin:/usr/sbin:/sbin",
+    );
+    runner_config.backoff_max = Duration::from_secs(10);
+    runner_config.isolation = root.then(|| IsolationConfig {
+        bridges: egress.bridges.clone(),
+    });
+    let runner = PodRunner::start(client.clone(), runner_config);
+
+    // Ready.
+    let url = format!("http://{}", args.listen);
+    let mut lines = format!(
+        "SEALPOD_URL={url}\nSEALPOD_API_KEY={}\nKUBECONFIG={}\n",
+        key,
+        kubeconfig.display()
+    );
+    if args.fake_model {
+        let _ = writeln!(
+            lines,
+            "SEALPOD_FAKE_MODEL_URL=https://127.0.0.1:{}",
+            ports.fake_model
+        );
+        let _ = writeln!(
+            lines,
+            "SEALPOD_FAKE_MODEL_CA={}",
+            data.path("fake-model/cert.pem").display()
+        );
+    }
+    if let Some(file) = &args.env_file {
+        write_private(file, &lines).with_context(|| format!("writing {}", file.display()))?;
+    }
+    println!("sealpod is up.");
+    println!("  API:        {url}");
+    println!("  API key:    {key}   (namespace {})", args.namespace);
+    println!("  kubectl:    export KUBECONFIG={}", kubeconfig.display());
+    if args.fake_model {
+        println!("  model:      the fake model API (no model key needed)");
+    }
+    println!("  logs:       {}", data.path("logs").display());
+    println!("Ctrl-C stops everything; `sealpod up` again resumes.");
+
+    let outcome = wait_for_stop(&mut running).await;
+    stop_all(running, Some(runner), cluster).await;
+    println!("sealpod stopped.");
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_children(
+    args: &UpArgs,
+    data: &DataDir,
+    ports: &Ports,
+    bin_dir: &Path,
+    egress: &Egress,
+    kubeconfig: &Path,
+    client: &kube::Client,
+    running: &mut Vec<Child>,
+) -> anyhow::Result<String> {
+    let system_ns = DEFAULT_SYSTEM_NAMESPACE;
+    let kube_env = [("KUBECONFIG", kubeconfig.display().to_string())];
+    let log = |name: &str| data.path(&format!("logs/{name}.log"));
+    let runtime_api = SocketAddr::from((RUNTIME_API_IP, ports.runtime_api));
+
+    // 2. The fake model, when asked for.
+    if args.fake_model {
+        let key = match data.read_secret("fake-model/key") {
+            Some(k) => k,
+            None => {
+                let k = format!("sk-ant-local-{}", hex::encode(rand::random::<[u8; 16]>()));
+                data.write_secret("fake-model/key", &k)?;
+                k
+            }
+        };
+        drop(key);
+        let addr = format!("127.0.0.1:{}", ports.fake_model);
+        let mut child = children::spawn(
+            "fake-model",
+            &bin(bin_dir, "sealpod-fake-model"),
+            &[
+                format!("--listen={addr}"),
+                format!("--api-key-file={}", data.path("fake-model/key").display()),
+                format!("--host-name={FAKE_MODEL_HOST}"),
+                "--host-name=127.0.0.1".to_owned(),
+                format!("--cert-out={}", data.path("fake-model/cert.pem").display()),
+            ],
+            &[],
+            &log("fake-model"),
+        )?;
+        let cert = data.path("fake-model/cert.pem");
+        let _ = std::fs::remove_file(&cert);
+        let ready = child
+            .wait_ready(READY_SECS, || {
+                let addr = addr.clone();
+                let cert = cert.clone();
+                async move { cert.is_file() && tokio::net::TcpStream::connect(addr).await.is_ok() }
+            })
+            .await;
+        running.push(child);
+        ready?;
+    }
+
+    // 3. The operator.
+    let mut op_args = vec![
+        format!("--system-namespace={system_ns}"),
+        format!("--sidecar-image={SIDECAR_IMAGE}"),
+        format!("--runtime-image={RUNTIME_IMAGE}"),
+        format!("--runtime-api-url=http://{runtime_api}"),
+        format!("--runtime-api-cidr={}/32", ip(RUNTIME_API_IP)),
+        format!("--listen=127.0.0.1:{}", ports.operator),
+        "--workspace-volume=claim".to_owned(),
+        "--workspace-size=1Gi".to_owned(),
+        format!("--restart-backoff-ms={}", args.restart_backoff_ms),
+        "--restart-backoff-max-ms=30000".to_owned(),
+        "--identity=local".to_owned(),
+        "--lease-duration-seconds=5".to_owned(),
+    ];
+    for r in &egress.resolve {
+        op_args.push(format!("--proxy-resolve={r}"));
+    }
+    if let Some(ca) = &egress.upstream_ca {
+        op_args.push(format!("--upstream-ca-file={}", ca.display()));
+    }
+    if args.fake_model {
+        op_args.push(format!("--managed-credential={FAKE_MODEL_CREDENTIAL}"));
+    }
+    let mut operator = children::spawn(
+        "operator",
+        &bin(bin_dir, "sealpod-operator"),
+        &op_args,
+        &kube_env,
+        &log("operator"),
+    )?;
+    let op_addr = format!("127.0.0.1:{}", ports.operator);
+    let ready = operator
+        .wait_ready(READY_SECS, || children::http_ok(&op_addr, "/readyz"))
+        .await;
+    running.push(operator);
+    ready?;
+
+    // 4. The API server.
+    let mut api_args = vec![
+        "serve".to_owned(),
+        format!("--listen={}", args.listen),
+        format!("--runtime-listen={runtime_api}"),
+        format!("--admin-listen=127.0.0.1:{}", ports.api_admin),
+        format!("--database-url=sqlite://{}", data.path("api.db").display()),
+        format!("--system-namespace={system_ns}"),
+        format!("--kubeconfig={}", kubeconfig.display()),
+        format!("--idle-sweep-seconds={}", args.idle_sweep_seconds),
+        // Local apps receive webhooks on http://127.0.0.1.
+        "--webhooks-allow-insecure".to_owned(),
+    ];
+    if args.fake_model {
+        api_args.push(format!("--managed-credential={FAKE_MODEL_CREDENTIAL}"));
+    }
+    let mut api = children::spawn(
+        "api-server",
+        &bin(bin_dir, "sealpod-api-server"),
+        &api_args,
+        &[],
+        &log("api-server"),
+    )?;
+    let admin = format!("127.0.0.1:{}", ports.api_admin);
+    let ready = api
+        .wait_ready(READY_SECS, || children::http_ok(&admin, "/readyz"))
+        .await;
+    running.push(api);
+    ready?;
+
+    // 5. The managed credential (fake model only), sealed with the operator's published key.
+    if args.fake_model {
+        let public = bootstrap::sealing_keys(client, system_ns, READY_SECS).await?;
+        let key = data
+            .read_secret("fake-model/key")
+            .context("the fake model key file vanished")?;
+        bootstrap::managed_credential(client, system_ns, FAKE_MODEL_CREDENTIAL, &key, &public)
+            .await?;
+    }
+
+    // 6. The org API key of the tenant namespace: created once, kept in the data directory.
+    if let Some(key) = data.read_secret("api-key") {
+        return Ok(key);
+    }
+    let out = tokio::process::Command::new(bin(bin_dir, "sealpod-api-server"))
+        .args(["api-key", "create", "--namespace", &args.namespace])
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .context("running sealpod-api-server api-key create")?;
+    if !out.status.success() {
+        bail!(
+            "creating the API key failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    data.write_secret("api-key", &key)?;
+    Ok(key)
+}
+
+/// Waits for Ctrl-C or SIGTERM (Ok) or for a child to exit on its own (Err).
+async fn wait_for_stop(running: &mut [Child]) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        for child in running.iter_mut() {
+            if let Some(status) = child.exited() {
+                bail!(
+                    "{} exited on its own ({status}); see {}",
+                    child.name,
+                    child.log.display()
+                );
+            }
+        }
+    }
+}
+
+async fn stop_all(mut running: Vec<Child>, runner: Option<PodRunner>, cluster: DevCluster) {
+    // The operator first, so it does not replace the pods that are about to stop.
+    if let Some(i) = running.iter().position(|c| c.name == "operator") {
+        running.remove(i).stop(STOP_GRACE).await;
+    }
+    if let Some(runner) = runner {
+        runner.shutdown().await;
+    }
+    for child in running.into_iter().rev() {
+        child.stop(STOP_GRACE).await;
+    }
+    cluster.shutdown().await;
+}

@@ -227,7 +227,8 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Checks the values clap cannot check, and derives the builders' settings.
+    /// Checks the values clap cannot check, and derives the builders' settings. It reads the
+    /// `--upstream-ca-file` bundle: call it once, at start.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         if self.runtime_uid == self.proxy_uid || self.runtime_uid == 0 || self.proxy_uid == 0 {
             return Err(ConfigError::Uids(self.runtime_uid));
@@ -294,10 +295,12 @@ pub fn backoff(base: Duration, max: Duration, n: u32) -> Duration {
 
 /// Parses every `--proxy-resolve` entry with the sidecar's own parser (a one-entry
 /// [`ProxyConfig`] through [`ProxyConfig::validate`]), so the operator cannot accept what the
-/// proxy would refuse. Entries are returned in canonical form, in the order given.
+/// proxy would refuse. Entries are returned in canonical form, in the order given; empty ones
+/// (an empty `SEALPOD_PROXY_RESOLVE`, a trailing comma) are skipped.
 pub fn parse_proxy_resolve(entries: &[String]) -> Result<Vec<ProxyResolve>, ConfigError> {
     entries
         .iter()
+        .filter(|entry| !entry.trim().is_empty())
         .map(|entry| {
             parse_resolve_entry(entry).map_err(|message| ConfigError::ProxyResolve {
                 entry: entry.clone(),
@@ -361,7 +364,7 @@ fn check_ca_bundle(text: &str) -> Result<(), String> {
     let mut rest = text.as_bytes();
     let mut roots = rustls::RootCertStore::empty();
     let mut certs = 0usize;
-    while let Some((kind, der)) = pem::from_buf(&mut rest).map_err(|e| format!("not PEM: {e}"))? {
+    while let Some((kind, der)) = pem::from_buf(&mut rest).map_err(pem_error)? {
         if kind != SectionKind::Certificate {
             return Err(format!(
                 "holds a {kind:?} section; only CERTIFICATE sections are allowed"
@@ -385,6 +388,16 @@ fn check_ca_bundle(text: &str) -> Result<(), String> {
         return Err("holds no PEM certificate".into());
     }
     Ok(())
+}
+
+fn pem_error(e: pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "not PEM: a `{}` section has no end line",
+            String::from_utf8_lossy(&end_marker)
+        ),
+        other => format!("not PEM: {other}"),
+    }
 }
 
 /// Host and port of an `http(s)://host[:port][/path]` URL.
@@ -507,6 +520,8 @@ mod tests {
                 .proxy_resolve
                 .is_empty()
         );
+        let empty = parse(&["--proxy-resolve=", "--proxy-resolve=a.local=10.0.0.1,"]);
+        assert_eq!(empty.settings().expect("valid").proxy_resolve.len(), 1);
     }
 
     #[test]

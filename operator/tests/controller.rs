@@ -967,6 +967,19 @@ async fn proxy_resolve_and_upstream_ca_flags_reach_every_proxy_secret_and_surviv
         );
     }
     config.validate().expect("the sidecar accepts it");
+    // The backstop lets the private (not the loopback) override address through, on its port.
+    let policy = api::<NetworkPolicy>(&h)
+        .get("ses-flags-egress")
+        .await
+        .expect("network policy");
+    let policy = serde_json::to_value(&policy).expect("json");
+    let rules = policy["spec"]["egress"].as_array().expect("egress");
+    assert!(
+        rules.contains(&json!({"ports": [{"port": 443, "protocol": "TCP"}],
+                               "to": [{"ipBlock": {"cidr": "10.96.7.7/32"}}]})),
+        "{rules:?}"
+    );
+    assert!(!policy.to_string().contains("127.0.0.1/32"), "{policy}");
 
     // Rotation rewrites the Secret: the CA entry and the overrides stay.
     h.write_sealed("cred-a", KEY2).await;

@@ -161,7 +161,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let runner = PodRunner::start(client.clone(), runner_config);
 
     // Ready.
-    let url = format!("http://{}", args.listen);
+    // The `/v3` base, as the SDK takes it (`baseUrl`).
+    let url = format!("http://{}/v3", args.listen);
     let mut lines = format!(
         "SEALPOD_URL={url}\nSEALPOD_API_KEY={}\nKUBECONFIG={}\n",
         key,
@@ -226,6 +227,9 @@ async fn start_children(
         };
         drop(key);
         let addr = format!("127.0.0.1:{}", ports.fake_model);
+        // Written anew by each start; its presence then says the server is up.
+        let cert = data.path("fake-model/cert.pem");
+        let _ = std::fs::remove_file(&cert);
         let mut child = children::spawn(
             "fake-model",
             &bin(bin_dir, "sealpod-fake-model"),
@@ -239,8 +243,6 @@ async fn start_children(
             &[],
             &log("fake-model"),
         )?;
-        let cert = data.path("fake-model/cert.pem");
-        let _ = std::fs::remove_file(&cert);
         let ready = child
             .wait_ready(READY_SECS, || {
                 let addr = addr.clone();

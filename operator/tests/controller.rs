@@ -955,9 +955,7 @@ async fn proxy_resolve_and_upstream_ca_flags_reach_every_proxy_secret_and_surviv
     );
     assert_eq!(
         config.extra_roots,
-        [std::path::PathBuf::from(
-            "/etc/sealpod/proxy/upstream-ca.pem"
-        )]
+        [std::path::PathBuf::from("upstream-ca.pem")]
     );
     for cidr in ["127.0.0.1/32", "10.96.7.7/32"] {
         assert!(

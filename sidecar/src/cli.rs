@@ -50,6 +50,11 @@ pub struct ProxyArgs {
     /// The proxy configuration file (YAML).
     #[arg(long, env = "SEALPOD_SIDECAR_CONFIG")]
     pub config: PathBuf,
+    /// Where to write the CA certificate clients must trust; overrides the configuration's
+    /// `ca_cert_out` (useful when the configuration is mounted read-only away from that
+    /// directory).
+    #[arg(long, env = "SEALPOD_SIDECAR_CA_CERT_OUT")]
+    pub ca_cert_out: Option<PathBuf>,
     /// Validate the configuration and exit (0 when valid, 2 otherwise) without binding.
     #[arg(long, env = "SEALPOD_SIDECAR_CHECK_CONFIG")]
     pub check_config: bool,
@@ -123,7 +128,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn run_proxy(args: &ProxyArgs) -> u8 {
-    let config = match config::load(&args.config) {
+    let mut config = match config::load(&args.config) {
         Ok(c) => c,
         Err(error) => {
             tracing::error!(%error, "invalid configuration");
@@ -131,6 +136,9 @@ fn run_proxy(args: &ProxyArgs) -> u8 {
             return EXIT_CONFIG;
         }
     };
+    if let Some(out) = &args.ca_cert_out {
+        config.ca_cert_out.clone_from(out);
+    }
     if args.check_config {
         return EXIT_OK;
     }

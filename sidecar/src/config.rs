@@ -36,13 +36,37 @@ pub enum LoadError {
     Invalid(#[from] ConfigError),
 }
 
-/// Reads and validates `path`.
+/// Reads and validates `path`. Relative file paths in it (`ca_cert_out`, `value_file`,
+/// `events.token_file`, `extra_roots`) are taken relative to the file's own directory, so a
+/// configuration and the files it names can move together (a mounted Secret, for one).
 pub fn load(path: &Path) -> Result<ValidatedProxyConfig, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text)
+    let mut config = parse(&text)?;
+    if let Some(dir) = path.parent() {
+        relative_to(&mut config, dir);
+    }
+    Ok(config)
+}
+
+fn relative_to(config: &mut ValidatedProxyConfig, dir: &Path) {
+    let anchor = |p: &mut std::path::PathBuf| {
+        if p.is_relative() {
+            *p = dir.join(&*p);
+        }
+    };
+    anchor(&mut config.ca_cert_out);
+    for c in &mut config.credentials {
+        anchor(&mut c.value_file);
+    }
+    if let Some(events) = &mut config.events {
+        anchor(&mut events.token_file);
+    }
+    for root in &mut config.extra_roots {
+        anchor(root);
+    }
 }
 
 /// Parses and validates YAML text.
@@ -103,6 +127,30 @@ resolve:
   api.fake:443: [127.0.0.1:18443]
 extra_roots: [/tmp/up.pem]
 "#;
+
+    #[test]
+    fn relative_paths_are_taken_from_the_file_directory() {
+        let dir = std::env::temp_dir().join(format!("sidecar-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let text = GOOD
+            .replace("/run/sealpod/key", "credential")
+            .replace("/run/sealpod/token", "events-token")
+            .replace("[/tmp/up.pem]", "[upstream-ca.pem, /abs/root.pem]");
+        let file = dir.join("config.yaml");
+        std::fs::write(&file, text).expect("write");
+        let c = load(&file).expect("load");
+        assert_eq!(c.credentials[0].value_file, dir.join("credential"));
+        assert_eq!(
+            c.events.as_ref().map(|e| e.token_file.clone()),
+            Some(dir.join("events-token"))
+        );
+        assert_eq!(
+            c.extra_roots,
+            vec![dir.join("upstream-ca.pem"), "/abs/root.pem".into()]
+        );
+        assert_eq!(c.ca_cert_out, std::path::PathBuf::from("/tmp/ca.pem"));
+        std::fs::remove_dir_all(&dir).expect("clean");
+    }
 
     #[test]
     fn parses_the_documented_shape() {

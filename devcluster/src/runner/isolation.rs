@@ -150,7 +150,16 @@ impl PodNetwork {
 
     async fn wire(&mut self, config: &IsolationConfig, dir: &Path) -> Result<(), RunnerError> {
         ip(&["-n", &self.name, "link", "set", "lo", "up"]).await?;
-        std::fs::create_dir_all(dir).map_err(RunnerError::io(dir))?;
+        // A Unix socket path must fit in `sun_path` (108 bytes): pod directories may be deeper,
+        // so the sockets live in a short directory named after the pod's namespace instead.
+        let dir = if dir.as_os_str().len() + 16 < 100 {
+            dir.to_path_buf()
+        } else {
+            std::env::temp_dir()
+                .join("sealpod-bridges")
+                .join(&self.name)
+        };
+        std::fs::create_dir_all(&dir).map_err(RunnerError::io(&dir))?;
         for (i, bridge) in config.bridges.iter().enumerate() {
             let socket = dir.join(format!("bridge-{i}.sock"));
             self.outer.push(host_end(&socket, bridge.target.clone())?);

@@ -256,6 +256,7 @@ mod tests {
             cwd: dir.path().to_path_buf(),
             uid: None,
             gid: None,
+            groups: vec![],
             netns: None,
             log: dir.path().join("log"),
         };

@@ -25,6 +25,8 @@ pub struct Launch {
     pub uid: Option<u32>,
     /// Run as this GID (only when the runner is root).
     pub gid: Option<u32>,
+    /// Supplementary groups (the pod's `fsGroup`), with `uid` only.
+    pub groups: Vec<u32>,
     /// Enter this network namespace (`ip netns exec`), only when the runner is root.
     pub netns: Option<String>,
     /// File that receives stdout and stderr.
@@ -45,17 +47,24 @@ pub fn spawn(launch: &Launch) -> Result<Child, RunnerError> {
     let mut argv: Vec<String> = Vec::new();
     if let Some(ns) = &launch.netns {
         argv.extend(["ip", "netns", "exec", ns].map(str::to_owned));
-        // `ip netns exec` needs root, so the UID switch happens after it, with setpriv.
-        if let Some(uid) = launch.uid {
-            let gid = launch.gid.unwrap_or(uid);
-            argv.extend([
-                "setpriv".to_owned(),
-                format!("--reuid={uid}"),
-                format!("--regid={gid}"),
-                "--clear-groups".to_owned(),
-                "--".to_owned(),
-            ]);
-        }
+    }
+    // The UID switch happens last (`ip netns exec` needs root), with setpriv, which also sets
+    // the supplementary groups.
+    if let Some(uid) = launch.uid.filter(|_| is_root()) {
+        let gid = launch.gid.unwrap_or(uid);
+        let groups = if launch.groups.is_empty() {
+            "--clear-groups".to_owned()
+        } else {
+            let list: Vec<String> = launch.groups.iter().map(ToString::to_string).collect();
+            format!("--groups={}", list.join(","))
+        };
+        argv.extend([
+            "setpriv".to_owned(),
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            groups,
+            "--".to_owned(),
+        ]);
     }
     argv.push(program.clone());
     argv.extend(args.iter().cloned());
@@ -76,14 +85,6 @@ pub fn spawn(launch: &Launch) -> Result<Child, RunnerError> {
         .stderr(log_err)
         .process_group(0)
         .kill_on_drop(true);
-    if launch.netns.is_none() && is_root() {
-        if let Some(gid) = launch.gid.or(launch.uid) {
-            cmd.gid(gid);
-        }
-        if let Some(uid) = launch.uid {
-            cmd.uid(uid);
-        }
-    }
     cmd.spawn()
         .map_err(|e| RunnerError::Spec(format!("cannot start `{}`: {e}", argv[0])))
 }
@@ -148,6 +149,7 @@ mod tests {
             cwd: dir.to_path_buf(),
             uid: None,
             gid: None,
+            groups: vec![],
             netns: None,
             log: dir.join("log"),
         }

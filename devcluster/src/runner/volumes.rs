@@ -69,6 +69,7 @@ fn write_entries(
     data: &BTreeMap<String, Vec<u8>>,
     items: Option<&[KeyToPath]>,
     default_mode: Option<i32>,
+    fs_group: Option<u32>,
 ) -> Result<(), RunnerError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).map_err(RunnerError::io(dir))?;
@@ -104,17 +105,39 @@ fn write_entries(
         std::fs::write(&tmp, bytes).map_err(RunnerError::io(&tmp))?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
             .map_err(RunnerError::io(&tmp))?;
+        give_to_group(&tmp, fs_group)?;
         std::fs::rename(&tmp, &path).map_err(RunnerError::io(&path))?;
     }
     Ok(())
 }
 
-fn open_dir(dir: &Path) -> Result<(), RunnerError> {
+/// Like a kubelet with `fsGroup`: volume files belong to that group, which every container of
+/// the pod has as a supplementary group (only possible, and only done, when the runner is root).
+fn give_to_group(path: &Path, fs_group: Option<u32>) -> Result<(), RunnerError> {
+    match fs_group {
+        Some(gid) if super::process::is_root() => {
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(RunnerError::io(path))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn open_dir(dir: &Path, fs_group: Option<u32>) -> Result<(), RunnerError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).map_err(RunnerError::io(dir))?;
+    give_to_group(dir, fs_group)?;
     // Like a kubelet's emptyDir: writable by any UID the pod's containers run as.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
         .map_err(RunnerError::io(dir))
+}
+
+/// The pod's `securityContext.fsGroup`.
+pub fn fs_group(pod: &Pod) -> Option<u32> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|sc| sc.fs_group)
+        .and_then(|g| u32::try_from(g).ok())
 }
 
 fn bytes_map(data: Option<&BTreeMap<String, ByteString>>) -> BTreeMap<String, Vec<u8>> {
@@ -144,6 +167,7 @@ pub async fn materialize(
     volume: &Volume,
     dirs: &PodDirs,
     known: Option<&str>,
+    fs_group: Option<u32>,
 ) -> Result<Materialized, RunnerError> {
     let unchanged = |version: &Option<String>, kind: &str, name: &str| {
         known.is_some_and(|k| k == format!("{kind}/{name}@{}", version.clone().unwrap_or_default()))
@@ -164,7 +188,13 @@ pub async fn materialize(
                         data.insert(k.clone(), v.clone().into_bytes());
                     }
                 }
-                write_entries(&dir, &data, secret.items.as_deref(), secret.default_mode)?;
+                write_entries(
+                    &dir,
+                    &data,
+                    secret.items.as_deref(),
+                    secret.default_mode,
+                    fs_group,
+                )?;
                 obj.metadata.resource_version
             }
             None if secret.optional == Some(true) => {
@@ -190,6 +220,7 @@ pub async fn materialize(
                     &config_map_bytes(&obj),
                     cm.items.as_deref(),
                     cm.default_mode,
+                    fs_group,
                 )?;
                 obj.metadata.resource_version
             }
@@ -206,7 +237,7 @@ pub async fn materialize(
         });
     }
     if volume.empty_dir.is_some() {
-        open_dir(&dir)?;
+        open_dir(&dir, fs_group)?;
         return Ok(Materialized {
             name: volume.name.clone(),
             dir,
@@ -215,7 +246,7 @@ pub async fn materialize(
     }
     if let Some(pvc) = &volume.persistent_volume_claim {
         let dir = dirs.claims.join(&pvc.claim_name);
-        open_dir(&dir)?;
+        open_dir(&dir, fs_group)?;
         return Ok(Materialized {
             name: volume.name.clone(),
             dir,
@@ -245,7 +276,7 @@ pub async fn materialize_all(
         .into_iter()
         .flatten()
     {
-        out.push(materialize(client, namespace, volume, dirs, None).await?);
+        out.push(materialize(client, namespace, volume, dirs, None, fs_group(pod)).await?);
     }
     Ok(out)
 }

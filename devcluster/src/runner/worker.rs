@@ -337,6 +337,7 @@ impl Worker {
                 volume,
                 &self.dirs,
                 known.as_deref(),
+                super::volumes::fs_group(&self.pod),
             )
             .await
             {
@@ -429,6 +430,7 @@ impl Worker {
             cwd,
             uid,
             gid,
+            groups: super::volumes::fs_group(&self.pod).into_iter().collect(),
             netns: self.netns.clone(),
             log: self.dirs.logs.join(format!("{}.log", c.spec.name)),
         };

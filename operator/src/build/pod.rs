@@ -133,6 +133,10 @@ fn proxy_container(settings: &Settings) -> Container {
             "proxy".to_owned(),
             "--config".to_owned(),
             format!("{PROXY_DIR}/{PROXY_CONFIG_ENTRY}"),
+            // The configuration's own `ca_cert_out` is the same path; the flag keeps every path
+            // the proxy uses outside its Secret on the command line, where a pod runner sees it.
+            "--ca-cert-out".to_owned(),
+            CA_FILE.to_owned(),
         ]),
         // A native sidecar: started before the runtime, running for the pod's whole life.
         restart_policy: Some("Always".to_owned()),

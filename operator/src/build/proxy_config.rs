@@ -47,7 +47,8 @@ pub fn proxy_config(plan: &SessionPlan, settings: &Settings) -> ProxyConfig {
         allow_cidrs: allow_cidrs(settings),
         credentials: vec![CredentialConfig {
             sealed: plan.credential.sealed.expose().to_owned(),
-            value_file: format!("{PROXY_DIR}/{}", super::PROXY_VALUE_ENTRY).into(),
+            // Relative: the sidecar reads them next to the configuration, in the same Secret.
+            value_file: super::PROXY_VALUE_ENTRY.into(),
             hosts: plan.credential.hosts.clone(),
             headers: plan
                 .credential
@@ -62,17 +63,13 @@ pub fn proxy_config(plan: &SessionPlan, settings: &Settings) -> ProxyConfig {
         }],
         events: Some(EventsConfig {
             url: format!("{}/runtime/v1/egress-events", settings.runtime_api_url),
-            token_file: format!(
-                "{PROXY_DIR}/{}",
-                sealpod_resources::runtime_token::PROXY_SECRET_EVENTS_TOKEN_ENTRY
-            )
-            .into(),
+            token_file: sealpod_resources::runtime_token::PROXY_SECRET_EVENTS_TOKEN_ENTRY.into(),
         }),
         resolve: resolve(settings),
         extra_roots: settings
             .upstream_ca
             .iter()
-            .map(|_| format!("{PROXY_DIR}/{}", super::UPSTREAM_CA_ENTRY).into())
+            .map(|_| super::UPSTREAM_CA_ENTRY.into())
             .collect(),
     }
 }

@@ -111,11 +111,14 @@ async fn proxy_from_secret(
     }
     let text = String::from_utf8(data[PROXY_CONFIG_ENTRY].0.clone()).expect("utf8");
     let mut config: ProxyConfig = serde_saphyr::from_str(&text).expect("yaml");
+    // Relative paths name entries next to the configuration, as the sidecar resolves them.
     let remount = |p: &std::path::Path| {
-        dir.join(
-            p.strip_prefix(proxy_config::PROXY_DIR)
-                .expect("file under the Secret's mount"),
-        )
+        assert!(
+            p.is_relative(),
+            "{} is not an entry of the Secret",
+            p.display()
+        );
+        dir.join(p)
     };
     config.listen = "127.0.0.1:0".into();
     config.admin_listen = "127.0.0.1:0".into();

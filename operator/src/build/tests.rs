@@ -216,7 +216,9 @@ fn sandbox_pod_is_exactly_the_expected_object() {
                         "sealpod-sidecar",
                         "proxy",
                         "--config",
-                        "/etc/sealpod/proxy/config.yaml"
+                        "/etc/sealpod/proxy/config.yaml",
+                        "--ca-cert-out",
+                        "/var/run/sealpod/ca/ca.pem"
                     ],
                     "image": "ghcr.io/sealpod/sidecar:1",
                     "name": "proxy",
@@ -354,7 +356,7 @@ fn proxy_secret_is_exactly_the_expected_object() {
                 "credentials": [
                     {
                         "sealed": "sp_sealed_0123456789abcdef0123456789abcdef",
-                        "value_file": "/etc/sealpod/proxy/credential",
+                        "value_file": "credential",
                         "hosts": [
                             "api.anthropic.com"
                         ],
@@ -371,7 +373,7 @@ fn proxy_secret_is_exactly_the_expected_object() {
                 ],
                 "events": {
                     "url": "http://sealpod-api.sealpod-system.svc:8081/runtime/v1/egress-events",
-                    "token_file": "/etc/sealpod/proxy/events-token"
+                    "token_file": "events-token"
                 },
                 "resolve": {},
                 "extra_roots": []
@@ -961,7 +963,8 @@ fn the_proxy_config_passes_the_sidecars_own_validation() {
     assert_eq!(valid.credentials[0].sealed.expose(), fixture::SEALED);
     assert_eq!(
         valid.credentials[0].value_file,
-        std::path::Path::new("/etc/sealpod/proxy").join(PROXY_VALUE_ENTRY)
+        // Relative: the sidecar reads it next to the configuration file.
+        std::path::Path::new(PROXY_VALUE_ENTRY)
     );
     assert_eq!(valid.deny_cidrs.len(), 3);
     assert!(
@@ -1008,7 +1011,7 @@ fn with_the_flags_the_proxy_secret_adds_overrides_exemptions_and_the_ca_and_noth
         "mirror.local:8443": ["10.96.0.10"]
     });
     config["allow_cidrs"] = json!(["10.96.0.10/32", "127.0.0.1/32", "10.96.7.7/32", "::1/128"]);
-    config["extra_roots"] = json!(["/etc/sealpod/proxy/upstream-ca.pem"]);
+    config["extra_roots"] = json!(["upstream-ca.pem"]);
     expected["data"][UPSTREAM_CA_ENTRY] = json!(TEST_CA);
     let got = decoded(&proxy_secret(&plan, &settings_with_overrides(TEST_CA)));
     assert_eq!(got, expected);
@@ -1103,10 +1106,7 @@ fn the_sidecar_loads_the_ca_entry_as_extra_roots() {
     )
     .expect("write");
     let valid = written_config(&settings);
-    assert_eq!(
-        valid.extra_roots,
-        [std::path::Path::new(proxy_config::PROXY_DIR).join(UPSTREAM_CA_ENTRY)]
-    );
+    assert_eq!(valid.extra_roots, [std::path::Path::new(UPSTREAM_CA_ENTRY)]);
     sealpod_sidecar::tls::upstream_client(&[file]).expect("the sidecar loads the bundle");
 }
 

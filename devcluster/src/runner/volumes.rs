@@ -447,14 +447,19 @@ mod tests {
             ("a".to_owned(), b"1".to_vec()),
             ("b".to_owned(), b"2".to_vec()),
         ]);
-        write_entries(dir.path(), &data, None, None).expect("write");
+        write_entries(dir.path(), &data, None, None, Some(4321)).expect("write");
         assert_eq!(std::fs::read(dir.path().join("a")).expect("a"), b"1");
+        if super::super::process::is_root() {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(dir.path().join("a")).expect("meta");
+            assert_eq!(meta.gid(), 4321, "files belong to the pod's fsGroup");
+        }
         let items = [KeyToPath {
             key: "b".into(),
             path: "sub/renamed".into(),
             mode: None,
         }];
-        write_entries(&dir.path().join("v2"), &data, Some(&items), None).expect("write");
+        write_entries(&dir.path().join("v2"), &data, Some(&items), None, None).expect("write");
         assert_eq!(
             std::fs::read(dir.path().join("v2/sub/renamed")).expect("renamed"),
             b"2"
@@ -465,6 +470,6 @@ mod tests {
             path: "../../x".into(),
             mode: None,
         }];
-        assert!(write_entries(&dir.path().join("v3"), &data, Some(&escape), None).is_err());
+        assert!(write_entries(&dir.path().join("v3"), &data, Some(&escape), None, None).is_err());
     }
 }

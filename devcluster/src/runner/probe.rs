@@ -130,8 +130,11 @@ async fn run(
     false
 }
 
-/// Probes of a pod in its own network namespace run inside it, as root: `curl` for `httpGet`,
-/// bash's `/dev/tcp` for `tcpSocket`, the command for `exec`.
+/// Probes of a pod in its own network namespace run inside it: `curl` for `httpGet`, bash's
+/// `/dev/tcp` for `tcpSocket`, the command for `exec`, each as the probed container's user. A
+/// kubelet's probe arrives from outside the pod, where no egress rule of the pod applies to it;
+/// from inside, the container's own user is the one whose traffic the pod's rules already admit
+/// to its own ports (root is not: a pod's egress lock may restrict it).
 async fn run_in_namespace(
     probe: &Probe,
     container: &Container,
@@ -144,8 +147,6 @@ async fn run_in_namespace(
             return false;
         };
         let path = get.path.clone().unwrap_or_else(|| "/".into());
-        launch.uid = None;
-        launch.gid = None;
         vec![
             "curl".to_owned(),
             "-fsS".to_owned(),
@@ -159,8 +160,6 @@ async fn run_in_namespace(
         let Some(port) = port_of(&tcp.port, container) else {
             return false;
         };
-        launch.uid = None;
-        launch.gid = None;
         vec![
             "bash".to_owned(),
             "-c".to_owned(),

@@ -27,8 +27,9 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
     /// Directory of all state: cluster objects, the API store, workspaces, logs and keys. A
-    /// second `up` with the same directory resumes where the first stopped.
-    #[arg(long, env = "SEALPOD_UP_DATA_DIR", default_value = ".sealpod")]
+    /// second `up` with the same directory resumes where the first stopped. Sandbox users must
+    /// be able to traverse every directory above it.
+    #[arg(long, env = "SEALPOD_UP_DATA_DIR", default_value = "/var/lib/sealpod")]
     pub data_dir: PathBuf,
 
     /// Address of the `/v3` API.

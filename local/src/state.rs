@@ -51,10 +51,23 @@ fn free_port(ip: [u8; 4]) -> std::io::Result<u16> {
 }
 
 impl DataDir {
-    /// Opens (creating) the directory.
+    /// Opens (creating) the directory. Sandbox containers run as other users and read their
+    /// volumes under it, so every directory above it must let others through (`o+x`).
     pub fn open(path: &Path) -> std::io::Result<DataDir> {
         std::fs::create_dir_all(path)?;
         let root = std::fs::canonicalize(path)?;
+        for dir in root.ancestors().skip(1) {
+            let mode = std::fs::metadata(dir)?.permissions().mode();
+            if mode & 0o001 == 0 {
+                return Err(std::io::Error::other(format!(
+                    "{} has mode {:o}: the sandbox users cannot reach {} through it; choose a \
+                     data directory every user can traverse (the default is /var/lib/sealpod)",
+                    dir.display(),
+                    mode & 0o777,
+                    root.display()
+                )));
+            }
+        }
         // Workspaces under runner/ are written by the sandbox UIDs; they must traverse the path.
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))?;
         for dir in ["logs", "runner", "fake-model"] {
@@ -132,6 +145,17 @@ mod tests {
     }
 
     #[test]
+    fn a_data_directory_the_sandbox_users_cannot_reach_is_refused() {
+        let dir = tempfile_dir();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let err = DataDir::open(&dir.join("data")).expect_err("refused");
+        assert!(err.to_string().contains("mode 700"), "{err}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        DataDir::open(&dir.join("data")).expect("accepted once traversable");
+        std::fs::remove_dir_all(&dir).expect("clean");
+    }
+
+    #[test]
     fn secrets_are_owner_only() {
         let dir = tempfile_dir();
         let data = DataDir::open(&dir).expect("open");
@@ -146,6 +170,7 @@ mod tests {
     fn tempfile_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("sealpod-state-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         dir
     }
 }

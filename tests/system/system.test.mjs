@@ -1,0 +1,359 @@
+// The whole system, as a user runs it: `sealpod up --fake-model` (devcluster, the operator, the
+// API server, the pod runner with one network namespace per pod, the fake model API), driven
+// with the official @opencomputer/sdk and the real kubectl. Nothing here plays a part of the
+// platform: sessions run in sandbox pods the operator builds, through the real sidecar proxy.
+//
+// Run by scripts/test.d/80-system.sh (which builds the binaries first). Needs root (the pod
+// runner's network namespaces and the egress lock), node, kubectl and
+// tests/conformance/node_modules (the SDK).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, existsSync, readdirSync, statSync, rmSync, chmodSync } from "node:fs";
+import { createServer } from "node:net";
+import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const binDir = process.env.SEALPOD_BIN_DIR ?? join(repo, "target/debug");
+const { OpenComputer } = await import(
+  pathToFileURL(join(repo, "tests/conformance/node_modules/@opencomputer/sdk/dist/index.js")).href
+);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const uniq = (p) => `${p}-${randomBytes(4).toString("hex")}`;
+const hex = (s) => Buffer.from(s, "utf8").toString("hex");
+const objectName = (id) => id.replace("_", "-");
+
+const work = mkdtempSync(join(tmpdir(), "sealpod-system-"));
+chmodSync(work, 0o755); // sandbox users read their volumes under it
+const dataDir = join(work, "data");
+const envFile = join(work, "env");
+let up; // { child, stdout, stderr, exited }
+let env; // the env file's variables
+let oc;
+let fakeKey;
+
+async function waitFor(what, fn, ms = 60000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+/** Starts `sealpod up --fake-model` on the data directory and waits for its env file. */
+async function startUp(port) {
+  rmSync(envFile, { force: true });
+  const child = spawn(join(binDir, "sealpod"), [
+    "up", "--fake-model", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--env-file", envFile,
+    "--idle-sweep-seconds", "1",
+  ], { env: { ...process.env, SEALPOD_UP_LOG: "info" }, stdio: ["ignore", "pipe", "pipe"] });
+  const run = { child, stdout: "", stderr: "", exited: null };
+  child.stdout.on("data", (d) => (run.stdout += d));
+  child.stderr.on("data", (d) => (run.stderr += d));
+  child.on("exit", (code, signal) => (run.exited = { code, signal }));
+  await waitFor("sealpod up to write its env file", async () => {
+    if (run.exited) throw new Error(`sealpod up exited early: ${JSON.stringify(run.exited)}\n${run.stderr}`);
+    return existsSync(envFile);
+  }, 180000).catch((e) => {
+    throw new Error(`${e.message}\n--- sealpod up stderr ---\n${run.stderr}`);
+  });
+  const vars = Object.fromEntries(
+    readFileSync(envFile, "utf8").trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+  return { run, vars };
+}
+
+/** Ctrl-C, as a user stops it; resolves with the exit status. */
+async function stopUp(run) {
+  run.child.kill("SIGINT");
+  await waitFor("sealpod up to stop", async () => run.exited, 90000);
+  return run.exited;
+}
+
+function kubectl(...args) {
+  return execFileSync("kubectl", args, { env: { ...process.env, KUBECONFIG: env.KUBECONFIG }, encoding: "utf8" });
+}
+
+function kubectlJson(...args) {
+  return JSON.parse(kubectl(...args, "-o", "json"));
+}
+
+function podExists(name) {
+  const pods = kubectlJson("get", "pods", "-n", "default");
+  return pods.items.some((p) => p.metadata.name === name);
+}
+
+/** Every request the fake model received (key slots redacted, `auth` classified). */
+function modelRequests() {
+  const url = new URL(env.SEALPOD_FAKE_MODEL_URL);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: url.hostname, port: url.port, path: "/_fake/requests", ca: readFileSync(env.SEALPOD_FAKE_MODEL_CA) }, (res) => {
+      let data = "";
+      res.on("data", (d) => (data += d));
+      res.on("end", () => resolve(JSON.parse(data)));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function requestsFor(tag) {
+  return (await modelRequests()).filter((r) => JSON.stringify(r.body?.messages ?? "").includes(tag));
+}
+
+/** The runtime process of a session: found by its environment, as the pod runner started it. */
+function runtimeProcess(sessionId) {
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    let environ;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    const exe = (() => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+      } catch {
+        return "";
+      }
+    })();
+    if (exe === "sealpod-runtime" && environ.includes(`SEALPOD_SESSION_ID=${sessionId}`)) {
+      return { pid: Number(pid), environ };
+    }
+  }
+  return undefined;
+}
+
+/** Streams the session's events with the SDK from the start until `n` turn.completed arrived. */
+async function streamUntilCompleted(s, n, ms = 120000) {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), ms);
+  const got = [];
+  try {
+    for await (const ev of s.events({ signal: ac.signal })) {
+      got.push(ev);
+      if (got.filter((e) => e.type === "turn.completed").length >= n) break;
+    }
+  } catch (e) {
+    if (!ac.signal.aborted) throw e;
+  }
+  clearTimeout(timer);
+  assert.ok(got.filter((e) => e.type === "turn.completed").length >= n, `timed out: ${got.map((e) => e.type).join(",")}`);
+  return got;
+}
+
+const completed = (events) => events.filter((e) => e.type === "turn.completed");
+const answers = (events) => events.filter((e) => e.type === "agent.message" && e.level === "user").map((e) => e.body.text);
+
+let agentWithKey;
+let credentialId;
+async function byoAgent() {
+  if (!agentWithKey) {
+    const cred = await oc.credentials.create({ provider: "anthropic", key: fakeKey, name: uniq("fake-model") });
+    credentialId = cred.id;
+    agentWithKey = await oc.agents.create({
+      name: uniq("system"), prompt: "You are the system test agent.", model: "anthropic/claude-test-1", credential: cred.id,
+    });
+  }
+  return agentWithKey;
+}
+
+let firstSession;
+
+before(async () => {
+  const port = await freePort();
+  const started = await startUp(port);
+  up = started.run;
+  env = started.vars;
+  oc = new OpenComputer({ apiKey: env.SEALPOD_API_KEY, baseUrl: env.SEALPOD_URL });
+  fakeKey = readFileSync(join(dataDir, "fake-model/key"), "utf8").trim();
+  up.port = port;
+});
+
+after(async () => {
+  if (up && !up.exited) await stopUp(up);
+});
+
+test("up prints the API and a key that works; the env file says the same", async () => {
+  assert.match(env.SEALPOD_URL, /^http:\/\/127\.0\.0\.1:\d+\/v3$/);
+  assert.match(env.SEALPOD_API_KEY, /\S{20,}/);
+  assert.ok(up.stdout.includes(env.SEALPOD_URL) && up.stdout.includes(env.SEALPOD_API_KEY), up.stdout);
+  assert.equal(statSync(envFile).mode & 0o777, 0o600);
+  assert.ok(Array.isArray((await oc.agents.list()).data));
+  const wrong = new OpenComputer({ apiKey: "osb_wrong", baseUrl: env.SEALPOD_URL });
+  await assert.rejects(wrong.agents.list(), (e) => e.status === 401);
+});
+
+test("the SDK: credential, agent, a tool-using turn, a steer, the result, archive", async () => {
+  const tag = uniq("t");
+  const agent = await byoAgent();
+  const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:tool_chain]] chain ${tag}` });
+  firstSession = s.id;
+  let events = await streamUntilCompleted(s, 1);
+  assert.deepEqual(events.filter((e) => e.type === "tool.call").map((e) => e.body.tool), ["write_file", "read_file", "edit_file", "bash"]);
+  assert.deepEqual(answers(events), ["Chain done: beta\nchain-ok"]);
+  assert.equal(completed(events)[0].body.yieldReason, "completed");
+
+  // The model got the real key; the sandbox held only the sealed token.
+  const requests = await requestsFor(tag);
+  assert.equal(requests.length, 5);
+  assert.ok(requests.every((r) => r.auth === "real_key" && !r.real_key_elsewhere), JSON.stringify(requests.map((r) => r.auth)));
+  const rt = runtimeProcess(s.id);
+  assert.ok(rt, "the session's runtime process runs");
+  const sealed = rt.environ.find((v) => v.startsWith("ANTHROPIC_API_KEY="))?.split("=")[1] ?? "";
+  assert.match(sealed, /^sp_sealed_[0-9a-f]{32}$/);
+  assert.ok(!rt.environ.some((v) => v.includes(fakeKey)), "no real key in the runtime's environment");
+
+  await s.steer(`[[scenario:answer]] second ${tag}`);
+  events = await streamUntilCompleted(s, 2);
+  assert.equal(completed(events).length, 2);
+  const result = await s.result();
+  assert.equal(result.lastTurn.yieldReason, "completed");
+  assert.match(result.result.body.text, /^Answer to: second t-[0-9a-f]+ \(2 user messages so far\)$/);
+
+  await s.archive();
+  assert.equal((await s.refresh()).status, "archived");
+  await waitFor("the archived session's pod to go", async () => !podExists(objectName(s.id)));
+});
+
+test("kubectl apply -f examples/ starts a session whose events the API serves", async () => {
+  kubectl("apply", "-n", "default", "-f", join(repo, "examples"));
+  const s = await waitFor("the example session in the API", async () => oc.sessions.get("ses_example"));
+  const events = await streamUntilCompleted(s, 1);
+  assert.equal(events[0].type, "user.message");
+  assert.equal(events[0].body.text, "Why does the auth test fail?");
+  assert.match(answers(events)[0], /^Answer to: Why does the auth test fail\?/);
+  const sessions = kubectlJson("get", "sessions", "-n", "default");
+  const example = sessions.items.find((i) => i.metadata.name === "ses-example");
+  assert.ok(example.status.phase === "idle" || example.status.phase === "running", example.status.phase);
+});
+
+test("killing the runtime mid-turn restarts it and the session completes", async () => {
+  const tag = uniq("t");
+  const s = await oc.sessions.create({ agent: (await byoAgent()).id, input: `[[scenario:slow_tool:4]] crash ${tag}` });
+  const ac = new AbortController();
+  for await (const ev of s.events({ signal: ac.signal })) {
+    if (ev.type === "tool.call") break;
+  }
+  const before = await waitFor("the runtime process", async () => runtimeProcess(s.id));
+  process.kill(before.pid, "SIGKILL");
+  const events = await streamUntilCompleted(s, 1, 180000);
+  assert.equal(completed(events)[0].body.yieldReason, "completed");
+  assert.deepEqual(answers(events), ["The slow tool finished."]);
+  const after = runtimeProcess(s.id);
+  assert.ok(after && after.pid !== before.pid, "a new runtime process serves the session");
+});
+
+test("an idle session hibernates (pod gone, workspace kept) and a steer wakes it with its files", async () => {
+  const name = uniq("idle");
+  const agent = await oc.agents.create({
+    name, prompt: "You are the idle test agent.", model: "anthropic/claude-test-1", credential: (await byoAgent(), credentialId),
+  });
+  const cr = kubectlJson("get", "agents", "-n", "default").items.find((a) => a.spec.displayName === name);
+  kubectl("patch", "agent", cr.metadata.name, "-n", "default", "--type", "merge", "-p", JSON.stringify({ spec: { sandbox: { idleTimeoutSeconds: 2 } } }));
+  const tag = uniq("t");
+  const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:bash:${hex(`echo kept-${tag} > keep.txt && echo written`)}]] ${tag}` });
+  let events = await streamUntilCompleted(s, 1);
+  assert.deepEqual(answers(events), ["The command said: written"]);
+  const pod = objectName(s.id);
+  await waitFor("hibernation (the pod deleted)", async () => !podExists(pod), 90000);
+  const session = kubectlJson("get", "session", pod, "-n", "default");
+  assert.equal(session.spec.desiredState, "Hibernated");
+  assert.equal(kubectlJson("get", "pvc", `${pod}-workspace`, "-n", "default").metadata.name, `${pod}-workspace`);
+
+  await s.steer(`[[scenario:bash:${hex("cat keep.txt")}]] again`);
+  events = await streamUntilCompleted(s, 2, 180000);
+  assert.equal(answers(events).at(-1), `The command said: kept-${tag}`);
+  assert.ok(podExists(pod), "the steer woke the session into a new pod");
+});
+
+test("the sandbox's direct connection to a loopback server outside its namespace fails", async (t) => {
+  if (process.getuid() !== 0) {
+    t.skip("needs root: without it the pod runner cannot isolate pods");
+    return;
+  }
+  let connections = 0;
+  const server = createServer((c) => {
+    connections += 1;
+    c.end("HTTP/1.0 200 OK\r\n\r\nREACHED\n");
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  const probe = `curl -sS --noproxy '*' -m 3 http://127.0.0.1:${port}/ || echo CURL-BLOCKED; ` +
+    `(exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && echo TCP-REACHED || echo TCP-BLOCKED`;
+  // The same command on the host reaches the server: the probe can tell the difference.
+  const onHost = execFileSync("bash", ["-c", probe], { encoding: "utf8" });
+  assert.match(onHost, /REACHED/);
+  assert.match(onHost, /TCP-REACHED/);
+  const seenOnHost = connections;
+  assert.ok(seenOnHost >= 2);
+
+  const s = await oc.sessions.create({ agent: (await byoAgent()).id, input: `[[scenario:bash:${hex(probe)}]] probe` });
+  const events = await streamUntilCompleted(s, 1);
+  const said = answers(events)[0];
+  assert.match(said, /CURL-BLOCKED/);
+  assert.match(said, /TCP-BLOCKED/);
+  assert.doesNotMatch(said, /TCP-REACHED|^REACHED/m);
+  assert.equal(connections, seenOnHost, "no connection from the sandbox arrived");
+  server.close();
+});
+
+test("Ctrl-C stops everything cleanly and a second up resumes the same state", async () => {
+  const key = env.SEALPOD_API_KEY;
+  const status = await stopUp(up);
+  assert.equal(status.code, 0, up.stderr);
+  assert.match(up.stdout, /sealpod stopped\./);
+  const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+  assert.doesNotMatch(namespaces, /^sp-/m, "no pod network namespace is left");
+  assert.equal(runtimeProcess(firstSession), undefined);
+
+  const again = await startUp(up.port);
+  up = again.run;
+  env = again.vars;
+  assert.equal(env.SEALPOD_API_KEY, key, "the same API key");
+  oc = new OpenComputer({ apiKey: env.SEALPOD_API_KEY, baseUrl: env.SEALPOD_URL });
+  const s = await oc.sessions.get(firstSession);
+  assert.equal(s.status, "archived");
+  const page = await s.messages();
+  assert.ok(page.data.length >= 4, "the first session's messages survived");
+});
+
+test("no secret in any log: up's, the children's and every pod's", async () => {
+  const files = [];
+  const walk = (d) => {
+    for (const f of readdirSync(d)) {
+      const p = join(d, f);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (f.endsWith(".log")) files.push(p);
+    }
+  };
+  walk(join(dataDir, "logs"));
+  walk(join(dataDir, "runner"));
+  assert.ok(files.length >= 6, files.join(" "));
+  const texts = files.map((f) => [f, readFileSync(f, "utf8")]);
+  texts.push(["sealpod up stderr", up.stderr]);
+  for (const [name, text] of texts) {
+    assert.ok(!text.includes(fakeKey), `the model key appears in ${name}`);
+    assert.ok(!/sp_sealed_[0-9a-f]{32}/.test(text), `a sealed token appears in ${name}`);
+    assert.ok(!/sprt_[A-Za-z0-9_.-]{20,}/.test(text), `a runtime token appears in ${name}`);
+    assert.ok(!text.includes(env.SEALPOD_API_KEY), `the API key appears in ${name}`);
+  }
+});

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { spawn, execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, existsSync, readdirSync, statSync, rmSync, chmodSync } from "node:fs";
+import { mkdtempSync, readFileSync, existsSync, readdirSync, statSync, rmSync, chmodSync, writeFileSync, symlinkSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
@@ -201,6 +201,25 @@ test("up prints the API and a key that works; the env file says the same", async
   assert.ok(Array.isArray((await oc.agents.list()).data));
   const wrong = new OpenComputer({ apiKey: "osb_wrong", baseUrl: env.SEALPOD_URL });
   await assert.rejects(wrong.agents.list(), (e) => e.status === 401);
+});
+
+test("the README's SDK snippet, as printed, completes a session", async () => {
+  const readme = readFileSync(join(repo, "README.md"), "utf8");
+  const block = readme.split("<!-- sdk-snippet:start -->")[1]?.split("<!-- sdk-snippet:end -->")[0] ?? "";
+  const code = block.replace(/^\s*```js\n/, "").replace(/```\s*$/, "");
+  assert.equal(code.trim().split("\n").length, 5, code);
+  const dir = join(work, "snippet");
+  mkdirSync(dir, { recursive: true });
+  symlinkSync(join(repo, "tests/conformance/node_modules"), join(dir, "node_modules"));
+  writeFileSync(join(dir, "hello.mjs"), code);
+  const { stdout } = await promisify(execFile)("node", [join(dir, "hello.mjs")], {
+    env: { ...process.env, SEALPOD_URL: env.SEALPOD_URL, SEALPOD_API_KEY: env.SEALPOD_API_KEY },
+    timeout: 180000,
+  });
+  const lines = stdout.trim().split("\n");
+  assert.equal(lines[0], "user.message Say hello");
+  assert.ok(lines.includes("agent.message Answer to: Say hello (1 user messages so far)"), stdout);
+  assert.equal(lines.at(-1).trim(), "turn.completed");
 });
 
 test("the SDK: credential, agent, a tool-using turn, a steer, the result, archive", async () => {

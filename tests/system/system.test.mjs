@@ -20,11 +20,12 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const binDir = process.env.SEALPOD_BIN_DIR ?? join(repo, "target/debug");
+const { waitFor, streamUntilCompleted } = await import(pathToFileURL(join(repo, "tests/conformance/lib/sessions.mjs")).href);
+const { freePort } = await import(pathToFileURL(join(repo, "tests/conformance/lib/harness.mjs")).href);
 const { OpenComputer } = await import(
   pathToFileURL(join(repo, "tests/conformance/node_modules/@opencomputer/sdk/dist/index.js")).href
 );
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const uniq = (p) => `${p}-${randomBytes(4).toString("hex")}`;
 const hex = (s) => Buffer.from(s, "utf8").toString("hex");
 const objectName = (id) => id.replace("_", "-");
@@ -38,26 +39,7 @@ let env; // the env file's variables
 let oc;
 let fakeKey;
 
-async function waitFor(what, fn, ms = 60000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
 
 /** Starts `sealpod up --fake-model` on the data directory and waits for its env file. */
 async function startUp(port) {
@@ -143,23 +125,6 @@ function runtimeProcess(sessionId) {
   return undefined;
 }
 
-/** Streams the session's events with the SDK from the start until `n` turn.completed arrived. */
-async function streamUntilCompleted(s, n, ms = 120000) {
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), ms);
-  const got = [];
-  try {
-    for await (const ev of s.events({ signal: ac.signal })) {
-      got.push(ev);
-      if (got.filter((e) => e.type === "turn.completed").length >= n) break;
-    }
-  } catch (e) {
-    if (!ac.signal.aborted) throw e;
-  }
-  clearTimeout(timer);
-  assert.ok(got.filter((e) => e.type === "turn.completed").length >= n, `timed out: ${got.map((e) => e.type).join(",")}`);
-  return got;
-}
 
 const completed = (events) => events.filter((e) => e.type === "turn.completed");
 const answers = (events) => events.filter((e) => e.type === "agent.message" && e.level === "user").map((e) => e.body.text);
@@ -227,7 +192,7 @@ test("the SDK: credential, agent, a tool-using turn, a steer, the result, archiv
   const agent = await byoAgent();
   const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:tool_chain]] chain ${tag}` });
   firstSession = s.id;
-  let events = await streamUntilCompleted(s, 1);
+  let events = await streamUntilCompleted(s, 1, 120000);
   assert.deepEqual(events.filter((e) => e.type === "tool.call").map((e) => e.body.tool), ["write_file", "read_file", "edit_file", "bash"]);
   assert.deepEqual(answers(events), ["Chain done: beta\nchain-ok"]);
   assert.equal(completed(events)[0].body.yieldReason, "completed");
@@ -243,7 +208,7 @@ test("the SDK: credential, agent, a tool-using turn, a steer, the result, archiv
   assert.ok(!rt.environ.some((v) => v.includes(fakeKey)), "no real key in the runtime's environment");
 
   await s.steer(`[[scenario:answer]] second ${tag}`);
-  events = await streamUntilCompleted(s, 2);
+  events = await streamUntilCompleted(s, 2, 120000);
   assert.equal(completed(events).length, 2);
   const result = await s.result();
   assert.equal(result.lastTurn.yieldReason, "completed");
@@ -256,8 +221,8 @@ test("the SDK: credential, agent, a tool-using turn, a steer, the result, archiv
 
 test("kubectl apply -f examples/ starts a session whose events the API serves", async () => {
   kubectl("apply", "-n", "default", "-f", join(repo, "examples"));
-  const s = await waitFor("the example session in the API", async () => oc.sessions.get("ses_example"));
-  const events = await streamUntilCompleted(s, 1);
+  const s = await waitFor("the example session in the API", async () => oc.sessions.get("ses_example"), 60000);
+  const events = await streamUntilCompleted(s, 1, 120000);
   assert.equal(events[0].type, "user.message");
   assert.equal(events[0].body.text, "Why does the auth test fail?");
   assert.match(answers(events)[0], /^Answer to: Why does the auth test fail\?/);
@@ -291,7 +256,7 @@ test("an idle session hibernates (pod gone, workspace kept) and a steer wakes it
   kubectl("patch", "agent", cr.metadata.name, "-n", "default", "--type", "merge", "-p", JSON.stringify({ spec: { sandbox: { idleTimeoutSeconds: 2 } } }));
   const tag = uniq("t");
   const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:bash:${hex(`echo kept-${tag} > keep.txt && echo written`)}]] ${tag}` });
-  let events = await streamUntilCompleted(s, 1);
+  let events = await streamUntilCompleted(s, 1, 120000);
   assert.deepEqual(answers(events), ["The command said: written"]);
   const pod = objectName(s.id);
   await waitFor("hibernation (the pod deleted)", async () => !podExists(pod), 90000);
@@ -328,7 +293,7 @@ test("the sandbox's direct connection to a loopback server outside its namespace
   assert.ok(seenOnHost >= 2);
 
   const s = await oc.sessions.create({ agent: (await byoAgent()).id, input: `[[scenario:bash:${hex(probe)}]] probe` });
-  const events = await streamUntilCompleted(s, 1);
+  const events = await streamUntilCompleted(s, 1, 120000);
   const said = answers(events)[0];
   assert.match(said, /CURL-BLOCKED/);
   assert.match(said, /TCP-BLOCKED/);

@@ -14,6 +14,7 @@ import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Harness, repo, freePort } from "../../../tests/conformance/lib/harness.mjs";
+import { waitFor, streamUntilCompleted } from "../../../tests/conformance/lib/sessions.mjs";
 
 const { OpenComputer } = await import(
   pathToFileURL(join(repo, "tests/conformance/node_modules/@opencomputer/sdk/dist/index.js")).href
@@ -23,22 +24,12 @@ const binDir = process.env.SEALPOD_BIN_DIR ?? join(repo, "target/debug");
 const REAL_KEY = `sk-ant-api03-e2e-${randomBytes(12).toString("hex")}`;
 const MODEL_HOST = "api.model.test";
 const NS = "tenant-a";
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const uniq = (p) => `${p}-${randomBytes(4).toString("hex")}`;
 
 const h = new Harness();
 let oc;
 let model; // { port, cert, child }
 
-async function waitFor(what, fn, ms = 30000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 function startModel() {
   const dir = mkdtempSync(join(h.dir, "model-"));
@@ -180,25 +171,6 @@ async function session(input, { limits, sessionLimits } = {}) {
   return { s, pod, tag };
 }
 
-/** Streams the session's events with the SDK from the start until `n` turn.completed arrived. */
-async function streamUntilCompleted(s, n, ms = 60000) {
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), ms);
-  const got = [];
-  try {
-    for await (const ev of s.events({ signal: ac.signal })) {
-      got.push(ev);
-      if (got.filter((e) => e.type === "turn.completed").length >= n) break;
-    }
-  } catch (e) {
-    if (!ac.signal.aborted) throw e;
-  }
-  clearTimeout(timer);
-  assert.ok(got.filter((e) => e.type === "turn.completed").length >= n, `timed out: ${got.map((e) => e.type).join(",")}`);
-  // In order, with no gaps, exactly as stored.
-  assert.deepEqual(got.map((e) => e.seq), got.map((_, i) => i + 1));
-  return got;
-}
 
 const lastCompleted = (events) => events.filter((e) => e.type === "turn.completed").at(-1).body;
 

@@ -74,6 +74,19 @@ fn egress(args: &UpArgs, data: &DataDir, ports: &Ports) -> anyhow::Result<Egress
     Ok(e)
 }
 
+/// The host programs isolated pods need: namespaces and bridges (`ip`, `socat`), the lock
+/// (`nft`), UID switches (`setpriv`), probes (`curl`, `bash`).
+fn missing_tools() -> Vec<&'static str> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .collect();
+    ["ip", "nft", "socat", "setpriv", "curl", "bash"]
+        .into_iter()
+        .filter(|tool| !dirs.iter().any(|d| d.join(tool).is_file()))
+        .collect()
+}
+
 fn bin(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
@@ -96,6 +109,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "not running as root: sandbox pods cannot get their own network namespace and their \
              egress lock cannot be programmed, so sessions will not start; run `sealpod up` as root"
         );
+    }
+    if root {
+        let missing = missing_tools();
+        if !missing.is_empty() {
+            bail!(
+                "the pod runner needs {} on PATH (Debian packages iproute2, nftables, socat, curl, \
+                 util-linux; `scripts/setup` installs them)",
+                missing.join(", ")
+            );
+        }
     }
     let system_ns = DEFAULT_SYSTEM_NAMESPACE;
     let egress = egress(&args, &data, &ports)?;

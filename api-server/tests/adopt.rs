@@ -338,3 +338,95 @@ async fn an_unknown_agent_is_refused_with_a_warning_naming_the_session() {
     assert_eq!(session["agent_id"], "agt_missing");
     assert_eq!(user_messages(&events(&env, "ses_orphan").await), 1);
 }
+
+/// Polls `check` on the Session object until it holds; false after 20 s.
+async fn object_until(env: &Env, name: &str, check: impl Fn(&Session) -> bool) -> bool {
+    let api: Api<Session> = Api::namespaced(env.cluster.client(), TENANT_A);
+    for _ in 0..200 {
+        if check(&api.get(name).await.expect("object")) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn an_adopted_session_mirrors_status_hibernates_with_its_agent_and_archives() {
+    let env = Env::start().await;
+    let agent = env.agent("sleepy").await;
+    let agent_name = id_to_object_name(&agent).expect("name");
+    // The idle timeout comes from the agent's sandbox shape, as on create.
+    Api::<Agent>::namespaced(env.cluster.client(), TENANT_A)
+        .patch(
+            &agent_name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"sandbox": {"idleTimeoutSeconds": 1}}})),
+        )
+        .await
+        .expect("patch agent");
+    apply_session(&env, TENANT_A, "ses-sleepy", &agent_name, json!({})).await;
+    env.run_turn("ses_sleepy", "done").await;
+    // The conversational state reaches the object's status, as for created sessions.
+    assert!(
+        object_until(&env, "ses-sleepy", |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.phase == Some(sealpod_resources::session::Phase::Idle)
+                    && st.head.is_some_and(|h| h >= 3)
+            })
+        })
+        .await,
+        "status mirrored"
+    );
+    tokio::spawn(sealpod_api_server::lifecycle::run_idle_sweep(
+        env.state.clone(),
+        Duration::from_millis(200),
+    ));
+    assert!(
+        object_until(&env, "ses-sleepy", |s| {
+            s.spec.desired_state == sealpod_resources::session::DesiredState::Hibernated
+        })
+        .await,
+        "hibernated after the agent's idle timeout"
+    );
+    let (s, session) = env
+        .call(
+            "POST",
+            "/v3/sessions/ses_sleepy/archive",
+            Some(&env.key_a),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{session}");
+    assert_eq!(session["status"], "archived");
+    assert!(
+        object_until(&env, "ses-sleepy", |s| {
+            s.spec.desired_state == sealpod_resources::session::DesiredState::Archived
+        })
+        .await
+    );
+
+    // An object applied already archived is adopted read-only.
+    apply_session(
+        &env,
+        TENANT_A,
+        "ses-closed",
+        &agent_name,
+        json!({"desiredState": "Archived"}),
+    )
+    .await;
+    let (s, session) = env
+        .call("GET", "/v3/sessions/ses_closed", Some(&env.key_a), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{session}");
+    assert_eq!(session["status"], "archived");
+    let (s, _) = env
+        .call(
+            "POST",
+            "/v3/sessions/ses_closed/messages",
+            Some(&env.key_a),
+            Some(json!({"text": "hello?"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+}

@@ -115,12 +115,14 @@ pub async fn adopt(state: &AppState, object: &Session) -> ApiResult<Adoption> {
     match &outcome {
         Adoption::Adopted(row) => {
             state.sync().mark(&ns, &row.id);
+            state.metrics().adopted();
             tracing::info!(namespace = %ns, session = %row.id, agent = %row.agent_id, "adopted session");
         }
         Adoption::Refused(reason @ Refusal::NotServed(_)) => {
             tracing::debug!(namespace = %ns, object = %name, %reason, "session not adopted");
         }
         Adoption::Refused(reason) => {
+            state.metrics().adoption_refused();
             tracing::warn!(namespace = %ns, object = %name, %reason, "session not adopted");
         }
         Adoption::Known(_) => {}

@@ -155,6 +155,15 @@ async fn a_kubectl_session_is_adopted_read_claimed_and_steered() {
         "Why does the auth test fail?"
     );
 
+    // Adopted once, whichever of the watch and the requests came first.
+    let (s, metrics, _) = Env::send(&env.admin, Env::request("GET", "/metrics", None, None)).await;
+    assert_eq!(s, StatusCode::OK);
+    let metrics = metrics.as_str().expect("text").to_owned();
+    assert!(
+        metrics.contains("sealpod_api_server_sessions_adopted_total 1\n"),
+        "{metrics}"
+    );
+
     // The adopted key routes like a created one: the same key with a body is a conflict.
     let (s, e) = env
         .call(

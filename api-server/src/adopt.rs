@@ -289,10 +289,12 @@ pub async fn run(state: AppState) {
     let apis: Vec<Api<Session>> = if state.settings().watch_namespaces.is_empty() {
         vec![Api::all(client)]
     } else {
+        // The system namespace is never served (and the chart grants no Session access there).
         state
             .settings()
             .watch_namespaces
             .iter()
+            .filter(|ns| served(&[], state.cluster().system_namespace(), ns))
             .map(|ns| Api::namespaced(client.clone(), ns))
             .collect()
     };

@@ -439,3 +439,35 @@ async fn an_adopted_session_mirrors_status_hibernates_with_its_agent_and_archive
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn a_pinned_snapshot_is_what_the_adopted_session_runs() {
+    let env = Env::start().await;
+    let agent = env.agent("pinned").await;
+    let agent_name = id_to_object_name(&agent).expect("name");
+    // As the operator pins it on first reconcile: the agent's configuration at that time.
+    apply_session(
+        &env,
+        TENANT_A,
+        "ses-pinned",
+        &agent_name,
+        json!({"agentSnapshot": {
+            "model": "anthropic/claude-then", "runtime": "claude", "prompt": "then",
+            "promptHash": "sha256:x", "revision": 7, "limits": {"turnSeconds": 30},
+            "credential": "managed",
+        }}),
+    )
+    .await;
+    let (s, session) = env
+        .call("GET", "/v3/sessions/ses_pinned", Some(&env.key_a), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{session}");
+    assert_eq!(session["agent_snapshot"]["model"], "anthropic/claude-then");
+    assert_eq!(session["agent_snapshot"]["revision"], 7);
+    assert_eq!(session["credential_id"], "managed");
+    assert_eq!(session["limits"]["turn_seconds"], 30);
+    let token = env.runtime_token(TENANT_A, "ses_pinned", Scope::Runtime);
+    let (s, info) = env.rt(&token, "GET", "/session", None).await;
+    assert_eq!(s, StatusCode::OK, "{info}");
+    assert_eq!(info["prompt"], "then");
+}

@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the APIs (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage org API keys.
     #[command(subcommand)]
     ApiKey(ApiKeyCommand),
@@ -75,6 +75,11 @@ pub struct ServeArgs {
     /// unset, sessions resolving to `managed` get `422 managed_unavailable`.
     #[arg(long, env = "SEALPOD_MANAGED_CREDENTIAL")]
     pub managed_credential: Option<String>,
+    /// Tenant namespaces this server serves, comma-separated (the operator's list). Sessions
+    /// applied with kubectl are adopted only there; empty means every namespace but the system
+    /// namespace.
+    #[arg(long, env = "SEALPOD_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
     /// Seconds between SSE keep-alive comments.
     #[arg(long, env = "SEALPOD_SSE_PING_SECONDS", default_value_t = 15)]
     pub sse_ping_seconds: u64,

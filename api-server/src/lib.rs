@@ -5,6 +5,7 @@
 //! the runtime API's, [`admin_app`] the admin endpoints'; [`serve`] wires them to sockets.
 //! It holds only the sealing public key; it must never return or log a key or token.
 
+pub mod adopt;
 pub mod auth;
 pub mod config;
 pub mod dto;
@@ -50,6 +51,8 @@ pub struct Settings {
     pub managed_credential: Option<String>,
     /// SSE keep-alive interval.
     pub sse_ping: Duration,
+    /// Tenant namespaces served (empty: every namespace but the system namespace).
+    pub watch_namespaces: Vec<String>,
 }
 
 impl Default for Settings {
@@ -57,6 +60,7 @@ impl Default for Settings {
         Settings {
             managed_credential: None,
             sse_ping: Duration::from_secs(15),
+            watch_namespaces: Vec::new(),
         }
     }
 }
@@ -133,6 +137,7 @@ impl AppState {
         }));
         tokio::spawn(async move { org_keys.run(cluster).await });
         tokio::spawn(lifecycle::run_status_sync(state.clone()));
+        tokio::spawn(adopt::run(state.clone()));
         if state.store().backend() == store::Backend::Postgres {
             tokio::spawn(store::postgres::listen(state.store().clone()));
         }
@@ -329,6 +334,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Se
     let settings = Settings {
         managed_credential: args.managed_credential.clone(),
         sse_ping: Duration::from_secs(args.sse_ping_seconds.max(1)),
+        watch_namespaces: args.watch_namespaces.clone(),
     };
     let state = AppState::start(store, cluster, settings, shutdown_rx).await?;
     state.start_webhooks(webhook_config);

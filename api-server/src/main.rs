@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", key.expose());
             return Ok(());
         }
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         None => cli.serve,
     };
     tracing_subscriber::fmt()

@@ -11,6 +11,8 @@ pub struct Metrics {
     events_appended: AtomicU64,
     sse_streams: AtomicI64,
     sse_streams_total: AtomicU64,
+    sessions_adopted: AtomicU64,
+    sessions_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -23,6 +25,16 @@ impl Metrics {
     /// Counts appended events.
     pub fn appended(&self, n: usize) {
         self.events_appended.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// A Session object was adopted (its store row written from the object).
+    pub fn adopted(&self) {
+        self.sessions_adopted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A Session object of a served namespace could not be adopted.
+    pub fn adoption_refused(&self) {
+        self.sessions_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A stream opened.
@@ -55,11 +67,17 @@ impl Metrics {
              # TYPE sealpod_api_server_sse_streams gauge\nsealpod_api_server_sse_streams {}\n\
              # TYPE sealpod_api_server_sse_streams_total counter\n\
              sealpod_api_server_sse_streams_total {}\n\
-             # TYPE sealpod_api_server_sse_tails gauge\nsealpod_api_server_sse_tails {}",
+             # TYPE sealpod_api_server_sse_tails gauge\nsealpod_api_server_sse_tails {}\n\
+             # TYPE sealpod_api_server_sessions_adopted_total counter\n\
+             sealpod_api_server_sessions_adopted_total {}\n\
+             # TYPE sealpod_api_server_sessions_not_adopted_total counter\n\
+             sealpod_api_server_sessions_not_adopted_total {}",
             self.events_appended.load(Ordering::Relaxed),
             self.sse_streams.load(Ordering::Relaxed),
             self.sse_streams_total.load(Ordering::Relaxed),
-            live_tails
+            live_tails,
+            self.sessions_adopted.load(Ordering::Relaxed),
+            self.sessions_refused.load(Ordering::Relaxed),
         );
         out
     }

@@ -88,10 +88,9 @@ impl RuntimeCaller {
         }
     }
 
+    /// The caller's session; a Session applied with kubectl is adopted here on first contact.
     async fn row(&self, state: &AppState) -> ApiResult<SessionRow> {
-        state
-            .store()
-            .get_session(&self.namespace, &self.session)
+        crate::adopt::session(state, &self.namespace, &self.session)
             .await?
             .ok_or(ApiError::NotFound("session"))
     }
@@ -143,6 +142,8 @@ async fn claim(
     Body(req): Body<ClaimRequest>,
 ) -> ApiResult<Response> {
     caller.runtime()?;
+    // Adopts a Session applied with kubectl whose row the watch has not written yet.
+    caller.row(&state).await?;
     if req.wait_seconds > MAX_WAIT_SECONDS {
         return Err(ApiError::invalid(
             "wait_seconds",

@@ -51,9 +51,7 @@ async fn mint(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let ns = caller.org()?.to_owned();
     let id = session_id(&id)?;
-    let row = state
-        .store()
-        .get_session(&ns, &id)
+    let row = crate::adopt::session(&state, &ns, &id)
         .await?
         .ok_or(ApiError::NotFound("session"))?;
     if row.status == "archived" {

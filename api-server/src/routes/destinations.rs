@@ -174,7 +174,7 @@ pub async fn parse_inline(
 async fn owned_session(state: &AppState, caller: &Caller, id: &str) -> ApiResult<String> {
     let ns = caller.org()?;
     let id = session_id(id)?;
-    match state.store().get_session(ns, &id).await? {
+    match crate::adopt::session(state, ns, &id).await? {
         Some(_) => Ok(id),
         None => Err(ApiError::NotFound("session")),
     }

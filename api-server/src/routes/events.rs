@@ -108,9 +108,7 @@ async fn events(
         let ctl = tail.watch_ctl();
         (tail, ctl)
     });
-    let row = state
-        .store()
-        .get_session(&ns, &id)
+    let row = crate::adopt::session(&state, &ns, &id)
         .await?
         .ok_or(ApiError::NotFound("session"))?;
     let filter = filter_of(&q)?;
@@ -170,7 +168,7 @@ async fn one(
 ) -> ApiResult<Json<Value>> {
     let id = session_id(&id)?;
     let ns = caller.session(&state, &id, Need::Read).await?;
-    if state.store().get_session(&ns, &id).await?.is_none() {
+    if crate::adopt::session(&state, &ns, &id).await?.is_none() {
         return Err(ApiError::NotFound("session"));
     }
     let event = state

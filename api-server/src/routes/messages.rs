@@ -35,7 +35,7 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let id = session_id(&id)?;
     let ns = caller.session(&state, &id, Need::Read).await?;
-    if state.store().get_session(&ns, &id).await?.is_none() {
+    if crate::adopt::session(&state, &ns, &id).await?.is_none() {
         return Err(ApiError::NotFound("session"));
     }
     let after = match q.after.as_deref().or(q.cursor.as_deref()) {
@@ -88,6 +88,10 @@ async fn steer(
         turn_id: None,
         client_id: None,
     };
+    // A session applied with kubectl and not yet adopted becomes known before its first steer.
+    if crate::adopt::session(&state, &ns, &id).await?.is_none() {
+        return Err(ApiError::NotFound("session"));
+    }
     let outcome = state
         .store()
         .steer(&ns, &id, draft, key.map(|k| (k, fingerprint)))

@@ -81,7 +81,7 @@ pub fn input_to_body(input: &Value, param: &str) -> ApiResult<(Value, Value, Opt
 }
 
 /// Resolves the credential a new session pins (API.md §9): `managed` or a Credential name.
-async fn resolve_credential(
+pub(crate) async fn resolve_credential(
     state: &AppState,
     ns: &str,
     agent: &Agent,
@@ -374,9 +374,7 @@ pub async fn org_session(
 ) -> ApiResult<(String, SessionRow)> {
     let ns = caller.org()?.to_owned();
     let id = session_id(id)?;
-    let row = state
-        .store()
-        .get_session(&ns, &id)
+    let row = crate::adopt::session(state, &ns, &id)
         .await?
         .ok_or(ApiError::NotFound("session"))?;
     Ok((ns, row))

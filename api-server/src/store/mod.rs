@@ -25,7 +25,9 @@ use sqlx::{Any, Row, Transaction};
 use crate::sse::Hub;
 
 pub use events::{Draft, EventFilter, StoredEvent};
-pub use sessions::{CreateOutcome, IdemKey, ListSessions, NewSession, SessionRow, SteerOutcome};
+pub use sessions::{
+    AdoptedSession, CreateOutcome, IdemKey, ListSessions, NewSession, SessionRow, SteerOutcome,
+};
 pub use turns::{AppendError, TurnRow};
 
 /// A store failure (detail is logged, never returned to clients).

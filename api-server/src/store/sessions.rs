@@ -114,6 +114,20 @@ pub struct NewSession {
     pub idle_timeout: i64,
 }
 
+/// A session adopted from its object: what a create would store, plus the state the object
+/// already asks for.
+#[derive(Debug, Clone)]
+pub struct AdoptedSession {
+    /// The row's fields, as on create.
+    pub new: NewSession,
+    /// `queued` (with input), `idle` (without) or `archived`.
+    pub status: &'static str,
+    /// True when the object asks to be hibernated.
+    pub hibernated: bool,
+    /// The object's creation time (Unix seconds).
+    pub created_unix: i64,
+}
+
 /// An idempotency claim: `(scope, key, request fingerprint)`.
 pub type IdemKey = (String, String, String);
 
@@ -315,6 +329,78 @@ impl Store {
         w.commit().await?;
         let row = self.get_session(&new.namespace, &new.id).await?;
         Ok(row.map_or(CreateOutcome::Conflict("key"), CreateOutcome::Created))
+    }
+
+    /// Creates the row of a session whose object already exists (adoption of a `Session`
+    /// applied with kubectl): `input`, when given, becomes seq 1 exactly as on create. Returns
+    /// `None` when a row with that id exists already (the API's own create, or an adoption by
+    /// another task or replica won): the insert is `ON CONFLICT DO NOTHING` and the input is
+    /// appended only by the transaction whose insert took, so a session never gets a second
+    /// first input. The routing key is claimed only if no other session holds it.
+    pub async fn adopt_session(
+        &self,
+        adopted: AdoptedSession,
+        input: Option<Draft>,
+    ) -> StoreResult<Option<SessionRow>> {
+        let AdoptedSession {
+            new,
+            status,
+            hibernated,
+            created_unix,
+        } = adopted;
+        let mut w = self.begin().await?;
+        let head = i64::from(input.is_some());
+        let created_at = chrono::DateTime::from_timestamp(created_unix, 0)
+            .unwrap_or_else(chrono::Utc::now)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (id, namespace, agent_id, credential_id, snapshot, limits, \
+             metadata, skey, status, head, input_cursor, last_turn, turns_started, usage, \
+             idle_timeout, last_activity, hibernated, created_at, created_unix) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, NULL, 0, NULL, $11, $12, $13, \
+             $14, $15) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&new.id)
+        .bind(&new.namespace)
+        .bind(&new.agent_id)
+        .bind(new.credential_id.clone())
+        .bind(new.snapshot.to_string())
+        .bind(opt_json(&new.limits))
+        .bind(opt_json(&new.metadata))
+        .bind(new.key.clone())
+        .bind(status)
+        .bind(head)
+        .bind(new.idle_timeout)
+        .bind(now_unix())
+        .bind(i64::from(hibernated))
+        .bind(created_at)
+        .bind(created_unix)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db("adopt session"))?;
+        if inserted.rows_affected() == 0 {
+            // Dropping the transaction rolls it back; the existing row stays as it is.
+            return Ok(None);
+        }
+        if let Some(input) = input {
+            append_in(&mut w.tx, &new.id, 0, vec![input]).await?;
+        }
+        if let Some(key) = &new.key {
+            sqlx::query(
+                "INSERT INTO idempotency (scope, ikey, request_hash, target) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (scope, ikey) DO NOTHING",
+            )
+            .bind(format!("key:{}", new.namespace))
+            .bind(key)
+            // No request body exists to fingerprint: a later create with this key conflicts.
+            .bind(format!("adopted:{}", new.id))
+            .bind(&new.id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db("claim adopted key"))?;
+        }
+        w.commit().await?;
+        self.get_session(&new.namespace, &new.id).await
     }
 
     /// Removes a session whose object could not be created (compensation of a failed create).

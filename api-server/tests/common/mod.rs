@@ -47,6 +47,7 @@ pub struct Options {
     pub sealing: bool,
     pub managed: Option<String>,
     pub ping: Duration,
+    pub watch_namespaces: Vec<String>,
 }
 
 impl Default for Options {
@@ -55,6 +56,7 @@ impl Default for Options {
             sealing: true,
             managed: None,
             ping: Duration::from_secs(15),
+            watch_namespaces: Vec::new(),
         }
     }
 }
@@ -128,6 +130,7 @@ impl Env {
         let settings = Settings {
             managed_credential: opts.managed,
             sse_ping: opts.ping,
+            watch_namespaces: opts.watch_namespaces,
         };
         let state = AppState::start(store, kube.clone(), settings, rx)
             .await
@@ -157,6 +160,40 @@ impl Env {
             shutdown,
             dir,
         }
+    }
+
+    /// Stops this API server (its background tasks end) and starts another over the same store
+    /// and cluster, serving `watch_namespaces`: a restart.
+    pub async fn restart(&mut self, watch_namespaces: Vec<String>) {
+        let _ = self.shutdown.send(true);
+        let url = std::env::var("SEALPOD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| format!("sqlite://{}", self.dir.path().join("api.db").display()));
+        let store = Arc::new(Store::connect(&url, Hub::new()).await.expect("store"));
+        let (shutdown, rx) = watch::channel(false);
+        let settings = Settings {
+            watch_namespaces,
+            ..self.state.settings().clone()
+        };
+        let state = AppState::start(store, self.kube.clone(), settings, rx)
+            .await
+            .expect("state");
+        assert!(
+            state.wait_ready(Duration::from_secs(10)).await,
+            "org keys loaded"
+        );
+        for key in [&self.key_a, &self.key_b] {
+            for _ in 0..200 {
+                if state.org_keys().namespace_of(key).is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.app = app(state.clone());
+        self.runtime = runtime_app(state.clone());
+        self.admin = admin_app(state.clone());
+        self.state = state;
+        self.shutdown = shutdown;
     }
 
     pub async fn send(

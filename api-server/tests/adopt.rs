@@ -94,7 +94,7 @@ async fn a_kubectl_session_is_adopted_read_claimed_and_steered() {
         TENANT_A,
         "ses-example",
         &agent_name,
-        json!({"limits": {"turns": 4}, "metadata": {"pullNumber": 42}, "key": "pr-42"}),
+        json!({"limits": {"turns": 4}, "metadata": {"pullNumber": 42}, "key": "adopt-pr-42"}),
     )
     .await;
 
@@ -107,7 +107,7 @@ async fn a_kubectl_session_is_adopted_read_claimed_and_steered() {
     assert_eq!(session["status"], "queued");
     assert_eq!(session["head"], 1);
     assert_eq!(session["metadata"], json!({"pullNumber": 42}));
-    assert_eq!(session["key"], "pr-42");
+    assert_eq!(session["key"], "adopt-pr-42");
     assert_eq!(session["limits"]["turns"], 4);
     assert_eq!(session["agent_snapshot"]["model"], "anthropic/claude-x");
     assert!(
@@ -170,7 +170,7 @@ async fn a_kubectl_session_is_adopted_read_claimed_and_steered() {
             "POST",
             "/v3/sessions",
             Some(&env.key_a),
-            Some(json!({"agent": agent, "input": "other", "key": "pr-42"})),
+            Some(json!({"agent": agent, "input": "other", "key": "adopt-pr-42"})),
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");

@@ -156,6 +156,7 @@ before(async () => {
 
 after(async () => {
   if (up && !up.exited) await stopUp(up);
+  if (!process.env.SEALPOD_KEEP_TEST_DIRS) rmSync(work, { recursive: true, force: true });
 });
 
 test("up prints the API and a key that works; the env file says the same", async () => {

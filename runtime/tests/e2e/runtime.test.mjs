@@ -10,11 +10,10 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, readdirSync, statSync } from "node:fs";
-import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Harness, repo, freePort } from "../../../tests/conformance/lib/harness.mjs";
-import { waitFor, streamUntilCompleted } from "../../../tests/conformance/lib/sessions.mjs";
+import { waitFor, streamUntilCompleted, fakeModelRequests } from "../../../tests/conformance/lib/sessions.mjs";
 
 const { OpenComputer } = await import(
   pathToFileURL(join(repo, "tests/conformance/node_modules/@opencomputer/sdk/dist/index.js")).href
@@ -47,17 +46,7 @@ function startModel() {
 }
 
 /** Every request the fake model received (key slots redacted, `auth` classified). */
-function modelRequests() {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: "127.0.0.1", port: model.port, path: "/_fake/requests", ca: readFileSync(model.cert) }, (res) => {
-      let data = "";
-      res.on("data", (d) => (data += d));
-      res.on("end", () => resolve(JSON.parse(data)));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
+const modelRequests = () => fakeModelRequests(model.port, model.cert);
 
 /** The model requests of one conversation (its first user message contains `tag`). */
 async function requestsFor(tag) {

@@ -1,6 +1,8 @@
 // Helpers shared by the suites that drive sessions with the official SDK: polling with a bound,
 // and reading a session's event stream until a number of turns completed.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,4 +35,18 @@ export async function streamUntilCompleted(s, n, ms = 60000) {
   assert.ok(got.filter((e) => e.type === "turn.completed").length >= n, `timed out: ${got.map((e) => e.type).join(",")}`);
   assert.deepEqual(got.map((e) => e.seq), got.map((_, i) => i + 1));
   return got;
+}
+
+/** Every request the fake model API at `https://127.0.0.1:port` received (key slots redacted,
+ * `auth` classified), trusting its certificate file `caFile`. */
+export function fakeModelRequests(port, caFile) {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: "127.0.0.1", port, path: "/_fake/requests", ca: readFileSync(caFile) }, (res) => {
+      let data = "";
+      res.on("data", (d) => (data += d));
+      res.on("end", () => resolve(JSON.parse(data)));
+    });
+    req.on("error", reject);
+    req.end();
+  });
 }

@@ -384,3 +384,44 @@ async fn a_scheduling_runner_binds_unbound_pods_and_gives_them_its_path() {
     );
     runner.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_image_entrypoint_under_a_mounted_path_is_not_remapped() {
+    let cluster = DevCluster::start(Config::default()).await.expect("cluster");
+    let client = cluster.client();
+    let data = tempfile::tempdir().expect("tmp");
+    // The entrypoint lives under /tmp (the temp dir), and the container mounts a volume at /tmp.
+    let bin = tempfile::tempdir().expect("bin");
+    assert!(bin.path().starts_with("/tmp"), "{}", bin.path().display());
+    let tool = bin.path().join("entry");
+    std::fs::write(&tool, "#!/bin/sh\ntouch \"$(dirname \"$0\")/ran\"\n").expect("tool");
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&tool)
+        .status()
+        .expect("chmod");
+    let mut cfg = config(data.path());
+    cfg.images.insert("example/entry", &tool);
+    let runner = PodRunner::start(client.clone(), cfg);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "entry"},
+        "spec": {
+            "nodeName": "devcluster-node",
+            "restartPolicy": "Never",
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
+            "containers": [{"name": "main", "image": "example/entry:1",
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}]
+        }
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    wait_for(&pods, "entry", "Succeeded", |p| {
+        p["status"]["phase"] == "Succeeded"
+    })
+    .await;
+    assert!(bin.path().join("ran").exists(), "the mapped entrypoint ran");
+    runner.shutdown().await;
+}

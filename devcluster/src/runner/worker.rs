@@ -379,6 +379,13 @@ impl Worker {
         }
     }
 
+    fn is_entrypoint(&self, image: &str, word: &str) -> bool {
+        self.config
+            .images
+            .entrypoint(image)
+            .is_ok_and(|p| p.as_os_str() == word)
+    }
+
     async fn start(&mut self, index: usize) -> Result<(), RunnerError> {
         let fields = PodFields::of(&self.pod, &self.pod_ip);
         let c = &self.containers[index];
@@ -399,7 +406,16 @@ impl Worker {
             )
             .map_err(|e| RunnerError::Spec(e.to_string()))?
             .into_iter()
-            .map(|w| mounts.map_word(&super::env::expand(&w, &env)))
+            .enumerate()
+            .map(|(i, w)| {
+                // The image's entrypoint is a host path already (from the image map); mapping
+                // it as a container path would send it into a volume mounted at, say, `/tmp`.
+                if i == 0 && self.is_entrypoint(c.spec.image.as_deref().unwrap_or_default(), &w) {
+                    w
+                } else {
+                    mounts.map_word(&super::env::expand(&w, &env))
+                }
+            })
             .collect();
         let cwd = c
             .spec

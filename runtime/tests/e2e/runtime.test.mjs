@@ -129,9 +129,24 @@ class Pod {
     const environ = readFileSync(`/proc/${this.runtime.pid}/environ`, "utf8").split("\0");
     assert.ok(environ.includes(`ANTHROPIC_API_KEY=${this.sealed}`), "the runtime holds the sealed token");
     assert.ok(!environ.some((v) => v.includes(REAL_KEY)), "no real key in the runtime's environment");
-    const walk = (d) => readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : [join(d, f)]));
+    // The runtime may be writing (a `*.tmp` renamed into place) while this walks: a file that
+    // vanished in between is skipped; its successor is read.
+    const gone = (fn) => {
+      try {
+        return fn();
+      } catch (e) {
+        if (e.code === "ENOENT") return undefined;
+        throw e;
+      }
+    };
+    const walk = (d) => readdirSync(d).flatMap((f) => {
+      const st = gone(() => statSync(join(d, f)));
+      if (!st) return [];
+      return st.isDirectory() ? walk(join(d, f)) : [join(d, f)];
+    });
     for (const f of walk(this.workspace)) {
-      assert.ok(!readFileSync(f, "utf8").includes(REAL_KEY), `no real key in ${f}`);
+      const text = gone(() => readFileSync(f, "utf8"));
+      assert.ok(text === undefined || !text.includes(REAL_KEY), `no real key in ${f}`);
     }
     const logs = (h.logs[`runtime-${this.sessionId}`] ?? []).join("");
     assert.ok(!logs.includes(REAL_KEY) && !logs.includes(this.sealed), "no key or token in runtime logs");

@@ -13,9 +13,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use sealpod_resources::labels::{
-    API_SERVER_FIELD_MANAGER, COMPONENT_API_KEY, COMPONENT_LABEL, COMPONENT_SEALED_CREDENTIAL,
-    CREDENTIAL_LABEL, MANAGED_BY, PART_OF, PART_OF_VALUE, SEALED_SECRET_KEY, SEALING_KEYS_ENTRY,
-    SEALING_PUBLIC_CONFIGMAP,
+    API_SERVER_FIELD_MANAGER, COMPONENT_API_KEY, COMPONENT_LABEL, MANAGED_BY, PART_OF,
+    PART_OF_VALUE, SEALED_SECRET_KEY, SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP,
 };
 use sealpod_resources::sealing::{PublicKeySet, SealedValue};
 use sealpod_resources::session::DesiredState;
@@ -205,23 +204,12 @@ impl Cluster {
         credential: &Credential,
         sealed: &SealedValue,
     ) -> KubeResult<()> {
-        let mut labels = base_labels(COMPONENT_SEALED_CREDENTIAL);
-        labels.insert(CREDENTIAL_LABEL.to_owned(), credential.name_any());
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(credential.spec.sealed_secret_ref.name.clone()),
-                namespace: Some(ns.to_owned()),
-                labels: Some(labels),
-                owner_references: credential.controller_owner_ref(&()).map(|o| vec![o]),
-                ..ObjectMeta::default()
-            },
-            data: Some(BTreeMap::from([(
-                SEALED_SECRET_KEY.to_owned(),
-                ByteString(sealed.as_str().as_bytes().to_vec()),
-            )])),
-            type_: Some("Opaque".to_owned()),
-            ..Secret::default()
-        };
+        let mut secret = sealpod_resources::credential::sealed_secret(
+            credential,
+            sealed,
+            API_SERVER_FIELD_MANAGER,
+        );
+        secret.metadata.namespace = Some(ns.to_owned());
         let api = self.api::<Secret>(ns);
         match api.create(&post(), &secret).await {
             Ok(_) => Ok(()),

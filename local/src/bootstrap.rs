@@ -3,16 +3,16 @@
 //! public key exactly as the API server seals a key it is given. It never writes a key in the
 //! clear to the cluster.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use sealpod_resources::Credential;
-use sealpod_resources::credential::{CredentialSpec, SealedSecretRef, default_allowed_hosts};
-use sealpod_resources::labels::{SEALED_SECRET_KEY, SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP};
+use sealpod_resources::credential::{
+    CredentialSpec, SealedSecretRef, default_allowed_hosts, sealed_secret,
+};
+use sealpod_resources::labels::{SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP};
 use sealpod_resources::sealing::PublicKeySet;
 
 /// Name of the managed Credential `up --fake-model` creates in the system namespace.
@@ -106,53 +106,42 @@ pub async fn managed_credential(
             key.as_bytes(),
         )
         .map_err(|e| BootstrapError::Seal(e.to_string()))?;
-    let secret_name = format!("{name}-sealed");
     let creds: Api<Credential> = Api::namespaced(client.clone(), system_ns);
-    if creds
+    let credential = match creds
         .get_opt(name)
         .await
         .map_err(kube_err("get credential"))?
-        .is_none()
     {
-        let credential = Credential::new(
-            name,
-            CredentialSpec {
-                display_name: Some(name.to_owned()),
-                provider: "anthropic".to_owned(),
-                allowed_hosts: default_allowed_hosts("anthropic"),
-                headers: None,
-                sealed_secret_ref: SealedSecretRef {
-                    name: secret_name.clone(),
-                },
-                default: false,
-            },
-        );
-        creds
-            .create(&PostParams::default(), &credential)
+        Some(c) => c,
+        None => creds
+            .create(
+                &PostParams::default(),
+                &Credential::new(
+                    name,
+                    CredentialSpec {
+                        display_name: Some(name.to_owned()),
+                        provider: "anthropic".to_owned(),
+                        allowed_hosts: default_allowed_hosts("anthropic"),
+                        headers: None,
+                        sealed_secret_ref: SealedSecretRef {
+                            name: format!("{name}-sealed"),
+                        },
+                        default: false,
+                    },
+                ),
+            )
             .await
-            .map_err(kube_err("create credential"))?;
-    }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), system_ns);
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(secret_name.clone()),
-            namespace: Some(system_ns.to_owned()),
-            ..ObjectMeta::default()
-        },
-        data: Some(BTreeMap::from([(
-            SEALED_SECRET_KEY.to_owned(),
-            ByteString(sealed.as_str().as_bytes().to_vec()),
-        )])),
-        type_: Some("Opaque".to_owned()),
-        ..Secret::default()
+            .map_err(kube_err("create credential"))?,
     };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), system_ns);
     // Kept as is on resume: the key file is the same, and resealing would rotate the value.
     if secrets
-        .get_opt(&secret_name)
+        .get_opt(&credential.spec.sealed_secret_ref.name)
         .await
         .map_err(kube_err("get sealed secret"))?
         .is_none()
     {
+        let secret = sealed_secret(&credential, &sealed, "sealpod-up");
         secrets
             .create(&PostParams::default(), &secret)
             .await

@@ -49,8 +49,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Serve HTTPS with a freshly generated CA (written into kubeconfigs and clients).
     pub tls: bool,
-    /// Persist every object to this file and load it at start.
+    /// Persist every object to this file (mode 0600) and load it at start.
     pub state_file: Option<PathBuf>,
+    /// Encrypt Secrets in the state file with the AES-256-GCM key in this file (created, mode
+    /// 0600, when missing), as a kube-apiserver encrypts them at rest.
+    pub state_key_file: Option<PathBuf>,
     /// Bearer tokens and their users. A token for `admin_user` is generated when none is given.
     pub tokens: Vec<(String, String)>,
     /// The user of `DevCluster::client` and of the kubeconfig's current context.
@@ -68,6 +71,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("tls", &self.tls)
             .field("state_file", &self.state_file)
+            .field("state_key_file", &self.state_key_file)
             .field("token_users", &users)
             .field("admin_user", &self.admin_user)
             .field("watch_log_capacity", &self.watch_log_capacity)
@@ -82,6 +86,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: false,
             state_file: None,
+            state_key_file: None,
             tokens: vec![],
             admin_user: "admin".into(),
             watch_log_capacity: 10_000,
@@ -111,8 +116,13 @@ impl DevCluster {
             tokens.push((meta::random_token(), config.admin_user.clone()));
         }
         let mut st = Store::new(config.watch_log_capacity);
-        if let Some(path) = &config.state_file {
-            state::load(path, &mut st)?;
+        let state_file = config
+            .state_file
+            .clone()
+            .map(|path| state::StateFile::open(path, config.state_key_file.as_deref()))
+            .transpose()?;
+        if let Some(state_file) = &state_file {
+            state::load(state_file, &mut st)?;
         }
         let store = Arc::new(Mutex::new(st));
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -145,10 +155,8 @@ impl DevCluster {
             tls.as_ref().map(|t| t.server.clone()),
             shutdown_rx.clone(),
         ));
-        let persister = config
-            .state_file
-            .clone()
-            .map(|p| tokio::spawn(state::persist(p, store.clone(), shutdown_rx.clone())));
+        let persister =
+            state_file.map(|p| tokio::spawn(state::persist(p, store.clone(), shutdown_rx.clone())));
         Ok(DevCluster {
             addr,
             tls,

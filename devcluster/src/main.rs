@@ -28,9 +28,13 @@ struct Serve {
     /// Write a kubeconfig for the admin user (and one context per other user) here.
     #[arg(long, env = "SEALPOD_DEVCLUSTER_KUBECONFIG_OUT")]
     kubeconfig_out: Option<PathBuf>,
-    /// Persist all objects to this file and load it at start.
+    /// Persist all objects to this file (mode 0600) and load it at start.
     #[arg(long, env = "SEALPOD_DEVCLUSTER_STATE")]
     state: Option<PathBuf>,
+    /// Encrypt Secrets in the state file with the AES-256-GCM key in this file (base64 of 32
+    /// bytes; created, mode 0600, when missing).
+    #[arg(long, env = "SEALPOD_DEVCLUSTER_STATE_KEY_FILE", requires = "state")]
+    state_key_file: Option<PathBuf>,
     /// Serve HTTPS with a generated CA (written into the kubeconfig).
     #[arg(long, env = "SEALPOD_DEVCLUSTER_TLS")]
     tls: bool,
@@ -70,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         listen: args.listen,
         tls: args.tls,
         state_file: args.state.clone(),
+        state_key_file: args.state_key_file.clone(),
         tokens,
         admin_user: args.admin_user.clone(),
         bookmark_interval: std::time::Duration::from_secs(args.bookmark_seconds.max(1)),

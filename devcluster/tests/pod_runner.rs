@@ -360,7 +360,16 @@ async fn a_scheduling_runner_binds_unbound_pods_and_gives_them_its_path() {
     cfg.path = Some(format!("{}:/usr/bin:/bin", bin.display()));
     let runner = PodRunner::start(client.clone(), cfg);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let out = data.path().join("out");
+    // The pod runs as a user of its own (as root, the runner gives it one), so its output
+    // directory is open to every user.
+    let outputs = data.path().join("outputs");
+    std::fs::create_dir_all(&outputs).expect("outputs");
+    std::process::Command::new("chmod")
+        .arg("777")
+        .arg(&outputs)
+        .status()
+        .expect("chmod");
+    let out = outputs.join("out");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "unbound"},
         "spec": {
@@ -400,6 +409,13 @@ async fn an_image_entrypoint_under_a_mounted_path_is_not_remapped() {
         .arg(&tool)
         .status()
         .expect("chmod");
+    // The pod runs as a user of its own (as root, the runner gives it one): it writes beside
+    // its entrypoint, so that directory is open to it.
+    std::process::Command::new("chmod")
+        .arg("777")
+        .arg(bin.path())
+        .status()
+        .expect("chmod");
     let mut cfg = config(data.path());
     cfg.images.insert("example/entry", &tool);
     let runner = PodRunner::start(client.clone(), cfg);
@@ -424,4 +440,220 @@ async fn an_image_entrypoint_under_a_mounted_path_is_not_remapped() {
     .await;
     assert!(bin.path().join("ran").exists(), "the mapped entrypoint ran");
     runner.shutdown().await;
+}
+
+/// A sandbox-shaped pod: a proxy container (UID 1337) that alone mounts the credential Secret,
+/// and a runtime container (UID 1000) with a kept workspace claim and a `/tmp` emptyDir, both
+/// with `fsGroup` 1000, as the operator builds them. The runtime writes its workspace, then its
+/// PID to `/tmp/pid`.
+fn sandbox_shaped(name: &str, secret: &str, claim: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": "devcluster-node",
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": {"fsGroup": 1000},
+            "volumes": [
+                {"name": "cred", "secret": {"secretName": secret, "defaultMode": 0o440}},
+                {"name": "ws", "persistentVolumeClaim": {"claimName": claim}},
+                {"name": "tmp", "emptyDir": {}}
+            ],
+            "containers": [
+                {"name": "proxy", "image": "tools", "command": ["sleep", "300"],
+                 "securityContext": {"runAsUser": 1337, "runAsGroup": 1337},
+                 "readinessProbe": {"exec": {"command": ["cat", "/etc/cred/key"]}, "periodSeconds": 1},
+                 "volumeMounts": [{"name": "cred", "mountPath": "/etc/cred"}]},
+                {"name": "runtime", "image": "tools",
+                 "command": ["sh", "-c",
+                    "cat /workspace/notes > /tmp/seen 2>/dev/null; echo work-of-$SESSION >> /workspace/notes; echo $$ > /tmp/pid; exec sleep 300"],
+                 "env": [{"name": "SESSION", "value": name}],
+                 "workingDir": "/workspace",
+                 "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+                 "volumeMounts": [
+                    {"name": "ws", "mountPath": "/workspace"},
+                    {"name": "tmp", "mountPath": "/tmp"}
+                 ]}
+            ]
+        }
+    }))
+    .expect("pod")
+}
+
+/// The identity (`setpriv` arguments) of a running process: its UID, GID and groups on the host.
+fn identity_of(pid: &str) -> Vec<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let groups = field("Groups:");
+    vec![
+        format!("--reuid={}", field("Uid:")[0]),
+        format!("--regid={}", field("Gid:")[0]),
+        if groups.is_empty() {
+            "--clear-groups".to_owned()
+        } else {
+            format!("--groups={}", groups.join(","))
+        },
+    ]
+}
+
+/// Runs `script` under the identity `who` (from [`identity_of`]); true when it exits 0.
+fn succeeds_as(who: &[String], script: &str) -> bool {
+    std::process::Command::new("setpriv")
+        .args(who)
+        .args(["--", "sh", "-c", script])
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("setpriv")
+        .success()
+}
+
+#[tokio::test]
+async fn a_pod_reaches_only_its_own_volumes_and_no_key_outlives_it() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: per-pod identities need root (CI runs as root)");
+        return;
+    }
+    let cluster = DevCluster::start(Config::default()).await.expect("cluster");
+    let client = cluster.client();
+    let data = tempfile::tempdir().expect("tmp");
+    let runner = PodRunner::start(client.clone(), config(data.path()));
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (name, key) in [("cred-a", "real-key-of-a"), ("cred-b", "real-key-of-b")] {
+        let secret = serde_json::from_value(json!({
+            "metadata": {"name": name}, "stringData": {"key": key}
+        }))
+        .expect("secret");
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("secret");
+    }
+    let mut dirs = Vec::new();
+    for (name, secret, claim) in [("a", "cred-a", "ws-a"), ("b", "cred-b", "ws-b")] {
+        let created = pods
+            .create(&PostParams::default(), &sandbox_shaped(name, secret, claim))
+            .await
+            .expect("create");
+        let dir = pod_dir(data.path(), name, &created.metadata.uid.expect("uid"));
+        wait_for(&pods, name, "Ready", |p| {
+            p["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .await;
+        wait_file(&dir.join("volumes/tmp/pid"), "\n").await;
+        dirs.push(dir);
+    }
+    let (a, b) = (&dirs[0], &dirs[1]);
+    let claim_a = data.path().join("claims/default/ws-a");
+    let claim_b = data.path().join("claims/default/ws-b");
+    let pid_a = std::fs::read_to_string(a.join("volumes/tmp/pid")).expect("pid");
+    let pid_b = std::fs::read_to_string(b.join("volumes/tmp/pid")).expect("pid");
+    // The attacker: code running in pod b's runtime container, with its exact identity.
+    let attacker = identity_of(pid_b.trim());
+
+    // What pod b's runtime may do: its own workspace and /tmp.
+    assert!(succeeds_as(
+        &attacker,
+        &format!("cat {}/notes", claim_b.display())
+    ));
+    assert!(succeeds_as(
+        &attacker,
+        &format!("touch {}/volumes/tmp/mine", b.display())
+    ));
+    // What it must not: read any proxy credential (its own pod's included), read or write the
+    // other pod's workspace and /tmp, or reach the other pod's processes.
+    let refused = [
+        (
+            "its own proxy credential",
+            format!("cat {}/volumes/cred/key", b.display()),
+        ),
+        (
+            "another pod's credential",
+            format!("cat {}/volumes/cred/key", a.display()),
+        ),
+        (
+            "another pod's workspace",
+            format!("cat {}/notes", claim_a.display()),
+        ),
+        (
+            "another pod's workspace",
+            format!("touch {}/planted", claim_a.display()),
+        ),
+        (
+            "another pod's /tmp",
+            format!("touch {}/volumes/tmp/planted", a.display()),
+        ),
+        (
+            "another pod's environment",
+            format!("cat /proc/{}/environ", pid_a.trim()),
+        ),
+        (
+            "another pod's processes",
+            format!("kill -0 {}", pid_a.trim()),
+        ),
+        (
+            "the pod directories",
+            format!("ls {}", data.path().join("pods").display()),
+        ),
+        ("the pod's logs", format!("ls {}/logs", b.display())),
+    ];
+    for (what, script) in &refused {
+        assert!(
+            !succeeds_as(&attacker, script),
+            "pod b's runtime reached {what}: {script}"
+        );
+    }
+
+    // A deleted pod leaves no directory; its claim stays and goes to the next pod that mounts it.
+    pods.delete("a", &DeleteParams::default())
+        .await
+        .expect("delete");
+    for _ in 0..100 {
+        if !a.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!a.exists(), "{} outlived its pod", a.display());
+    let again = pods
+        .create(
+            &PostParams::default(),
+            &sandbox_shaped("a2", "cred-a", "ws-a"),
+        )
+        .await
+        .expect("create");
+    let a2 = pod_dir(data.path(), "a2", &again.metadata.uid.expect("uid"));
+    assert_eq!(
+        wait_file(&a2.join("volumes/tmp/seen"), "\n").await.trim(),
+        "work-of-a",
+        "the next pod on a claim reads what the last one wrote"
+    );
+    assert_eq!(
+        std::fs::read_to_string(claim_a.join("notes")).expect("notes"),
+        "work-of-a\nwork-of-a2\n",
+        "and writes there"
+    );
+
+    // When the runner stops, no credential stays on disk (the pods are restarted later).
+    runner.shutdown().await;
+    assert!(
+        !b.join("volumes/cred").exists(),
+        "pod b's key outlived the runner"
+    );
+    assert!(
+        !a2.join("volumes/cred").exists(),
+        "pod a2's key outlived the runner"
+    );
+    assert!(claim_b.join("notes").exists(), "workspaces are kept");
+    cluster.shutdown().await;
 }

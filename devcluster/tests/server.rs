@@ -7,7 +7,7 @@ mod common;
 use common::{Widget, cluster, widget};
 use futures::StreamExt as _;
 use http_body_util::BodyExt as _;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, PostParams};
 use kube::discovery::Discovery;
 use serde_json::{Value, json};
@@ -292,6 +292,85 @@ async fn state_file_survives_a_restart() {
             > rv
     );
     c.shutdown().await;
+}
+
+#[tokio::test]
+async fn secrets_are_encrypted_at_rest_and_the_state_file_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("state.json");
+    let key = dir.path().join("state.key");
+    let config = |key_file: Option<std::path::PathBuf>| devcluster::Config {
+        state_file: Some(state.clone()),
+        state_key_file: key_file,
+        ..Default::default()
+    };
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "model-key"},
+        "stringData": {"key": "sk-ant-plain-before"}
+    }))
+    .expect("secret");
+    // Written without a key first, as by an earlier version: plain, but owner-only.
+    let c = devcluster::DevCluster::start(config(None))
+        .await
+        .expect("start");
+    let secrets: Api<Secret> = Api::namespaced(c.client(), "default");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create");
+    c.shutdown().await;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o600, "the state file is its owner's alone");
+
+    // With a key, the next save encrypts every Secret; the key file is created owner-only.
+    let c = devcluster::DevCluster::start(config(Some(key.clone())))
+        .await
+        .expect("start with a key");
+    assert_eq!(mode(&key), 0o600);
+    let secrets: Api<Secret> = Api::namespaced(c.client(), "default");
+    let mut second = secret.clone();
+    second.metadata.name = Some("second".into());
+    second.string_data = Some([("key".to_owned(), "sk-ant-written-after".to_owned())].into());
+    secrets
+        .create(&PostParams::default(), &second)
+        .await
+        .expect("create");
+    c.shutdown().await;
+    let text = std::fs::read_to_string(&state).expect("state");
+    let encoded = |v: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(v)
+    };
+    for value in ["sk-ant-plain-before", "sk-ant-written-after"] {
+        assert!(
+            !text.contains(value) && !text.contains(&encoded(value)),
+            "{value} is in the state file"
+        );
+    }
+    assert!(text.contains("aesgcm:v1:"), "{text}");
+
+    // Restarted with the key, the Secrets read back; without it, the cluster refuses to start.
+    let c = devcluster::DevCluster::start(config(Some(key.clone())))
+        .await
+        .expect("restart with the key");
+    let secrets: Api<Secret> = Api::namespaced(c.client(), "default");
+    let read = secrets.get("second").await.expect("get");
+    let data = read.data.expect("data");
+    assert_eq!(data["key"].0, b"sk-ant-written-after");
+    c.shutdown().await;
+    let refused = devcluster::DevCluster::start(config(None)).await;
+    assert!(
+        refused.is_err_and(|e| e.to_string().contains("--state-key-file")),
+        "an encrypted state file never loads without its key"
+    );
+    std::fs::write(&key, "bm90IGEga2V5").expect("key");
+    assert!(
+        devcluster::DevCluster::start(config(Some(key.clone())))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -1,11 +1,17 @@
 //! The data directory of `sealpod up` and what it keeps between runs.
 //!
 //! ```text
-//! DIR/cluster.json     devcluster's objects         DIR/kubeconfig   admin kubeconfig (0600)
-//! DIR/api.db           the API server's SQLite store DIR/api-key      the org API key (0600)
-//! DIR/ports.json       ports chosen at the first run DIR/logs/        one log per child
-//! DIR/runner/          pod directories and kept workspace claims
-//! DIR/fake-model/      the fake model's key (0600) and certificate
+//! DIR/                 0711: others may pass through to their pod's volumes, never list or read
+//! DIR/cluster.json     devcluster's objects, Secrets encrypted with DIR/state-key     (0600)
+//! DIR/state-key        the key that encrypts Secrets in cluster.json                  (0600)
+//! DIR/api.db           the API server's SQLite store                                  (0600)
+//! DIR/api-key          the org API key                                                (0600)
+//! DIR/kubeconfig       admin kubeconfig                                               (0600)
+//! DIR/ports.json       ports chosen at the first run                                  (0600)
+//! DIR/logs/            one log per child                                              (0700)
+//! DIR/fake-model/      the fake model's key and certificate                           (0700)
+//! DIR/runner/          pod directories and kept workspace claims; the pod runner gives each
+//!                      pod's volumes to that pod's identity alone
 //! ```
 //!
 //! Ports are chosen once and kept, because sandbox pods carry the runtime API's address in their
@@ -51,8 +57,11 @@ fn free_port(ip: [u8; 4]) -> std::io::Result<u16> {
 }
 
 impl DataDir {
-    /// Opens (creating) the directory. Sandbox containers run as other users and read their
-    /// volumes under it, so every directory above it must let others through (`o+x`).
+    /// Opens (creating) the directory and closes it to other users: they may pass through it
+    /// (sandbox containers reach their own pod's volumes under `runner/`, which the pod runner
+    /// opens to each pod alone), but list and read nothing. Every directory above it must let
+    /// others through (`o+x`) for the same reason. Files of an earlier version that were left
+    /// readable by others are made owner-only.
     pub fn open(path: &Path) -> std::io::Result<DataDir> {
         std::fs::create_dir_all(path)?;
         let root = std::fs::canonicalize(path)?;
@@ -68,12 +77,31 @@ impl DataDir {
                 )));
             }
         }
-        // Workspaces under runner/ are written by the sandbox UIDs; they must traverse the path.
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))?;
-        for dir in ["logs", "runner", "fake-model"] {
+        set_mode(&root, 0o711)?;
+        for (dir, mode) in [("logs", 0o700), ("fake-model", 0o700), ("runner", 0o711)] {
             std::fs::create_dir_all(root.join(dir))?;
+            set_mode(&root.join(dir), mode)?;
+        }
+        for entry in std::fs::read_dir(&root)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                set_mode(&entry.path(), 0o600)?;
+            }
         }
         Ok(DataDir { root })
+    }
+
+    /// Creates the API server's store owner-only before the API server opens it, so SQLite's
+    /// journal files (which take the store's mode) are owner-only from the first write.
+    pub fn private_file(&self, name: &str) -> std::io::Result<PathBuf> {
+        let path = self.path(name);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?;
+        set_mode(&path, 0o600)?;
+        Ok(path)
     }
 
     /// A path inside the directory.
@@ -97,7 +125,7 @@ impl DataDir {
             fake_model: free_port([127, 0, 0, 1])?,
         };
         let text = serde_json::to_string_pretty(&ports).map_err(std::io::Error::other)?;
-        std::fs::write(&file, text)?;
+        write_private(&file, &text)?;
         Ok(ports)
     }
 
@@ -113,6 +141,10 @@ impl DataDir {
     pub fn write_secret(&self, name: &str, value: &str) -> std::io::Result<PathBuf> {
         write_private(&self.path(name), value)
     }
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// Writes `value` to `path` with mode 0600 (replacing it atomically).
@@ -152,6 +184,29 @@ mod tests {
         assert!(err.to_string().contains("mode 700"), "{err}");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         DataDir::open(&dir.join("data")).expect("accepted once traversable");
+        std::fs::remove_dir_all(&dir).expect("clean");
+    }
+
+    #[test]
+    fn the_directory_is_closed_and_old_files_become_owner_only() {
+        let dir = tempfile_dir();
+        std::fs::write(dir.join("cluster.json"), "{}").expect("old state");
+        std::fs::set_permissions(
+            dir.join("cluster.json"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        let data = DataDir::open(&dir).expect("open");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o711);
+        assert_eq!(mode(&dir.join("cluster.json")), 0o600);
+        assert_eq!(mode(&dir.join("logs")), 0o700);
+        assert_eq!(mode(&dir.join("fake-model")), 0o700);
+        assert_eq!(
+            mode(&data.ports().map(|_| dir.join("ports.json")).expect("ports")),
+            0o600
+        );
+        assert_eq!(mode(&data.private_file("api.db").expect("db")), 0o600);
         std::fs::remove_dir_all(&dir).expect("clean");
     }
 

@@ -74,17 +74,19 @@ fn egress(args: &UpArgs, data: &DataDir, ports: &Ports) -> anyhow::Result<Egress
     Ok(e)
 }
 
-/// The host programs isolated pods need: namespaces and bridges (`ip`, `socat`), the lock
-/// (`nft`), UID switches (`setpriv`), probes (`curl`, `bash`).
+/// The host programs isolated pods need: namespaces and bridges (`ip`, `socat`, `unshare`,
+/// `nsenter`), the lock (`nft`), UID switches (`setpriv`), probes (`curl`, `bash`).
 fn missing_tools() -> Vec<&'static str> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs: Vec<PathBuf> = std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .collect();
-    ["ip", "nft", "socat", "setpriv", "curl", "bash"]
-        .into_iter()
-        .filter(|tool| !dirs.iter().any(|d| d.join(tool).is_file()))
-        .collect()
+    [
+        "ip", "nft", "socat", "setpriv", "unshare", "nsenter", "curl", "bash",
+    ]
+    .into_iter()
+    .filter(|tool| !dirs.iter().any(|d| d.join(tool).is_file()))
+    .collect()
 }
 
 fn bin(dir: &Path, name: &str) -> PathBuf {
@@ -128,6 +130,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         listen: SocketAddr::from(([127, 0, 0, 1], ports.cluster)),
         tls: true,
         state_file: Some(data.path("cluster.json")),
+        state_key_file: Some(data.path("state-key")),
         ..devcluster::Config::default()
     })
     .await
@@ -321,7 +324,10 @@ async fn start_children(
         format!("--listen={}", args.listen),
         format!("--runtime-listen={runtime_api}"),
         format!("--admin-listen=127.0.0.1:{}", ports.api_admin),
-        format!("--database-url=sqlite://{}", data.path("api.db").display()),
+        format!(
+            "--database-url=sqlite://{}",
+            data.private_file("api.db")?.display()
+        ),
         format!("--system-namespace={system_ns}"),
         format!("--kubeconfig={}", kubeconfig.display()),
         format!("--idle-sweep-seconds={}", args.idle_sweep_seconds),

@@ -293,6 +293,95 @@ test("the sandbox's direct connection to a loopback server outside its namespace
   assert.equal(connections, seenOnHost, "no connection from the sandbox arrived");
 });
 
+/** Every regular file below `dir` (as root sees it). */
+function filesBelow(dir) {
+  const out = [];
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st?.isDirectory()) out.push(...filesBelow(p));
+    else if (st?.isFile()) out.push(p);
+  }
+  return out;
+}
+
+/** The runner's directory of a session's live pod. */
+function podDir(sessionId) {
+  const prefix = `default_${objectName(sessionId)}_`;
+  const dir = readdirSync(join(dataDir, "runner/pods")).find((d) => d.startsWith(prefix));
+  assert.ok(dir, `no pod directory for ${sessionId}`);
+  return join(dataDir, "runner/pods", dir);
+}
+
+test("one sandbox reaches no other session's files, its own proxy credential or any state file", async (t) => {
+  if (process.getuid() !== 0) {
+    t.skip("needs root: without it the pod runner cannot isolate pods");
+    return;
+  }
+  // The victim: a session of its own agent and key, holding a workspace file.
+  const victim = await oc.sessions.create({ agent: (await byoAgent()).id, input: `[[scenario:bash:${hex("echo victim-notes > notes.txt && echo ok")}]] victim` });
+  await streamUntilCompleted(victim, 1, 120000);
+  const attacker = await oc.sessions.create({ agent: (await byoAgent()).id, input: `[[scenario:bash:${hex("echo mine > mine.txt && echo ok")}]] attacker` });
+  await streamUntilCompleted(attacker, 1, 120000);
+  const victimPod = podDir(victim.id);
+  const attackerPod = podDir(attacker.id);
+  const victimClaim = join(dataDir, "runner/claims/default", `${objectName(victim.id)}-workspace`);
+  const attackerClaim = join(dataDir, "runner/claims/default", `${objectName(attacker.id)}-workspace`);
+  const victimRuntime = await waitFor("the victim's runtime process", async () => runtimeProcess(victim.id));
+  // The attacker is told every path (more than a real one could list): reading any of them must fail.
+  const targets = [
+    ...filesBelow(join(victimPod, "volumes")),
+    ...filesBelow(join(attackerPod, "volumes/proxy-config")),
+    ...filesBelow(victimClaim),
+    ...readdirSync(dataDir).map((f) => join(dataDir, f)).filter((p) => statSync(p).isFile()),
+    ...filesBelow(join(dataDir, "logs")),
+    ...filesBelow(join(dataDir, "fake-model")),
+    `/proc/${victimRuntime.pid}/environ`,
+  ];
+  assert.ok(targets.some((p) => p.includes("proxy-config")), targets.join(" "));
+  assert.ok(targets.some((p) => p.endsWith("cluster.json")), targets.join(" "));
+  const script = [
+    ...targets.map((p) => `cat '${p}' >/dev/null 2>&1 && echo "READ ${p}"`),
+    `touch '${victimClaim}/planted' 2>/dev/null && echo "WROTE victim workspace"`,
+    `touch '${join(victimPod, "volumes/tmp/planted")}' 2>/dev/null && echo "WROTE victim tmp"`,
+    `kill -0 ${victimRuntime.pid} 2>/dev/null && echo "SIGNALLED victim runtime"`,
+    `ls '${join(dataDir, "runner/pods")}' >/dev/null 2>&1 && echo "LISTED pods"`,
+    // The positive control: its own workspace, by the host path, is the attacker's to read.
+    `cat '${attackerClaim}/mine.txt' >/dev/null 2>&1 && echo "OWN-WORKSPACE-READ"`,
+    "echo probe-done",
+  ].join("; ");
+  await attacker.steer(`[[scenario:bash:${hex(script)}]] attack`);
+  const events = await streamUntilCompleted(attacker, 2, 120000);
+  const said = answers(events).at(-1);
+  assert.match(said, /OWN-WORKSPACE-READ/, "the probe itself works");
+  assert.match(said, /probe-done/);
+  assert.doesNotMatch(said, /READ \/|WROTE|SIGNALLED|LISTED/, said);
+  assert.ok(!existsSync(join(victimClaim, "planted")));
+  for (const s of [victim, attacker]) await s.archive();
+});
+
+test("no file of the data directory is readable by another local user", async (t) => {
+  if (process.getuid() !== 0) {
+    t.skip("needs root to act as another local user");
+    return;
+  }
+  const files = filesBelow(dataDir);
+  assert.ok(files.some((p) => p.endsWith("cluster.json")) && files.some((p) => p.includes("/volumes/")), files.join(" "));
+  const readable = files.filter((p) => {
+    try {
+      execFileSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", "head", "-c1", p], { stdio: "ignore" });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  assert.deepEqual(readable, [], "files another local user can read");
+  // At rest, no Secret's value is in the cluster's state file.
+  const state = readFileSync(join(dataDir, "cluster.json"), "utf8");
+  assert.ok(!state.includes(fakeKey) && !state.includes(Buffer.from(fakeKey).toString("base64")), "the model key is in cluster.json");
+  assert.match(state, /aesgcm:v1:/);
+});
+
 test("Ctrl-C stops everything cleanly and a second up resumes the same state", async () => {
   const key = env.SEALPOD_API_KEY;
   const status = await stopUp(up);
@@ -301,8 +390,12 @@ test("Ctrl-C stops everything cleanly and a second up resumes the same state", a
   // Each pod's namespace is `sp-` and the first 12 alphanumerics of its uid (the runner's
   // directory names end in the uid).
   const namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+  // (Deleted pods leave no directory; the live ones were stopped with `up`.)
   const ours = readdirSync(join(dataDir, "runner/pods")).map((d) => `sp-${d.split("_").at(-1).replace(/[^a-z0-9]/gi, "").slice(0, 12)}`);
-  assert.ok(ours.length >= 4, ours.join(" "));
+  assert.ok(ours.length >= 1, ours.join(" "));
+  for (const dir of readdirSync(join(dataDir, "runner/pods"))) {
+    assert.ok(!existsSync(join(dataDir, "runner/pods", dir, "volumes/proxy-config")), `${dir} keeps its proxy credential after up stopped`);
+  }
   for (const ns of ours) assert.doesNotMatch(namespaces, new RegExp(`^${ns}\\b`, "m"), `${ns} is left`);
   assert.equal(runtimeProcess(firstSession), undefined);
 

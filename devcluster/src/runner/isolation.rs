@@ -1,5 +1,7 @@
 //! Network isolation of pods (root only): each pod gets its own network namespace with nothing
-//! but loopback, as a pod has its own network on a node. The only ways out are *bridges*: for
+//! but loopback, as a pod has its own network on a node. The namespace belongs to the pod's user
+//! namespace (see [`super::identity`]) and is named here (`ip netns attach`) so the runner can
+//! configure it and start bridges in it. The only ways out are *bridges*: for
 //! each [`Bridge`] the runner is configured with (for example the API server's runtime port or a
 //! model API), a listener on a loopback address inside the pod whose connections are carried
 //! over a Unix socket to the runner, which connects them to the bridge's target from the host.
@@ -126,16 +128,18 @@ fn host_end(socket: &Path, target: String) -> Result<JoinHandle<()>, RunnerError
 }
 
 impl PodNetwork {
-    /// Creates the namespace, brings up its loopback and starts the bridges.
+    /// Names the network namespace of the process `holder` (the pod's namespace holder), brings
+    /// up its loopback and starts the bridges.
     pub async fn create(
         config: &IsolationConfig,
         pod_uid: &str,
+        holder: u32,
         dir: &Path,
     ) -> Result<PodNetwork, RunnerError> {
         let name = namespace_name(pod_uid);
-        // A namespace left by a runner that died is ours (same pod uid): start clean.
+        // A name left by a runner that died is ours (same pod uid): start clean.
         let _ = ip(&["netns", "del", &name]).await;
-        ip(&["netns", "add", &name]).await?;
+        ip(&["netns", "attach", &name, &holder.to_string()]).await?;
         let mut net = PodNetwork {
             name: name.clone(),
             inner: Vec::new(),
@@ -160,6 +164,8 @@ impl PodNetwork {
                 .join(&self.name)
         };
         std::fs::create_dir_all(&dir).map_err(RunnerError::io(&dir))?;
+        // The bridge sockets are the runner's: no pod's container may connect to them directly.
+        super::volumes::set_mode(&dir, 0o700)?;
         for (i, bridge) in config.bridges.iter().enumerate() {
             let socket = dir.join(format!("bridge-{i}.sock"));
             self.outer.push(host_end(&socket, bridge.target.clone())?);

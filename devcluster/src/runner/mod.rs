@@ -3,13 +3,18 @@
 //! `restartPolicy: Always`) started first, kept running and gating the next container on their
 //! startup probe, then the containers — and writes each pod's status back.
 //!
+//! As root, every pod gets an identity of its own (a user namespace over a block of host IDs, see
+//! [`identity`]) and each container reaches only the volumes it mounts; with isolation enabled, a
+//! network namespace of its own too (see [`isolation`]).
+//!
 //! What it does not do: pull images (an [`ImageMap`] names a local binary per image), enforce
-//! resource limits, mount file systems (volume paths are mapped, see [`volumes`]), or isolate the
-//! network of a pod unless it runs as root with isolation enabled. It says so at start.
+//! resource limits, mount file systems (volume paths are mapped, see [`volumes`]), or isolate
+//! pods at all unless it runs as root. It says so at start.
 //!
 //! It must never pass its own environment to a container (see [`env`]).
 
 pub mod env;
+pub mod identity;
 pub mod images;
 pub mod isolation;
 pub mod probe;
@@ -124,7 +129,7 @@ impl PodRunner {
     pub fn start(client: kube::Client, config: RunnerConfig) -> PodRunner {
         match (&config.isolation, process::is_root()) {
             (Some(_), true) => {
-                tracing::info!("pods run in their own network namespaces");
+                tracing::info!("pods run with identities and network namespaces of their own");
             }
             (_, false) => tracing::warn!(
                 "the pod runner is not root: the sandbox is NOT isolated — pods share the host \
@@ -132,7 +137,7 @@ impl PodRunner {
             ),
             (None, true) => tracing::warn!(
                 "network isolation is off: the sandbox is NOT isolated — pods share the host \
-                 network"
+                 network (each still has an identity of its own)"
             ),
         }
         let (stop, stop_rx) = watch::channel(false);
@@ -148,7 +153,7 @@ impl PodRunner {
 }
 
 struct Running {
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<worker::Stop>,
     task: JoinHandle<()>,
 }
 
@@ -171,6 +176,7 @@ async fn watch_loop(
     };
     let mut events = watcher(api, watch_config).boxed();
     let mut pods: HashMap<String, Running> = HashMap::new();
+    let identities = Arc::new(identity::IdentityPool::default());
     // Pods being stopped (grace period running); awaited before the runner returns.
     let mut stopping: Vec<JoinHandle<()>> = Vec::new();
     let mut seen_in_relist: Option<Vec<String>> = None;
@@ -200,8 +206,13 @@ async fn watch_loop(
                 let deleting = pod.metadata.deletion_timestamp.is_some();
                 match (pods.contains_key(&uid), deleting) {
                     (false, false) => {
-                        let (stop, rx) = watch::channel(false);
-                        let worker = worker::Worker::new(client.clone(), config.clone(), pod);
+                        let (stop, rx) = watch::channel(worker::Stop::No);
+                        let worker = worker::Worker::new(
+                            client.clone(),
+                            config.clone(),
+                            identities.clone(),
+                            pod,
+                        );
                         let task = tokio::spawn(worker.run(rx));
                         pods.insert(uid, Running { stop, task });
                     }
@@ -235,7 +246,7 @@ async fn watch_loop(
         .into_iter()
         .filter_map(|uid| pods.remove(&uid))
         .map(|r| {
-            let _ = r.stop.send(true);
+            let _ = r.stop.send(worker::Stop::Runner);
             r.task
         });
     futures::future::join_all(stops.chain(stopping)).await;
@@ -273,7 +284,7 @@ async fn bind(client: &kube::Client, pod: &Pod, node: &str) {
 
 fn stop_pod(pods: &mut HashMap<String, Running>, stopping: &mut Vec<JoinHandle<()>>, uid: &str) {
     if let Some(running) = pods.remove(uid) {
-        let _ = running.stop.send(true);
+        let _ = running.stop.send(worker::Stop::Deleted);
         // Stopping honours the grace period; the watch goes on meanwhile.
         stopping.retain(|t| !t.is_finished());
         stopping.push(running.task);

@@ -101,7 +101,7 @@ async fn run(
     exec: &Launch,
     timeout: Duration,
 ) -> bool {
-    if exec.netns.is_some() {
+    if exec.join.is_some_and(|j| j.network) {
         return run_in_namespace(probe, container, exec, timeout).await;
     }
     if let Some(get) = &probe.http_get {
@@ -256,7 +256,7 @@ mod tests {
             uid: None,
             gid: None,
             groups: vec![],
-            netns: None,
+            join: None,
             log: dir.path().join("log"),
         };
         let mut state = ProbeState::new(probe);

@@ -1,5 +1,6 @@
-//! Container processes: spawn with a clean environment, optional UID/GID and network namespace,
-//! logs to a file; stop with SIGTERM to the process group, a grace period, then SIGKILL.
+//! Container processes: spawn with a clean environment, optionally inside the pod's user (and
+//! network) namespace as the container's UID/GID, logs to a file; stop with SIGTERM to the process
+//! group, a grace period, then SIGKILL.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,16 +22,26 @@ pub struct Launch {
     pub env: BTreeMap<String, String>,
     /// Working directory.
     pub cwd: PathBuf,
-    /// Run as this UID (only when the runner is root).
+    /// Run as this UID (only when the runner is root): the pod's ID with `join`, else a host ID.
     pub uid: Option<u32>,
-    /// Run as this GID (only when the runner is root).
+    /// Run as this GID (only when the runner is root), like `uid`.
     pub gid: Option<u32>,
-    /// Supplementary groups (the pod's `fsGroup`), with `uid` only.
+    /// Supplementary groups (the pod's `fsGroup`, the groups of the mounted volumes), with `uid`
+    /// only.
     pub groups: Vec<u32>,
-    /// Enter this network namespace (`ip netns exec`), only when the runner is root.
-    pub netns: Option<String>,
+    /// Join the pod's namespaces (`nsenter`), only when the runner is root.
+    pub join: Option<Join>,
     /// File that receives stdout and stderr.
     pub log: PathBuf,
+}
+
+/// The namespaces of a pod that its containers join (see [`super::identity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Join {
+    /// PID of the process holding the pod's namespaces.
+    pub holder: u32,
+    /// Join its network namespace too (isolation on).
+    pub network: bool,
 }
 
 /// True when the runner runs as root (UID switches and network namespaces are possible).
@@ -45,11 +56,16 @@ pub fn spawn(launch: &Launch) -> Result<Child, RunnerError> {
         .split_first()
         .ok_or_else(|| RunnerError::Spec("container has an empty command".into()))?;
     let mut argv: Vec<String> = Vec::new();
-    if let Some(ns) = &launch.netns {
-        argv.extend(["ip", "netns", "exec", ns].map(str::to_owned));
+    if let Some(join) = launch.join.filter(|_| is_root()) {
+        // nsenter becomes the pod's root inside its user namespace; setpriv then switches to
+        // the container's IDs there (host IDs of the pod's block outside).
+        argv.extend(["nsenter", "--target", &join.holder.to_string(), "--user"].map(str::to_owned));
+        if join.network {
+            argv.push("--net".to_owned());
+        }
+        argv.push("--".to_owned());
     }
-    // The UID switch happens last (`ip netns exec` needs root), with setpriv, which also sets
-    // the supplementary groups.
+    // The UID switch happens last, with setpriv, which also sets the supplementary groups.
     if let Some(uid) = launch.uid.filter(|_| is_root()) {
         let gid = launch.gid.unwrap_or(uid);
         let groups = if launch.groups.is_empty() {
@@ -150,7 +166,7 @@ mod tests {
             uid: None,
             gid: None,
             groups: vec![],
-            netns: None,
+            join: None,
             log: dir.join("log"),
         }
     }

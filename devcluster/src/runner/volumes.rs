@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret, V
 use kube::Api;
 
 use super::RunnerError;
+use super::identity::{PodIdentity, volume_gid};
 
 /// The local directories of one pod.
 #[derive(Debug, Clone)]
@@ -34,6 +35,17 @@ pub struct PodDirs {
 }
 
 impl PodDirs {
+    /// Creates the pod's directories: the way to its volumes passable (`0711`, never listable),
+    /// its logs the runner's alone (`0700`).
+    pub fn create(&self) -> Result<(), RunnerError> {
+        for passage in self.root.ancestors().skip(1).take(2) {
+            make_dir(passage, 0o711)?;
+        }
+        make_dir(&self.root, 0o711)?;
+        make_dir(&self.volumes, 0o711)?;
+        make_dir(&self.logs, 0o700)
+    }
+
     /// The directories of `pod` under `data_dir` (not created yet).
     pub fn new(data_dir: &Path, namespace: &str, name: &str, uid: &str) -> PodDirs {
         let root = data_dir
@@ -63,17 +75,88 @@ fn mode_of(items_mode: Option<i32>, default_mode: Option<i32>) -> u32 {
     u32::try_from(items_mode.or(default_mode).unwrap_or(0o644)).unwrap_or(0o644)
 }
 
-/// Writes `data` (key → bytes) into `dir`, honouring `items`, atomically per file.
+/// Sets the permission bits of `path`.
+pub(super) fn set_mode(path: &Path, mode: u32) -> Result<(), RunnerError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(RunnerError::io(path))
+}
+
+/// Creates `dir` (and its parents) and gives it `mode`: the runner's own directories on the way
+/// to a pod's volumes are `0711` (others may pass through, not list), its private ones `0700`.
+pub(super) fn make_dir(dir: &Path, mode: u32) -> Result<(), RunnerError> {
+    std::fs::create_dir_all(dir).map_err(RunnerError::io(dir))?;
+    set_mode(dir, mode)
+}
+
+/// Who owns a pod's volumes on the host (root only): the pod's block of host IDs and its
+/// `fsGroup`, as a kubelet gives a user-namespaced pod's volumes to the pod.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// The pod's IDs.
+    pub identity: &'a PodIdentity,
+    /// The pod's `securityContext.fsGroup` (a pod-side ID).
+    pub fs_group: Option<u32>,
+}
+
+impl Owner<'_> {
+    /// Host owner and group of the files of a Secret or ConfigMap volume: the pod's root and
+    /// its `fsGroup` (or root's group), as a kubelet writes them.
+    fn files(&self) -> Result<(u32, u32), RunnerError> {
+        let root = self.identity.host_id(0)?;
+        let group = match self.fs_group {
+            Some(gid) => self.identity.host_id(gid)?,
+            None => root,
+        };
+        Ok((root, group))
+    }
+
+    /// Host owner and group of volume `index`'s directory: the pod's root and the volume's gate
+    /// group, which only the containers that mount the volume carry.
+    fn gate(&self, index: usize) -> Result<(u32, u32), RunnerError> {
+        Ok((
+            self.identity.host_id(0)?,
+            self.identity.host_id(volume_gid(index)?)?,
+        ))
+    }
+}
+
+fn chown(path: &Path, ids: (u32, u32)) -> Result<(), RunnerError> {
+    std::os::unix::fs::lchown(path, Some(ids.0), Some(ids.1)).map_err(RunnerError::io(path))
+}
+
+/// Creates a volume's directory and closes it to everyone but the volume's mounters: with an
+/// owner, `gate` owns it with `mode`; without one (the runner is not root, nothing can be given
+/// away) it is `open_mode`.
+fn volume_dir(
+    dir: &Path,
+    gate: Option<(u32, u32)>,
+    mode: u32,
+    open_mode: u32,
+) -> Result<(), RunnerError> {
+    std::fs::create_dir_all(dir).map_err(RunnerError::io(dir))?;
+    match gate {
+        Some(ids) => {
+            chown(dir, ids)?;
+            set_mode(dir, mode)
+        }
+        None => set_mode(dir, open_mode),
+    }
+}
+
+/// Writes `data` (key → bytes) into `dir`, honouring `items`, atomically per file. `files` is
+/// the host owner and group of every file, when the runner can give them away.
 fn write_entries(
     dir: &Path,
     data: &BTreeMap<String, Vec<u8>>,
     items: Option<&[KeyToPath]>,
     default_mode: Option<i32>,
-    fs_group: Option<u32>,
+    files: Option<(u32, u32)>,
 ) -> Result<(), RunnerError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::create_dir_all(dir).map_err(RunnerError::io(dir))?;
-    let files: Vec<(PathBuf, &Vec<u8>, u32)> = match items {
+    let entries: Vec<(PathBuf, &Vec<u8>, u32)> = match items {
         Some(items) => items
             .iter()
             .filter_map(|item| {
@@ -91,7 +174,7 @@ fn write_entries(
             .map(|(k, v)| (dir.join(k), v, mode_of(None, default_mode)))
             .collect(),
     };
-    for (path, bytes, mode) in files {
+    for (path, bytes, mode) in entries {
         if !path.starts_with(dir) || path.components().any(|c| c.as_os_str() == "..") {
             return Err(RunnerError::Spec(format!(
                 "volume item path {} escapes its volume",
@@ -102,33 +185,43 @@ fn write_entries(
             std::fs::create_dir_all(parent).map_err(RunnerError::io(parent))?;
         }
         let tmp = path.with_extension("sealpod-tmp");
-        std::fs::write(&tmp, bytes).map_err(RunnerError::io(&tmp))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+        let _ = std::fs::remove_file(&tmp);
+        // Created owner-only, then given its owner and mode: never readable by more than it
+        // ends up readable by.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
             .map_err(RunnerError::io(&tmp))?;
-        give_to_group(&tmp, fs_group)?;
+        file.write_all(bytes).map_err(RunnerError::io(&tmp))?;
+        drop(file);
+        if let Some(ids) = files {
+            chown(&tmp, ids)?;
+        }
+        set_mode(&tmp, mode)?;
         std::fs::rename(&tmp, &path).map_err(RunnerError::io(&path))?;
     }
     Ok(())
 }
 
-/// Like a kubelet with `fsGroup`: volume files belong to that group, which every container of
-/// the pod has as a supplementary group (only possible, and only done, when the runner is root).
-fn give_to_group(path: &Path, fs_group: Option<u32>) -> Result<(), RunnerError> {
-    match fs_group {
-        Some(gid) if super::process::is_root() => {
-            std::os::unix::fs::chown(path, None, Some(gid)).map_err(RunnerError::io(path))
-        }
-        _ => Ok(()),
+/// Hands a kept claim to the pod that mounts it now: every file and directory that belonged to
+/// an earlier pod's IDs gets the same pod-side ID in this pod's block (as a kubelet re-owns a
+/// volume for `fsGroup`). Symbolic links are re-owned, never followed.
+fn adopt_tree(path: &Path, identity: &PodIdentity) -> Result<(), RunnerError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).map_err(RunnerError::io(path))?;
+    let ids = (identity.adopt_id(meta.uid()), identity.adopt_id(meta.gid()));
+    if ids != (meta.uid(), meta.gid()) {
+        chown(path, ids)?;
     }
-}
-
-fn open_dir(dir: &Path, fs_group: Option<u32>) -> Result<(), RunnerError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).map_err(RunnerError::io(dir))?;
-    give_to_group(dir, fs_group)?;
-    // Like a kubelet's emptyDir: writable by any UID the pod's containers run as.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
-        .map_err(RunnerError::io(dir))
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).map_err(RunnerError::io(path))? {
+            let entry = entry.map_err(RunnerError::io(path))?;
+            adopt_tree(&entry.path(), identity)?;
+        }
+    }
+    Ok(())
 }
 
 /// The pod's `securityContext.fsGroup`.
@@ -159,16 +252,22 @@ fn config_map_bytes(cm: &ConfigMap) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// Writes one volume and returns where it lives. When `known` is the version already written
-/// (`kind/name@resourceVersion`), nothing is rewritten, so unchanged files keep their mtime.
+/// Writes volume number `index` of a pod and returns where it lives. When `known` is the
+/// version already written (`kind/name@resourceVersion`), nothing is rewritten, so unchanged
+/// files keep their mtime. With an `owner` (the runner is root) the volume's directory is closed
+/// to all but the containers that mount it (they carry its gate group): Secret and ConfigMap
+/// volumes `0750`, emptyDir and claims `2770` (writable by every mounter, as a kubelet's
+/// world-writable emptyDir is inside its pod).
 pub async fn materialize(
     client: &kube::Client,
     namespace: &str,
-    volume: &Volume,
+    (index, volume): (usize, &Volume),
     dirs: &PodDirs,
     known: Option<&str>,
-    fs_group: Option<u32>,
+    owner: Option<Owner<'_>>,
 ) -> Result<Materialized, RunnerError> {
+    let gate = owner.map(|o| o.gate(index)).transpose()?;
+    let files = owner.map(|o| o.files()).transpose()?;
     let unchanged = |version: &Option<String>, kind: &str, name: &str| {
         known.is_some_and(|k| k == format!("{kind}/{name}@{}", version.clone().unwrap_or_default()))
     };
@@ -188,17 +287,18 @@ pub async fn materialize(
                         data.insert(k.clone(), v.clone().into_bytes());
                     }
                 }
+                volume_dir(&dir, gate, 0o750, 0o755)?;
                 write_entries(
                     &dir,
                     &data,
                     secret.items.as_deref(),
                     secret.default_mode,
-                    fs_group,
+                    files,
                 )?;
                 obj.metadata.resource_version
             }
             None if secret.optional == Some(true) => {
-                std::fs::create_dir_all(&dir).map_err(RunnerError::io(&dir))?;
+                volume_dir(&dir, gate, 0o750, 0o755)?;
                 None
             }
             None => return Err(RunnerError::Waiting(format!("secret {name} not found"))),
@@ -215,17 +315,18 @@ pub async fn materialize(
         let found = api.get_opt(&name).await.map_err(RunnerError::kube)?;
         let version = match found {
             Some(obj) => {
+                volume_dir(&dir, gate, 0o750, 0o755)?;
                 write_entries(
                     &dir,
                     &config_map_bytes(&obj),
                     cm.items.as_deref(),
                     cm.default_mode,
-                    fs_group,
+                    files,
                 )?;
                 obj.metadata.resource_version
             }
             None if cm.optional == Some(true) => {
-                std::fs::create_dir_all(&dir).map_err(RunnerError::io(&dir))?;
+                volume_dir(&dir, gate, 0o750, 0o755)?;
                 None
             }
             None => return Err(RunnerError::Waiting(format!("configmap {name} not found"))),
@@ -237,7 +338,7 @@ pub async fn materialize(
         });
     }
     if volume.empty_dir.is_some() {
-        open_dir(&dir, fs_group)?;
+        volume_dir(&dir, gate, 0o2770, 0o777)?;
         return Ok(Materialized {
             name: volume.name.clone(),
             dir,
@@ -246,7 +347,15 @@ pub async fn materialize(
     }
     if let Some(pvc) = &volume.persistent_volume_claim {
         let dir = dirs.claims.join(&pvc.claim_name);
-        open_dir(&dir, fs_group)?;
+        for passage in dirs.claims.ancestors().take(2) {
+            make_dir(passage, 0o711)?;
+        }
+        if let Some(owner) = owner
+            && dir.exists()
+        {
+            adopt_tree(&dir, owner.identity)?;
+        }
+        volume_dir(&dir, gate, 0o2770, 0o777)?;
         return Ok(Materialized {
             name: volume.name.clone(),
             dir,
@@ -260,25 +369,57 @@ pub async fn materialize(
     )))
 }
 
+/// The volumes of a pod, numbered as their gate groups are.
+pub fn volumes_of(pod: &Pod) -> impl Iterator<Item = (usize, &Volume)> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+}
+
+/// The pod-side gate groups of the volumes `container` mounts.
+pub fn gate_groups(pod: &Pod, container: &Container) -> Result<Vec<u32>, RunnerError> {
+    let mounted = |name: &str| {
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == name)
+    };
+    volumes_of(pod)
+        .filter(|(_, v)| mounted(&v.name))
+        .map(|(i, _)| volume_gid(i))
+        .collect()
+}
+
 /// Writes every volume of a pod.
 pub async fn materialize_all(
     client: &kube::Client,
     pod: &Pod,
     dirs: &PodDirs,
+    owner: Option<Owner<'_>>,
 ) -> Result<Vec<Materialized>, RunnerError> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    std::fs::create_dir_all(&dirs.logs).map_err(RunnerError::io(&dirs.logs))?;
+    dirs.create()?;
     let mut out = Vec::new();
-    for volume in pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .into_iter()
-        .flatten()
-    {
-        out.push(materialize(client, namespace, volume, dirs, None, fs_group(pod)).await?);
+    for indexed in volumes_of(pod) {
+        out.push(materialize(client, namespace, indexed, dirs, None, owner).await?);
     }
     Ok(out)
+}
+
+/// Removes the pod's Secret volumes: key material is kept on disk only while the pod runs.
+pub fn remove_secret_volumes(pod: &Pod, dirs: &PodDirs) {
+    for (_, volume) in volumes_of(pod).filter(|(_, v)| v.secret.is_some()) {
+        let dir = dirs.volumes.join(&volume.name);
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a Secret volume");
+        }
+    }
 }
 
 /// Container path → host path, longest mount path first.
@@ -447,7 +588,7 @@ mod tests {
             ("a".to_owned(), b"1".to_vec()),
             ("b".to_owned(), b"2".to_vec()),
         ]);
-        write_entries(dir.path(), &data, None, None, Some(4321)).expect("write");
+        write_entries(dir.path(), &data, None, None, Some((4321, 4321))).expect("write");
         assert_eq!(std::fs::read(dir.path().join("a")).expect("a"), b"1");
         if super::super::process::is_root() {
             use std::os::unix::fs::MetadataExt;

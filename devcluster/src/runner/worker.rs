@@ -18,12 +18,24 @@ use tokio::process::Child;
 use tokio::sync::watch;
 
 use super::env::{PodFields, resolve};
+use super::identity::{IdentityPool, PodIdentity, PodNamespaces};
 use super::probe::ProbeState;
-use super::process::{Launch, exit_code, spawn, stop};
-use super::volumes::{Materialized, MountMap, PodDirs, materialize_all};
+use super::process::{Join, Launch, exit_code, spawn, stop};
+use super::volumes::{self, Materialized, MountMap, Owner, PodDirs, materialize_all};
 use super::{RunnerConfig, RunnerError};
 
 const TICK: Duration = Duration::from_millis(100);
+
+/// Whether, and why, a pod's worker stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// Keep running.
+    No,
+    /// The runner shuts down; the pod lives on and starts again with the next runner.
+    Runner,
+    /// The pod is deleted: its directory goes too (kept claims stay).
+    Deleted,
+}
 /// How often Secret and ConfigMap volumes are checked for changes.
 const REFRESH: Duration = Duration::from_secs(1);
 
@@ -150,7 +162,9 @@ pub(super) struct Worker {
     message: String,
     last_status: Value,
     pod_ip: String,
-    netns: Option<String>,
+    identities: Arc<IdentityPool>,
+    identity: Option<PodIdentity>,
+    namespaces: Option<PodNamespaces>,
     network: Option<super::isolation::PodNetwork>,
     next_refresh: Instant,
 }
@@ -165,7 +179,12 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    pub(super) fn new(client: kube::Client, config: Arc<RunnerConfig>, pod: Pod) -> Worker {
+    pub(super) fn new(
+        client: kube::Client,
+        config: Arc<RunnerConfig>,
+        identities: Arc<IdentityPool>,
+        pod: Pod,
+    ) -> Worker {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -194,7 +213,9 @@ impl Worker {
             message: String::new(),
             last_status: Value::Null,
             pod_ip: "127.0.0.1".into(),
-            netns: None,
+            identities,
+            identity: None,
+            namespaces: None,
             network: None,
             next_refresh: Instant::now(),
         }
@@ -227,19 +248,19 @@ impl Worker {
     }
 
     /// Runs until `stop` turns true, then stops every process.
-    pub(super) async fn run(mut self, mut stop_rx: watch::Receiver<bool>) {
+    pub(super) async fn run(mut self, mut stop_rx: watch::Receiver<Stop>) {
         let mut interval = tokio::time::interval(TICK);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
                 changed = stop_rx.changed() => {
-                    if changed.is_err() || *stop_rx.borrow() {
+                    if changed.is_err() || *stop_rx.borrow() != Stop::No {
                         break;
                     }
                 }
             }
-            if *stop_rx.borrow() {
+            if *stop_rx.borrow() != Stop::No {
                 break;
             }
             if let Err(e) = self.step().await {
@@ -248,14 +269,18 @@ impl Worker {
             }
             self.write_status().await;
         }
-        self.teardown().await;
+        let reason = match *stop_rx.borrow() {
+            Stop::No => Stop::Runner,
+            reason => reason,
+        };
+        self.teardown(reason).await;
     }
 
     async fn step(&mut self) -> Result<(), RunnerError> {
         self.reap();
         match self.stage {
             Stage::Volumes => {
-                self.prepare_network().await?;
+                self.prepare_namespaces().await?;
                 self.prepare_volumes().await?;
             }
             Stage::Init(i) => self.step_init(i).await?,
@@ -270,25 +295,52 @@ impl Worker {
         Ok(())
     }
 
-    /// Gives the pod its own network namespace when isolation is on and the runner is root.
-    async fn prepare_network(&mut self) -> Result<(), RunnerError> {
-        if let Some(isolation) = &self.config.isolation
-            && self.network.is_none()
-            && super::process::is_root()
-        {
-            let uid = self.pod.metadata.uid.clone().unwrap_or_default();
-            let net =
-                super::isolation::PodNetwork::create(isolation, &uid, &self.dirs.root.join("net"))
-                    .await?;
-            self.netns = Some(net.name.clone());
-            self.network = Some(net);
+    /// Gives the pod (when the runner is root) its own block of IDs and user namespace, and its
+    /// own network namespace when isolation is on.
+    async fn prepare_namespaces(&mut self) -> Result<(), RunnerError> {
+        if !super::process::is_root() || self.namespaces.is_some() {
+            return Ok(());
         }
+        let identity = match self.identity.take() {
+            Some(identity) => identity,
+            None => self.identities.allocate()?,
+        };
+        let mut namespaces = identity.enter(self.config.isolation.is_some()).await?;
+        if let Some(isolation) = &self.config.isolation {
+            self.dirs.create()?;
+            let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+            match super::isolation::PodNetwork::create(
+                isolation,
+                &uid,
+                namespaces.pid(),
+                &self.dirs.root.join("net"),
+            )
+            .await
+            {
+                Ok(net) => self.network = Some(net),
+                Err(e) => {
+                    namespaces.release().await;
+                    self.identity = Some(identity);
+                    return Err(e);
+                }
+            }
+        }
+        self.namespaces = Some(namespaces);
+        self.identity = Some(identity);
         Ok(())
+    }
+
+    /// Who owns the pod's volumes on the host (root only).
+    fn owner(&self) -> Option<Owner<'_>> {
+        self.identity.as_ref().map(|identity| Owner {
+            identity,
+            fs_group: volumes::fs_group(&self.pod),
+        })
     }
 
     /// Writes the pod's volumes; a missing Secret or ConfigMap keeps the pod waiting.
     async fn prepare_volumes(&mut self) -> Result<(), RunnerError> {
-        match materialize_all(&self.client, &self.pod, &self.dirs).await {
+        match materialize_all(&self.client, &self.pod, &self.dirs, self.owner()).await {
             Ok(volumes) => {
                 self.volumes = volumes;
                 self.message.clear();
@@ -316,28 +368,21 @@ impl Worker {
         }
         self.next_refresh = Instant::now() + REFRESH;
         let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
-        let volumes = self
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .unwrap_or_default();
-        for volume in volumes
-            .iter()
-            .filter(|v| v.secret.is_some() || v.config_map.is_some())
+        for (index, volume) in volumes::volumes_of(&self.pod)
+            .filter(|(_, v)| v.secret.is_some() || v.config_map.is_some())
         {
             let known = self
                 .volumes
                 .iter()
                 .find(|v| v.name == volume.name)
                 .and_then(|v| v.source_version.clone());
-            match super::volumes::materialize(
+            match volumes::materialize(
                 &self.client,
                 &ns,
-                volume,
+                (index, volume),
                 &self.dirs,
                 known.as_deref(),
-                super::volumes::fs_group(&self.pod),
+                self.owner(),
             )
             .await
             {
@@ -423,7 +468,8 @@ impl Worker {
             .as_deref()
             .map(|d| PathBuf::from(mounts.map(d)))
             .filter(|d| d.is_dir())
-            .unwrap_or_else(|| self.dirs.root.clone());
+            // As for an image without a working directory of its own.
+            .unwrap_or_else(|| PathBuf::from("/"));
         let pod_sc = self
             .pod
             .spec
@@ -440,14 +486,25 @@ impl Worker {
             .and_then(|s| s.run_as_group)
             .or(pod_sc.as_ref().and_then(|s| s.run_as_group))
             .and_then(|g| u32::try_from(g).ok());
+        let mut groups: Vec<u32> = volumes::fs_group(&self.pod).into_iter().collect();
+        if let Some(identity) = &self.identity {
+            // The container reaches the volumes it mounts through their gate groups.
+            groups.extend(volumes::gate_groups(&self.pod, &c.spec)?);
+            for id in uid.iter().chain(gid.iter()).chain(groups.iter()) {
+                identity.host_id(*id)?;
+            }
+        }
         let launch = Launch {
             argv,
             env,
             cwd,
             uid,
             gid,
-            groups: super::volumes::fs_group(&self.pod).into_iter().collect(),
-            netns: self.netns.clone(),
+            groups,
+            join: self.namespaces.as_ref().map(|n| Join {
+                holder: n.pid(),
+                network: self.network.is_some(),
+            }),
             log: self.dirs.logs.join(format!("{}.log", c.spec.name)),
         };
         let child = spawn(&launch)?;
@@ -693,7 +750,7 @@ impl Worker {
         }
     }
 
-    async fn teardown(mut self) {
+    async fn teardown(mut self, reason: Stop) {
         let grace = self.grace();
         // Main containers first, then sidecars in reverse start order, as a kubelet does.
         let order: Vec<usize> = self
@@ -732,6 +789,17 @@ impl Worker {
         }
         if let Some(mut network) = self.network.take() {
             network.release().await;
+        }
+        if let Some(mut namespaces) = self.namespaces.take() {
+            namespaces.release().await;
+        }
+        // No key material stays on disk once the pod stops; a deleted pod leaves nothing.
+        volumes::remove_secret_volumes(&self.pod, &self.dirs);
+        if reason == Stop::Deleted
+            && let Err(e) = std::fs::remove_dir_all(&self.dirs.root)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.dirs.root.display(), error = %e, "could not remove a pod directory");
         }
     }
 }

@@ -1,0 +1,232 @@
+//! Per-pod identities (root only), as a kubelet runs pods with `hostUsers: false`: every pod gets
+//! a user namespace of its own that maps the pod's IDs `0..65536` onto a block of host IDs no other
+//! pod uses. A container that runs as UID 1000 is UID 1000 inside its pod and a host UID of its own
+//! outside, so two pods never share an identity: neither can read the other's files, signal its
+//! processes or open its `/proc` entries, even though both say `runAsUser: 1000`.
+//!
+//! The pod's network namespace (when isolation is on) is created by, and owned by, that user
+//! namespace, so the pod's own root (the lock init container) administers its network and the
+//! egress rules it writes name the pod's IDs (`meta skuid 1337`), as on a node.
+//!
+//! The pod's volumes are gated per container (see [`super::volumes`]): each volume gets a group of
+//! its own ([`volume_gid`]) that only the containers mounting it carry, so a container reaches
+//! exactly the volumes mounted into it, as with a kubelet's mounts.
+//!
+//! This module never maps host root into a pod, and never hands out a block that a live pod holds.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use super::RunnerError;
+
+/// IDs a pod has inside its user namespace: `0..POD_IDS`.
+pub const POD_IDS: u32 = 65_536;
+/// The first host ID of the first pod's block. Far above the IDs of ordinary host users and of
+/// `/etc/subuid` ranges (which start at 100000), so a pod's IDs name nobody on the host.
+pub const FIRST_HOST_ID: u32 = 0x4000_0000;
+/// The pod-side group ID of a pod's first volume; volume `i` has `VOLUME_GID_BASE + i`.
+pub const VOLUME_GID_BASE: u32 = 65_000;
+/// How many pods can hold a block at once.
+const SLOTS: u32 = (u32::MAX - FIRST_HOST_ID) / POD_IDS;
+
+/// The pod-side group that gates volume number `index` of a pod.
+pub fn volume_gid(index: usize) -> Result<u32, RunnerError> {
+    u32::try_from(index)
+        .ok()
+        .and_then(|i| VOLUME_GID_BASE.checked_add(i))
+        .filter(|g| *g < POD_IDS)
+        .ok_or_else(|| {
+            RunnerError::Spec(format!(
+                "a pod may have at most {} volumes",
+                POD_IDS - VOLUME_GID_BASE
+            ))
+        })
+}
+
+/// The blocks of host IDs handed out to live pods.
+#[derive(Debug, Default)]
+pub struct IdentityPool {
+    used: Mutex<BTreeSet<u32>>,
+}
+
+impl IdentityPool {
+    /// Hands out the lowest free block; it returns to the pool when the identity is dropped.
+    pub fn allocate(self: &Arc<Self>) -> Result<PodIdentity, RunnerError> {
+        let mut used = self
+            .used
+            .lock()
+            .map_err(|_| RunnerError::Spec("identity pool poisoned".into()))?;
+        let slot = (0..SLOTS)
+            .find(|s| !used.contains(s))
+            .ok_or_else(|| RunnerError::Spec("no free block of pod IDs".into()))?;
+        used.insert(slot);
+        Ok(PodIdentity {
+            base: FIRST_HOST_ID + slot * POD_IDS,
+            slot,
+            pool: Arc::clone(self),
+        })
+    }
+
+    fn release(&self, slot: u32) {
+        if let Ok(mut used) = self.used.lock() {
+            used.remove(&slot);
+        }
+    }
+}
+
+/// One pod's block of host IDs.
+#[derive(Debug)]
+pub struct PodIdentity {
+    base: u32,
+    slot: u32,
+    pool: Arc<IdentityPool>,
+}
+
+impl Drop for PodIdentity {
+    fn drop(&mut self) {
+        self.pool.release(self.slot);
+    }
+}
+
+impl PodIdentity {
+    /// The host ID of the pod's ID `id` (a UID or a GID).
+    pub fn host_id(&self, id: u32) -> Result<u32, RunnerError> {
+        if id < POD_IDS {
+            Ok(self.base + id)
+        } else {
+            Err(RunnerError::Spec(format!(
+                "ID {id} is outside the pod's user namespace (0..{POD_IDS})"
+            )))
+        }
+    }
+
+    /// The host ID an ID of *any* pod's block has in this pod's block; IDs outside every pod
+    /// block (host users, root) come back unchanged. Used to hand a kept claim to a new pod.
+    pub fn adopt_id(&self, host_id: u32) -> u32 {
+        if host_id >= FIRST_HOST_ID {
+            self.base + (host_id - FIRST_HOST_ID) % POD_IDS
+        } else {
+            host_id
+        }
+    }
+
+    /// Starts the pod's namespaces: a user namespace mapped to this block and, with `network`,
+    /// a network namespace owned by it.
+    pub async fn enter(&self, network: bool) -> Result<PodNamespaces, RunnerError> {
+        let mut cmd = Command::new("unshare");
+        cmd.arg("--user");
+        if network {
+            cmd.arg("--net");
+        }
+        let holder = cmd
+            .args(["--", "sleep", "infinity"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| RunnerError::Spec(format!("cannot start unshare: {e}")))?;
+        let Some(pid) = holder.id() else {
+            return Err(RunnerError::Spec(
+                "the namespace holder exited at once".into(),
+            ));
+        };
+        let namespaces = PodNamespaces { holder, pid };
+        namespaces.wait_unshared().await?;
+        let map = format!("0 {} {POD_IDS}\n", self.base);
+        for file in ["uid_map", "gid_map"] {
+            let path = Path::new("/proc").join(pid.to_string()).join(file);
+            std::fs::write(&path, &map).map_err(RunnerError::io(&path))?;
+        }
+        Ok(namespaces)
+    }
+}
+
+/// A pod's user namespace (and network namespace, if any), kept alive by a holder process.
+#[derive(Debug)]
+pub struct PodNamespaces {
+    holder: Child,
+    pid: u32,
+}
+
+impl PodNamespaces {
+    /// The holder's PID: containers join its namespaces (`nsenter --target`).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `unshare` creates the namespaces before it runs its command; the maps can be written
+    /// only once they exist.
+    async fn wait_unshared(&self) -> Result<(), RunnerError> {
+        let ours = std::fs::read_link("/proc/self/ns/user").ok();
+        let theirs = Path::new("/proc")
+            .join(self.pid.to_string())
+            .join("ns/user");
+        for _ in 0..500 {
+            match std::fs::read_link(&theirs) {
+                Ok(link) if Some(&link) != ours.as_ref() => return Ok(()),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+                Err(source) => {
+                    return Err(RunnerError::Io {
+                        path: theirs,
+                        source,
+                    });
+                }
+            }
+        }
+        Err(RunnerError::Spec(
+            "the pod's user namespace did not appear".into(),
+        ))
+    }
+
+    /// Ends the holder; the namespaces go with their last process (and, for the network, with
+    /// its `ip netns` name, which [`super::isolation::PodNetwork::release`] removes).
+    pub async fn release(&mut self) {
+        let _ = self.holder.kill().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_distinct_while_held_and_reused_after() {
+        let pool = Arc::new(IdentityPool::default());
+        let a = pool.allocate().expect("a");
+        let b = pool.allocate().expect("b");
+        assert_eq!(a.host_id(1000).expect("uid"), FIRST_HOST_ID + 1000);
+        assert_eq!(
+            b.host_id(1000).expect("uid"),
+            FIRST_HOST_ID + POD_IDS + 1000
+        );
+        assert!(
+            a.host_id(POD_IDS).is_err(),
+            "IDs past the block are refused"
+        );
+        drop(a);
+        let c = pool.allocate().expect("c");
+        assert_eq!(
+            c.host_id(0).expect("root"),
+            FIRST_HOST_ID,
+            "a freed block is reused"
+        );
+        assert_eq!(
+            c.adopt_id(b.host_id(1337).expect("uid")),
+            c.host_id(1337).expect("uid")
+        );
+        assert_eq!(c.adopt_id(0), 0, "host root stays host root");
+        assert_eq!(c.adopt_id(1000), 1000, "host users stay themselves");
+    }
+
+    #[test]
+    fn volume_groups_stay_inside_the_pod_block() {
+        assert_eq!(volume_gid(0).expect("gid"), VOLUME_GID_BASE);
+        assert!(volume_gid(usize::try_from(POD_IDS - VOLUME_GID_BASE).expect("n")).is_err());
+    }
+}

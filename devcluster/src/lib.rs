@@ -21,7 +21,6 @@ mod patch;
 mod proto;
 mod registry;
 mod render;
-pub mod runner;
 mod selector;
 mod state;
 mod store;

@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_env("SEALPOD_UP_LOG")
-                        .unwrap_or_else(|_| "warn,sealpod=info,devcluster::runner=info".into()),
+                        .unwrap_or_else(|_| "warn,sealpod=info,sealpod_node=info".into()),
                 )
                 .with_writer(std::io::stderr)
                 .init();

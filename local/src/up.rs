@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use devcluster::DevCluster;
-use devcluster::runner::isolation::{Bridge, IsolationConfig};
-use devcluster::runner::{ImageMap, PodRunner, RunnerConfig};
+use sealpod_node::isolation::{Bridge, IsolationConfig};
+use sealpod_node::{ImageMap, PodRunner, RunnerConfig};
 use sealpod_resources::labels::DEFAULT_SYSTEM_NAMESPACE;
 use tokio::signal::unix::{SignalKind, signal};
 

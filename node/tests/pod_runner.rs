@@ -5,12 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use devcluster::runner::isolation::{Bridge, IsolationConfig};
-use devcluster::runner::{ImageMap, PodRunner, RunnerConfig};
 use devcluster::{Config, DevCluster};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use sealpod_node::isolation::{Bridge, IsolationConfig};
+use sealpod_node::{ImageMap, PodRunner, RunnerConfig};
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {

@@ -1,4 +1,4 @@
-//! The pod runner: a kubelet for one machine. It watches the Pods bound to its node name and runs
+//! sealpod-node, the pod runner: a kubelet for one machine. It watches the Pods bound to its node name and runs
 //! them as local processes — init containers in order, native sidecars (init containers with
 //! `restartPolicy: Always`) started first, kept running and gating the next container on their
 //! startup probe, then the containers — and writes each pod's status back.

@@ -462,3 +462,40 @@ async fn watch_from_a_future_resource_version_is_expired() {
     assert_eq!(lines[0]["object"]["code"], json!(410));
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn pods_are_bound_once_through_the_binding_subresource() {
+    use k8s_openapi::api::core::v1::Pod;
+    let c = devcluster::DevCluster::start(devcluster::Config::default())
+        .await
+        .expect("start");
+    let pods: Api<Pod> = Api::namespaced(c.client(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let binding = |node: &str| {
+        json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
+    };
+    let status: Value = pods
+        .create_subresource("binding", "p", &PostParams::default(), &binding("n1"))
+        .await
+        .expect("bind");
+    assert_eq!(status["status"], "Success");
+    let bound = pods.get("p").await.expect("get");
+    assert_eq!(bound.spec.expect("spec").node_name.as_deref(), Some("n1"));
+    let again = pods
+        .create_subresource::<_, Value>("binding", "p", &PostParams::default(), &binding("n2"))
+        .await
+        .expect_err("a bound pod is not bound again");
+    assert!(
+        matches!(&again, kube::Error::Api(s) if s.code == 409 && s.message.contains("already assigned to node \"n1\"")),
+        "{again:?}"
+    );
+    c.shutdown().await;
+}

@@ -260,7 +260,8 @@ fn is_unbound(pod: &Pod) -> bool {
             .is_some_and(|s| s.node_name.as_deref().unwrap_or_default().is_empty())
 }
 
-/// Binds a pod to the node, as a scheduler would; the watch then delivers it bound.
+/// Binds a pod to the node, as a scheduler does (the `binding` subresource: `spec.nodeName` of
+/// an existing pod can be set no other way); the watch then delivers it bound.
 async fn bind(client: &kube::Client, pod: &Pod, node: &str) {
     let (Some(ns), Some(name)) = (
         pod.metadata.namespace.as_deref(),
@@ -269,12 +270,18 @@ async fn bind(client: &kube::Client, pod: &Pod, node: &str) {
         return;
     };
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let patch = serde_json::json!({"spec": {"nodeName": node}});
+    let binding = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": name, "namespace": ns},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    });
     if let Err(e) = api
-        .patch(
+        .create_subresource::<_, serde_json::Value>(
+            "binding",
             name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
+            &kube::api::PostParams::default(),
+            &binding,
         )
         .await
     {

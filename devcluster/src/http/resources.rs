@@ -95,7 +95,12 @@ pub(super) async fn handle(
     {
         return Err(no_route());
     }
+    let binding = t.subresource.as_deref() == Some("binding")
+        && def.group.is_empty()
+        && def.plural == "pods"
+        && t.name.is_some();
     if let Some(sub) = &t.subresource
+        && !binding
         && (sub != "status" || !def.status_subresource)
     {
         return Err(no_route());
@@ -128,6 +133,16 @@ pub(super) async fn handle(
     let lock = || -> Result<_, ApiError> { Ok(crate::store::lock(&state.store)) };
     let ok = |code: http::StatusCode, v: &Value| json_response(code, v);
     match (&method, t.name.as_deref()) {
+        (&http::Method::POST, Some(name)) if binding => {
+            bind(&mut *lock()?, &def, &ns, name, &parse_json(&body)?)?;
+            Ok(ok(
+                http::StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
+        }
+        (_, _) if binding => Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported on pods/binding"
+        ))),
         (&http::Method::GET, None) if truthy(&q, "watch") => watch(state, &def, &t, &q, fmt),
         (&http::Method::GET, None) => {
             let (labels, fields) = selectors(&q)?;
@@ -243,6 +258,55 @@ pub(super) async fn handle(
             "{method} is not supported here"
         ))),
     }
+}
+
+/// `pods/{name}/binding`, as a scheduler binds a pod: sets `spec.nodeName` of a pod that has
+/// none (the only way to set it once a pod exists); a bound pod answers 409.
+fn bind(
+    st: &mut crate::store::Store,
+    def: &Arc<crate::registry::ResourceDef>,
+    ns: &str,
+    name: &str,
+    binding: &Value,
+) -> Result<(), ApiError> {
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Binding",
+                "",
+                name,
+                &[("target.name".into(), "Required value".into())],
+            )
+        })?;
+    let pod = st.get(def, ns, name)?;
+    if let Some(bound) = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        return Err(ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already \
+                 assigned to node \"{bound}\""
+            ),
+        ));
+    }
+    let patch = serde_json::to_vec(&json!({"spec": {"nodeName": node}})).unwrap_or_default();
+    st.patch(
+        &mut WriteCtx::system(def),
+        ns,
+        name,
+        PatchType::Merge,
+        &patch,
+        None,
+        false,
+    )?;
+    Ok(())
 }
 
 fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOptions, ApiError> {

@@ -22,13 +22,13 @@ use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::allowlist::normalize_host;
 use crate::metrics::DenyReason;
 use crate::proxy::Proxy;
 use crate::resolve;
 use crate::respond::{self, Failure, ProxyBody};
-use crate::server::{self, MAX_HEAD, Target};
+use crate::server::{self, MAX_HEAD};
 use crate::swap;
+use crate::target::Target;
 
 /// One intercepted client connection and its upstream.
 #[derive(Debug)]
@@ -68,7 +68,7 @@ pub async fn serve(
         Some((tcp, addr)) => (Some(tcp), Some(addr)),
         None => (None, None),
     };
-    let config = match crate::tls::intercept_server(Arc::clone(&proxy.ca), &target.host) {
+    let config = match crate::tls::intercept_server(Arc::clone(&proxy.ca), target.host()) {
         Ok(c) => c,
         Err(error) => {
             tracing::warn!(%error, "cannot build the interception TLS config");
@@ -78,7 +78,7 @@ pub async fn serve(
     let tls = match TlsAcceptor::from(config).accept(TokioIo::new(client)).await {
         Ok(t) => t,
         Err(error) => {
-            tracing::debug!(%error, host = %crate::tripwire::scrub(&target.host), "client TLS handshake failed");
+            tracing::debug!(%error, host = %crate::tripwire::scrub(target.host()), "client TLS handshake failed");
             return;
         }
     };
@@ -86,7 +86,7 @@ pub async fn serve(
         .get_ref()
         .1
         .server_name()
-        .is_none_or(|sni| normalize_host(sni) == target.host);
+        .is_none_or(|sni| target.is_named_by(sni));
     let session = Arc::new(Session {
         proxy,
         target,
@@ -137,19 +137,23 @@ async fn handle(
     let target = &session.target;
     let method = req.method().as_str().to_owned();
     if !session.sni_ok || !host_agrees(&req, target) {
-        proxy.refuse(DenyReason::HostMismatch, &target.host, target.port, &method);
+        proxy.refuse(
+            DenyReason::HostMismatch,
+            target.host(),
+            target.port(),
+            &method,
+        );
         return Err(Failure::Deny(DenyReason::HostMismatch));
     }
-    if crate::tripwire::find_misuse(
-        req.headers(),
-        &target.host,
-        target.port,
-        &proxy.credentials,
-        &proxy.allowlist,
-    )
-    .is_some()
+    if crate::tripwire::find_misuse(req.headers(), target, &proxy.credentials, &proxy.allowlist)
+        .is_some()
     {
-        proxy.refuse(DenyReason::TokenMisuse, &target.host, target.port, &method);
+        proxy.refuse(
+            DenyReason::TokenMisuse,
+            target.host(),
+            target.port(),
+            &method,
+        );
         return Err(Failure::Deny(DenyReason::TokenMisuse));
     }
     for &i in &session.credentials {
@@ -199,13 +203,13 @@ impl Session {
         match sender {
             Sender::H2(mut h2) => {
                 let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                let authority = if self.target.port == 443 {
-                    self.target.host.clone()
+                let authority = if self.target.port() == 443 {
+                    self.target.host().to_owned()
                 } else {
-                    format!("{}:{}", self.target.host, self.target.port)
+                    format!("{}:{}", self.target.host(), self.target.port())
                 };
-                let authority = if self.target.host.contains(':') {
-                    authority.replacen(&self.target.host, &format!("[{}]", self.target.host), 1)
+                let authority = if self.target.host().contains(':') {
+                    authority.replacen(self.target.host(), &format!("[{}]", self.target.host()), 1)
                 } else {
                     authority
                 };
@@ -260,14 +264,15 @@ impl Session {
             }
             _ => {}
         }
-        if let Some(h2) = self.proxy.pooled_h2(&self.target.host, self.target.port) {
+        if let Some(h2) = self.proxy.pooled_h2(self.target.host(), self.target.port()) {
             *slot = Some(Sender::H2(h2.clone()));
             return Ok(Sender::H2(h2));
         }
         let sender = self.connect().await?;
         if let Sender::H2(h2) = &sender {
             *slot = Some(Sender::H2(h2.clone()));
-            self.proxy.pool_h2(&self.target.host, self.target.port, h2);
+            self.proxy
+                .pool_h2(self.target.host(), self.target.port(), h2);
         }
         Ok(sender)
     }
@@ -290,17 +295,12 @@ impl Session {
                 .map_err(|e| Failure::Upstream(e.to_string()))?,
             // The shared connection this client relied on is gone: resolve, check, dial.
             (None, None) => {
-                resolve::dial(
-                    &self.proxy.net,
-                    &self.proxy.guard,
-                    &self.target.host,
-                    self.target.port,
-                )
-                .await?
-                .0
+                resolve::dial(&self.proxy.net, &self.proxy.guard, &self.target)
+                    .await?
+                    .0
             }
         };
-        let name = ServerName::try_from(self.target.host.clone())
+        let name = ServerName::try_from(self.target.host().to_owned())
             .map_err(|e| Failure::Upstream(e.to_string()))?;
         let tls = TlsConnector::from(Arc::clone(&self.proxy.upstream_tls))
             .connect(name, tcp)

@@ -18,12 +18,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use sealpod_resources::proxy_config::Mode;
 use tokio::net::TcpListener;
 
-use crate::allowlist::{Decision, normalize_host};
+use crate::allowlist::Decision;
 use crate::metrics::{ConnectionGuard, DenyReason};
 use crate::proxy::Proxy;
 use crate::redact::{self, Redacting};
 use crate::resolve::{self, DialError};
 use crate::respond::{self, Failure, ProxyBody};
+use crate::target::Target;
 use crate::{intercept, tripwire, tunnel};
 
 /// Largest request head buffered from a client (bounded, unlike hyper's ~400 KiB default).
@@ -83,33 +84,6 @@ async fn handle(
     }))
 }
 
-/// A destination named by a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Lowercase host, no brackets or trailing dot.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-}
-
-impl Target {
-    /// Parses `host[:port]` (an authority), with `default_port` when none is given.
-    pub fn parse(authority: &str, default_port: u16) -> Option<Self> {
-        let authority: http::uri::Authority = authority.parse().ok()?;
-        if authority.as_str().contains('@') {
-            return None;
-        }
-        let host = normalize_host(authority.host());
-        if host.is_empty() {
-            return None;
-        }
-        Some(Self {
-            host,
-            port: authority.port_u16().unwrap_or(default_port),
-        })
-    }
-}
-
 /// Tripwire, then allowlist. Returns the decision to act on (report mode turns a denial into a
 /// tunnel or forward after counting it).
 fn decide(
@@ -118,26 +92,24 @@ fn decide(
     headers: &http::HeaderMap,
     method: &str,
 ) -> Result<Decision, Failure> {
-    let misuse = tripwire::carries_token(&target.host, &proxy.credentials)
-        || tripwire::find_misuse(
-            headers,
-            &target.host,
-            target.port,
-            &proxy.credentials,
-            &proxy.allowlist,
-        )
-        .is_some();
+    let misuse = tripwire::carries_token(target.host(), &proxy.credentials)
+        || tripwire::find_misuse(headers, target, &proxy.credentials, &proxy.allowlist).is_some();
     if misuse {
         // Refused in both modes: the token never goes where it is not bound.
-        proxy.refuse(DenyReason::TokenMisuse, &target.host, target.port, method);
+        proxy.refuse(
+            DenyReason::TokenMisuse,
+            target.host(),
+            target.port(),
+            method,
+        );
         return Err(Failure::Deny(DenyReason::TokenMisuse));
     }
-    match proxy.allowlist.decide(&target.host, target.port) {
+    match proxy.allowlist.decide(target) {
         Decision::Deny if proxy.mode == Mode::Report => {
             proxy.would_refuse(
                 DenyReason::NotAllowlisted,
-                &target.host,
-                target.port,
+                target.host(),
+                target.port(),
                 method,
             );
             Ok(Decision::Tunnel)
@@ -145,8 +117,8 @@ fn decide(
         Decision::Deny => {
             proxy.refuse(
                 DenyReason::NotAllowlisted,
-                &target.host,
-                target.port,
+                target.host(),
+                target.port(),
                 method,
             );
             Err(Failure::Deny(DenyReason::NotAllowlisted))
@@ -157,11 +129,11 @@ fn decide(
 
 fn dial_failed(proxy: &Proxy, target: &Target, method: &str, error: DialError) -> Failure {
     if let DialError::NonPublic(range) = &error {
-        tracing::info!(host = %tripwire::scrub(&target.host), port = target.port, range = range.label(), "non-public destination refused");
+        tracing::info!(host = %tripwire::scrub(target.host()), port = target.port(), range = range.label(), "non-public destination refused");
         proxy.refuse(
             DenyReason::NonPublicAddress,
-            &target.host,
-            target.port,
+            target.host(),
+            target.port(),
             method,
         );
     }
@@ -184,19 +156,19 @@ async fn connect(
     // A credential host with a shared HTTP/2 upstream needs no new connection; everything else
     // is dialled now, so a refusal or an unreachable host is answered instead of a 200.
     let shared = matches!(decision, Decision::Intercept(_))
-        && proxy.pooled_h2(&target.host, target.port).is_some();
+        && proxy.pooled_h2(target.host(), target.port()).is_some();
     let upstream = if shared {
         None
     } else {
         Some(
-            resolve::dial(&proxy.net, &proxy.guard, &target.host, target.port)
+            resolve::dial(&proxy.net, &proxy.guard, &target)
                 .await
                 .map_err(|e| dial_failed(proxy, &target, "CONNECT", e))?,
         )
     };
     proxy
         .events
-        .allowed(&target.host, target.port, "CONNECT", proxy.mode);
+        .allowed(target.host(), target.port(), "CONNECT", proxy.mode);
     let proxy = Arc::clone(proxy);
     tokio::spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {
@@ -246,8 +218,8 @@ async fn forward(
         if !agrees {
             proxy.refuse(
                 DenyReason::HostMismatch,
-                &target.host,
-                target.port,
+                target.host(),
+                target.port(),
                 req.method().as_str(),
             );
             return Err(Failure::Deny(DenyReason::HostMismatch));
@@ -255,12 +227,12 @@ async fn forward(
     }
     let method = req.method().as_str().to_owned();
     let decision = decide(proxy, &target, req.headers(), &method)?;
-    let (stream, _) = resolve::dial(&proxy.net, &proxy.guard, &target.host, target.port)
+    let (stream, _) = resolve::dial(&proxy.net, &proxy.guard, &target)
         .await
         .map_err(|e| dial_failed(proxy, &target, &method, e))?;
     proxy
         .events
-        .allowed(&target.host, target.port, &method, proxy.mode);
+        .allowed(target.host(), target.port(), &method, proxy.mode);
 
     strip_proxy_headers(req.headers_mut());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -337,20 +309,4 @@ pub fn relay_response(
     }
     let body = Redacting::new(body, needles, Arc::clone(&proxy.metrics));
     Response::from_parts(parts, body.map_err(Into::into).boxed())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_parse() {
-        let t = Target::parse("API.Example.com.:8443", 443).expect("t");
-        assert_eq!((t.host.as_str(), t.port), ("api.example.com", 8443));
-        let t = Target::parse("[::1]", 443).expect("t");
-        assert_eq!((t.host.as_str(), t.port), ("::1", 443));
-        assert_eq!(Target::parse("example.com", 80).expect("t").port, 80);
-        assert!(Target::parse("user@example.com", 80).is_none());
-        assert!(Target::parse("", 80).is_none());
-    }
 }

@@ -11,13 +11,13 @@ use sealpod_resources::secret::SEALED_TOKEN_PREFIX;
 
 use crate::allowlist::Allowlist;
 use crate::swap::Credential;
+use crate::target::Target;
 
-/// The index of a credential whose sealed token appears in `headers` although `host:port` is not
+/// The index of a credential whose sealed token appears in `headers` although `target` is not
 /// one of its hosts, if any.
 pub fn find_misuse(
     headers: &HeaderMap,
-    host: &str,
-    port: u16,
+    target: &Target,
     credentials: &[Arc<Credential>],
     allowlist: &Allowlist,
 ) -> Option<usize> {
@@ -31,7 +31,7 @@ pub fn find_misuse(
         for (i, cred) in credentials.iter().enumerate() {
             let token = cred.sealed().as_bytes();
             if bytes.windows(token.len()).any(|w| w == token)
-                && !allowlist.credential_bound(i, host, port)
+                && !allowlist.credential_bound(i, target)
             {
                 return Some(i);
             }
@@ -97,9 +97,10 @@ mod tests {
             "cookie",
             HeaderValue::from_str(&format!("a=b; k={SEALED}")).expect("v"),
         );
-        assert_eq!(find_misuse(&h, "evil.com", 443, &creds, &allow), Some(0));
+        let t = |a: &str| Target::parse(a, 443).expect("target");
+        assert_eq!(find_misuse(&h, &t("evil.com"), &creds, &allow), Some(0));
         assert_eq!(
-            find_misuse(&h, "api.anthropic.com", 443, &creds, &allow),
+            find_misuse(&h, &t("api.anthropic.com"), &creds, &allow),
             None
         );
         let mut clean = HeaderMap::new();
@@ -107,7 +108,7 @@ mod tests {
             "x-api-key",
             HeaderValue::from_static("sp_sealed_ffffffffffffffffffffffffffffffff"),
         );
-        assert_eq!(find_misuse(&clean, "evil.com", 443, &creds, &allow), None);
+        assert_eq!(find_misuse(&clean, &t("evil.com"), &creds, &allow), None);
         assert!(carries_token(
             &format!(
                 "{}.evil.com",

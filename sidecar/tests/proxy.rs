@@ -175,6 +175,20 @@ resolve:
         .expect("tls")
     }
 
+    /// A plain HTTP/1.1 client connection to the proxy listener (for absolute-URI requests).
+    async fn plain_client(
+        &self,
+    ) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
+        let stream = tokio::net::TcpStream::connect(self.running.listen)
+            .await
+            .expect("proxy");
+        let (s, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h");
+        tokio::spawn(conn);
+        s
+    }
+
     async fn metrics(&self) -> String {
         let stream = tokio::net::TcpStream::connect(self.running.admin)
             .await
@@ -925,4 +939,64 @@ async fn http2_upstream_connections_are_shared_across_client_connections() {
             "upstream connections for 3 client connections"
         );
     }
+}
+
+#[tokio::test]
+async fn a_host_with_two_trailing_dots_is_refused_before_any_lookup() {
+    let h = Harness::start("enforce", H1_ONLY).await;
+    let port = h.port();
+    // `api.fake.test..` once matched the credential's host but missed its `resolve` override.
+    for target in [
+        format!("api.fake.test..:{port}"),
+        format!("tunnel.fake.test..:{port}"),
+        format!("api..fake.test:{port}"),
+        format!(".api.fake.test:{port}"),
+    ] {
+        let c = support::connect(h.running.listen, &target, &[("x-api-key", SEALED_A)]).await;
+        assert_eq!(c.status, 400, "{target}: {}", c.head);
+        assert!(
+            c.head.contains("x-sealpod-deny-reason: bad_request"),
+            "{target}: {}",
+            c.head
+        );
+    }
+    let plain = format!("plain.fake.test..:{}", h.plain.addr.port());
+    let mut s = h.plain_client().await;
+    let mut req = support::request("GET", "/", &plain, &[], "");
+    *req.uri_mut() = format!("http://{plain}/public").parse().expect("uri");
+    assert_eq!(support::send(&mut s, req).await.0, 400);
+    assert!(h.net.lookups().is_empty(), "{:?}", h.net.lookups());
+    // The name inside an intercepted connection follows the same rule.
+    let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+    let r = support::send(
+        &mut c,
+        support::request(
+            "GET",
+            "/",
+            &format!("api.fake.test..:{port}"),
+            &[("x-api-key", SEALED_A)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.0, 421);
+    assert!(h.upstream.state.records().is_empty());
+    assert!(h.plain.state.records().is_empty());
+    // One trailing dot is the same name: matched, resolved (through its override) and dialled as
+    // the name without it.
+    let mut c = h.intercepted("API.fake.test.", "api.fake.test").await;
+    let r = support::send(
+        &mut c,
+        support::request(
+            "GET",
+            "/",
+            &format!("api.fake.test.:{port}"),
+            &[("x-api-key", SEALED_A)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    let name = format!("api.fake.test:{port}");
+    assert_eq!(h.net.lookups(), vec![name.clone(), name]);
 }

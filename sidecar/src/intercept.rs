@@ -1,10 +1,12 @@
 //! TLS interception for credential hosts: terminate the client's TLS with a leaf from the per-pod
-//! CA, check that `Host`, SNI and the `CONNECT` target agree (421 otherwise), run the tripwire,
-//! swap sealed tokens in the declared header slots, and relay to the verified upstream (HTTP/2
-//! when its ALPN offers it) with bodies streaming frame by frame in both directions.
+//! CA, check that the request has exactly one `Host` and that it, the URI authority, SNI and the
+//! `CONNECT` target agree (421 otherwise), run the tripwire, swap sealed tokens in the declared
+//! header slots, and relay to the verified upstream (HTTP/2 when its ALPN offers it) with bodies
+//! streaming frame by frame in both directions.
 //!
 //! It must never rewrite a body, a path or a query, never forward a request whose host disagrees
-//! with the `CONNECT` target, and never dial an address other than the one checked at `CONNECT`.
+//! with the `CONNECT` target, never relay the client's `Host` (the upstream gets one written from
+//! the target), and never dial an address other than the one checked at `CONNECT`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +30,10 @@ use crate::resolve;
 use crate::respond::{self, Failure, ProxyBody};
 use crate::server::{self, MAX_HEAD};
 use crate::swap;
-use crate::target::Target;
+use crate::target::{Target, request_names};
+
+/// The default port of the scheme spoken inside an intercepted connection.
+const HTTPS: u16 = 443;
 
 /// One intercepted client connection and its upstream.
 #[derive(Debug)]
@@ -136,7 +141,7 @@ async fn handle(
     let proxy = &session.proxy;
     let target = &session.target;
     let method = req.method().as_str().to_owned();
-    if !session.sni_ok || !host_agrees(&req, target) {
+    if !session.sni_ok || !request_names(target, req.version(), req.uri(), req.headers(), HTTPS) {
         proxy.refuse(
             DenyReason::HostMismatch,
             target.host(),
@@ -179,23 +184,6 @@ async fn handle(
     Ok(server::relay_response(proxy, response, needles))
 }
 
-/// The request's `Host` (or absolute-form authority) names the `CONNECT` target.
-fn host_agrees(req: &Request<Incoming>, target: &Target) -> bool {
-    let named = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        });
-    named
-        .and_then(|n| Target::parse(&n, 443))
-        .is_some_and(|named| named == *target)
-}
-
 impl Session {
     async fn send(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, Failure> {
         let upstream_error = |e: hyper::Error| Failure::Upstream(e.to_string());
@@ -203,19 +191,11 @@ impl Session {
         match sender {
             Sender::H2(mut h2) => {
                 let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                let authority = if self.target.port() == 443 {
-                    self.target.host().to_owned()
-                } else {
-                    format!("{}:{}", self.target.host(), self.target.port())
-                };
-                let authority = if self.target.host().contains(':') {
-                    authority.replacen(self.target.host(), &format!("[{}]", self.target.host()), 1)
-                } else {
-                    authority
-                };
+                // `:authority` plays Host's role in HTTP/2: written from the target, never taken
+                // from the client.
                 *req.uri_mut() = Uri::builder()
                     .scheme("https")
-                    .authority(authority)
+                    .authority(self.target.authority(HTTPS))
                     .path_and_query(path)
                     .build()
                     .map_err(|e| Failure::Upstream(e.to_string()))?;
@@ -231,6 +211,7 @@ impl Session {
                     .to_owned();
                 *req.uri_mut() =
                     Uri::try_from(path).map_err(|e| Failure::Upstream(e.to_string()))?;
+                self.target.write_host(req.headers_mut(), HTTPS);
                 *req.version_mut() = http::Version::HTTP_11;
                 h1.ready().await.map_err(upstream_error)?;
                 let response = h1.send_request(req).await.map_err(upstream_error);

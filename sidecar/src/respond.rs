@@ -55,7 +55,7 @@ pub fn rescue(failure: &Failure) -> Response<ProxyBody> {
         Failure::Deny(DenyReason::HostMismatch) => (
             StatusCode::MISDIRECTED_REQUEST,
             Some(DenyReason::HostMismatch),
-            "Host, SNI and CONNECT target must agree\n",
+            "exactly one Host header, naming the same host as the request URI, SNI and CONNECT target\n",
         ),
         Failure::Deny(DenyReason::BadRequest) => (
             StatusCode::BAD_REQUEST,

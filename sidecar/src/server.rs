@@ -24,8 +24,11 @@ use crate::proxy::Proxy;
 use crate::redact::{self, Redacting};
 use crate::resolve::{self, DialError};
 use crate::respond::{self, Failure, ProxyBody};
-use crate::target::Target;
+use crate::target::{Target, request_names};
 use crate::{intercept, tripwire, tunnel};
+
+/// The default port of plain HTTP.
+const HTTP: u16 = 80;
 
 /// Largest request head buffered from a client (bounded, unlike hyper's ~400 KiB default).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -207,23 +210,16 @@ async fn forward(
     }
     let target = uri
         .authority()
-        .and_then(|a| Target::parse(a.as_str(), 80))
+        .and_then(|a| Target::parse(a.as_str(), HTTP))
         .ok_or_else(bad)?;
-    if let Some(host) = req.headers().get(http::header::HOST) {
-        let agrees = host
-            .to_str()
-            .ok()
-            .and_then(|h| Target::parse(h, 80))
-            .is_some_and(|h| h == target);
-        if !agrees {
-            proxy.refuse(
-                DenyReason::HostMismatch,
-                target.host(),
-                target.port(),
-                req.method().as_str(),
-            );
-            return Err(Failure::Deny(DenyReason::HostMismatch));
-        }
+    if !request_names(&target, req.version(), &uri, req.headers(), HTTP) {
+        proxy.refuse(
+            DenyReason::HostMismatch,
+            target.host(),
+            target.port(),
+            req.method().as_str(),
+        );
+        return Err(Failure::Deny(DenyReason::HostMismatch));
     }
     let method = req.method().as_str().to_owned();
     let decision = decide(proxy, &target, req.headers(), &method)?;
@@ -237,15 +233,7 @@ async fn forward(
     strip_proxy_headers(req.headers_mut());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     *req.uri_mut() = Uri::try_from(path).map_err(|_| bad())?;
-    if !req.headers().contains_key(http::header::HOST) {
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
-        if let Ok(v) = http::HeaderValue::from_str(&authority) {
-            req.headers_mut().insert(http::header::HOST, v);
-        }
-    }
+    target.write_host(req.headers_mut(), HTTP);
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(MAX_HEAD.max(8192))
         .handshake(TokioIo::new(stream))

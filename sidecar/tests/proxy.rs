@@ -1000,3 +1000,116 @@ async fn a_host_with_two_trailing_dots_is_refused_before_any_lookup() {
     let name = format!("api.fake.test:{port}");
     assert_eq!(h.net.lookups(), vec![name.clone(), name]);
 }
+
+#[tokio::test]
+async fn host_fronting_is_refused_and_the_upstream_gets_the_proxys_host() {
+    for alpn in [H2_AND_H1, H1_ONLY] {
+        let h = Harness::start("enforce", alpn).await;
+        let host = h.target("api.fake.test");
+        let absolute = format!("https://{host}/x");
+        let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+        // Absolute form names the CONNECT target, Host names another host.
+        let mut req = support::request("GET", "/x", "evil.test", &[("x-api-key", SEALED_A)], "");
+        *req.uri_mut() = absolute.parse().expect("uri");
+        let r = support::send(&mut c, req).await;
+        assert_eq!(r.0, 421, "absolute form with a foreign Host");
+        assert_eq!(r.1["x-sealpod-deny-reason"], "host_mismatch");
+        // Two Host headers, the first one right.
+        let req = support::request(
+            "GET",
+            "/x",
+            &host,
+            &[("host", "evil.test"), ("x-api-key", SEALED_A)],
+            "",
+        );
+        assert_eq!(support::send(&mut c, req).await.0, 421, "two Host headers");
+        // Two Host headers, both right: still not exactly one.
+        let req = support::request(
+            "GET",
+            "/x",
+            &host,
+            &[("host", &host), ("x-api-key", SEALED_A)],
+            "",
+        );
+        assert_eq!(support::send(&mut c, req).await.0, 421, "a repeated Host");
+        // No Host at all (HTTP/1.1 requires one), even with an absolute URI naming the target.
+        let req = http::Request::builder()
+            .uri(&absolute)
+            .header("x-api-key", SEALED_A)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        assert_eq!(support::send(&mut c, req).await.0, 421, "no Host");
+        assert!(
+            h.upstream.state.records().is_empty(),
+            "nothing forwarded on a mismatch"
+        );
+        // Host and absolute form agree (case and one trailing dot aside): forwarded, with a Host
+        // (or HTTP/2 `:authority`) the proxy wrote from the CONNECT target.
+        let mut req = support::request(
+            "GET",
+            "/x",
+            &format!("API.Fake.Test.:{}", h.port()),
+            &[("x-api-key", SEALED_A)],
+            "",
+        );
+        *req.uri_mut() = absolute.parse().expect("uri");
+        let r = support::send(&mut c, req).await;
+        assert_eq!(r.0, 200, "{}", r.2);
+        let records = h.upstream.state.records();
+        assert_eq!(records.len(), 1);
+        let hosts: Vec<&str> = records[0]
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "host")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if records[0].version == "HTTP/2.0" {
+            assert_eq!(records[0].authority.as_deref(), Some(host.as_str()));
+            assert!(hosts.is_empty(), "{hosts:?}");
+        } else {
+            assert_eq!(hosts, vec![host.as_str()]);
+            assert_eq!(records[0].path_and_query, "/x");
+        }
+        let m = h.metrics().await;
+        assert_eq!(
+            metric(
+                &m,
+                "sealpod_sidecar_denials_total{reason=\"host_mismatch\"}"
+            ),
+            4
+        );
+    }
+}
+
+#[tokio::test]
+async fn plain_http_refuses_a_repeated_host_and_writes_its_own() {
+    let h = Harness::start("enforce", H1_ONLY).await;
+    let authority = format!("plain.fake.test:{}", h.plain.addr.port());
+    let uri = format!("http://{authority}/public");
+    let mut s = h.plain_client().await;
+    for extra in [authority.as_str(), "evil.test"] {
+        let mut req = support::request("GET", "/", &authority, &[("host", extra)], "");
+        *req.uri_mut() = uri.parse().expect("uri");
+        let r = support::send(&mut s, req).await;
+        assert_eq!(r.0, 421, "Host {authority} and Host {extra}");
+        assert_eq!(r.1["x-sealpod-deny-reason"], "host_mismatch");
+    }
+    assert!(h.plain.state.records().is_empty());
+    let mut req = support::request(
+        "GET",
+        "/",
+        &format!("PLAIN.fake.test.:{}", h.plain.addr.port()),
+        &[],
+        "",
+    );
+    *req.uri_mut() = uri.parse().expect("uri");
+    assert_eq!(support::send(&mut s, req).await.0, 200);
+    let records = h.plain.state.records();
+    let hosts: Vec<&str> = records[0]
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "host")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(hosts, vec![authority.as_str()]);
+}

@@ -79,6 +79,8 @@ impl Pki {
 pub struct Record {
     pub method: String,
     pub path_and_query: String,
+    /// The request target's authority (HTTP/2 `:authority`; absent in HTTP/1.1 origin form).
+    pub authority: Option<String>,
     pub version: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -206,6 +208,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ou
             .path_and_query()
             .map(|p| p.to_string())
             .unwrap_or_default(),
+        authority: parts.uri.authority().map(|a| a.to_string()),
         version: format!("{:?}", parts.version),
         headers: parts
             .headers

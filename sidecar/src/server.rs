@@ -278,6 +278,12 @@ pub fn relay_response(
     needles: Vec<redact::Needle>,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
+    // hyper's client keeps a non-standard reason phrase (`200 <anything upstream wrote>`) in the
+    // extensions, and hyper's server writes it back out. Dropping them makes the status line the
+    // code and its standard phrase (`<none>` for an unregistered code), so nothing but the code
+    // reaches the sandbox from upstream's status line. Nothing else in them is meant for the
+    // client either.
+    parts.extensions = http::Extensions::new();
     respond::strip_hop_by_hop(&mut parts.headers);
     if needles.is_empty() {
         return Response::from_parts(parts, body.map_err(Into::into).boxed());

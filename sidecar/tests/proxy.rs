@@ -1113,3 +1113,29 @@ async fn plain_http_refuses_a_repeated_host_and_writes_its_own() {
         .collect();
     assert_eq!(hosts, vec![authority.as_str()]);
 }
+
+#[tokio::test]
+async fn the_upstream_reason_phrase_is_never_relayed() {
+    let h = Harness::start("enforce", H1_ONLY).await;
+    let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+    // The upstream answers `200 Fine <key>` and `599 Fine <key>`; the client gets the standard
+    // phrase for the code (`OK`, which hyper reports as no custom phrase) or none (`<none>`).
+    for (query, status, phrase) in [("", 200, None), ("?status=599", 599, Some("<none>"))] {
+        let req = support::request(
+            "GET",
+            &format!("/reason{query}"),
+            &h.target("api.fake.test"),
+            &[("x-api-key", SEALED_A)],
+            "",
+        );
+        c.ready().await.expect("ready");
+        let resp = c.send_request(req).await.expect("response");
+        assert_eq!(resp.status().as_u16(), status);
+        let got = resp
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
+        assert_eq!(got.as_deref(), phrase, "status {status}");
+        resp.into_body().collect().await.expect("body");
+    }
+}

@@ -267,6 +267,14 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ou
                 .insert("x-echo-key", key.parse().expect("hv"));
             r
         }
+        "/reason" => {
+            // The key in the HTTP/1.1 reason phrase (hyper writes it from this extension).
+            let status = StatusCode::from_u16(param("status", 200) as u16).expect("status");
+            let mut r = full(status, "text/plain", "reason\n");
+            let phrase = hyper::ext::ReasonPhrase::try_from(format!("Fine {key}")).expect("phrase");
+            r.extensions_mut().insert(phrase);
+            r
+        }
         "/sse" => sse(
             param("n", 20) as usize,
             Duration::from_millis(param("gap_ms", 50)),

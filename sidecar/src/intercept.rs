@@ -150,9 +150,7 @@ async fn handle(
         );
         return Err(Failure::Deny(DenyReason::HostMismatch));
     }
-    if crate::tripwire::find_misuse(req.headers(), target, &proxy.credentials, &proxy.allowlist)
-        .is_some()
-    {
+    if crate::tripwire::find_misuse(&req, target, &proxy.credentials, &proxy.allowlist).is_some() {
         proxy.refuse(
             DenyReason::TokenMisuse,
             target.host(),

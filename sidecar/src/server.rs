@@ -89,14 +89,10 @@ async fn handle(
 
 /// Tripwire, then allowlist. Returns the decision to act on (report mode turns a denial into a
 /// tunnel or forward after counting it).
-fn decide(
-    proxy: &Proxy,
-    target: &Target,
-    headers: &http::HeaderMap,
-    method: &str,
-) -> Result<Decision, Failure> {
+fn decide<B>(proxy: &Proxy, target: &Target, req: &Request<B>) -> Result<Decision, Failure> {
+    let method = req.method().as_str();
     let misuse = tripwire::carries_token(target.host(), &proxy.credentials)
-        || tripwire::find_misuse(headers, target, &proxy.credentials, &proxy.allowlist).is_some();
+        || tripwire::find_misuse(req, target, &proxy.credentials, &proxy.allowlist).is_some();
     if misuse {
         // Refused in both modes: the token never goes where it is not bound.
         proxy.refuse(
@@ -155,7 +151,7 @@ async fn connect(
             proxy.metrics.deny(DenyReason::BadRequest);
             Failure::Deny(DenyReason::BadRequest)
         })?;
-    let decision = decide(proxy, &target, req.headers(), "CONNECT")?;
+    let decision = decide(proxy, &target, &req)?;
     // A credential host with a shared HTTP/2 upstream needs no new connection; everything else
     // is dialled now, so a refusal or an unreachable host is answered instead of a 200.
     let shared = matches!(decision, Decision::Intercept(_))
@@ -222,7 +218,7 @@ async fn forward(
         return Err(Failure::Deny(DenyReason::HostMismatch));
     }
     let method = req.method().as_str().to_owned();
-    let decision = decide(proxy, &target, req.headers(), &method)?;
+    let decision = decide(proxy, &target, &req)?;
     let (stream, _) = resolve::dial(&proxy.net, &proxy.guard, &target)
         .await
         .map_err(|e| dial_failed(proxy, &target, &method, e))?;

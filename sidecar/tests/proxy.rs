@@ -1139,3 +1139,62 @@ async fn the_upstream_reason_phrase_is_never_relayed() {
         resp.into_body().collect().await.expect("body");
     }
 }
+
+#[tokio::test]
+async fn tripwire_scans_the_whole_request_head() {
+    let h = Harness::start("enforce", H1_ONLY).await;
+    let authority = format!("plain.fake.test:{}", h.plain.addr.port());
+    let header_name = format!("x-{SEALED_A}");
+    let upper = SEALED_A.to_uppercase();
+    // Credential A's token to a non-bound allowlisted host, outside every header value.
+    let cases: [(&str, String, &str); 5] = [
+        ("GET", format!("/v1/{SEALED_A}/x"), "accept"),
+        ("GET", format!("/x?k={SEALED_A}"), "accept"),
+        ("GET", format!("/x?k={upper}"), "accept"),
+        ("GET", "/x".into(), &header_name),
+        (SEALED_A, "/x".into(), "accept"),
+    ];
+    let mut s = h.plain_client().await;
+    for (method, path, header) in &cases {
+        let mut req = support::request(method, "/", &authority, &[(header, "1")], "");
+        *req.uri_mut() = format!("http://{authority}{path}").parse().expect("uri");
+        let r = support::send(&mut s, req).await;
+        assert_eq!(r.0, 403, "{method} {path} {header}");
+        assert_eq!(r.1["x-sealpod-deny-reason"], "token_misuse");
+    }
+    assert!(
+        h.plain.state.records().is_empty(),
+        "nothing reached the host"
+    );
+    // In a header name of a CONNECT to a tunnel host.
+    let c = support::connect(
+        h.running.listen,
+        &h.target("tunnel.fake.test"),
+        &[(header_name.as_str(), "1")],
+    )
+    .await;
+    assert_eq!(c.status, 403, "{}", c.head);
+    // In the path of an intercepted request to another credential's host.
+    let mut c = h
+        .intercepted("other-api.fake.test", "other-api.fake.test")
+        .await;
+    let r = support::send(
+        &mut c,
+        support::request(
+            "GET",
+            &format!("/v1/{SEALED_A}"),
+            &h.target("other-api.fake.test"),
+            &[("x-api-key", SEALED_B)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.0, 403);
+    assert_eq!(r.1["x-sealpod-deny-reason"], "token_misuse");
+    assert!(h.upstream.state.records().is_empty());
+    let m = h.metrics().await;
+    assert_eq!(
+        metric(&m, "sealpod_sidecar_denials_total{reason=\"token_misuse\"}"),
+        cases.len() as u64 + 2
+    );
+}

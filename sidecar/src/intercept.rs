@@ -26,11 +26,11 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::metrics::DenyReason;
 use crate::proxy::Proxy;
-use crate::resolve;
 use crate::respond::{self, Failure, ProxyBody};
 use crate::server::{self, MAX_HEAD};
 use crate::swap;
 use crate::target::{Target, request_names};
+use crate::{redact, resolve};
 
 /// The default port of the scheme spoken inside an intercepted connection.
 const HTTPS: u16 = 443;
@@ -176,10 +176,16 @@ async fn handle(
     }
     let needles = server::needles(proxy, &session.credentials);
     respond::strip_hop_by_hop(req.headers_mut());
+    redact::ask_for_identity(req.headers_mut());
     let started = Instant::now();
     let response = session.send(req).await?;
     proxy.metrics.observe_upstream(started.elapsed());
-    Ok(server::relay_response(proxy, response, needles))
+    let bound = server::Bound {
+        target,
+        method: &method,
+        needles,
+    };
+    server::relay_response(proxy, response, Some(bound))
 }
 
 impl Session {

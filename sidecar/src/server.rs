@@ -230,6 +230,10 @@ async fn forward(
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     *req.uri_mut() = Uri::try_from(path).map_err(|_| bad())?;
     target.write_host(req.headers_mut(), HTTP);
+    let bound = matches!(decision, Decision::Intercept(_));
+    if bound {
+        redact::ask_for_identity(req.headers_mut());
+    }
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(MAX_HEAD.max(8192))
         .handshake(TokioIo::new(stream))
@@ -242,11 +246,15 @@ async fn forward(
         .await
         .map_err(|e| Failure::Upstream(e.to_string()))?;
     proxy.metrics.observe_upstream(started.elapsed());
-    let needles = match decision {
-        Decision::Intercept(creds) => needles(proxy, &creds),
-        _ => Vec::new(),
+    let bound = match &decision {
+        Decision::Intercept(creds) => Some(Bound {
+            target: &target,
+            method: &method,
+            needles: needles(proxy, creds),
+        }),
+        _ => None,
     };
-    Ok(relay_response(proxy, response, needles))
+    relay_response(proxy, response, bound)
 }
 
 fn strip_proxy_headers(headers: &mut http::HeaderMap) {
@@ -266,13 +274,25 @@ pub fn needles(proxy: &Proxy, credentials: &[usize]) -> Vec<redact::Needle> {
         .collect()
 }
 
-/// Streams an upstream response back to the client, redacting real keys when `needles` is not
-/// empty.
+/// A response from a credential host: where it came from and the keys to redact from it.
+#[derive(Debug)]
+pub struct Bound<'a> {
+    /// The credential host.
+    pub target: &'a Target,
+    /// The request's method (for the event of a refusal).
+    pub method: &'a str,
+    /// Real value → sealed token, for every credential of the host.
+    pub needles: Vec<redact::Needle>,
+}
+
+/// Streams an upstream response back to the client. A response from a credential host (`bound`)
+/// has its real keys redacted, or is refused (`502 encoded_response`) when its body is not plain
+/// bytes the redactor can read.
 pub fn relay_response(
     proxy: &Proxy,
     response: Response<Incoming>,
-    needles: Vec<redact::Needle>,
-) -> Response<ProxyBody> {
+    bound: Option<Bound<'_>>,
+) -> Result<Response<ProxyBody>, Failure> {
     let (mut parts, body) = response.into_parts();
     // hyper's client keeps a non-standard reason phrase (`200 <anything upstream wrote>`) in the
     // extensions, and hyper's server writes it back out. Dropping them makes the status line the
@@ -280,10 +300,37 @@ pub fn relay_response(
     // reaches the sandbox from upstream's status line. Nothing else in them is meant for the
     // client either.
     parts.extensions = http::Extensions::new();
-    respond::strip_hop_by_hop(&mut parts.headers);
-    if needles.is_empty() {
-        return Response::from_parts(parts, body.map_err(Into::into).boxed());
+    let Some(Bound {
+        target,
+        method,
+        needles,
+    }) = bound
+    else {
+        respond::strip_hop_by_hop(&mut parts.headers);
+        return Ok(Response::from_parts(
+            parts,
+            body.map_err(Into::into).boxed(),
+        ));
+    };
+    // Checked before the hop-by-hop headers go: `Transfer-Encoding` is one of them. The request
+    // asked for `identity`; a host that compresses anyway gets its body dropped unread (a key in
+    // it would pass the redactor), never relayed.
+    if !redact::is_plain(&parts.headers) {
+        tracing::warn!(
+            host = %tripwire::scrub(target.host()),
+            port = target.port(),
+            status = parts.status.as_u16(),
+            "credential host answered with a content coding that cannot be redacted; refused"
+        );
+        proxy.refuse(
+            DenyReason::EncodedResponse,
+            target.host(),
+            target.port(),
+            method,
+        );
+        return Err(Failure::Deny(DenyReason::EncodedResponse));
     }
+    respond::strip_hop_by_hop(&mut parts.headers);
     let n = redact::redact_headers(&mut parts.headers, &needles);
     if n > 0 {
         proxy
@@ -298,5 +345,8 @@ pub fn relay_response(
         parts.headers.remove(http::header::CONTENT_LENGTH);
     }
     let body = Redacting::new(body, needles, Arc::clone(&proxy.metrics));
-    Response::from_parts(parts, body.map_err(Into::into).boxed())
+    Ok(Response::from_parts(
+        parts,
+        body.map_err(Into::into).boxed(),
+    ))
 }

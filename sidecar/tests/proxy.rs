@@ -208,14 +208,7 @@ resolve:
     }
 
     async fn wait_for_events(&self, n: usize) -> Vec<(String, serde_json::Value)> {
-        for _ in 0..50 {
-            let events = self.sink.events();
-            if events.len() >= n {
-                return events;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        self.sink.events()
+        self.sink.wait_for_events(n).await
     }
 }
 
@@ -1196,5 +1189,115 @@ async fn tripwire_scans_the_whole_request_head() {
     assert_eq!(
         metric(&m, "sealpod_sidecar_denials_total{reason=\"token_misuse\"}"),
         cases.len() as u64 + 2
+    );
+}
+
+#[tokio::test]
+async fn response_header_names_carrying_the_key_are_dropped() {
+    for alpn in [H2_AND_H1, H1_ONLY] {
+        let h = Harness::start("enforce", alpn).await;
+        let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+        let r = support::send(
+            &mut c,
+            support::request(
+                "GET",
+                "/name-echo",
+                &h.target("api.fake.test"),
+                &[("x-api-key", SEALED_A)],
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(r.0, 200);
+        let folded = KEY_A.to_ascii_lowercase();
+        for name in r.1.keys() {
+            assert!(!name.as_str().contains(&folded), "key in a name: {name}");
+        }
+        assert!(r.1.contains_key("content-type"), "other headers stay");
+        let m = h.metrics().await;
+        assert_eq!(metric(&m, "sealpod_sidecar_redactions_total"), 2);
+    }
+}
+
+#[tokio::test]
+async fn bound_hosts_are_asked_for_identity_and_a_compressed_answer_is_refused() {
+    for alpn in [H2_AND_H1, H1_ONLY] {
+        let h = Harness::start("enforce", alpn).await;
+        let host = h.target("api.fake.test");
+        let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+        let r = support::send(
+            &mut c,
+            support::request(
+                "GET",
+                "/v1/models",
+                &host,
+                &[
+                    ("x-api-key", SEALED_A),
+                    ("accept-encoding", "gzip, br"),
+                    ("accept-encoding", "zstd"),
+                ],
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(r.0, 200);
+        let records = h.upstream.state.records();
+        let sent: Vec<&str> = records[0]
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "accept-encoding")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(
+            sent,
+            vec!["identity"],
+            "the client's Accept-Encoding replaced"
+        );
+        // The host answers with a content coding anyway: the body is not relayed.
+        let r = support::send(
+            &mut c,
+            support::request("GET", "/gzip", &host, &[("x-api-key", SEALED_A)], ""),
+        )
+        .await;
+        assert_eq!(r.0, 502);
+        assert_eq!(r.1["x-sealpod-deny-reason"], "encoded_response");
+        assert!(r.1.get("content-encoding").is_none());
+        assert_no_secret(&format!("{:?}{}", r.1, r.2));
+        let r = support::send(
+            &mut c,
+            support::request("GET", "/v1/models", &host, &[("x-api-key", SEALED_A)], ""),
+        )
+        .await;
+        assert_eq!(r.0, 200, "the client connection carries on");
+        let m = h.metrics().await;
+        assert_eq!(
+            metric(
+                &m,
+                "sealpod_sidecar_denials_total{reason=\"encoded_response\"}"
+            ),
+            1
+        );
+        let events = h.wait_for_events(2).await;
+        let refused: Vec<_> = events
+            .iter()
+            .filter(|(_, e)| e["type"] == "egress.denied")
+            .collect();
+        assert_eq!(refused.len(), 1, "{events:?}");
+        assert_eq!(refused[0].1["body"]["reason"], "encoded_response");
+        assert_eq!(refused[0].1["body"]["host"], "api.fake.test");
+        let text = serde_json::to_string(&events).expect("json");
+        assert_no_secret(&text);
+        assert!(!text.contains(SEALED_A), "{text}");
+    }
+    // A host without credentials keeps the client's Accept-Encoding (nothing is redacted there).
+    let h = Harness::start("enforce", H1_ONLY).await;
+    let authority = format!("plain.fake.test:{}", h.plain.addr.port());
+    let mut s = h.plain_client().await;
+    let mut req = support::request("GET", "/", &authority, &[("accept-encoding", "gzip")], "");
+    *req.uri_mut() = format!("http://{authority}/public").parse().expect("uri");
+    assert_eq!(support::send(&mut s, req).await.0, 200);
+    assert_eq!(
+        h.plain.state.records()[0].header("accept-encoding"),
+        Some("gzip")
     );
 }

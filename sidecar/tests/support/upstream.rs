@@ -267,6 +267,27 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ou
                 .insert("x-echo-key", key.parse().expect("hv"));
             r
         }
+        "/name-echo" => {
+            // Header names are case-insensitive (and lowercase once parsed): the key, folded.
+            let mut r = full(StatusCode::OK, "text/plain", "names\n");
+            let folded = key.to_ascii_lowercase();
+            for name in [folded.clone(), format!("x-echo-{folded}")] {
+                let name = http::HeaderName::from_bytes(name.as_bytes()).expect("name");
+                r.headers_mut().insert(name, "1".parse().expect("hv"));
+            }
+            r
+        }
+        "/gzip" => {
+            // Claims a content coding: the redactor could not see a key inside a real one.
+            let mut r = full(
+                StatusCode::OK,
+                "text/plain",
+                format!("your key is {key}.\n"),
+            );
+            r.headers_mut()
+                .insert(http::header::CONTENT_ENCODING, "gzip".parse().expect("hv"));
+            r
+        }
         "/reason" => {
             // The key in the HTTP/1.1 reason phrase (hyper writes it from this extension).
             let status = StatusCode::from_u16(param("status", 200) as u16).expect("status");

@@ -779,8 +779,8 @@ mod tests {
                     prop_assert_eq!(normalize_host(&name), Some(name.clone()));
                     prop_assert!(!name.ends_with('.'), "{}", name);
                     prop_assert!(!name.split('.').any(str::is_empty), "{}", name);
-                    prop_assert_eq!(name.to_ascii_lowercase(), name.clone());
-                    prop_assert_eq!(raw.trim_end_matches('.').to_ascii_lowercase(), name);
+                    prop_assert_eq!(&name.to_ascii_lowercase(), &name);
+                    prop_assert_eq!(&raw.trim_end_matches('.').to_ascii_lowercase(), &name);
                     prop_assert!(raw.len() - raw.trim_end_matches('.').len() <= 1);
                 }
             }
@@ -791,8 +791,8 @@ mod tests {
             ) {
                 let name = labels.join(".");
                 let want = Some(name.to_ascii_lowercase());
-                prop_assert_eq!(normalize_host(&name), want.clone());
-                prop_assert_eq!(normalize_host(&format!("{name}.")), want);
+                prop_assert_eq!(&normalize_host(&name), &want);
+                prop_assert_eq!(&normalize_host(&format!("{name}.")), &want);
                 prop_assert_eq!(normalize_host(&format!("{name}..")), None);
                 prop_assert_eq!(normalize_host(&format!(".{name}")), None);
             }

@@ -230,8 +230,7 @@ async fn forward(
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     *req.uri_mut() = Uri::try_from(path).map_err(|_| bad())?;
     target.write_host(req.headers_mut(), HTTP);
-    let bound = matches!(decision, Decision::Intercept(_));
-    if bound {
+    if matches!(decision, Decision::Intercept(_)) {
         redact::ask_for_identity(req.headers_mut());
     }
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()

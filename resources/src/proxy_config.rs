@@ -172,10 +172,11 @@ impl HostPattern {
             return Err("empty host pattern".into());
         }
         let (host, port) = split_host_port(raw)?;
+        let host =
+            normalize_host(host).ok_or_else(|| format!("`{host}` is not a valid host name"))?;
         if host == "*" {
             return Err("a bare `*` would allow every host; list the hosts instead".into());
         }
-        let host = host.to_ascii_lowercase();
         if let Some(suffix) = host.strip_prefix("*.") {
             validate_dns_name(suffix)?;
             return Ok(Self {
@@ -195,7 +196,7 @@ impl HostPattern {
         })
     }
 
-    /// True when `host` (already lowercase, no trailing dot) and `port` are covered.
+    /// True when `host` (as returned by [`normalize_host`]) and `port` are covered.
     pub fn matches(&self, host: &str, port: u16) -> bool {
         let port_ok = match self.port {
             Some(p) => p == port,
@@ -211,6 +212,22 @@ impl HostPattern {
                 }
             }
     }
+}
+
+/// The one normalization of a host name: ASCII lowercase, and at most one trailing dot, which is
+/// removed (`Api.Example.com.` → `api.example.com`). An empty name, an empty label (`a..b`,
+/// `.a`) or more than one trailing dot (`a..`) is `None`: refused, never repaired.
+///
+/// Allowlist patterns, `resolve` keys and every name the proxy matches, binds to a credential,
+/// resolves and dials go through this function and nothing else, so the name that was matched is
+/// the name that is resolved. A second normalization elsewhere (say, one that strips every
+/// trailing dot) would let `api.example.com..` match a pattern yet miss its `resolve` override.
+pub fn normalize_host(raw: &str) -> Option<String> {
+    let name = raw.strip_suffix('.').unwrap_or(raw);
+    if name.is_empty() || name.split('.').any(str::is_empty) {
+        return None;
+    }
+    Some(name.to_ascii_lowercase())
 }
 
 fn split_host_port(raw: &str) -> Result<(&str, Option<u16>), String> {
@@ -435,7 +452,9 @@ impl ProxyConfig {
         for (key, targets) in &self.resolve {
             let path = format!("resolve.{key}");
             let (host, port) = split_host_port(key).map_err(|m| ConfigError::new(&path, m))?;
-            let host = host.to_ascii_lowercase();
+            let host = normalize_host(host).ok_or_else(|| {
+                ConfigError::new(&path, format!("`{host}` is not a valid host name"))
+            })?;
             if host.parse::<IpAddr>().is_err() {
                 validate_dns_name(&host).map_err(|m| ConfigError::new(&path, m))?;
             }
@@ -702,6 +721,82 @@ mod tests {
         assert!(v6.matches("2001:db8::1", 443));
         assert!(HostPattern::parse("*").is_err());
         assert!(HostPattern::parse("*:443").is_err());
+    }
+
+    #[test]
+    fn host_names_normalize_once() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("api.example.com", Some("api.example.com")),
+            ("API.Example.COM", Some("api.example.com")),
+            ("api.example.com.", Some("api.example.com")),
+            ("api.example.com..", None),
+            ("api.example.com...", None),
+            ("api..example.com", None),
+            (".api.example.com", None),
+            (".", None),
+            ("..", None),
+            ("", None),
+            ("localhost", Some("localhost")),
+            ("10.0.0.1", Some("10.0.0.1")),
+            ("2001:DB8::1", Some("2001:db8::1")),
+            ("::ffff:10.0.0.1", Some("::ffff:10.0.0.1")),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(normalize_host(raw).as_deref(), *want, "{raw:?}");
+        }
+        // Patterns and `resolve` keys take the same path as the names they are compared with.
+        let p = HostPattern::parse("API.example.com.:8443").expect("one trailing dot");
+        assert!(p.matches("api.example.com", 8443));
+        assert!(HostPattern::parse("api.example.com..").is_err());
+        assert!(HostPattern::parse("*.example.com..").is_err());
+        let wild = HostPattern::parse("*.Example.com.").expect("wildcard");
+        assert!(wild.matches("a.example.com", 443));
+        let mut c = base();
+        c.resolve
+            .insert("Api.Fake.:443".into(), vec!["127.0.0.1".into()]);
+        let v = c.validate().expect("valid");
+        assert!(v.resolve.contains_key(&ResolveKey {
+            host: "api.fake".into(),
+            port: Some(443),
+        }));
+        let mut c = base();
+        c.resolve
+            .insert("api.fake..:443".into(), vec!["127.0.0.1".into()]);
+        assert_eq!(
+            c.validate().expect_err("two dots").key,
+            "resolve.api.fake..:443"
+        );
+    }
+
+    mod normalize {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn is_idempotent_and_canonical(raw in "[a-zA-Z0-9.:-]{0,40}") {
+                if let Some(name) = normalize_host(&raw) {
+                    prop_assert_eq!(normalize_host(&name), Some(name.clone()));
+                    prop_assert!(!name.ends_with('.'), "{}", name);
+                    prop_assert!(!name.split('.').any(str::is_empty), "{}", name);
+                    prop_assert_eq!(&name.to_ascii_lowercase(), &name);
+                    prop_assert_eq!(&raw.trim_end_matches('.').to_ascii_lowercase(), &name);
+                    prop_assert!(raw.len() - raw.trim_end_matches('.').len() <= 1);
+                }
+            }
+
+            #[test]
+            fn one_trailing_dot_is_the_same_name_two_are_refused(
+                labels in prop::collection::vec("[a-zA-Z0-9-]{1,10}", 1..5),
+            ) {
+                let name = labels.join(".");
+                let want = Some(name.to_ascii_lowercase());
+                prop_assert_eq!(&normalize_host(&name), &want);
+                prop_assert_eq!(&normalize_host(&format!("{name}.")), &want);
+                prop_assert_eq!(normalize_host(&format!("{name}..")), None);
+                prop_assert_eq!(normalize_host(&format!(".{name}")), None);
+            }
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The allowlist decision: what the proxy does with a destination, decided from the host name and
 //! port alone, before any DNS lookup or dial.
 //!
-//! Pure: `decide(host, port)` never resolves, connects or reads a file. It must never allow a
+//! Pure: `decide(target)` never resolves, connects or reads a file. It must never allow a
 //! host that no `allow` entry or credential names.
 
 use sealpod_resources::proxy_config::HostPattern;
+
+use crate::target::Target;
 
 /// What to do with a destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,41 +35,33 @@ impl Allowlist {
         }
     }
 
-    /// Decides for `host` (any case, optional trailing dot or IPv6 brackets) and `port`.
-    pub fn decide(&self, host: &str, port: u16) -> Decision {
-        let host = normalize_host(host);
+    /// Decides for `target` (its host is already normalized: matched exactly as it is resolved).
+    pub fn decide(&self, target: &Target) -> Decision {
+        let (host, port) = (target.host(), target.port());
         let creds: Vec<usize> = self
             .credential_hosts
             .iter()
             .enumerate()
-            .filter(|(_, hosts)| hosts.iter().any(|p| p.matches(&host, port)))
+            .filter(|(_, hosts)| hosts.iter().any(|p| p.matches(host, port)))
             .map(|(i, _)| i)
             .collect();
         if !creds.is_empty() {
             Decision::Intercept(creds)
-        } else if self.allow.iter().any(|p| p.matches(&host, port)) {
+        } else if self.allow.iter().any(|p| p.matches(host, port)) {
             Decision::Tunnel
         } else {
             Decision::Deny
         }
     }
 
-    /// True when credential `index` may be sent to `host:port`.
-    pub fn credential_bound(&self, index: usize, host: &str, port: u16) -> bool {
-        let host = normalize_host(host);
-        self.credential_hosts
-            .get(index)
-            .is_some_and(|hosts| hosts.iter().any(|p| p.matches(&host, port)))
+    /// True when credential `index` may be sent to `target`.
+    pub fn credential_bound(&self, index: usize, target: &Target) -> bool {
+        self.credential_hosts.get(index).is_some_and(|hosts| {
+            hosts
+                .iter()
+                .any(|p| p.matches(target.host(), target.port()))
+        })
     }
-}
-
-/// Lowercase, without a trailing dot or IPv6 brackets.
-pub fn normalize_host(host: &str) -> String {
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -87,6 +81,7 @@ mod tests {
         let l = list();
         let cases: &[(&str, u16, Decision)] = &[
             ("api.anthropic.com", 443, Decision::Intercept(vec![0])),
+            ("api.anthropic.com.", 443, Decision::Intercept(vec![0])),
             ("API.Anthropic.COM.", 443, Decision::Intercept(vec![0])),
             ("api.anthropic.com", 80, Decision::Intercept(vec![0])),
             ("api.anthropic.com", 8443, Decision::Deny),
@@ -104,13 +99,14 @@ mod tests {
             ("evil.com", 443, Decision::Deny),
             ("169.254.169.254", 80, Decision::Deny),
             ("[::1]", 443, Decision::Deny),
-            ("", 443, Decision::Deny),
         ];
         for (host, port, want) in cases {
-            assert_eq!(&l.decide(host, *port), want, "{host}:{port}");
+            let target = Target::parse(&format!("{host}:{port}"), 443).expect("target");
+            assert_eq!(&l.decide(&target), want, "{host}:{port}");
         }
-        assert!(l.credential_bound(0, "api.anthropic.com", 443));
-        assert!(!l.credential_bound(0, "github.com", 443));
-        assert!(!l.credential_bound(7, "api.anthropic.com", 443));
+        let t = |a: &str| Target::parse(a, 443).expect("target");
+        assert!(l.credential_bound(0, &t("api.anthropic.com")));
+        assert!(!l.credential_bound(0, &t("github.com")));
+        assert!(!l.credential_bound(7, &t("api.anthropic.com")));
     }
 }

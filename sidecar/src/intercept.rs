@@ -1,10 +1,12 @@
 //! TLS interception for credential hosts: terminate the client's TLS with a leaf from the per-pod
-//! CA, check that `Host`, SNI and the `CONNECT` target agree (421 otherwise), run the tripwire,
-//! swap sealed tokens in the declared header slots, and relay to the verified upstream (HTTP/2
-//! when its ALPN offers it) with bodies streaming frame by frame in both directions.
+//! CA, check that the request has exactly one `Host` and that it, the URI authority, SNI and the
+//! `CONNECT` target agree (421 otherwise), run the tripwire, swap sealed tokens in the declared
+//! header slots, and relay to the verified upstream (HTTP/2 when its ALPN offers it) with bodies
+//! streaming frame by frame in both directions.
 //!
 //! It must never rewrite a body, a path or a query, never forward a request whose host disagrees
-//! with the `CONNECT` target, and never dial an address other than the one checked at `CONNECT`.
+//! with the `CONNECT` target, never relay the client's `Host` (the upstream gets one written from
+//! the target), and never dial an address other than the one checked at `CONNECT`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,13 +24,16 @@ use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::allowlist::normalize_host;
 use crate::metrics::DenyReason;
 use crate::proxy::Proxy;
-use crate::resolve;
 use crate::respond::{self, Failure, ProxyBody};
-use crate::server::{self, MAX_HEAD, Target};
+use crate::server::{self, MAX_HEAD};
 use crate::swap;
+use crate::target::{Target, request_names};
+use crate::{redact, resolve};
+
+/// The default port of the scheme spoken inside an intercepted connection.
+const HTTPS: u16 = 443;
 
 /// One intercepted client connection and its upstream.
 #[derive(Debug)]
@@ -68,7 +73,7 @@ pub async fn serve(
         Some((tcp, addr)) => (Some(tcp), Some(addr)),
         None => (None, None),
     };
-    let config = match crate::tls::intercept_server(Arc::clone(&proxy.ca), &target.host) {
+    let config = match crate::tls::intercept_server(Arc::clone(&proxy.ca), target.host()) {
         Ok(c) => c,
         Err(error) => {
             tracing::warn!(%error, "cannot build the interception TLS config");
@@ -78,7 +83,7 @@ pub async fn serve(
     let tls = match TlsAcceptor::from(config).accept(TokioIo::new(client)).await {
         Ok(t) => t,
         Err(error) => {
-            tracing::debug!(%error, host = %crate::tripwire::scrub(&target.host), "client TLS handshake failed");
+            tracing::debug!(%error, host = %crate::tripwire::scrub(target.host()), "client TLS handshake failed");
             return;
         }
     };
@@ -86,7 +91,7 @@ pub async fn serve(
         .get_ref()
         .1
         .server_name()
-        .is_none_or(|sni| normalize_host(sni) == target.host);
+        .is_none_or(|sni| target.is_named_by(sni));
     let session = Arc::new(Session {
         proxy,
         target,
@@ -136,20 +141,22 @@ async fn handle(
     let proxy = &session.proxy;
     let target = &session.target;
     let method = req.method().as_str().to_owned();
-    if !session.sni_ok || !host_agrees(&req, target) {
-        proxy.refuse(DenyReason::HostMismatch, &target.host, target.port, &method);
+    if !session.sni_ok || !request_names(target, req.version(), req.uri(), req.headers(), HTTPS) {
+        proxy.refuse(
+            DenyReason::HostMismatch,
+            target.host(),
+            target.port(),
+            &method,
+        );
         return Err(Failure::Deny(DenyReason::HostMismatch));
     }
-    if crate::tripwire::find_misuse(
-        req.headers(),
-        &target.host,
-        target.port,
-        &proxy.credentials,
-        &proxy.allowlist,
-    )
-    .is_some()
-    {
-        proxy.refuse(DenyReason::TokenMisuse, &target.host, target.port, &method);
+    if crate::tripwire::find_misuse(&req, target, &proxy.credentials, &proxy.allowlist).is_some() {
+        proxy.refuse(
+            DenyReason::TokenMisuse,
+            target.host(),
+            target.port(),
+            &method,
+        );
         return Err(Failure::Deny(DenyReason::TokenMisuse));
     }
     for &i in &session.credentials {
@@ -169,27 +176,16 @@ async fn handle(
     }
     let needles = server::needles(proxy, &session.credentials);
     respond::strip_hop_by_hop(req.headers_mut());
+    redact::ask_for_identity(req.headers_mut());
     let started = Instant::now();
     let response = session.send(req).await?;
     proxy.metrics.observe_upstream(started.elapsed());
-    Ok(server::relay_response(proxy, response, needles))
-}
-
-/// The request's `Host` (or absolute-form authority) names the `CONNECT` target.
-fn host_agrees(req: &Request<Incoming>, target: &Target) -> bool {
-    let named = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        });
-    named
-        .and_then(|n| Target::parse(&n, 443))
-        .is_some_and(|named| named == *target)
+    let bound = server::Bound {
+        target,
+        method: &method,
+        needles,
+    };
+    server::relay_response(proxy, response, Some(bound))
 }
 
 impl Session {
@@ -199,19 +195,11 @@ impl Session {
         match sender {
             Sender::H2(mut h2) => {
                 let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                let authority = if self.target.port == 443 {
-                    self.target.host.clone()
-                } else {
-                    format!("{}:{}", self.target.host, self.target.port)
-                };
-                let authority = if self.target.host.contains(':') {
-                    authority.replacen(&self.target.host, &format!("[{}]", self.target.host), 1)
-                } else {
-                    authority
-                };
+                // `:authority` plays Host's role in HTTP/2: written from the target, never taken
+                // from the client.
                 *req.uri_mut() = Uri::builder()
                     .scheme("https")
-                    .authority(authority)
+                    .authority(self.target.authority(HTTPS))
                     .path_and_query(path)
                     .build()
                     .map_err(|e| Failure::Upstream(e.to_string()))?;
@@ -227,6 +215,7 @@ impl Session {
                     .to_owned();
                 *req.uri_mut() =
                     Uri::try_from(path).map_err(|e| Failure::Upstream(e.to_string()))?;
+                self.target.write_host(req.headers_mut(), HTTPS);
                 *req.version_mut() = http::Version::HTTP_11;
                 h1.ready().await.map_err(upstream_error)?;
                 let response = h1.send_request(req).await.map_err(upstream_error);
@@ -260,14 +249,15 @@ impl Session {
             }
             _ => {}
         }
-        if let Some(h2) = self.proxy.pooled_h2(&self.target.host, self.target.port) {
+        if let Some(h2) = self.proxy.pooled_h2(self.target.host(), self.target.port()) {
             *slot = Some(Sender::H2(h2.clone()));
             return Ok(Sender::H2(h2));
         }
         let sender = self.connect().await?;
         if let Sender::H2(h2) = &sender {
             *slot = Some(Sender::H2(h2.clone()));
-            self.proxy.pool_h2(&self.target.host, self.target.port, h2);
+            self.proxy
+                .pool_h2(self.target.host(), self.target.port(), h2);
         }
         Ok(sender)
     }
@@ -290,17 +280,12 @@ impl Session {
                 .map_err(|e| Failure::Upstream(e.to_string()))?,
             // The shared connection this client relied on is gone: resolve, check, dial.
             (None, None) => {
-                resolve::dial(
-                    &self.proxy.net,
-                    &self.proxy.guard,
-                    &self.target.host,
-                    self.target.port,
-                )
-                .await?
-                .0
+                resolve::dial(&self.proxy.net, &self.proxy.guard, &self.target)
+                    .await?
+                    .0
             }
         };
-        let name = ServerName::try_from(self.target.host.clone())
+        let name = ServerName::try_from(self.target.host().to_owned())
             .map_err(|e| Failure::Upstream(e.to_string()))?;
         let tls = TlsConnector::from(Arc::clone(&self.proxy.upstream_tls))
             .connect(name, tcp)

@@ -5,7 +5,7 @@
 //! It must never let a real key reach the sandbox, and never dial before deciding.
 //!
 //! Modules, in request order: [`config`] (load, validate) → [`server`] (accept, `CONNECT`, plain
-//! HTTP) → [`tripwire`] → [`allowlist`] → [`resolve`] + [`ssrf`] → [`tunnel`] or [`intercept`]
+//! HTTP) → [`target`] → [`tripwire`] → [`allowlist`] → [`resolve`] + [`ssrf`] → [`tunnel`] or [`intercept`]
 //! ([`tls`], [`ca`], [`swap`], [`redact`]) → [`respond`]; beside them [`events`], [`metrics`],
 //! [`admin`], and [`lock`].
 
@@ -25,6 +25,7 @@ pub mod respond;
 pub mod server;
 pub mod ssrf;
 pub mod swap;
+pub mod target;
 pub mod tls;
 pub mod tripwire;
 pub mod tunnel;

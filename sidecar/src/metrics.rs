@@ -21,16 +21,19 @@ pub enum DenyReason {
     HostMismatch,
     /// Malformed request (no host, bad target).
     BadRequest,
+    /// A credential host answered with a content or transfer coding the redactor cannot read.
+    EncodedResponse,
 }
 
 impl DenyReason {
     /// Every reason, in label order.
-    pub const ALL: [DenyReason; 5] = [
+    pub const ALL: [DenyReason; 6] = [
         DenyReason::NotAllowlisted,
         DenyReason::NonPublicAddress,
         DenyReason::TokenMisuse,
         DenyReason::HostMismatch,
         DenyReason::BadRequest,
+        DenyReason::EncodedResponse,
     ];
 
     /// The label value (also sent in the `x-sealpod-deny-reason` header and events).
@@ -41,6 +44,7 @@ impl DenyReason {
             DenyReason::TokenMisuse => "token_misuse",
             DenyReason::HostMismatch => "host_mismatch",
             DenyReason::BadRequest => "bad_request",
+            DenyReason::EncodedResponse => "encoded_response",
         }
     }
 
@@ -62,8 +66,8 @@ pub struct Metrics {
     pub tunnels: AtomicU64,
     /// Intercepted (TLS-terminated) connections opened.
     pub intercepts: AtomicU64,
-    denials: [AtomicU64; 5],
-    report_would_deny: [AtomicU64; 5],
+    denials: [AtomicU64; DenyReason::ALL.len()],
+    report_would_deny: [AtomicU64; DenyReason::ALL.len()],
     /// Header slots where a sealed token was replaced.
     pub swaps: AtomicU64,
     /// Real keys redacted from responses.

@@ -1,9 +1,14 @@
-//! Response redaction: a real key seen in a response header or body from a credential host is
-//! replaced by its sealed token before it reaches the sandbox.
+//! Response redaction: a real key seen in a response header value or body from a credential host
+//! is replaced by its sealed token before it reaches the sandbox, and a header whose name holds a
+//! key is dropped.
 //!
 //! The body wrapper works frame by frame: it holds back only the few trailing bytes that could be
 //! the start of a key split across frames, so an SSE event is never delayed or coalesced (event
 //! boundaries cannot be a key prefix). It must never collect a body.
+//!
+//! It can only redact what it can read: requests to credential hosts ask for `identity`
+//! ([`ask_for_identity`]), and a response in any other coding must not be relayed
+//! ([`is_plain`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,7 +16,8 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::metrics::Metrics;
@@ -92,9 +98,30 @@ fn partial_suffix(buf: &[u8], needles: &[Needle]) -> usize {
     best
 }
 
-/// Redacts needles in header values; returns the number of values changed.
+/// Redacts needles in headers; returns the number of headers changed or dropped.
+///
+/// A value holding a key gets the sealed token in its place. A header whose *name* holds a key
+/// is dropped: names arrive lowercased (HTTP/2 requires it, and `http` folds HTTP/1.1 names), so
+/// the key is matched ignoring ASCII case, and a rewritten name could not be faithful anyway.
 pub fn redact_headers(headers: &mut HeaderMap, needles: &[Needle]) -> usize {
+    let named: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str().as_bytes();
+            needles.iter().any(|n| {
+                !n.real.is_empty()
+                    && name
+                        .windows(n.real.len())
+                        .any(|w| w.eq_ignore_ascii_case(&n.real))
+            })
+        })
+        .cloned()
+        .collect();
     let mut changed = 0;
+    for name in named {
+        changed += headers.get_all(&name).iter().count();
+        headers.remove(&name);
+    }
     for value in headers.values_mut() {
         let (out, n) = replace_all(value.as_bytes(), needles);
         if n > 0
@@ -105,6 +132,30 @@ pub fn redact_headers(headers: &mut HeaderMap, needles: &[Needle]) -> usize {
         }
     }
     changed
+}
+
+/// Replaces the client's `Accept-Encoding` with `identity` on a request to a credential host, so
+/// the response body comes back as plain bytes the redactor can read (a compressed body would
+/// carry a key past it).
+pub fn ask_for_identity(headers: &mut HeaderMap) {
+    headers.remove(ACCEPT_ENCODING);
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+}
+
+/// True when a response with these headers has a body of plain bytes: no content coding but
+/// `identity` and no transfer coding but `chunked` (which hyper decodes). Anything else (a value
+/// that is not even text included) must not be relayed from a credential host.
+pub fn is_plain(headers: &HeaderMap) -> bool {
+    let only = |name: HeaderName, allowed: &str| {
+        headers.get_all(name).iter().all(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .all(|coding| coding.is_empty() || coding.eq_ignore_ascii_case(allowed))
+            })
+        })
+    };
+    only(CONTENT_ENCODING, "identity") && only(TRANSFER_ENCODING, "chunked")
 }
 
 /// A body that redacts needles frame by frame.
@@ -220,6 +271,63 @@ mod tests {
     use http_body_util::BodyExt;
 
     const SEALED: &str = "sp_sealed_0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn header_names_holding_a_key_are_dropped_values_replaced() {
+        let n = [Needle::new("sk-Real-1", SEALED)];
+        let mut h = HeaderMap::new();
+        h.insert("sk-real-1", HeaderValue::from_static("a"));
+        h.append("x-sk-real-1-echo", HeaderValue::from_static("b"));
+        h.append("x-sk-real-1-echo", HeaderValue::from_static("c"));
+        h.insert("x-echo", HeaderValue::from_static("sk-Real-1"));
+        h.insert("x-other", HeaderValue::from_static("sk-real-1"));
+        assert_eq!(redact_headers(&mut h, &n), 4);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, vec!["x-echo", "x-other"]);
+        assert_eq!(h["x-echo"], SEALED);
+        assert_eq!(
+            h["x-other"], "sk-real-1",
+            "values are matched exactly, as the body is"
+        );
+    }
+
+    #[test]
+    fn only_plain_bodies_are_readable() {
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[], true),
+            (&[("content-encoding", "identity")], true),
+            (&[("content-encoding", "Identity, identity")], true),
+            (&[("transfer-encoding", "chunked")], true),
+            (&[("content-encoding", "gzip")], false),
+            (
+                &[("content-encoding", "identity"), ("content-encoding", "br")],
+                false,
+            ),
+            (&[("content-encoding", "identity, zstd")], false),
+            (&[("transfer-encoding", "gzip, chunked")], false),
+        ];
+        for (headers, want) in cases {
+            let mut h = HeaderMap::new();
+            for (name, value) in *headers {
+                h.append(
+                    HeaderName::from_static(name),
+                    HeaderValue::from_bytes(value.as_bytes()).expect("value"),
+                );
+            }
+            assert_eq!(is_plain(&h), *want, "{headers:?}");
+        }
+        let mut h = HeaderMap::new();
+        let opaque = HeaderValue::from_bytes(b"identity\xff").expect("obs-text");
+        h.insert(CONTENT_ENCODING, opaque);
+        assert!(!is_plain(&h), "a coding that is not text is not identity");
+        let mut h = HeaderMap::new();
+        h.append(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        h.append(ACCEPT_ENCODING, HeaderValue::from_static("br"));
+        ask_for_identity(&mut h);
+        let sent: Vec<_> = h.get_all(ACCEPT_ENCODING).iter().collect();
+        assert_eq!(sent, vec!["identity"]);
+    }
 
     #[test]
     fn replaces_everywhere() {

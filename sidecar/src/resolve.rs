@@ -17,6 +17,7 @@ use sealpod_resources::proxy_config::{ResolveKey, ResolveTarget};
 use tokio::net::TcpStream;
 
 use crate::ssrf::{Guard, NonPublic};
+use crate::target::Target;
 
 /// A boxed future, for the object-safe [`Net`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -137,15 +138,15 @@ pub enum DialError {
 /// How long a dial may take before the proxy answers 504.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Resolves `host`, checks every address, then dials the checked addresses in order.
-/// Returns the stream and the address it is connected to.
+/// Resolves `target` (the same normalized name the allowlist matched), checks every address,
+/// then dials the checked addresses in order. Returns the stream and the address it is connected
+/// to.
 pub async fn dial(
     net: &Arc<dyn Net>,
     guard: &Guard,
-    host: &str,
-    port: u16,
+    target: &Target,
 ) -> Result<(TcpStream, SocketAddr), DialError> {
-    let addrs = resolve_checked(net, guard, host, port).await?;
+    let addrs = resolve_checked(net, guard, target).await?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
     for addr in addrs {
         match tokio::time::timeout(CONNECT_TIMEOUT, net.connect(addr)).await {
@@ -157,15 +158,15 @@ pub async fn dial(
     Err(DialError::Connect(last))
 }
 
-/// Resolves `host` (an IP literal is used as is, without a lookup) and checks every address: one
-/// non-public answer refuses the whole name, so a rebinding answer cannot slip in beside a
+/// Resolves `target` (an IP literal is used as is, without a lookup) and checks every address:
+/// one non-public answer refuses the whole name, so a rebinding answer cannot slip in beside a
 /// public one.
 pub async fn resolve_checked(
     net: &Arc<dyn Net>,
     guard: &Guard,
-    host: &str,
-    port: u16,
+    target: &Target,
 ) -> Result<Vec<SocketAddr>, DialError> {
+    let (host, port) = (target.host(), target.port());
     let addrs = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => {
@@ -205,18 +206,19 @@ mod tests {
         );
         let net: Arc<dyn Net> = Arc::new(SystemNet::new(overrides));
         let guard = Guard::default();
-        let err = resolve_checked(&net, &guard, "mixed.test", 443).await;
+        let t = |a: &str| Target::parse(a, 443).expect("target");
+        let err = resolve_checked(&net, &guard, &t("mixed.test")).await;
         assert!(
             matches!(err, Err(DialError::NonPublic(_))),
             "one private answer refuses the name"
         );
-        let ok = resolve_checked(&net, &guard, "1.1.1.1", 443)
+        let ok = resolve_checked(&net, &guard, &t("1.1.1.1"))
             .await
             .expect("literal");
         assert_eq!(ok, vec!["1.1.1.1:443".parse().expect("addr")]);
         let exempt = Guard::new(vec![], vec![Cidr::parse("10.0.0.0/8").expect("cidr")]);
         assert_eq!(
-            resolve_checked(&net, &exempt, "mixed.test", 80)
+            resolve_checked(&net, &exempt, &t("Mixed.Test.:80"))
                 .await
                 .expect("ok")
                 .len(),

@@ -23,7 +23,8 @@ pub const DENY_REASON_HEADER: &str = "x-sealpod-deny-reason";
 /// Why a request did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    /// Refused by policy (403, or 421 for a host mismatch, 400 for a bad request).
+    /// Refused by policy (403, or 421 for a host mismatch, 400 for a bad request, 502 for a
+    /// response that cannot be redacted).
     #[error("refused: {}", .0.as_str())]
     Deny(DenyReason),
     /// The destination could not be dialled.
@@ -55,7 +56,7 @@ pub fn rescue(failure: &Failure) -> Response<ProxyBody> {
         Failure::Deny(DenyReason::HostMismatch) => (
             StatusCode::MISDIRECTED_REQUEST,
             Some(DenyReason::HostMismatch),
-            "Host, SNI and CONNECT target must agree\n",
+            "exactly one Host header, naming the same host as the request URI, SNI and CONNECT target\n",
         ),
         Failure::Deny(DenyReason::BadRequest) => (
             StatusCode::BAD_REQUEST,
@@ -71,6 +72,11 @@ pub fn rescue(failure: &Failure) -> Response<ProxyBody> {
             StatusCode::FORBIDDEN,
             Some(DenyReason::TokenMisuse),
             "a sealed token may only be sent to its own hosts\n",
+        ),
+        Failure::Deny(DenyReason::EncodedResponse) => (
+            StatusCode::BAD_GATEWAY,
+            Some(DenyReason::EncodedResponse),
+            "the credential host answered with a content coding the proxy cannot check for keys\n",
         ),
         Failure::Deny(DenyReason::NonPublicAddress) | Failure::Dial(DialError::NonPublic(_)) => (
             StatusCode::FORBIDDEN,

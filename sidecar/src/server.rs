@@ -18,13 +18,17 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use sealpod_resources::proxy_config::Mode;
 use tokio::net::TcpListener;
 
-use crate::allowlist::{Decision, normalize_host};
+use crate::allowlist::Decision;
 use crate::metrics::{ConnectionGuard, DenyReason};
 use crate::proxy::Proxy;
 use crate::redact::{self, Redacting};
 use crate::resolve::{self, DialError};
 use crate::respond::{self, Failure, ProxyBody};
+use crate::target::{Target, request_names};
 use crate::{intercept, tripwire, tunnel};
+
+/// The default port of plain HTTP.
+const HTTP: u16 = 80;
 
 /// Largest request head buffered from a client (bounded, unlike hyper's ~400 KiB default).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -83,61 +87,28 @@ async fn handle(
     }))
 }
 
-/// A destination named by a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Lowercase host, no brackets or trailing dot.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-}
-
-impl Target {
-    /// Parses `host[:port]` (an authority), with `default_port` when none is given.
-    pub fn parse(authority: &str, default_port: u16) -> Option<Self> {
-        let authority: http::uri::Authority = authority.parse().ok()?;
-        if authority.as_str().contains('@') {
-            return None;
-        }
-        let host = normalize_host(authority.host());
-        if host.is_empty() {
-            return None;
-        }
-        Some(Self {
-            host,
-            port: authority.port_u16().unwrap_or(default_port),
-        })
-    }
-}
-
 /// Tripwire, then allowlist. Returns the decision to act on (report mode turns a denial into a
 /// tunnel or forward after counting it).
-fn decide(
-    proxy: &Proxy,
-    target: &Target,
-    headers: &http::HeaderMap,
-    method: &str,
-) -> Result<Decision, Failure> {
-    let misuse = tripwire::carries_token(&target.host, &proxy.credentials)
-        || tripwire::find_misuse(
-            headers,
-            &target.host,
-            target.port,
-            &proxy.credentials,
-            &proxy.allowlist,
-        )
-        .is_some();
+fn decide<B>(proxy: &Proxy, target: &Target, req: &Request<B>) -> Result<Decision, Failure> {
+    let method = req.method().as_str();
+    let misuse = tripwire::carries_token(target.host(), &proxy.credentials)
+        || tripwire::find_misuse(req, target, &proxy.credentials, &proxy.allowlist).is_some();
     if misuse {
         // Refused in both modes: the token never goes where it is not bound.
-        proxy.refuse(DenyReason::TokenMisuse, &target.host, target.port, method);
+        proxy.refuse(
+            DenyReason::TokenMisuse,
+            target.host(),
+            target.port(),
+            method,
+        );
         return Err(Failure::Deny(DenyReason::TokenMisuse));
     }
-    match proxy.allowlist.decide(&target.host, target.port) {
+    match proxy.allowlist.decide(target) {
         Decision::Deny if proxy.mode == Mode::Report => {
             proxy.would_refuse(
                 DenyReason::NotAllowlisted,
-                &target.host,
-                target.port,
+                target.host(),
+                target.port(),
                 method,
             );
             Ok(Decision::Tunnel)
@@ -145,8 +116,8 @@ fn decide(
         Decision::Deny => {
             proxy.refuse(
                 DenyReason::NotAllowlisted,
-                &target.host,
-                target.port,
+                target.host(),
+                target.port(),
                 method,
             );
             Err(Failure::Deny(DenyReason::NotAllowlisted))
@@ -157,11 +128,11 @@ fn decide(
 
 fn dial_failed(proxy: &Proxy, target: &Target, method: &str, error: DialError) -> Failure {
     if let DialError::NonPublic(range) = &error {
-        tracing::info!(host = %tripwire::scrub(&target.host), port = target.port, range = range.label(), "non-public destination refused");
+        tracing::info!(host = %tripwire::scrub(target.host()), port = target.port(), range = range.label(), "non-public destination refused");
         proxy.refuse(
             DenyReason::NonPublicAddress,
-            &target.host,
-            target.port,
+            target.host(),
+            target.port(),
             method,
         );
     }
@@ -180,23 +151,23 @@ async fn connect(
             proxy.metrics.deny(DenyReason::BadRequest);
             Failure::Deny(DenyReason::BadRequest)
         })?;
-    let decision = decide(proxy, &target, req.headers(), "CONNECT")?;
+    let decision = decide(proxy, &target, &req)?;
     // A credential host with a shared HTTP/2 upstream needs no new connection; everything else
     // is dialled now, so a refusal or an unreachable host is answered instead of a 200.
     let shared = matches!(decision, Decision::Intercept(_))
-        && proxy.pooled_h2(&target.host, target.port).is_some();
+        && proxy.pooled_h2(target.host(), target.port()).is_some();
     let upstream = if shared {
         None
     } else {
         Some(
-            resolve::dial(&proxy.net, &proxy.guard, &target.host, target.port)
+            resolve::dial(&proxy.net, &proxy.guard, &target)
                 .await
                 .map_err(|e| dial_failed(proxy, &target, "CONNECT", e))?,
         )
     };
     proxy
         .events
-        .allowed(&target.host, target.port, "CONNECT", proxy.mode);
+        .allowed(target.host(), target.port(), "CONNECT", proxy.mode);
     let proxy = Arc::clone(proxy);
     tokio::spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {
@@ -235,44 +206,32 @@ async fn forward(
     }
     let target = uri
         .authority()
-        .and_then(|a| Target::parse(a.as_str(), 80))
+        .and_then(|a| Target::parse(a.as_str(), HTTP))
         .ok_or_else(bad)?;
-    if let Some(host) = req.headers().get(http::header::HOST) {
-        let agrees = host
-            .to_str()
-            .ok()
-            .and_then(|h| Target::parse(h, 80))
-            .is_some_and(|h| h == target);
-        if !agrees {
-            proxy.refuse(
-                DenyReason::HostMismatch,
-                &target.host,
-                target.port,
-                req.method().as_str(),
-            );
-            return Err(Failure::Deny(DenyReason::HostMismatch));
-        }
+    if !request_names(&target, req.version(), &uri, req.headers(), HTTP) {
+        proxy.refuse(
+            DenyReason::HostMismatch,
+            target.host(),
+            target.port(),
+            req.method().as_str(),
+        );
+        return Err(Failure::Deny(DenyReason::HostMismatch));
     }
     let method = req.method().as_str().to_owned();
-    let decision = decide(proxy, &target, req.headers(), &method)?;
-    let (stream, _) = resolve::dial(&proxy.net, &proxy.guard, &target.host, target.port)
+    let decision = decide(proxy, &target, &req)?;
+    let (stream, _) = resolve::dial(&proxy.net, &proxy.guard, &target)
         .await
         .map_err(|e| dial_failed(proxy, &target, &method, e))?;
     proxy
         .events
-        .allowed(&target.host, target.port, &method, proxy.mode);
+        .allowed(target.host(), target.port(), &method, proxy.mode);
 
     strip_proxy_headers(req.headers_mut());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     *req.uri_mut() = Uri::try_from(path).map_err(|_| bad())?;
-    if !req.headers().contains_key(http::header::HOST) {
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
-        if let Ok(v) = http::HeaderValue::from_str(&authority) {
-            req.headers_mut().insert(http::header::HOST, v);
-        }
+    target.write_host(req.headers_mut(), HTTP);
+    if matches!(decision, Decision::Intercept(_)) {
+        redact::ask_for_identity(req.headers_mut());
     }
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(MAX_HEAD.max(8192))
@@ -286,11 +245,15 @@ async fn forward(
         .await
         .map_err(|e| Failure::Upstream(e.to_string()))?;
     proxy.metrics.observe_upstream(started.elapsed());
-    let needles = match decision {
-        Decision::Intercept(creds) => needles(proxy, &creds),
-        _ => Vec::new(),
+    let bound = match &decision {
+        Decision::Intercept(creds) => Some(Bound {
+            target: &target,
+            method: &method,
+            needles: needles(proxy, creds),
+        }),
+        _ => None,
     };
-    Ok(relay_response(proxy, response, needles))
+    relay_response(proxy, response, bound)
 }
 
 fn strip_proxy_headers(headers: &mut http::HeaderMap) {
@@ -310,18 +273,63 @@ pub fn needles(proxy: &Proxy, credentials: &[usize]) -> Vec<redact::Needle> {
         .collect()
 }
 
-/// Streams an upstream response back to the client, redacting real keys when `needles` is not
-/// empty.
+/// A response from a credential host: where it came from and the keys to redact from it.
+#[derive(Debug)]
+pub struct Bound<'a> {
+    /// The credential host.
+    pub target: &'a Target,
+    /// The request's method (for the event of a refusal).
+    pub method: &'a str,
+    /// Real value → sealed token, for every credential of the host.
+    pub needles: Vec<redact::Needle>,
+}
+
+/// Streams an upstream response back to the client. A response from a credential host (`bound`)
+/// has its real keys redacted, or is refused (`502 encoded_response`) when its body is not plain
+/// bytes the redactor can read.
 pub fn relay_response(
     proxy: &Proxy,
     response: Response<Incoming>,
-    needles: Vec<redact::Needle>,
-) -> Response<ProxyBody> {
+    bound: Option<Bound<'_>>,
+) -> Result<Response<ProxyBody>, Failure> {
     let (mut parts, body) = response.into_parts();
-    respond::strip_hop_by_hop(&mut parts.headers);
-    if needles.is_empty() {
-        return Response::from_parts(parts, body.map_err(Into::into).boxed());
+    // hyper's client keeps a non-standard reason phrase (`200 <anything upstream wrote>`) in the
+    // extensions, and hyper's server writes it back out. Dropping them makes the status line the
+    // code and its standard phrase (`<none>` for an unregistered code), so nothing but the code
+    // reaches the sandbox from upstream's status line. Nothing else in them is meant for the
+    // client either.
+    parts.extensions = http::Extensions::new();
+    let Some(Bound {
+        target,
+        method,
+        needles,
+    }) = bound
+    else {
+        respond::strip_hop_by_hop(&mut parts.headers);
+        return Ok(Response::from_parts(
+            parts,
+            body.map_err(Into::into).boxed(),
+        ));
+    };
+    // Checked before the hop-by-hop headers go: `Transfer-Encoding` is one of them. The request
+    // asked for `identity`; a host that compresses anyway gets its body dropped unread (a key in
+    // it would pass the redactor), never relayed.
+    if !redact::is_plain(&parts.headers) {
+        tracing::warn!(
+            host = %tripwire::scrub(target.host()),
+            port = target.port(),
+            status = parts.status.as_u16(),
+            "credential host answered with a content coding that cannot be redacted; refused"
+        );
+        proxy.refuse(
+            DenyReason::EncodedResponse,
+            target.host(),
+            target.port(),
+            method,
+        );
+        return Err(Failure::Deny(DenyReason::EncodedResponse));
     }
+    respond::strip_hop_by_hop(&mut parts.headers);
     let n = redact::redact_headers(&mut parts.headers, &needles);
     if n > 0 {
         proxy
@@ -336,21 +344,8 @@ pub fn relay_response(
         parts.headers.remove(http::header::CONTENT_LENGTH);
     }
     let body = Redacting::new(body, needles, Arc::clone(&proxy.metrics));
-    Response::from_parts(parts, body.map_err(Into::into).boxed())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_parse() {
-        let t = Target::parse("API.Example.com.:8443", 443).expect("t");
-        assert_eq!((t.host.as_str(), t.port), ("api.example.com", 8443));
-        let t = Target::parse("[::1]", 443).expect("t");
-        assert_eq!((t.host.as_str(), t.port), ("::1", 443));
-        assert_eq!(Target::parse("example.com", 80).expect("t").port, 80);
-        assert!(Target::parse("user@example.com", 80).is_none());
-        assert!(Target::parse("", 80).is_none());
-    }
+    Ok(Response::from_parts(
+        parts,
+        body.map_err(Into::into).boxed(),
+    ))
 }

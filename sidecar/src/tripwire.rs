@@ -1,38 +1,44 @@
-//! The exfiltration tripwire: a sealed token in any header of a request to a host it is not bound
-//! to.
+//! The exfiltration tripwire: a sealed token anywhere in the head of a request to a host it is not
+//! bound to.
 //!
-//! Pure: scans header values for the configured sealed tokens. The caller refuses the request,
-//! counts it and emits `egress.token_misuse`; this module must never return or log the token.
+//! Pure: scans the whole request head (method, URI with path and query, header names and values)
+//! for the configured sealed tokens, in any ASCII case. The caller refuses the request, counts it
+//! and emits `egress.token_misuse`; this module must never return or log the token. Scanning less
+//! than the whole head (header values only, say) lets a token ride out in a path, a query or a
+//! header name.
 
 use std::sync::Arc;
 
-use http::HeaderMap;
+use http::Request;
 use sealpod_resources::secret::SEALED_TOKEN_PREFIX;
 
 use crate::allowlist::Allowlist;
 use crate::swap::Credential;
+use crate::target::Target;
 
-/// The index of a credential whose sealed token appears in `headers` although `host:port` is not
-/// one of its hosts, if any.
-pub fn find_misuse(
-    headers: &HeaderMap,
-    host: &str,
-    port: u16,
+/// The index of a credential whose sealed token appears anywhere in the head of `req` (method,
+/// URI, header names and values) although `target` is not one of its hosts, if any.
+pub fn find_misuse<B>(
+    req: &Request<B>,
+    target: &Target,
     credentials: &[Arc<Credential>],
     allowlist: &Allowlist,
 ) -> Option<usize> {
-    let prefix = SEALED_TOKEN_PREFIX.as_bytes();
-    for value in headers.values() {
-        let bytes = value.as_bytes();
-        // Cheap pre-filter: most headers never contain the prefix.
-        if !bytes.windows(prefix.len()).any(|w| w == prefix) {
-            continue;
-        }
-        for (i, cred) in credentials.iter().enumerate() {
-            let token = cred.sealed().as_bytes();
-            if bytes.windows(token.len()).any(|w| w == token)
-                && !allowlist.credential_bound(i, host, port)
-            {
+    let uri = req.uri();
+    let line = [
+        req.method().as_str(),
+        uri.scheme_str().unwrap_or_default(),
+        uri.authority().map_or("", |a| a.as_str()),
+        uri.path_and_query().map_or("", |p| p.as_str()),
+    ];
+    let head = line.into_iter().map(str::as_bytes).chain(
+        req.headers()
+            .iter()
+            .flat_map(|(name, value)| [name.as_str().as_bytes(), value.as_bytes()]),
+    );
+    for part in head {
+        for i in tokens_in(part, credentials) {
+            if !allowlist.credential_bound(i, target) {
                 return Some(i);
             }
         }
@@ -43,8 +49,28 @@ pub fn find_misuse(
 /// True when a configured sealed token appears in `text` (a destination name: a token smuggled
 /// into a host name is never bound to it).
 pub fn carries_token(text: &str, credentials: &[Arc<Credential>]) -> bool {
-    let lower = text.to_ascii_lowercase();
-    lower.contains(SEALED_TOKEN_PREFIX) && credentials.iter().any(|c| lower.contains(c.sealed()))
+    tokens_in(text.as_bytes(), credentials).next().is_some()
+}
+
+/// The indices of the credentials whose sealed token appears in `bytes` (ASCII case ignored).
+fn tokens_in<'a>(
+    bytes: &'a [u8],
+    credentials: &'a [Arc<Credential>],
+) -> impl Iterator<Item = usize> + 'a {
+    // Cheap pre-filter: most parts of a head never contain the prefix.
+    let candidate = contains(bytes, SEALED_TOKEN_PREFIX.as_bytes());
+    credentials
+        .iter()
+        .enumerate()
+        .filter(move |(_, c)| candidate && contains(bytes, c.sealed().as_bytes()))
+        .map(|(i, _)| i)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// `text` with anything shaped like a sealed token replaced by `[redacted]`, for host names that
@@ -92,22 +118,65 @@ mod tests {
             vec![vec![HostPattern::parse("api.anthropic.com").expect("p")]],
         );
         let creds = [cred];
-        let mut h = HeaderMap::new();
-        h.insert(
-            "cookie",
-            HeaderValue::from_str(&format!("a=b; k={SEALED}")).expect("v"),
-        );
-        assert_eq!(find_misuse(&h, "evil.com", 443, &creds, &allow), Some(0));
-        assert_eq!(
-            find_misuse(&h, "api.anthropic.com", 443, &creds, &allow),
-            None
-        );
-        let mut clean = HeaderMap::new();
-        clean.insert(
-            "x-api-key",
-            HeaderValue::from_static("sp_sealed_ffffffffffffffffffffffffffffffff"),
-        );
-        assert_eq!(find_misuse(&clean, "evil.com", 443, &creds, &allow), None);
+        let t = |a: &str| Target::parse(a, 443).expect("target");
+        let upper = SEALED.to_uppercase();
+        let other = "sp_sealed_ffffffffffffffffffffffffffffffff";
+        // (method, URI, header name, header value, carries credential 0's token)
+        let cases: &[(&str, String, &str, String, bool)] = &[
+            (
+                "GET",
+                "/".into(),
+                "cookie",
+                format!("a=b; k={SEALED}"),
+                true,
+            ),
+            ("GET", format!("/v1/{SEALED}"), "accept", "*/*".into(), true),
+            (
+                "GET",
+                format!("/v1?k={SEALED}"),
+                "accept",
+                "*/*".into(),
+                true,
+            ),
+            (
+                "GET",
+                format!("/v1?k={upper}"),
+                "accept",
+                "*/*".into(),
+                true,
+            ),
+            (
+                "GET",
+                format!("https://{SEALED}.evil.com/"),
+                "accept",
+                "*/*".into(),
+                true,
+            ),
+            ("GET", "/".into(), &format!("x-{SEALED}"), "1".into(), true),
+            (SEALED, "/".into(), "accept", "*/*".into(), true),
+            ("GET", "/".into(), "x-api-key", other.into(), false),
+            ("GET", format!("/v1/{other}"), "accept", "*/*".into(), false),
+        ];
+        for (method, uri, name, value, carries) in cases {
+            let req = Request::builder()
+                .method(*method)
+                .uri(uri)
+                .header(*name, HeaderValue::from_str(value).expect("v"))
+                .body(())
+                .expect("request");
+            let case = format!("{method} {uri} {name}: {value}");
+            let want = carries.then_some(0);
+            assert_eq!(
+                find_misuse(&req, &t("evil.com"), &creds, &allow),
+                want,
+                "{case}"
+            );
+            assert_eq!(
+                find_misuse(&req, &t("api.anthropic.com"), &creds, &allow),
+                None,
+                "bound host: {case}"
+            );
+        }
         assert!(carries_token(
             &format!(
                 "{}.evil.com",

@@ -175,6 +175,20 @@ resolve:
         .expect("tls")
     }
 
+    /// A plain HTTP/1.1 client connection to the proxy listener (for absolute-URI requests).
+    async fn plain_client(
+        &self,
+    ) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
+        let stream = tokio::net::TcpStream::connect(self.running.listen)
+            .await
+            .expect("proxy");
+        let (s, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h");
+        tokio::spawn(conn);
+        s
+    }
+
     async fn metrics(&self) -> String {
         let stream = tokio::net::TcpStream::connect(self.running.admin)
             .await
@@ -194,14 +208,7 @@ resolve:
     }
 
     async fn wait_for_events(&self, n: usize) -> Vec<(String, serde_json::Value)> {
-        for _ in 0..50 {
-            let events = self.sink.events();
-            if events.len() >= n {
-                return events;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        self.sink.events()
+        self.sink.wait_for_events(n).await
     }
 }
 
@@ -925,4 +932,372 @@ async fn http2_upstream_connections_are_shared_across_client_connections() {
             "upstream connections for 3 client connections"
         );
     }
+}
+
+#[tokio::test]
+async fn a_host_with_two_trailing_dots_is_refused_before_any_lookup() {
+    let h = Harness::start("enforce", H1_ONLY).await;
+    let port = h.port();
+    // `api.fake.test..` once matched the credential's host but missed its `resolve` override.
+    for target in [
+        format!("api.fake.test..:{port}"),
+        format!("tunnel.fake.test..:{port}"),
+        format!("api..fake.test:{port}"),
+        format!(".api.fake.test:{port}"),
+    ] {
+        let c = support::connect(h.running.listen, &target, &[("x-api-key", SEALED_A)]).await;
+        assert_eq!(c.status, 400, "{target}: {}", c.head);
+        assert!(
+            c.head.contains("x-sealpod-deny-reason: bad_request"),
+            "{target}: {}",
+            c.head
+        );
+    }
+    let plain = format!("plain.fake.test..:{}", h.plain.addr.port());
+    let mut s = h.plain_client().await;
+    let mut req = support::request("GET", "/", &plain, &[], "");
+    *req.uri_mut() = format!("http://{plain}/public").parse().expect("uri");
+    assert_eq!(support::send(&mut s, req).await.0, 400);
+    assert!(h.net.lookups().is_empty(), "{:?}", h.net.lookups());
+    // The name inside an intercepted connection follows the same rule.
+    let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+    let r = support::send(
+        &mut c,
+        support::request(
+            "GET",
+            "/",
+            &format!("api.fake.test..:{port}"),
+            &[("x-api-key", SEALED_A)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.0, 421);
+    assert!(h.upstream.state.records().is_empty());
+    assert!(h.plain.state.records().is_empty());
+    // One trailing dot is the same name: matched, resolved (through its override) and dialled as
+    // the name without it.
+    let mut c = h.intercepted("API.fake.test.", "api.fake.test").await;
+    let r = support::send(
+        &mut c,
+        support::request(
+            "GET",
+            "/",
+            &format!("api.fake.test.:{port}"),
+            &[("x-api-key", SEALED_A)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    let name = format!("api.fake.test:{port}");
+    assert_eq!(h.net.lookups(), vec![name.clone(), name]);
+}
+
+#[tokio::test]
+async fn host_fronting_is_refused_and_the_upstream_gets_the_proxys_host() {
+    for alpn in [H2_AND_H1, H1_ONLY] {
+        let h = Harness::start("enforce", alpn).await;
+        let host = h.target("api.fake.test");
+        let absolute = format!("https://{host}/x");
+        let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+        // Absolute form names the CONNECT target, Host names another host.
+        let mut req = support::request("GET", "/x", "evil.test", &[("x-api-key", SEALED_A)], "");
+        *req.uri_mut() = absolute.parse().expect("uri");
+        let r = support::send(&mut c, req).await;
+        assert_eq!(r.0, 421, "absolute form with a foreign Host");
+        assert_eq!(r.1["x-sealpod-deny-reason"], "host_mismatch");
+        // Two Host headers, the first one right.
+        let req = support::request(
+            "GET",
+            "/x",
+            &host,
+            &[("host", "evil.test"), ("x-api-key", SEALED_A)],
+            "",
+        );
+        assert_eq!(support::send(&mut c, req).await.0, 421, "two Host headers");
+        // Two Host headers, both right: still not exactly one.
+        let req = support::request(
+            "GET",
+            "/x",
+            &host,
+            &[("host", &host), ("x-api-key", SEALED_A)],
+            "",
+        );
+        assert_eq!(support::send(&mut c, req).await.0, 421, "a repeated Host");
+        // No Host at all (HTTP/1.1 requires one), even with an absolute URI naming the target.
+        let req = http::Request::builder()
+            .uri(&absolute)
+            .header("x-api-key", SEALED_A)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        assert_eq!(support::send(&mut c, req).await.0, 421, "no Host");
+        assert!(
+            h.upstream.state.records().is_empty(),
+            "nothing forwarded on a mismatch"
+        );
+        // Host and absolute form agree (case and one trailing dot aside): forwarded, with a Host
+        // (or HTTP/2 `:authority`) the proxy wrote from the CONNECT target.
+        let mut req = support::request(
+            "GET",
+            "/x",
+            &format!("API.Fake.Test.:{}", h.port()),
+            &[("x-api-key", SEALED_A)],
+            "",
+        );
+        *req.uri_mut() = absolute.parse().expect("uri");
+        let r = support::send(&mut c, req).await;
+        assert_eq!(r.0, 200, "{}", r.2);
+        let records = h.upstream.state.records();
+        assert_eq!(records.len(), 1);
+        let hosts: Vec<&str> = records[0]
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "host")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if records[0].version == "HTTP/2.0" {
+            assert_eq!(records[0].authority.as_deref(), Some(host.as_str()));
+            assert!(hosts.is_empty(), "{hosts:?}");
+        } else {
+            assert_eq!(hosts, vec![host.as_str()]);
+            assert_eq!(records[0].path_and_query, "/x");
+        }
+        let m = h.metrics().await;
+        assert_eq!(
+            metric(
+                &m,
+                "sealpod_sidecar_denials_total{reason=\"host_mismatch\"}"
+            ),
+            4
+        );
+    }
+}
+
+#[tokio::test]
+async fn plain_http_refuses_a_repeated_host_and_writes_its_own() {
+    let h = Harness::start("enforce", H1_ONLY).await;
+    let authority = format!("plain.fake.test:{}", h.plain.addr.port());
+    let uri = format!("http://{authority}/public");
+    let mut s = h.plain_client().await;
+    for extra in [authority.as_str(), "evil.test"] {
+        let mut req = support::request("GET", "/", &authority, &[("host", extra)], "");
+        *req.uri_mut() = uri.parse().expect("uri");
+        let r = support::send(&mut s, req).await;
+        assert_eq!(r.0, 421, "Host {authority} and Host {extra}");
+        assert_eq!(r.1["x-sealpod-deny-reason"], "host_mismatch");
+    }
+    assert!(h.plain.state.records().is_empty());
+    let mut req = support::request(
+        "GET",
+        "/",
+        &format!("PLAIN.fake.test.:{}", h.plain.addr.port()),
+        &[],
+        "",
+    );
+    *req.uri_mut() = uri.parse().expect("uri");
+    assert_eq!(support::send(&mut s, req).await.0, 200);
+    let records = h.plain.state.records();
+    let hosts: Vec<&str> = records[0]
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "host")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(hosts, vec![authority.as_str()]);
+}
+
+#[tokio::test]
+async fn the_upstream_reason_phrase_is_never_relayed() {
+    let h = Harness::start("enforce", H1_ONLY).await;
+    let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+    // The upstream answers `200 Fine <key>` and `599 Fine <key>`; the client gets the standard
+    // phrase for the code (`OK`, which hyper reports as no custom phrase) or none (`<none>`).
+    for (query, status, phrase) in [("", 200, None), ("?status=599", 599, Some("<none>"))] {
+        let req = support::request(
+            "GET",
+            &format!("/reason{query}"),
+            &h.target("api.fake.test"),
+            &[("x-api-key", SEALED_A)],
+            "",
+        );
+        c.ready().await.expect("ready");
+        let resp = c.send_request(req).await.expect("response");
+        assert_eq!(resp.status().as_u16(), status);
+        let got = resp
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
+        assert_eq!(got.as_deref(), phrase, "status {status}");
+        resp.into_body().collect().await.expect("body");
+    }
+}
+
+#[tokio::test]
+async fn tripwire_scans_the_whole_request_head() {
+    let h = Harness::start("enforce", H1_ONLY).await;
+    let authority = format!("plain.fake.test:{}", h.plain.addr.port());
+    let header_name = format!("x-{SEALED_A}");
+    let upper = SEALED_A.to_uppercase();
+    // Credential A's token to a non-bound allowlisted host, outside every header value.
+    let cases: [(&str, String, &str); 5] = [
+        ("GET", format!("/v1/{SEALED_A}/x"), "accept"),
+        ("GET", format!("/x?k={SEALED_A}"), "accept"),
+        ("GET", format!("/x?k={upper}"), "accept"),
+        ("GET", "/x".into(), &header_name),
+        (SEALED_A, "/x".into(), "accept"),
+    ];
+    let mut s = h.plain_client().await;
+    for (method, path, header) in &cases {
+        let mut req = support::request(method, "/", &authority, &[(header, "1")], "");
+        *req.uri_mut() = format!("http://{authority}{path}").parse().expect("uri");
+        let r = support::send(&mut s, req).await;
+        assert_eq!(r.0, 403, "{method} {path} {header}");
+        assert_eq!(r.1["x-sealpod-deny-reason"], "token_misuse");
+    }
+    assert!(
+        h.plain.state.records().is_empty(),
+        "nothing reached the host"
+    );
+    // In a header name of a CONNECT to a tunnel host.
+    let c = support::connect(
+        h.running.listen,
+        &h.target("tunnel.fake.test"),
+        &[(header_name.as_str(), "1")],
+    )
+    .await;
+    assert_eq!(c.status, 403, "{}", c.head);
+    // In the path of an intercepted request to another credential's host.
+    let mut c = h
+        .intercepted("other-api.fake.test", "other-api.fake.test")
+        .await;
+    let r = support::send(
+        &mut c,
+        support::request(
+            "GET",
+            &format!("/v1/{SEALED_A}"),
+            &h.target("other-api.fake.test"),
+            &[("x-api-key", SEALED_B)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.0, 403);
+    assert_eq!(r.1["x-sealpod-deny-reason"], "token_misuse");
+    assert!(h.upstream.state.records().is_empty());
+    let m = h.metrics().await;
+    assert_eq!(
+        metric(&m, "sealpod_sidecar_denials_total{reason=\"token_misuse\"}"),
+        cases.len() as u64 + 2
+    );
+}
+
+#[tokio::test]
+async fn response_header_names_carrying_the_key_are_dropped() {
+    for alpn in [H2_AND_H1, H1_ONLY] {
+        let h = Harness::start("enforce", alpn).await;
+        let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+        let r = support::send(
+            &mut c,
+            support::request(
+                "GET",
+                "/name-echo",
+                &h.target("api.fake.test"),
+                &[("x-api-key", SEALED_A)],
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(r.0, 200);
+        let folded = KEY_A.to_ascii_lowercase();
+        for name in r.1.keys() {
+            assert!(!name.as_str().contains(&folded), "key in a name: {name}");
+        }
+        assert!(r.1.contains_key("content-type"), "other headers stay");
+        let m = h.metrics().await;
+        assert_eq!(metric(&m, "sealpod_sidecar_redactions_total"), 2);
+    }
+}
+
+#[tokio::test]
+async fn bound_hosts_are_asked_for_identity_and_a_compressed_answer_is_refused() {
+    for alpn in [H2_AND_H1, H1_ONLY] {
+        let h = Harness::start("enforce", alpn).await;
+        let host = h.target("api.fake.test");
+        let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+        let r = support::send(
+            &mut c,
+            support::request(
+                "GET",
+                "/v1/models",
+                &host,
+                &[
+                    ("x-api-key", SEALED_A),
+                    ("accept-encoding", "gzip, br"),
+                    ("accept-encoding", "zstd"),
+                ],
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(r.0, 200);
+        let records = h.upstream.state.records();
+        let sent: Vec<&str> = records[0]
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "accept-encoding")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(
+            sent,
+            vec!["identity"],
+            "the client's Accept-Encoding replaced"
+        );
+        // The host answers with a content coding anyway: the body is not relayed.
+        let r = support::send(
+            &mut c,
+            support::request("GET", "/gzip", &host, &[("x-api-key", SEALED_A)], ""),
+        )
+        .await;
+        assert_eq!(r.0, 502);
+        assert_eq!(r.1["x-sealpod-deny-reason"], "encoded_response");
+        assert!(r.1.get("content-encoding").is_none());
+        assert_no_secret(&format!("{:?}{}", r.1, r.2));
+        let r = support::send(
+            &mut c,
+            support::request("GET", "/v1/models", &host, &[("x-api-key", SEALED_A)], ""),
+        )
+        .await;
+        assert_eq!(r.0, 200, "the client connection carries on");
+        let m = h.metrics().await;
+        assert_eq!(
+            metric(
+                &m,
+                "sealpod_sidecar_denials_total{reason=\"encoded_response\"}"
+            ),
+            1
+        );
+        let events = h.wait_for_events(2).await;
+        let refused: Vec<_> = events
+            .iter()
+            .filter(|(_, e)| e["type"] == "egress.denied")
+            .collect();
+        assert_eq!(refused.len(), 1, "{events:?}");
+        assert_eq!(refused[0].1["body"]["reason"], "encoded_response");
+        assert_eq!(refused[0].1["body"]["host"], "api.fake.test");
+        let text = serde_json::to_string(&events).expect("json");
+        assert_no_secret(&text);
+        assert!(!text.contains(SEALED_A), "{text}");
+    }
+    // A host without credentials keeps the client's Accept-Encoding (nothing is redacted there).
+    let h = Harness::start("enforce", H1_ONLY).await;
+    let authority = format!("plain.fake.test:{}", h.plain.addr.port());
+    let mut s = h.plain_client().await;
+    let mut req = support::request("GET", "/", &authority, &[("accept-encoding", "gzip")], "");
+    *req.uri_mut() = format!("http://{authority}/public").parse().expect("uri");
+    assert_eq!(support::send(&mut s, req).await.0, 200);
+    assert_eq!(
+        h.plain.state.records()[0].header("accept-encoding"),
+        Some("gzip")
+    );
 }

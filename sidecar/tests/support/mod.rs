@@ -64,10 +64,22 @@ impl Net for CountingNet {
 }
 
 /// An egress event sink recording what it receives.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sink {
     pub posts: Mutex<Vec<(String, serde_json::Value)>>,
     pub count: AtomicUsize,
+    /// Events received so far, for waiting on them without polling.
+    received: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Sink {
+    fn default() -> Self {
+        Self {
+            posts: Mutex::default(),
+            count: AtomicUsize::new(0),
+            received: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Sink {
@@ -100,8 +112,10 @@ impl Sink {
                                 .unwrap_or_default();
                             let json =
                                 serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                            let n = json["events"].as_array().map_or(0, Vec::len);
                             s.posts.lock().expect("lock").push((auth, json));
                             s.count.fetch_add(1, Ordering::SeqCst);
+                            s.received.send_modify(|received| *received += n);
                             Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
                                 Bytes::from_static(b"{}"),
                             )))
@@ -114,6 +128,18 @@ impl Sink {
             }
         });
         (addr, sink)
+    }
+
+    /// Every event received once at least `n` have arrived (or, so that a missing event fails the
+    /// test instead of hanging it, once a minute has passed).
+    pub async fn wait_for_events(&self, n: usize) -> Vec<(String, serde_json::Value)> {
+        let mut received = self.received.subscribe();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            received.wait_for(|&received| received >= n),
+        )
+        .await;
+        self.events()
     }
 
     /// Every event received so far, with the authorization header of its batch.

@@ -79,6 +79,8 @@ impl Pki {
 pub struct Record {
     pub method: String,
     pub path_and_query: String,
+    /// The request target's authority (HTTP/2 `:authority`; absent in HTTP/1.1 origin form).
+    pub authority: Option<String>,
     pub version: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -206,6 +208,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ou
             .path_and_query()
             .map(|p| p.to_string())
             .unwrap_or_default(),
+        authority: parts.uri.authority().map(|a| a.to_string()),
         version: format!("{:?}", parts.version),
         headers: parts
             .headers
@@ -262,6 +265,35 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ou
             );
             r.headers_mut()
                 .insert("x-echo-key", key.parse().expect("hv"));
+            r
+        }
+        "/name-echo" => {
+            // Header names are case-insensitive (and lowercase once parsed): the key, folded.
+            let mut r = full(StatusCode::OK, "text/plain", "names\n");
+            let folded = key.to_ascii_lowercase();
+            for name in [folded.clone(), format!("x-echo-{folded}")] {
+                let name = http::HeaderName::from_bytes(name.as_bytes()).expect("name");
+                r.headers_mut().insert(name, "1".parse().expect("hv"));
+            }
+            r
+        }
+        "/gzip" => {
+            // Claims a content coding: the redactor could not see a key inside a real one.
+            let mut r = full(
+                StatusCode::OK,
+                "text/plain",
+                format!("your key is {key}.\n"),
+            );
+            r.headers_mut()
+                .insert(http::header::CONTENT_ENCODING, "gzip".parse().expect("hv"));
+            r
+        }
+        "/reason" => {
+            // The key in the HTTP/1.1 reason phrase (hyper writes it from this extension).
+            let status = StatusCode::from_u16(param("status", 200) as u16).expect("status");
+            let mut r = full(status, "text/plain", "reason\n");
+            let phrase = hyper::ext::ReasonPhrase::try_from(format!("Fine {key}")).expect("phrase");
+            r.extensions_mut().insert(phrase);
             r
         }
         "/sse" => sse(

@@ -314,6 +314,24 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
         builtin(
             "",
             "v1",
+            "nodes",
+            "Node",
+            false,
+            &["no"],
+            true,
+            vec![
+                col(
+                    "Ready",
+                    "string",
+                    ".status.conditions[?(@.type==\"Ready\")].status",
+                ),
+                age(),
+                col("Version", "string", ".status.nodeInfo.kubeletVersion"),
+            ],
+        ),
+        builtin(
+            "",
+            "v1",
             "serviceaccounts",
             "ServiceAccount",
             true,

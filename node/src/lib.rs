@@ -19,6 +19,7 @@ pub mod images;
 pub mod isolation;
 pub mod probe;
 pub mod process;
+pub mod registration;
 pub mod volumes;
 mod worker;
 
@@ -122,6 +123,29 @@ impl RunnerConfig {
 pub struct PodRunner {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    node: JoinHandle<()>,
+}
+
+/// Registers the node, then renews its Lease until `stop`; failures are logged and retried at
+/// the next beat (a node that cannot register still runs the pods bound to it).
+async fn keep_node(client: kube::Client, name: String, mut stop: watch::Receiver<bool>) {
+    let mut registered = false;
+    let mut beat = tokio::time::interval(registration::HEARTBEAT);
+    loop {
+        tokio::select! {
+            _ = beat.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if !registered {
+            match registration::register(&client, &name).await {
+                Ok(()) => registered = true,
+                Err(e) => tracing::warn!(node = %name, error = %e, "could not register the node"),
+            }
+        }
+        if let Err(e) = registration::heartbeat(&client, &name).await {
+            tracing::warn!(node = %name, error = %e, "could not renew the node's lease");
+        }
+    }
 }
 
 impl PodRunner {
@@ -141,13 +165,19 @@ impl PodRunner {
             ),
         }
         let (stop, stop_rx) = watch::channel(false);
+        let node = tokio::spawn(keep_node(
+            client.clone(),
+            config.node_name.clone(),
+            stop_rx.clone(),
+        ));
         let task = tokio::spawn(watch_loop(client, Arc::new(config), stop_rx));
-        PodRunner { stop, task }
+        PodRunner { stop, task, node }
     }
 
     /// Stops every pod (SIGTERM, grace, SIGKILL) and the watch.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        let _ = self.node.await;
         let _ = self.task.await;
     }
 }

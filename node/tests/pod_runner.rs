@@ -195,6 +195,37 @@ async fn runs_init_then_gated_sidecar_then_main_with_volumes() {
 }
 
 #[tokio::test]
+async fn the_runner_registers_its_node_ready() {
+    use k8s_openapi::api::core::v1::Node;
+    let cluster = DevCluster::start(Config::default()).await.expect("cluster");
+    let client = cluster.client();
+    let data = tempfile::tempdir().expect("tmp");
+    let runner = PodRunner::start(client.clone(), config(data.path()));
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut ready = None;
+    for _ in 0..100 {
+        if let Some(node) = nodes.get_opt("devcluster-node").await.expect("get") {
+            ready = node
+                .status
+                .and_then(|s| s.conditions)
+                .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
+                .map(|c| c.status);
+            if ready.is_some() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ready.as_deref(),
+        Some("True"),
+        "the node registers itself Ready"
+    );
+    runner.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
 async fn restarts_with_backoff_and_reports_terminal_phases() {
     let cluster = DevCluster::start(Config::default()).await.expect("cluster");
     let client = cluster.client();

@@ -217,6 +217,12 @@ test("kubectl apply -f examples/ starts a session whose events the API serves", 
   assert.match(answers(events)[0], /^Answer to: Why does the auth test fail\?/);
   const sessions = kubectlJson("get", "sessions", "-n", "default");
   const example = sessions.items.find((i) => i.metadata.name === "ses-example");
+  // The pod runner is the node the example's pod runs on.
+  const pods = kubectlJson("get", "pods", "-n", "default");
+  const node = pods.items.find((p) => p.metadata.name === "ses-example")?.spec.nodeName;
+  const nodes = kubectlJson("get", "nodes").items;
+  const ready = nodes.find((n) => n.metadata.name === node)?.status.conditions.find((c) => c.type === "Ready");
+  assert.equal(ready?.status, "True", `node ${node} of ${JSON.stringify(nodes.map((n) => n.metadata.name))}`);
   assert.ok(example.status.phase === "idle" || example.status.phase === "running", example.status.phase);
 });
 

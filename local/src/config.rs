@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// sealpod on one machine.
 #[derive(Debug, Parser)]
@@ -73,6 +73,23 @@ pub struct UpArgs {
     #[arg(long, env = "SEALPOD_UP_NO_ISOLATION")]
     pub no_isolation: bool,
 
+    /// The Kubernetes control plane: `devcluster` (in process) or `kubernetes` (the upstream
+    /// etcd, kube-apiserver and kube-controller-manager that `scripts/setup` builds, as child
+    /// processes on loopback, with their state under `DATA_DIR/kubernetes/`).
+    #[arg(
+        long,
+        env = "SEALPOD_UP_CONTROL_PLANE",
+        value_enum,
+        default_value_t = ControlPlaneKind::Devcluster
+    )]
+    pub control_plane: ControlPlaneKind,
+
+    /// Directory of `etcd`, `kube-apiserver` and `kube-controller-manager` (with
+    /// `--control-plane kubernetes`). Default: `.tools/bin` of the checkout this program was
+    /// built from, then `PATH`.
+    #[arg(long, env = "SEALPOD_UP_CONTROL_PLANE_BIN_DIR")]
+    pub control_plane_bin_dir: Option<PathBuf>,
+
     /// Seconds between the API server's sweeps for idle sessions to hibernate.
     #[arg(long, env = "SEALPOD_UP_IDLE_SWEEP_SECONDS", default_value_t = 5)]
     pub idle_sweep_seconds: u64,
@@ -80,4 +97,13 @@ pub struct UpArgs {
     /// First delay, in milliseconds, before the operator recreates a lost sandbox pod.
     #[arg(long, env = "SEALPOD_UP_RESTART_BACKOFF_MS", default_value_t = 1_000)]
     pub restart_backoff_ms: u64,
+}
+
+/// The control planes `sealpod up` can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ControlPlaneKind {
+    /// devcluster, in process.
+    Devcluster,
+    /// The upstream etcd, kube-apiserver and kube-controller-manager.
+    Kubernetes,
 }

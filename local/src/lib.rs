@@ -1,6 +1,6 @@
 //! sealpod on one machine. `sealpod up` runs the whole platform as a user would run it on a
-//! cluster, with devcluster in place of the Kubernetes API server and the pod runner in place of
-//! a kubelet: devcluster (in process), the operator and the API server (child processes, the
+//! cluster, on devcluster (in process) or the real Kubernetes control plane ([`cluster`]), with
+//! the pod runner in place of a kubelet: the operator and the API server (child processes, the
 //! real binaries), the pod runner (in process) and, with `--fake-model`, the fake model API.
 //!
 //! Everything it keeps lives in one data directory ([`state`]); a second `up` with the same
@@ -9,7 +9,7 @@
 //! environment on to a child (each child gets exactly the flags written here).
 
 pub mod bootstrap;
-pub mod children;
+pub mod cluster;
 pub mod config;
 pub mod state;
 pub mod up;

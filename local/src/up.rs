@@ -11,25 +11,30 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use devcluster::DevCluster;
 use sealpod_node::isolation::{Bridge, IsolationConfig};
 use sealpod_node::{ImageMap, PodRunner, RunnerConfig};
 use sealpod_resources::labels::DEFAULT_SYSTEM_NAMESPACE;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::bootstrap::{self, FAKE_MODEL_CREDENTIAL};
-use crate::children::{self, Child};
-use crate::config::UpArgs;
+use crate::cluster::Cluster;
+use crate::config::{ControlPlaneKind, UpArgs};
 use crate::state::{DataDir, Ports, RUNTIME_API_IP, write_private};
+use sealpod_controlplane::children::{self, Child, Spawn};
 
 /// The images the operator is told to use; the pod runner maps them to local binaries.
 pub const SIDECAR_IMAGE: &str = "sealpod/sidecar:local";
 /// See [`SIDECAR_IMAGE`].
 pub const RUNTIME_IMAGE: &str = "sealpod/runtime:local";
+/// The pod runner's node on a real control plane (on devcluster it keeps the name its pods of
+/// earlier runs are bound to, `devcluster-node`).
+pub const KUBERNETES_NODE_NAME: &str = "sealpod-node";
 /// The host the fake model stands in for.
 pub const FAKE_MODEL_HOST: &str = "api.anthropic.com";
 
 const READY_SECS: u64 = 120;
+/// How to get a missing platform binary.
+const BUILD_HINT: &str = "build it with `cargo build --workspace --bins`, or pass --bin-dir";
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 fn ip(octets: [u8; 4]) -> String {
@@ -126,26 +131,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let egress = egress(&args, &data, &ports)?;
 
     // 1. The cluster.
-    let cluster = DevCluster::start(devcluster::Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], ports.cluster)),
-        tls: true,
-        state_file: Some(data.path("cluster.json")),
-        state_key_file: Some(data.path("state-key")),
-        ..devcluster::Config::default()
-    })
-    .await
-    .context("starting devcluster")?;
+    let mut cluster = Cluster::start(&args, &data, &ports).await?;
     let kubeconfig = data.path("kubeconfig");
     cluster.write_kubeconfig(&kubeconfig)?;
     let crds: Vec<_> = sealpod_resources::crds::all()
         .into_iter()
         .map(|(_, c)| c)
         .collect();
-    cluster.install_crds(&crds).await?;
-    let client = cluster.client();
-    bootstrap::ensure_namespace(&client, system_ns).await?;
-    bootstrap::ensure_namespace(&client, &args.namespace).await?;
-    tracing::info!(url = %cluster.base_url(), "devcluster is up");
+    let client = cluster.client().await?;
+    let prepared = async {
+        cluster.install_crds(&crds).await?;
+        bootstrap::ensure_namespace(&client, system_ns).await?;
+        bootstrap::ensure_namespace(&client, &args.namespace).await?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = prepared.await {
+        cluster.shutdown().await;
+        return Err(e);
+    }
+    tracing::info!(url = %cluster.url(), control_plane = cluster.name(), "the control plane is up");
 
     let mut running: Vec<Child> = Vec::new();
     let result = start_children(
@@ -173,6 +177,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     images.insert(RUNTIME_IMAGE, bin(&bin_dir, "sealpod-runtime"));
     let mut runner_config = RunnerConfig::new(data.path("runner"), images);
     runner_config.schedule = true;
+    if args.control_plane == ControlPlaneKind::Kubernetes {
+        runner_config.node_name = KUBERNETES_NODE_NAME.to_owned();
+    }
     runner_config.path = Some(
         format!(
             "{}:{}",
@@ -219,7 +226,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("  logs:       {}", data.path("logs").display());
     println!("Ctrl-C stops everything; `sealpod up` again resumes.");
 
-    let outcome = wait_for_stop(&mut running).await;
+    let outcome = wait_for_stop(&mut running, &mut cluster).await;
     stop_all(running, Some(runner), cluster).await;
     println!("sealpod stopped.");
     outcome
@@ -256,19 +263,20 @@ async fn start_children(
         // Written anew by each start; its presence then says the server is up.
         let cert = data.path("fake-model/cert.pem");
         let _ = std::fs::remove_file(&cert);
-        let mut child = children::spawn(
-            "fake-model",
-            &bin(bin_dir, "sealpod-fake-model"),
-            &[
+        let mut child = children::spawn(Spawn {
+            name: "fake-model",
+            program: &bin(bin_dir, "sealpod-fake-model"),
+            hint: BUILD_HINT,
+            args: &[
                 format!("--listen={addr}"),
                 format!("--api-key-file={}", data.path("fake-model/key").display()),
                 format!("--host-name={FAKE_MODEL_HOST}"),
                 "--host-name=127.0.0.1".to_owned(),
                 format!("--cert-out={}", data.path("fake-model/cert.pem").display()),
             ],
-            &[],
-            &log("fake-model"),
-        )?;
+            env: &[],
+            log: &log("fake-model"),
+        })?;
         let ready = child
             .wait_ready(READY_SECS, || {
                 let addr = addr.clone();
@@ -304,13 +312,14 @@ async fn start_children(
     if args.fake_model {
         op_args.push(format!("--managed-credential={FAKE_MODEL_CREDENTIAL}"));
     }
-    let mut operator = children::spawn(
-        "operator",
-        &bin(bin_dir, "sealpod-operator"),
-        &op_args,
-        &kube_env,
-        &log("operator"),
-    )?;
+    let mut operator = children::spawn(Spawn {
+        name: "operator",
+        program: &bin(bin_dir, "sealpod-operator"),
+        hint: BUILD_HINT,
+        args: &op_args,
+        env: &kube_env,
+        log: &log("operator"),
+    })?;
     let op_addr = format!("127.0.0.1:{}", ports.operator);
     let ready = operator
         .wait_ready(READY_SECS, || children::http_ok(&op_addr, "/readyz"))
@@ -337,13 +346,14 @@ async fn start_children(
     if args.fake_model {
         api_args.push(format!("--managed-credential={FAKE_MODEL_CREDENTIAL}"));
     }
-    let mut api = children::spawn(
-        "api-server",
-        &bin(bin_dir, "sealpod-api-server"),
-        &api_args,
-        &[],
-        &log("api-server"),
-    )?;
+    let mut api = children::spawn(Spawn {
+        name: "api-server",
+        program: &bin(bin_dir, "sealpod-api-server"),
+        hint: BUILD_HINT,
+        args: &api_args,
+        env: &[],
+        log: &log("api-server"),
+    })?;
     let admin = format!("127.0.0.1:{}", ports.api_admin);
     let ready = api
         .wait_ready(READY_SECS, || children::http_ok(&admin, "/readyz"))
@@ -384,7 +394,7 @@ async fn start_children(
 }
 
 /// Waits for Ctrl-C or SIGTERM (Ok) or for a child to exit on its own (Err).
-async fn wait_for_stop(running: &mut [Child]) -> anyhow::Result<()> {
+async fn wait_for_stop(running: &mut [Child], cluster: &mut Cluster) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     loop {
@@ -392,6 +402,9 @@ async fn wait_for_stop(running: &mut [Child]) -> anyhow::Result<()> {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        if let Some((name, status)) = cluster.exited() {
+            bail!("{name} exited on its own ({status}); see its log under the data directory");
         }
         for child in running.iter_mut() {
             if let Some(status) = child.exited() {
@@ -405,7 +418,7 @@ async fn wait_for_stop(running: &mut [Child]) -> anyhow::Result<()> {
     }
 }
 
-async fn stop_all(mut running: Vec<Child>, runner: Option<PodRunner>, cluster: DevCluster) {
+async fn stop_all(mut running: Vec<Child>, runner: Option<PodRunner>, cluster: Cluster) {
     // The operator first, so it does not replace the pods that are about to stop.
     if let Some(i) = running.iter().position(|c| c.name == "operator") {
         running.remove(i).stop(STOP_GRACE).await;

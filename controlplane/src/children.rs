@@ -1,6 +1,6 @@
-//! The child processes of `sealpod up`: started with exactly the flags given (the parent's
-//! `SEALPOD_*` variables are removed), logging to a file, awaited until ready, and stopped with
-//! SIGTERM, then SIGKILL after a grace period.
+//! Child processes of the platform's launchers (`sealpod up`, the control plane): started with
+//! exactly the flags given (the parent's `SEALPOD_*` variables are removed), logging to a file,
+//! awaited until ready, and stopped with SIGTERM, then SIGKILL after a grace period.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,8 +16,13 @@ use tokio::process::{Child as ProcessChild, Command};
 #[derive(Debug, thiserror::Error)]
 pub enum ChildError {
     /// The program is not there.
-    #[error("{0} not found (build it with `cargo build --workspace --bins`, or pass --bin-dir)")]
-    Missing(PathBuf),
+    #[error("{program} not found ({hint})")]
+    Missing {
+        /// Where it was looked for.
+        program: PathBuf,
+        /// How to get it.
+        hint: &'static str,
+    },
     /// Starting it failed.
     #[error("starting {name}: {source}")]
     Spawn {
@@ -59,16 +64,38 @@ pub struct Child {
     process: ProcessChild,
 }
 
+/// What to start.
+#[derive(Debug, Clone, Copy)]
+pub struct Spawn<'a> {
+    /// Its name in messages.
+    pub name: &'a str,
+    /// The program.
+    pub program: &'a Path,
+    /// How to get the program when it is missing (said in the error).
+    pub hint: &'static str,
+    /// Its arguments.
+    pub args: &'a [String],
+    /// Extra environment.
+    pub env: &'a [(&'a str, String)],
+    /// The file its output is appended to.
+    pub log: &'a Path,
+}
+
 /// Starts `program args…` with its output appended to `log` and extra `env`.
-pub fn spawn(
-    name: &str,
-    program: &Path,
-    args: &[String],
-    env: &[(&str, String)],
-    log: &Path,
-) -> Result<Child, ChildError> {
+pub fn spawn(what: Spawn<'_>) -> Result<Child, ChildError> {
+    let Spawn {
+        name,
+        program,
+        hint,
+        args,
+        env,
+        log,
+    } = what;
     if !program.is_file() {
-        return Err(ChildError::Missing(program.to_path_buf()));
+        return Err(ChildError::Missing {
+            program: program.to_path_buf(),
+            hint,
+        });
     }
     let spawn_error = |source| ChildError::Spawn {
         name: name.to_owned(),

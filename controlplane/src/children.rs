@@ -112,6 +112,10 @@ pub fn spawn(what: Spawn<'_>) -> Result<Child, ChildError> {
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
+        // A group of its own: Ctrl-C in a terminal signals the launcher's group only, and the
+        // launcher stops its children in order (an API server outlives its clients, etcd its
+        // API server).
+        .process_group(0)
         .kill_on_drop(true);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("SEALPOD_") {

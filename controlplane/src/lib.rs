@@ -200,6 +200,9 @@ impl ControlPlane {
             arg("etcd-servers", &client_url),
             arg("bind-address", "127.0.0.1"),
             arg("advertise-address", "127.0.0.1"),
+            // The `kubernetes` Service's endpoints would be this loopback address, which the
+            // reconciler refuses; nothing here dials a Service anyway.
+            arg("endpoint-reconciler-type", "none"),
             arg("secure-port", api_port),
             arg("tls-cert-file", pki("apiserver.crt")),
             arg("tls-private-key-file", pki("apiserver.key")),
@@ -208,7 +211,7 @@ impl ControlPlane {
                 "service-account-issuer",
                 "https://kubernetes.default.svc.cluster.local",
             ),
-            arg("service-account-key-file", pki("sa.key")),
+            arg("service-account-key-file", pki("sa.pub")),
             arg("service-account-signing-key-file", pki("sa.key")),
             arg("service-cluster-ip-range", SERVICE_CIDR),
             arg("authorization-mode", "Node,RBAC"),
@@ -226,7 +229,7 @@ impl ControlPlane {
             log: &log("kube-apiserver"),
         })?;
         let client = self.client().await?;
-        let ready = apiserver.wait_ready(READY_SECS, || is_ready(&client)).await;
+        let ready = apiserver.wait_ready(READY_SECS, || self.is_ready()).await;
         self.children.push(apiserver);
         ready?;
 
@@ -261,6 +264,28 @@ impl ControlPlane {
         self.children.push(controller_manager);
         ready?;
         Ok(())
+    }
+
+    /// `/readyz` answers `ok` (asked with curl: a client library logs every refusal while the
+    /// server starts).
+    async fn is_ready(&self) -> bool {
+        let pki = |name: &str| self.pki.path(name);
+        tokio::process::Command::new("curl")
+            .arg("-fsS")
+            .arg("--max-time")
+            .arg("2")
+            .arg("--cacert")
+            .arg(pki("ca.crt"))
+            .arg("--cert")
+            .arg(pki("admin.crt"))
+            .arg("--key")
+            .arg(pki("admin.key"))
+            .arg(format!("{}/readyz", self.url))
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .await
+            .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == b"ok")
     }
 
     /// The API server's URL.
@@ -313,13 +338,6 @@ fn make_private_dir(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(Error::io(dir))
-}
-
-async fn is_ready(client: &kube::Client) -> bool {
-    let Ok(request) = http::Request::get("/readyz").body(Vec::new()) else {
-        return false;
-    };
-    matches!(client.request_text(request).await, Ok(body) if body.trim() == "ok")
 }
 
 async fn has_default_service_account(client: &kube::Client) -> bool {

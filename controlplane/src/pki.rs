@@ -94,6 +94,7 @@ impl Pki {
             pki.path("apiserver.crt"),
             pki.path("apiserver.key"),
             pki.path("sa.key"),
+            pki.path("sa.pub"),
         ];
         files.extend(USERS.iter().map(|u| pki.path(&format!("{}.key", u.file()))));
         if !files.iter().all(|f| f.is_file()) {
@@ -169,6 +170,7 @@ impl Pki {
             )?;
         }
         let sa = KeyPair::generate().map_err(|e| tls(&e))?;
+        write(&self.path("sa.pub"), &sa.public_key_pem(), 0o644)?;
         write(&self.path("sa.key"), &sa.serialize_pem(), 0o600)
     }
 

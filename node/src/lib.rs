@@ -132,18 +132,24 @@ async fn keep_node(client: kube::Client, name: String, mut stop: watch::Receiver
     let mut registered = false;
     let mut beat = tokio::time::interval(registration::HEARTBEAT);
     loop {
-        tokio::select! {
-            _ = beat.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if !registered {
-            match registration::register(&client, &name).await {
-                Ok(()) => registered = true,
-                Err(e) => tracing::warn!(node = %name, error = %e, "could not register the node"),
+        let once = async {
+            beat.tick().await;
+            if !registered {
+                match registration::register(&client, &name).await {
+                    Ok(()) => registered = true,
+                    Err(e) => {
+                        tracing::warn!(node = %name, error = %e, "could not register the node");
+                    }
+                }
             }
-        }
-        if let Err(e) = registration::heartbeat(&client, &name).await {
-            tracing::warn!(node = %name, error = %e, "could not renew the node's lease");
+            if let Err(e) = registration::heartbeat(&client, &name).await {
+                tracing::warn!(node = %name, error = %e, "could not renew the node's lease");
+            }
+        };
+        // A stop never waits for an API call in flight (the API server may be gone already).
+        tokio::select! {
+            () = once => {}
+            _ = stop.changed() => return,
         }
     }
 }

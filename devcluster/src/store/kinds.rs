@@ -1,6 +1,7 @@
 //! Kind-specific write rules of the built-in kinds: namespace phases, pod phase, Secret
-//! `stringData` and type, Service cluster IPs, and CustomResourceDefinitions registering (and
-//! unregistering) their kinds. Never applies to custom resources.
+//! `stringData` and type, Service cluster IPs, NetworkPolicy `ipBlock` validation, and
+//! CustomResourceDefinitions registering (and unregistering) their kinds. Never applies to custom
+//! resources.
 
 use super::{Store, WriteCtx};
 use crate::error::ApiError;
@@ -63,6 +64,7 @@ impl Store {
                     obj["spec"]["clusterIPs"] = json!([ip]);
                 }
             }
+            "networkpolicies" => validate_ip_blocks(obj)?,
             CRDS => {
                 let def = registry::from_crd(obj).map_err(|m| crd_invalid(obj, &m))?;
                 if let Some(existing) = self.registry.by_key(&def.key())
@@ -88,6 +90,7 @@ impl Store {
     ) -> Result<(), ApiError> {
         match ctx.def.storage.as_str() {
             "secrets" => fold_string_data(new),
+            "networkpolicies" => validate_ip_blocks(new)?,
             "services" => {
                 if let Some(ip) = old.pointer("/spec/clusterIP")
                     && new.get("spec").is_some_and(Value::is_object)
@@ -165,6 +168,89 @@ impl Store {
     }
 }
 
+/// A CIDR as the API server reads one: address and prefix length.
+fn parse_cidr(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, len) = text.split_once('/')?;
+    let addr: std::net::IpAddr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((addr, len))
+}
+
+fn bits(addr: std::net::IpAddr) -> (u128, u8) {
+    match addr {
+        std::net::IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+        std::net::IpAddr::V6(a) => (u128::from(a), 128),
+    }
+}
+
+/// `inner` lies strictly inside `outer` (same family, longer prefix, same leading bits).
+fn strict_subset(inner: (std::net::IpAddr, u8), outer: (std::net::IpAddr, u8)) -> bool {
+    let ((a, width), (b, other)) = (bits(inner.0), bits(outer.0));
+    if width != other || inner.1 <= outer.1 {
+        return false;
+    }
+    let shift = u32::from(width - outer.1);
+    outer.1 == 0 || (a >> shift) == (b >> shift)
+}
+
+/// The API server's `ipBlock` rules: every CIDR parses, none is IPv4-mapped IPv6, and each
+/// `except` entry is a strict subset of its `cidr`.
+fn validate_ip_blocks(obj: &Value) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    for dir in ["ingress", "egress"] {
+        let peers = if dir == "ingress" { "from" } else { "to" };
+        let rules = obj
+            .pointer(&format!("/spec/{dir}"))
+            .and_then(Value::as_array);
+        for (r, rule) in rules.into_iter().flatten().enumerate() {
+            let list = rule.get(peers).and_then(Value::as_array);
+            for (p, peer) in list.into_iter().flatten().enumerate() {
+                let Some(block) = peer.get("ipBlock") else {
+                    continue;
+                };
+                let at = format!("spec.{dir}[{r}].{peers}[{p}].ipBlock");
+                let cidr_text = block.get("cidr").and_then(Value::as_str).unwrap_or("");
+                let mapped = |c: (std::net::IpAddr, u8)| matches!(c.0, std::net::IpAddr::V6(a) if a.to_ipv4_mapped().is_some());
+                let cidr = parse_cidr(cidr_text);
+                match cidr {
+                    None => causes.push((format!("{at}.cidr"), format!("Invalid value: \"{cidr_text}\": must be a valid CIDR value"))),
+                    Some(c) if mapped(c) => causes.push((format!("{at}.cidr"), format!("Invalid value: \"{cidr_text}\": must not have an IPv4-mapped IPv6 address"))),
+                    Some(_) => {}
+                }
+                let excepts = block.get("except").and_then(Value::as_array);
+                for (e, except) in excepts.into_iter().flatten().enumerate() {
+                    let text = except.as_str().unwrap_or("");
+                    let field = format!("{at}.except[{e}]");
+                    match parse_cidr(text) {
+                        None => causes.push((
+                            field,
+                            format!("Invalid value: \"{text}\": must be a valid CIDR value"),
+                        )),
+                        Some(x) => {
+                            if mapped(x) {
+                                causes.push((field.clone(), format!("Invalid value: \"{text}\": must not have an IPv4-mapped IPv6 address")));
+                            }
+                            if cidr.is_some_and(|c| !strict_subset(x, c)) {
+                                causes.push((field, format!("Invalid value: \"{text}\": must be a strict subset of `cidr`")));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "NetworkPolicy",
+        "networking.k8s.io",
+        meta::name(obj).unwrap_or(""),
+        &causes,
+    ))
+}
+
 fn crd_invalid(crd: &Value, message: &str) -> ApiError {
     let name = meta::name(crd).unwrap_or("").to_string();
     let (field, msg) = message.split_once(": ").unwrap_or(("spec", message));
@@ -174,4 +260,31 @@ fn crd_invalid(crd: &Value, message: &str) -> ApiError {
         &name,
         &[(field.to_string(), msg.to_string())],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_blocks_are_validated_as_the_api_server_does() {
+        let policy = |cidr: &str, except: &[&str]| json!({"metadata": {"name": "p"}, "spec": {"egress": [{"to": [{"ipBlock": {"cidr": cidr, "except": except}}]}]}});
+        assert!(validate_ip_blocks(&policy("0.0.0.0/0", &["10.0.0.0/8", "127.0.0.0/8"])).is_ok());
+        assert!(validate_ip_blocks(&policy("::/0", &["fc00::/7", "::1/128"])).is_ok());
+        let mapped = validate_ip_blocks(&policy("::/0", &["::ffff:0:0/96"])).expect_err("mapped");
+        assert!(mapped.to_string().contains("IPv4-mapped"), "{mapped}");
+        assert!(
+            validate_ip_blocks(&policy("10.0.0.0/8", &["10.0.0.0/8"])).is_err(),
+            "not strict"
+        );
+        assert!(
+            validate_ip_blocks(&policy("10.0.0.0/8", &["192.168.0.0/16"])).is_err(),
+            "outside"
+        );
+        assert!(
+            validate_ip_blocks(&policy("0.0.0.0/0", &["fc00::/7"])).is_err(),
+            "other family"
+        );
+        assert!(validate_ip_blocks(&policy("nonsense", &[])).is_err());
+    }
 }

@@ -33,11 +33,12 @@ pub const NON_PUBLIC_V4: [&str; 11] = [
     "240.0.0.0/4",
 ];
 
-/// IPv6 ranges that are never public: loopback, IPv4-mapped, NAT64, 6to4 (they can reach IPv4
-/// private space), unique local (AWS's `fd00:ec2::254` metadata), link-local and multicast.
-pub const NON_PUBLIC_V6: [&str; 7] = [
+/// IPv6 ranges that are never public: loopback, NAT64, 6to4 (they can reach IPv4 private space),
+/// unique local (AWS's `fd00:ec2::254` metadata), link-local and multicast. IPv4-mapped addresses
+/// (`::ffff:0:0/96`) are not listed: a connection to one leaves as IPv4, where the IPv4 ranges
+/// apply, and the API server refuses them in an `ipBlock`.
+pub const NON_PUBLIC_V6: [&str; 6] = [
     "::1/128",
-    "::ffff:0:0/96",
     "64:ff9b::/96",
     "2002::/16",
     "fc00::/7",

@@ -516,7 +516,6 @@ fn network_policy_is_exactly_the_expected_object() {
                                 "cidr": "::/0",
                                 "except": [
                                     "::1/128",
-                                    "::ffff:0:0/96",
                                     "64:ff9b::/96",
                                     "2002::/16",
                                     "fc00::/7",
@@ -1048,6 +1047,7 @@ fn written_config(settings: &Settings) -> sealpod_resources::proxy_config::Valid
 async fn the_sidecars_guard_lets_overridden_private_addresses_through() {
     use sealpod_sidecar::resolve::{DialError, Net, SystemNet, resolve_checked};
     use sealpod_sidecar::ssrf::Guard;
+    use sealpod_sidecar::target::Target;
     use std::net::SocketAddr;
     use std::sync::Arc;
 
@@ -1059,15 +1059,16 @@ async fn the_sidecars_guard_lets_overridden_private_addresses_through() {
     let guard = Guard::new(valid.deny_cidrs.clone(), valid.allow_cidrs.clone());
     let addrs =
         |v: &[&str]| -> Vec<SocketAddr> { v.iter().map(|a| a.parse().expect("addr")).collect() };
+    let target = |host: &str| Target::parse(host, 443).expect("a valid host");
     assert_eq!(
-        resolve_checked(&net, &guard, "api.anthropic.com", 443)
+        resolve_checked(&net, &guard, &target("api.anthropic.com"))
             .await
             .expect("loopback override dialled"),
         addrs(&["127.0.0.1:8443"])
     );
     // 10.96.7.7 is private *and* inside the Service range of `deny_cidrs`.
     assert_eq!(
-        resolve_checked(&net, &guard, "github.com", 443)
+        resolve_checked(&net, &guard, &target("github.com"))
             .await
             .expect("private override dialled"),
         addrs(&["10.96.7.7:443", "[::1]:443"])
@@ -1081,7 +1082,7 @@ async fn the_sidecars_guard_lets_overridden_private_addresses_through() {
     for host in ["api.anthropic.com", "github.com"] {
         assert!(
             matches!(
-                resolve_checked(&net, &unexempted, host, 443).await,
+                resolve_checked(&net, &unexempted, &target(host)).await,
                 Err(DialError::NonPublic(_))
             ),
             "{host}"

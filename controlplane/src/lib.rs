@@ -215,6 +215,7 @@ impl ControlPlane {
             arg("service-account-signing-key-file", pki("sa.key")),
             arg("service-cluster-ip-range", SERVICE_CIDR),
             arg("authorization-mode", "Node,RBAC"),
+            arg("encryption-provider-config", pki("encryption.yaml")),
             arg("enable-admission-plugins", "NodeRestriction"),
             arg("cert-dir", self.dir.join("apiserver-certs").display()),
             arg("profiling", "false"),

@@ -1,6 +1,7 @@
 //! The control plane's keys and certificates, made once and kept in `DIR/pki/` (keys 0600): a
 //! CA, the API server's serving certificate for the loopback names, client certificates for the
-//! admin (`system:masters`) and the controller manager, and the service-account signing key.
+//! admin (`system:masters`) and the controller manager, the service-account signing key, and the
+//! `EncryptionConfiguration` that encrypts Secrets at rest in etcd (`aesgcm`, a random key).
 //! Kubeconfigs embed them. Nothing here is ever logged.
 
 use std::net::IpAddr;
@@ -95,6 +96,7 @@ impl Pki {
             pki.path("apiserver.key"),
             pki.path("sa.key"),
             pki.path("sa.pub"),
+            pki.path("encryption.yaml"),
         ];
         files.extend(USERS.iter().map(|u| pki.path(&format!("{}.key", u.file()))));
         if !files.iter().all(|f| f.is_file()) {
@@ -169,6 +171,20 @@ impl Pki {
                 0o600,
             )?;
         }
+        let secret_key: [u8; 32] = rand::random();
+        let encryption = serde_json::json!({
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "EncryptionConfiguration",
+            "resources": [{
+                "resources": ["secrets"],
+                "providers": [
+                    {"aesgcm": {"keys": [{"name": "key1", "secret": BASE64.encode(secret_key)}]}},
+                    {"identity": {}},
+                ],
+            }],
+        });
+        let yaml = serde_saphyr::to_string(&encryption).map_err(|e| Error::Pki(e.to_string()))?;
+        write(&self.path("encryption.yaml"), &yaml, 0o600)?;
         let sa = KeyPair::generate().map_err(|e| tls(&e))?;
         write(&self.path("sa.pub"), &sa.public_key_pem(), 0o644)?;
         write(&self.path("sa.key"), &sa.serialize_pem(), 0o600)

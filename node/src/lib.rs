@@ -253,7 +253,11 @@ async fn watch_loop(
                         pods.insert(uid, Running { stop, task });
                     }
                     (true, true) => stop_pod(&mut pods, &mut stopping, &uid),
-                    _ => {}
+                    // Deleted while no worker of this runner ran it: nothing to stop.
+                    (false, true) => {
+                        tokio::spawn(worker::confirm_deletion(client.clone(), pod));
+                    }
+                    (true, false) => {}
                 }
             }
             Some(Ok(watcher::Event::InitDone)) => {

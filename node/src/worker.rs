@@ -178,6 +178,29 @@ impl std::fmt::Debug for Worker {
     }
 }
 
+/// Tells the API server the pod's containers are gone, as a kubelet does once a pod being
+/// deleted gracefully has stopped: a delete with no grace period, for this pod (uid) only. A pod
+/// already gone (a server that deletes at once) is the outcome wanted.
+pub(super) async fn confirm_deletion(client: kube::Client, pod: Pod) {
+    let (Some(ns), Some(name)) = (pod.metadata.namespace, pod.metadata.name) else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(client, &ns);
+    let params = kube::api::DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(kube::api::Preconditions {
+            uid: pod.metadata.uid,
+            resource_version: None,
+        }),
+        ..kube::api::DeleteParams::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(e) => tracing::warn!(pod = %name, error = %e, "could not confirm a pod's deletion"),
+    }
+}
+
 impl Worker {
     pub(super) fn new(
         client: kube::Client,
@@ -795,6 +818,9 @@ impl Worker {
         }
         // No key material stays on disk once the pod stops; a deleted pod leaves nothing.
         volumes::remove_secret_volumes(&self.pod, &self.dirs);
+        if reason == Stop::Deleted {
+            confirm_deletion(self.client.clone(), self.pod.clone()).await;
+        }
         if reason == Stop::Deleted
             && let Err(e) = std::fs::remove_dir_all(&self.dirs.root)
             && e.kind() != std::io::ErrorKind::NotFound

@@ -29,6 +29,8 @@ const uniq = (p) => `${p}-${randomBytes(4).toString("hex")}`;
 const hex = (s) => Buffer.from(s, "utf8").toString("hex");
 const objectName = (id) => id.replace("_", "-");
 
+// SEALPOD_TEST_CONTROL_PLANE=kubernetes runs everything on the real control plane.
+const controlPlane = process.env.SEALPOD_TEST_CONTROL_PLANE ?? "devcluster";
 const work = mkdtempSync(join(tmpdir(), "sealpod-system-"));
 chmodSync(work, 0o755); // sandbox users read their volumes under it
 const dataDir = join(work, "data");
@@ -45,7 +47,7 @@ async function startUp(port) {
   rmSync(envFile, { force: true });
   const child = spawn(join(binDir, "sealpod"), [
     "up", "--fake-model", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--env-file", envFile,
-    "--idle-sweep-seconds", "1",
+    "--idle-sweep-seconds", "1", "--control-plane", controlPlane,
   ], { env: { ...process.env, SEALPOD_UP_LOG: "info" }, stdio: ["ignore", "pipe", "pipe"] });
   const run = { child, stdout: "", stderr: "", exited: null };
   child.stdout.on("data", (d) => (run.stdout += d));
@@ -342,10 +344,11 @@ test("one sandbox reaches no other session's files, its own proxy credential or 
     ...readdirSync(dataDir).map((f) => join(dataDir, f)).filter((p) => statSync(p).isFile()),
     ...filesBelow(join(dataDir, "logs")),
     ...filesBelow(join(dataDir, "fake-model")),
+    ...(existsSync(join(dataDir, "kubernetes")) ? filesBelow(join(dataDir, "kubernetes")) : []),
     `/proc/${victimRuntime.pid}/environ`,
   ];
   assert.ok(targets.some((p) => p.includes("proxy-config")), targets.join(" "));
-  assert.ok(targets.some((p) => p.endsWith("cluster.json")), targets.join(" "));
+  assert.ok(targets.some((p) => p.endsWith("api.db")), targets.join(" "));
   const script = [
     ...targets.map((p) => `cat '${p}' >/dev/null 2>&1 && echo "READ ${p}"`),
     `touch '${victimClaim}/planted' 2>/dev/null && echo "WROTE victim workspace"`,
@@ -372,7 +375,7 @@ test("no file of the data directory is readable by another local user", async (t
     return;
   }
   const files = filesBelow(dataDir);
-  assert.ok(files.some((p) => p.endsWith("cluster.json")) && files.some((p) => p.includes("/volumes/")), files.join(" "));
+  assert.ok(files.some((p) => p.endsWith("api.db")) && files.some((p) => p.includes("/volumes/")), files.join(" "));
   const readable = files.filter((p) => {
     try {
       execFileSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", "head", "-c1", p], { stdio: "ignore" });
@@ -382,10 +385,22 @@ test("no file of the data directory is readable by another local user", async (t
     }
   });
   assert.deepEqual(readable, [], "files another local user can read");
-  // At rest, no Secret's value is in the cluster's state file.
-  const state = readFileSync(join(dataDir, "cluster.json"), "utf8");
-  assert.ok(!state.includes(fakeKey) && !state.includes(Buffer.from(fakeKey).toString("base64")), "the model key is in cluster.json");
-  assert.match(state, /aesgcm:v1:/);
+  // At rest, the model key is nowhere but in its own file and in the proxy's live Secret
+  // volume: not in the cluster's store (devcluster's state file, etcd), logs or the API's store.
+  const clear = [fakeKey, Buffer.from(fakeKey).toString("base64")].map((k) => Buffer.from(k));
+  const holding = files
+    .filter((p) => p !== join(dataDir, "fake-model/key") && !/\/runner\/pods\/[^/]+\/volumes\/proxy-config\//.test(p))
+    .filter((p) => {
+      // A pod being removed (an archived session's) may take its files away meanwhile.
+      let bytes;
+      try {
+        bytes = readFileSync(p);
+      } catch {
+        return false;
+      }
+      return clear.some((k) => bytes.includes(k));
+    });
+  assert.deepEqual(holding, [], "files holding the model key in clear");
 });
 
 test("Ctrl-C stops everything cleanly and a second up resumes the same state", async () => {

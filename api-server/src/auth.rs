@@ -4,14 +4,15 @@
 //! Client tokens are `sct_<payload>.<mac>`, HMAC-SHA256 under a key kept in a system Secret.
 //!
 //! Keys and tokens are never logged or returned except the one time a token is minted.
-//! `?token=` is honoured on GET routes only.
+//! `?token=` is honoured only on the SSE event stream ([`StreamCaller`]) and only for a client
+//! token; an org key in a URL is refused everywhere, since URLs end up in logs and histories.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::FromRequestParts;
-use axum::http::Method;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -310,10 +311,20 @@ impl Caller {
     }
 }
 
-fn presented_token(parts: &Parts) -> Option<String> {
+/// The `token` query parameters of a URL, decoded as forms are (`+` is a space, invalid UTF-8
+/// becomes U+FFFD): the same decoding as the route's query, so both read the same token.
+pub fn query_tokens(query: Option<&str>) -> Vec<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
+        .collect()
+}
+
+/// The token of the `Authorization` (`Bearer …`) or `X-API-Key` header. A header that is not
+/// visible ASCII cannot hold a key or token and counts as absent.
+pub fn header_token(headers: &HeaderMap) -> Option<String> {
     let header = |name: &str| {
-        parts
-            .headers
+        headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
@@ -325,63 +336,90 @@ fn presented_token(parts: &Parts) -> Option<String> {
             .unwrap_or(auth);
         return Some(token.trim().to_owned());
     }
-    if let Some(key) = header("x-api-key") {
-        return Some(key.to_owned());
-    }
-    if parts.method == Method::GET {
-        let query = parts.uri.query()?;
-        for pair in query.split('&') {
-            if let Some(v) = pair.strip_prefix("token=") {
-                return Some(percent_decode(v));
-            }
-        }
-    }
-    None
+    header("x-api-key").map(str::to_owned)
 }
 
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&value[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// True for what an org key looks like once a URL is decoded (spaces and a `Bearer ` around it
+/// included): such a value is refused however it arrived.
+fn looks_like_org_key(token: &str) -> bool {
+    let token = token.trim();
+    let token = token.strip_prefix("Bearer ").unwrap_or(token).trim_start();
+    token.starts_with(ORG_KEY_PREFIX)
 }
 
+const ORG_KEY_IN_URL: &str = "org API keys are never accepted in URLs (they end up in logs and \
+     browser history): send `Authorization: Bearer <key>`, and rotate a key that was sent in a URL";
+const QUERY_TOKEN_ELSEWHERE: &str = "`?token=` is accepted only on the SSE event stream \
+     (`GET /v3/sessions/{id}/events?stream=sse`) and only for a client token: send \
+     `Authorization: Bearer <token>`";
+
+/// Authenticates a request. `query_token` says whether this is the SSE event stream, the one
+/// place a browser `EventSource` (which cannot set headers) passes a client token as `?token=`.
+async fn authenticate(parts: &Parts, state: &AppState, query_token: bool) -> ApiResult<Caller> {
+    let in_url = query_tokens(parts.uri.query());
+    // An org key in a URL is refused even beside a good header: it has already leaked.
+    if in_url.iter().any(|t| looks_like_org_key(t)) {
+        tracing::warn!("an org API key was sent in a URL and refused; it should be rotated");
+        return Err(ApiError::Unauthorized(ORG_KEY_IN_URL));
+    }
+    if !in_url.is_empty() && !query_token {
+        return Err(ApiError::Unauthorized(QUERY_TOKEN_ELSEWHERE));
+    }
+    if in_url.len() > 1 {
+        return Err(ApiError::Unauthorized("send one `token` query parameter"));
+    }
+    let token = match (header_token(&parts.headers), in_url.into_iter().next()) {
+        (Some(token), _) => token,
+        (None, Some(token)) if token.starts_with(CLIENT_TOKEN_PREFIX) => token,
+        (None, Some(_)) => return Err(ApiError::Unauthorized(QUERY_TOKEN_ELSEWHERE)),
+        (None, None) => {
+            return Err(ApiError::Unauthorized(
+                "missing credentials: send `Authorization: Bearer <key>`",
+            ));
+        }
+    };
+    if token.starts_with(ORG_KEY_PREFIX) {
+        return match state.org_keys().namespace_of(&token) {
+            Some(namespace) => Ok(Caller::Org { namespace }),
+            None => Err(ApiError::Unauthorized("unknown API key")),
+        };
+    }
+    if token.starts_with(CLIENT_TOKEN_PREFIX) {
+        let claims = state
+            .client_key()
+            .verify(&token)
+            .ok_or(ApiError::Unauthorized("invalid client token"))?;
+        if claims.expires_at <= chrono::Utc::now().timestamp() {
+            return Err(ApiError::Unauthorized("client token expired"));
+        }
+        return Ok(Caller::Client(claims));
+    }
+    Err(ApiError::Unauthorized("invalid credentials"))
+}
+
+/// Every `/v3` route but the event stream: credentials in a header only.
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
-        let token = presented_token(parts).ok_or(ApiError::Unauthorized(
-            "missing credentials: send `Authorization: Bearer <key>`",
-        ))?;
-        if token.starts_with(ORG_KEY_PREFIX) {
-            return match state.org_keys().namespace_of(&token) {
-                Some(namespace) => Ok(Caller::Org { namespace }),
-                None => Err(ApiError::Unauthorized("unknown API key")),
-            };
-        }
-        if token.starts_with(CLIENT_TOKEN_PREFIX) {
-            let claims = state
-                .client_key()
-                .verify(&token)
-                .ok_or(ApiError::Unauthorized("invalid client token"))?;
-            if claims.expires_at <= chrono::Utc::now().timestamp() {
-                return Err(ApiError::Unauthorized("client token expired"));
-            }
-            return Ok(Caller::Client(claims));
-        }
-        Err(ApiError::Unauthorized("invalid credentials"))
+        authenticate(parts, state, false).await
+    }
+}
+
+/// The caller of `GET /v3/sessions/{id}/events`: as [`Caller`], and when the request asks for
+/// the SSE stream, a client token may come as `?token=` instead (API.md §2.2, §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCaller(pub Caller);
+
+impl FromRequestParts<AppState> for StreamCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<StreamCaller> {
+        let stream = crate::input::query::<crate::sse::StreamParam>(parts.uri.query())
+            .map(|q| q.stream)
+            .unwrap_or_default();
+        let sse = crate::sse::wants_sse(stream.as_deref(), &parts.headers);
+        authenticate(parts, state, sse).await.map(StreamCaller)
     }
 }
 
@@ -417,11 +455,41 @@ mod tests {
     }
 
     #[test]
-    fn org_keys_hash_and_percent_decoding() {
+    fn org_keys_hash_and_query_tokens_decode() {
         let (key, hash) = new_org_key();
         assert!(key.expose().starts_with("osb_"));
         assert_eq!(sha256_hex(key.expose()), hash);
-        assert_eq!(percent_decode("a%2Eb+c"), "a.b c");
-        assert_eq!(percent_decode("abc%"), "abc%");
+        assert_eq!(query_tokens(Some("token=a%2Eb+c")), vec!["a.b c"]);
+        assert_eq!(query_tokens(Some("token=abc%")), vec!["abc%"]);
+        assert_eq!(query_tokens(Some("token=%a\u{e9}")), vec!["%a\u{e9}"]);
+        assert_eq!(query_tokens(Some("%74oken=x&token=y&tokens=z")), vec!["x", "y"]);
+        assert!(query_tokens(None).is_empty());
+        for org in ["osb_1", " osb_1", "Bearer osb_1", "\tosb_1"] {
+            assert!(looks_like_org_key(org), "{org}");
+        }
+        assert!(!looks_like_org_key("sct_osb_1"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn credential_decoders_never_panic(raw in "[%+=&a-f0-9\\PC]{0,48}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96)) {
+            let key = ClientTokenKey::new(b"0123456789abcdef0123456789abcdef".to_vec());
+            let lossy = String::from_utf8_lossy(&bytes).into_owned();
+            for text in [&raw, &lossy] {
+                for token in query_tokens(Some(text)) {
+                    let _ = looks_like_org_key(&token);
+                    proptest::prop_assert_eq!(key.verify(&token), None);
+                }
+                proptest::prop_assert_eq!(key.verify(text), None);
+            }
+            if let Ok(value) = axum::http::HeaderValue::from_bytes(&bytes) {
+                let mut headers = HeaderMap::new();
+                headers.insert("authorization", value.clone());
+                let _ = header_token(&headers);
+                headers.clear();
+                headers.insert("x-api-key", value);
+                let _ = header_token(&headers);
+            }
+        }
     }
 }

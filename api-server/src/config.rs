@@ -1,7 +1,7 @@
 //! Command line and environment of `sealpod-api-server`, parsed once and typed. Every flag has
 //! an `env = "SEALPOD_…"` twin and a doc comment (shown by `--help`).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -101,13 +101,32 @@ impl Default for ServeArgs {
     }
 }
 
+impl ServeArgs {
+    /// The webhook settings: the `--webhooks-*` flags, with this server's own three listen
+    /// addresses refused as destinations beside the `--webhooks-deny-addr` ones.
+    pub fn webhook_config(&self) -> Result<crate::webhooks::Config, WebhookArgsError> {
+        let mut config = self.webhooks.config()?;
+        config
+            .deny
+            .extend([self.listen, self.runtime_listen, self.admin_listen]);
+        Ok(config)
+    }
+}
+
 /// Webhook delivery options of `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct WebhookArgs {
     /// Admit `http://` and loopback webhook destinations (local mode and tests only). Private,
-    /// link-local, metadata and other non-public addresses stay refused.
+    /// link-local, metadata and other non-public addresses stay refused, and so do this server's
+    /// own listeners and every `--webhooks-deny-addr`.
     #[arg(long, env = "SEALPOD_WEBHOOKS_ALLOW_INSECURE")]
     pub webhooks_allow_insecure: bool,
+    /// A platform listener (`HOST:PORT`) that is never a webhook destination, in any mode, beside
+    /// this server's own `--listen`, `--runtime-listen` and `--admin-listen` (e.g. the cluster
+    /// API, the operator's metrics). Repeatable, or comma-separated in the environment; a host
+    /// name is resolved once at start, and a `0.0.0.0`/`[::]` host covers every loopback address.
+    #[arg(long, env = "SEALPOD_WEBHOOKS_DENY_ADDR", value_delimiter = ',')]
+    pub webhooks_deny_addr: Vec<String>,
     /// Delays before each retry of a failed delivery, comma-separated (`ms`, `s`, `m`, `h`);
     /// the last one repeats.
     #[arg(
@@ -139,8 +158,17 @@ impl WebhookArgs {
     /// The typed settings.
     pub fn config(&self) -> Result<crate::webhooks::Config, WebhookArgsError> {
         let err = |flag: &'static str| move |message: String| WebhookArgsError { flag, message };
+        let mut deny = Vec::new();
+        for entry in self.webhooks_deny_addr.iter().map(|e| e.trim()) {
+            // Resolved once, at start: a platform listener's address does not move.
+            let addrs = entry
+                .to_socket_addrs()
+                .map_err(|e| err("--webhooks-deny-addr")(format!("`{entry}`: {e}")))?;
+            deny.extend(addrs);
+        }
         Ok(crate::webhooks::Config {
             allow_insecure: self.webhooks_allow_insecure,
+            deny,
             schedule: crate::webhooks::parse_schedule(&self.webhooks_retry_schedule)
                 .map_err(err("--webhooks-retry-schedule"))?,
             max_attempts: self.webhooks_max_attempts.max(1),
@@ -150,5 +178,47 @@ impl WebhookArgs {
                 .map_err(err("--webhooks-poll"))?,
             batch: 16,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        let mut argv = vec!["sealpod-api-server"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("flags").serve
+    }
+
+    #[test]
+    fn webhook_destinations_exclude_the_platform_listeners() {
+        let args = parse(&[
+            "--listen=127.0.0.1:7001",
+            "--runtime-listen=127.0.0.2:7002",
+            "--admin-listen=127.0.0.1:7003",
+            "--webhooks-deny-addr=127.0.0.1:6443",
+            "--webhooks-deny-addr",
+            "[::1]:6444,localhost:6445",
+        ]);
+        let deny = args.webhook_config().expect("config").deny;
+        for want in [
+            "127.0.0.1:7001",
+            "127.0.0.2:7002",
+            "127.0.0.1:7003",
+            "127.0.0.1:6443",
+            "[::1]:6444",
+            "127.0.0.1:6445",
+        ] {
+            let want: SocketAddr = want.parse().expect("addr");
+            assert!(deny.contains(&want), "{want} in {deny:?}");
+        }
+        let defaults = ServeArgs::default().webhook_config().expect("config").deny;
+        assert_eq!(defaults.len(), 3);
+        let bad = parse(&["--webhooks-deny-addr=no-port"]);
+        let e = bad.webhook_config().expect_err("no port");
+        assert!(e.to_string().starts_with("--webhooks-deny-addr"), "{e}");
     }
 }

@@ -1,37 +1,14 @@
-//! Wire types of `/v3` requests (snake_case, as the SDK sends them) and the JSON body extractor
-//! that turns a malformed body into a `400 invalid_json`. Opaque subtrees (`metadata`, `input`,
-//! `envelope`) stay `serde_json::Value` and are kept verbatim. Validation lives here too, so the
-//! handlers only translate.
+//! Wire types of `/v3` requests (snake_case, as the SDK sends them; decoded by `input`). Opaque
+//! subtrees (`metadata`, `input`, `envelope`) stay `serde_json::Value` and are kept verbatim.
+//! Validation lives here too, so the handlers only translate; every user-given name, key or
+//! label also passes `input::check_label`.
 
-use axum::extract::{FromRequest, Request};
 use sealpod_resources::common::Limits;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::ApiError;
-
-/// A JSON body; an empty body reads as `{}` (the SDK sends none on some POSTs).
-#[derive(Debug)]
-pub struct Body<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::InvalidJson(format!("cannot read the body: {e}")))?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(bytes).map(Body).map_err(|e| {
-            ApiError::InvalidJson(format!("the body is not valid JSON for this route: {e}"))
-        })
-    }
-}
+use crate::input::check_label;
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -248,21 +225,21 @@ pub struct EventsQuery {
     pub limit: Option<String>,
     /// `sse` for a stream.
     pub stream: Option<String>,
-    /// Client token (consumed by auth).
-    pub token: Option<String>,
 }
 
-/// Parses a page size: default `default`, clamped to `1..=max`.
-pub fn page_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
-    match raw {
-        None | Some("") => Ok(default),
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .map(|n| n.min(max))
-            .ok_or_else(|| ApiError::invalid("limit", "limit must be a positive integer")),
-    }
+/// Query of `GET /v3/sessions/{id}/deliveries`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeliveriesQuery {
+    /// Destination id.
+    pub destination: Option<String>,
+    /// Delivery status.
+    pub status: Option<String>,
+    /// Delivery id cursor.
+    pub after: Option<String>,
+    /// Alias of `after`.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: Option<String>,
 }
 
 /// Checks a display name.
@@ -273,7 +250,7 @@ pub fn check_name(param: &str, name: &str) -> Result<(), ApiError> {
             format!("{param} must be 1-128 characters"),
         ));
     }
-    Ok(())
+    check_label(param, name)
 }
 
 /// Checks `provider/model`.
@@ -328,7 +305,8 @@ pub fn check_provider(provider: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Checks a provider key.
+/// Checks a provider key (or a webhook secret). A control character in a key (a trailing NUL
+/// or newline) would break the header it is sent in, or be cut there.
 pub fn check_key(param: &str, key: &str) -> Result<(), ApiError> {
     if key.trim().is_empty() || key.len() > 4096 {
         return Err(ApiError::invalid(
@@ -336,7 +314,7 @@ pub fn check_key(param: &str, key: &str) -> Result<(), ApiError> {
             format!("{param} must be a non-empty key"),
         ));
     }
-    Ok(())
+    check_label(param, key)
 }
 
 #[cfg(test)]
@@ -350,9 +328,9 @@ mod tests {
         assert!(check_model("Anthropic/x").is_err());
         assert!(check_runtime("claude").is_ok());
         assert!(check_runtime("Claude").is_err());
-        assert_eq!(page_limit(None, 100, 1000).ok(), Some(100));
-        assert_eq!(page_limit(Some("5000"), 100, 1000).ok(), Some(1000));
-        assert!(page_limit(Some("0"), 100, 1000).is_err());
+        assert!(check_name("name", "reviewer").is_ok());
+        assert!(check_name("name", "review\u{202e}er").is_err());
+        assert!(check_key("key", "sk-ant-0000\0").is_err());
         assert!(
             LimitsDto {
                 turns: Some(0),

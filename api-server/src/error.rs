@@ -31,9 +31,15 @@ pub enum ApiError {
         /// The offending field.
         param: Option<String>,
     },
-    /// 400 `invalid_json`: the body is not the JSON the route takes.
-    #[error("{0}")]
-    InvalidJson(String),
+    /// 400 `invalid_json`: the body is not the JSON the route takes. The message names the field
+    /// and the expected type, never the value sent (`input::json_body`).
+    #[error("{message}")]
+    InvalidJson {
+        /// What is wrong.
+        message: String,
+        /// The offending field, when known.
+        param: Option<String>,
+    },
     /// 401 `unauthorized`: no, unknown, expired or forged credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -84,6 +90,14 @@ impl ApiError {
         }
     }
 
+    /// A 400 `invalid_json`, naming the field when known.
+    pub fn invalid_json(param: Option<&str>, message: impl Into<String>) -> ApiError {
+        ApiError::InvalidJson {
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
+    }
+
     /// A 409 of the given type.
     pub fn conflict(kind: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::Conflict {
@@ -108,7 +122,7 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Invalid { .. } | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid { .. } | ApiError::InvalidJson { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -124,7 +138,7 @@ impl ApiError {
     pub fn kind(&self) -> &'static str {
         match self {
             ApiError::Invalid { .. } => "invalid",
-            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidJson { .. } => "invalid_json",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
@@ -167,6 +181,9 @@ impl IntoResponse for ApiError {
             "request_id": request_id,
         });
         if let ApiError::Invalid {
+            param: Some(param), ..
+        }
+        | ApiError::InvalidJson {
             param: Some(param), ..
         } = &self
         {

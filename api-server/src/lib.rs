@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod input;
 pub mod kube;
 pub mod lifecycle;
 pub mod metrics;
@@ -326,7 +327,7 @@ pub async fn kube_client(
 /// Serves the three listeners until SIGINT/SIGTERM, then ends SSE streams and drains.
 pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Fails fast on a bad webhook option, before connecting or binding anything.
-    let webhook_config = args.webhooks.config()?;
+    let webhook_config = args.webhook_config()?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let cluster = Cluster::new(client, args.system_namespace.clone());
     let store = Arc::new(Store::connect(&args.database_url, Hub::new()).await?);

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -23,8 +23,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::dto::Body;
 use crate::error::{ApiError, ApiResult};
+use crate::input::{Body, Path, Query};
 use crate::store::{AppendError, SessionRow};
 use crate::translate::turn_to_wire;
 
@@ -265,7 +265,7 @@ async fn complete(
 
 #[derive(Debug, Deserialize)]
 struct WaitQuery {
-    wait_seconds: Option<u32>,
+    wait_seconds: Option<String>,
 }
 
 async fn signal(
@@ -275,13 +275,16 @@ async fn signal(
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<Json<Signal>> {
     caller.runtime()?;
-    let wait = q.wait_seconds.unwrap_or(0);
-    if wait > MAX_WAIT_SECONDS {
+    let wait = match q.wait_seconds.as_deref() {
+        None | Some("") => Some(0),
+        Some(w) => w.parse::<u32>().ok(),
+    };
+    let Some(wait) = wait.filter(|w| *w <= MAX_WAIT_SECONDS) else {
         return Err(ApiError::invalid(
             "wait_seconds",
             "wait_seconds must be 0-60",
         ));
-    }
+    };
     if state
         .store()
         .get_turn(&caller.session, &turn_id)

@@ -29,6 +29,24 @@ const STORE_READERS: usize = 16;
 /// Events read from the store per catch-up page.
 const STORE_PAGE: i64 = 500;
 
+/// The `stream` query parameter of the event route.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct StreamParam {
+    /// `sse` for a stream.
+    pub stream: Option<String>,
+}
+
+/// True when a request to the event route asks for the SSE stream: `stream=sse`, or `Accept:
+/// text/event-stream` (what `EventSource` and the Go CLI send). The handler streams exactly when
+/// this holds, and only then may a client token come as `?token=`.
+pub fn wants_sse(stream: Option<&str>, headers: &axum::http::HeaderMap) -> bool {
+    stream == Some("sse")
+        || headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"))
+}
+
 /// One published event: its filter fields and its frame.
 #[derive(Debug, Clone)]
 struct Entry {

@@ -1417,7 +1417,7 @@ async fn auth_matrix_covers_every_route() {
         }
     }
     assert_eq!(checked, routes.len() * 8);
-    // `?token=` is honoured on GET routes only.
+    // `?token=` opens only the SSE stream (`tests/query_token.rs`), not the JSON page or a POST.
     let (s, _) = env
         .call(
             "GET",
@@ -1426,7 +1426,7 @@ async fn auth_matrix_covers_every_route() {
             None,
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, _) = env
         .call(
             "POST",

@@ -14,6 +14,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use clap::Parser as _;
 use common::{Env, TENANT_A};
 use sealpod_api_server::AppState;
 use sealpod_api_server::webhooks::Config;
@@ -106,6 +107,7 @@ fn fast(allow_insecure: bool, max_attempts: u32) -> Config {
         timeout: Duration::from_secs(3),
         poll: Duration::from_millis(40),
         batch: 16,
+        ..Config::default()
     }
 }
 
@@ -627,6 +629,145 @@ async fn non_public_destinations_are_refused_at_create_and_at_delivery() {
         d[0]
     );
     assert!(rx.got().is_empty());
+}
+
+/// Even in local mode (`--webhooks-allow-insecure`, loopback admitted), the server's own
+/// listeners and the `--webhooks-deny-addr` ones are never destinations: refused at create,
+/// inline at session create, at update, and again at delivery.
+#[tokio::test]
+async fn the_platform_listeners_are_refused_even_in_local_mode() {
+    let _serial = SERIAL.lock().await;
+    let env = Env::start().await;
+    // Receivers standing in for the admin listener and for devcluster; a third is an app's.
+    let (admin_rx, admin) = Receiver::start().await;
+    let (cluster_rx, cluster) = Receiver::start().await;
+    let (app_rx, app) = Receiver::start().await;
+    let args = sealpod_api_server::config::Cli::try_parse_from([
+        "sealpod-api-server".to_owned(),
+        format!("--admin-listen={admin}"),
+        format!("--webhooks-deny-addr=localhost:{}", cluster.port()),
+        "--webhooks-allow-insecure".to_owned(),
+        "--webhooks-retry-schedule=150ms".to_owned(),
+        "--webhooks-max-attempts=2".to_owned(),
+        "--webhooks-timeout=3s".to_owned(),
+        "--webhooks-poll=40ms".to_owned(),
+    ])
+    .expect("flags")
+    .serve;
+    env.state
+        .start_webhooks(args.webhook_config().expect("webhook config"));
+    let agent = env.agent("listeners").await;
+    let (id, _) = env.session(&agent, "hello").await;
+    let refused_urls = [
+        format!("http://{admin}/metrics"),
+        format!("http://localhost:{}/metrics", admin.port()),
+        format!("http://{cluster}/api"),
+        format!("http://127.0.0.1:{}/api", cluster.port()),
+    ];
+    let refused = |s: StatusCode, v: &Value, param: &str| {
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["error"]["type"], "invalid", "{v}");
+        assert_eq!(v["error"]["param"], param, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains("platform's own listeners"),
+            "{v}"
+        );
+    };
+    for url in &refused_urls {
+        let (s, v) = env
+            .call(
+                "POST",
+                &format!("/v3/sessions/{id}/destinations"),
+                Some(&env.key_a),
+                Some(json!({"url": url})),
+            )
+            .await;
+        refused(s, &v, "url");
+        let (s, v) = env
+            .call(
+                "POST",
+                "/v3/sessions",
+                Some(&env.key_a),
+                Some(json!({"agent": agent, "input": "x", "webhook": url})),
+            )
+            .await;
+        refused(s, &v, "webhook");
+        let (s, v) = env
+            .call(
+                "POST",
+                "/v3/sessions",
+                Some(&env.key_a),
+                Some(json!({"agent": agent, "input": "x", "destinations": [{"url": url}]})),
+            )
+            .await;
+        refused(s, &v, "url");
+    }
+    // An app's receiver on loopback is still admitted, and cannot be moved onto a listener.
+    let dest = add_destination(&env, &id, json!({"url": format!("http://{app}/hook")})).await;
+    let did = dest["id"].as_str().expect("id");
+    let (s, v) = env
+        .call(
+            "PATCH",
+            &format!("/v3/sessions/{id}/destinations/{did}"),
+            Some(&env.key_a),
+            Some(json!({"url": format!("http://{admin}/metrics")})),
+        )
+        .await;
+    refused(s, &v, "url");
+    // At delivery: a row that bypassed the route (as if DNS changed after create) is never
+    // dialled; its attempts fail on the guard.
+    for url in [
+        format!("http://localhost:{}/metrics", admin.port()),
+        format!("http://{cluster}/api"),
+    ] {
+        env.state
+            .store()
+            .create_destination(
+                TENANT_A,
+                &id,
+                NewDestination {
+                    url,
+                    secret: None,
+                    level: Level::User,
+                    types: None,
+                    include_raw: false,
+                    enabled: true,
+                },
+            )
+            .await
+            .expect("store")
+            .expect("session");
+    }
+    steer(&env, &id, "ping").await;
+    let all = eventually("the app delivered and the listeners dead-lettered", || async {
+        let d = deliveries(&env, &id, "").await;
+        let settled = d.len() == 3
+            && d.iter()
+                .all(|x| x["status"] == "delivered" || x["status"] == "dead_letter");
+        settled.then_some(d)
+    })
+    .await;
+    for d in &all {
+        if d["destination"] == did {
+            assert_eq!(d["status"], "delivered", "{d}");
+        } else {
+            assert_eq!(d["status"], "dead_letter", "{d}");
+            assert!(d["response_code"].is_null(), "{d}");
+            assert!(
+                d["error"]
+                    .as_str()
+                    .expect("error")
+                    .contains("platform's own listeners"),
+                "{d}"
+            );
+        }
+    }
+    assert_eq!(app_rx.got().len(), 1);
+    assert!(admin_rx.got().is_empty());
+    assert!(cluster_rx.got().is_empty());
 }
 
 #[tokio::test]

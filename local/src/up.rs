@@ -340,11 +340,15 @@ async fn start_children(
         format!("--system-namespace={system_ns}"),
         format!("--kubeconfig={}", kubeconfig.display()),
         format!("--idle-sweep-seconds={}", args.idle_sweep_seconds),
-        // Local apps receive webhooks on http://127.0.0.1.
+        // Local apps receive webhooks on http://127.0.0.1; the platform's own ports on loopback
+        // stay refused (the API server adds its own three listeners).
         "--webhooks-allow-insecure".to_owned(),
+        format!("--webhooks-deny-addr=127.0.0.1:{}", ports.cluster),
+        format!("--webhooks-deny-addr=127.0.0.1:{}", ports.operator),
     ];
     if args.fake_model {
         api_args.push(format!("--managed-credential={FAKE_MODEL_CREDENTIAL}"));
+        api_args.push(format!("--webhooks-deny-addr=127.0.0.1:{}", ports.fake_model));
     }
     let mut api = children::spawn(Spawn {
         name: "api-server",

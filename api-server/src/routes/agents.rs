@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -23,10 +23,10 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{
-    Body, CreateAgent, PageQuery, UpdateAgent, check_key, check_model, check_name, check_runtime,
-    page_limit,
+    CreateAgent, PageQuery, UpdateAgent, check_key, check_model, check_name, check_runtime,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::input::{Body, Path, Query, cursor, page_limit};
 use crate::routes::credentials::{create_credential, rotate_credential};
 use crate::routes::page;
 use crate::translate::{UPDATED_AT_ANNOTATION, agent_id_for_name, agent_to_wire, name_of};
@@ -217,12 +217,8 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let ns = caller.org()?;
     let limit = page_limit(q.limit.as_deref(), 50, 200)? as usize;
-    let offset: usize = match q.cursor.as_deref() {
-        None | Some("") => 0,
-        Some(c) => c
-            .parse()
-            .map_err(|_| ApiError::invalid("cursor", "unknown cursor"))?,
-    };
+    let offset = usize::try_from(cursor(q.cursor.as_deref())?.unwrap_or(0))
+        .map_err(|_| ApiError::invalid("cursor", "unknown cursor"))?;
     let mut items = state.cluster().list_agents(ns).await?;
     items.sort_by(|a, b| {
         b.meta()

@@ -2,7 +2,7 @@
 //! session, scopes `read`/`steer` (default both), TTL 60-86400 s (default 3600). The token is
 //! returned once and never logged.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{Caller, ClientClaims, DEFAULT_TTL, MAX_TTL, MIN_TTL, Scopes};
-use crate::dto::{Body, MintToken};
+use crate::dto::MintToken;
 use crate::error::{ApiError, ApiResult};
+use crate::input::{Body, Path};
 use crate::routes::session_id;
 
 /// The routes.

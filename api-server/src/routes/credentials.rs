@@ -3,7 +3,7 @@
 //! delete. Also the inline-key helpers agents use. The key is never returned, logged or stored
 //! in plaintext: only `last4`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, put};
 use axum::{Json, Router};
@@ -17,9 +17,10 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{
-    Body, CreateCredential, RotateCredential, SetDefault, check_key, check_name, check_provider,
+    CreateCredential, RotateCredential, SetDefault, check_key, check_name, check_provider,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::input::{Body, Path};
 use crate::routes::page;
 use crate::translate::{credential_to_wire, name_of};
 

@@ -1,11 +1,10 @@
 //! `/v3/sessions/{id}/destinations` and `…/deliveries` (API.md §3.1 rows 25–32): webhook
 //! destinations of a session (the secret is write-only: `has_secret`), their deliveries, and
 //! redelivery (202 with the Delivery, same `webhook-id`). Org key only. URLs pass the outbound
-//! guard at create and update; a refused URL is a 422 naming `url`. Never return a secret.
+//! guard at create and update; a refused URL is a 422 naming `url` (a 400 `invalid` when it is
+//! not a URL, or points at one of the platform's own listeners). Never return a secret.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,8 +13,9 @@ use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::dto::{Body, page_limit};
+use crate::dto::DeliveriesQuery;
 use crate::error::{ApiError, ApiResult};
+use crate::input::{Body, Path, Query, check_label, page_limit};
 use crate::routes::{page, session_id};
 use crate::webhooks::guard;
 use crate::webhooks::outbox::{DeliveryFilter, DestinationPatch, NewDestination};
@@ -33,15 +33,19 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}/deliveries/{dlv}/redeliver", post(redeliver))
 }
 
-/// Checks a URL with the outbound guard (DNS included): 400 when it is not a URL, 422 when it
-/// is refused.
+/// Checks a URL with the outbound guard (DNS included): 400 when it is not a URL or points at
+/// one of the platform's own listeners, 422 when it is otherwise refused.
 pub async fn check_url(state: &AppState, param: &str, url: &str) -> ApiResult<()> {
-    match guard::check(url, state.webhooks().config().allow_insecure).await {
+    check_label(param, url)?;
+    match guard::check(url, state.webhooks().config()).await {
         Ok(_) => Ok(()),
         Err(guard::Refused::Invalid) => Err(ApiError::invalid(
             param,
             format!("{param} must be an absolute https URL"),
         )),
+        Err(e @ guard::Refused::PlatformListener) => {
+            Err(ApiError::invalid(param, format!("{param}: {e}")))
+        }
         Err(e) => Err(ApiError::unprocessable(
             "destination_refused",
             format!("{param}: {e}"),
@@ -76,7 +80,10 @@ fn opt_types(obj: &Map<String, Value>) -> ApiResult<Option<Option<Vec<String>>>>
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 match item.as_str() {
-                    Some(s) if !s.is_empty() && s.len() <= 256 => out.push(s.to_owned()),
+                    Some(s) if !s.is_empty() && s.len() <= 256 => {
+                        check_label("types", s)?;
+                        out.push(s.to_owned());
+                    }
                     _ => {
                         return Err(ApiError::invalid(
                             "types",
@@ -94,7 +101,10 @@ fn opt_types(obj: &Map<String, Value>) -> ApiResult<Option<Option<Vec<String>>>>
 fn opt_string(obj: &Map<String, Value>, key: &str) -> ApiResult<Option<String>> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 2048 => Ok(Some(s.clone())),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 2048 => {
+            check_label(key, s)?;
+            Ok(Some(s.clone()))
+        }
         Some(_) => Err(ApiError::invalid(
             key,
             format!("{key} must be a non-empty string"),
@@ -236,7 +246,7 @@ async fn update(
     let id = owned_session(&state, &caller, &id).await?;
     let obj = req
         .as_object()
-        .ok_or_else(|| ApiError::InvalidJson("the body must be an object".into()))?;
+        .ok_or_else(|| ApiError::invalid_json(None, "the body must be an object"))?;
     let url = opt_string(obj, "url")?;
     if let Some(u) = &url {
         check_url(&state, "url", u).await?;
@@ -282,11 +292,11 @@ async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<DeliveriesQuery>,
 ) -> ApiResult<Json<Value>> {
     let id = owned_session(&state, &caller, &id).await?;
-    let limit = page_limit(q.get("limit").map(String::as_str), 100, 1000)?;
-    let status = q.get("status").filter(|s| !s.is_empty()).cloned();
+    let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
+    let status = q.status.filter(|s| !s.is_empty());
     if let Some(s) = &status
         && !STATUSES.contains(&s.as_str())
     {
@@ -296,13 +306,9 @@ async fn list_deliveries(
         ));
     }
     let filter = DeliveryFilter {
-        destination: q.get("destination").filter(|s| !s.is_empty()).cloned(),
+        destination: q.destination.filter(|s| !s.is_empty()),
         status,
-        after: q
-            .get("after")
-            .or_else(|| q.get("cursor"))
-            .filter(|s| !s.is_empty())
-            .cloned(),
+        after: q.after.or(q.cursor).filter(|s| !s.is_empty()),
     };
     let mut rows = state
         .store()

@@ -1,9 +1,10 @@
 //! `GET /v3/sessions/{id}/events` as a JSON page or as SSE (`stream=sse` or `Accept:
 //! text/event-stream`; cursor = max(`after`/`cursor`, `Last-Event-ID`)), and `GET
-//! …/events/{eventId}`. Org key or a client token with `read` (`?token=` accepted here).
+//! …/events/{eventId}`. Org key or a client token with `read`; on the SSE stream only, the
+//! client token may come as `?token=` (`auth::StreamCaller`).
 
 use axum::body::Body as HttpBody;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,11 +13,12 @@ use sealpod_resources::runtime_api::Level;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::auth::{Caller, Need};
-use crate::dto::{EventsQuery, page_limit};
+use crate::auth::{Caller, Need, StreamCaller};
+use crate::dto::EventsQuery;
 use crate::error::{ApiError, ApiResult};
+use crate::input::{Path, Query, last_event_id, page_limit, seq};
 use crate::routes::{page, session_id};
-use crate::sse::{StreamParams, stream};
+use crate::sse::{StreamParams, stream, wants_sse};
 use crate::store::EventFilter;
 
 /// The routes.
@@ -26,16 +28,9 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}/events/{event_id}", get(one))
 }
 
-fn parse_seq(param: &str, v: Option<&str>) -> ApiResult<i64> {
-    match v {
-        None | Some("") => Ok(0),
-        Some(s) => s
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::invalid(param, format!("{param} must be a non-negative seq"))),
-    }
+/// The seq cursor of a page or stream: the larger of `after` and its alias `cursor`.
+pub fn after_of(q: &EventsQuery) -> ApiResult<i64> {
+    Ok(seq("after", q.after.as_deref())?.max(seq("cursor", q.cursor.as_deref())?))
 }
 
 /// Parses the shared filters.
@@ -90,18 +85,14 @@ pub async fn events_page(
 
 async fn events(
     State(state): State<AppState>,
-    caller: Caller,
+    StreamCaller(caller): StreamCaller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Response> {
     let id = session_id(&id)?;
     let ns = caller.session(&state, &id, Need::Read).await?;
-    let wants_sse = q.stream.as_deref() == Some("sse")
-        || headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/event-stream"));
+    let wants_sse = wants_sse(q.stream.as_deref(), &headers);
     // Subscribed before the session is read, so an archive in between wakes the stream.
     let subscribed = wants_sse.then(|| {
         let tail = state.store().hub().tail(&id);
@@ -112,18 +103,12 @@ async fn events(
         .await?
         .ok_or(ApiError::NotFound("session"))?;
     let filter = filter_of(&q)?;
-    let after =
-        parse_seq("after", q.after.as_deref())?.max(parse_seq("cursor", q.cursor.as_deref())?);
+    let after = after_of(&q)?;
     if !wants_sse {
         let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
         return Ok(Json(events_page(&state, &id, after, &filter, limit).await?).into_response());
     }
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .unwrap_or(0);
-    let cursor = after.max(last_event_id);
+    let cursor = after.max(last_event_id(&headers));
     state.metrics().stream_opened();
     let guard = StreamGuard(state.clone());
     let body = stream(StreamParams {

@@ -3,7 +3,7 @@
 //! `idempotency_key` or `envelope.id` (202 new, 200 replay), wakes a hibernated session, and
 //! refuses an archived one with `409 session_archived`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{Caller, Need, sha256_hex};
-use crate::dto::{Body, EventsQuery, Steer, page_limit};
+use crate::dto::{EventsQuery, Steer};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::events::events_page;
+use crate::input::{Body, Path, Query, check_idempotency_key, json_value, page_limit};
+use crate::routes::events::{after_of, events_page};
 use crate::routes::session_id;
 use crate::routes::sessions::{human_actor, input_to_body};
 use crate::store::{Draft, EventFilter, SteerOutcome};
@@ -38,12 +39,7 @@ async fn list(
     if crate::adopt::session(&state, &ns, &id).await?.is_none() {
         return Err(ApiError::NotFound("session"));
     }
-    let after = match q.after.as_deref().or(q.cursor.as_deref()) {
-        None | Some("") => 0,
-        Some(s) => s
-            .parse::<i64>()
-            .map_err(|_| ApiError::invalid("after", "after must be a seq"))?,
-    };
+    let after = after_of(&q)?;
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let filter = EventFilter {
         level: Some(Level::User),
@@ -63,21 +59,15 @@ async fn steer(
     let id = session_id(&id)?;
     let ns = caller.session(&state, &id, Need::Steer).await?;
     let fingerprint = sha256_hex(&req.to_string());
-    let parsed: Steer = serde_json::from_value(req)
-        .map_err(|e| ApiError::InvalidJson(format!("the body is not valid for this route: {e}")))?;
+    let parsed: Steer = json_value(req)?;
     let (body, refs, envelope_id) = match (&parsed.envelope, &parsed.text) {
         (Some(env), _) => input_to_body(env, "envelope")?,
         (None, Some(text)) => (json!({"text": text}), json!({}), None),
         (None, None) => return Err(ApiError::invalid("text", "text or envelope is required")),
     };
     let key = parsed.idempotency_key.clone().or(envelope_id);
-    if let Some(k) = &key
-        && (k.is_empty() || k.len() > 256)
-    {
-        return Err(ApiError::invalid(
-            "idempotency_key",
-            "idempotency_key must be 1-256 characters",
-        ));
+    if let Some(k) = &key {
+        check_idempotency_key("idempotency_key", k)?;
     }
     let draft = Draft {
         type_: "user.message".to_owned(),

@@ -3,7 +3,7 @@
 //! list (newest first), get, cancel and archive (both answer the Session). The store row is the
 //! read model; the `Session` object is the desired state for the operator.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,8 +19,12 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{Caller, DEFAULT_TTL, Scopes, sha256_hex};
-use crate::dto::{Body, CreateSession, SessionsQuery, check_model, page_limit};
+use crate::dto::{CreateSession, SessionsQuery, check_model};
 use crate::error::{ApiError, ApiResult};
+use crate::input::{
+    Body, Path, Query, check_idempotency_key, cursor, idempotency_key, json_value, page_limit,
+    rfc3339,
+};
 use crate::routes::agents::find_agent;
 use crate::routes::client_tokens::mint_token;
 use crate::routes::{page, session_id};
@@ -137,8 +141,8 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let ns = caller.org()?.to_owned();
     let fingerprint = sha256_hex(&req.to_string());
-    let parsed: CreateSession = serde_json::from_value(req)
-        .map_err(|e| ApiError::InvalidJson(format!("the body is not valid for this route: {e}")))?;
+    let parsed: CreateSession = json_value(req)?;
+    let idempotency = idempotency_key(&headers)?;
     let agent_id = parsed
         .agent
         .clone()
@@ -176,10 +180,8 @@ async fn create(
             ));
         }
     }
-    if let Some(k) = &parsed.key
-        && (k.is_empty() || k.len() > 256)
-    {
-        return Err(ApiError::invalid("key", "key must be 1-256 characters"));
+    if let Some(k) = &parsed.key {
+        check_idempotency_key("key", k)?;
     }
     let limits = parsed.limits.as_ref().map(|l| l.validate()).transpose()?;
     let agent = find_agent(&state, &ns, &agent_id).await?;
@@ -223,8 +225,8 @@ async fn create(
     if let Some(k) = &parsed.key {
         claims.push((format!("key:{ns}"), k.clone(), fingerprint.clone()));
     }
-    if let Some(k) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
-        claims.push((format!("idem:{ns}"), k.to_owned(), fingerprint.clone()));
+    if let Some(k) = idempotency {
+        claims.push((format!("idem:{ns}"), k, fingerprint.clone()));
     }
     let new = NewSession {
         id: id.to_string(),
@@ -319,18 +321,6 @@ async fn create(
     ))
 }
 
-fn parse_time(param: &str, value: &Option<String>) -> ApiResult<Option<i64>> {
-    value
-        .as_deref()
-        .filter(|v| !v.is_empty())
-        .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(v)
-                .map(|t| t.timestamp())
-                .map_err(|_| ApiError::invalid(param, format!("{param} must be an RFC 3339 time")))
-        })
-        .transpose()
-}
-
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -338,13 +328,7 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let ns = caller.org()?;
     let limit = page_limit(q.limit.as_deref(), 50, 200)?;
-    let below_n = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| ApiError::invalid("cursor", "unknown cursor"))?,
-        ),
-    };
+    let below_n = cursor(q.cursor.as_deref())?;
     let rows = state
         .store()
         .list_sessions(
@@ -353,8 +337,8 @@ async fn list(
                 agent: q.agent.clone(),
                 status: q.status.clone(),
                 key: q.key.clone(),
-                after: parse_time("after", &q.after)?,
-                before: parse_time("before", &q.before)?,
+                after: rfc3339("after", q.after.as_deref())?,
+                before: rfc3339("before", q.before.as_deref())?,
                 below_n,
                 limit,
             },

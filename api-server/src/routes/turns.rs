@@ -1,15 +1,16 @@
 //! `GET /v3/sessions/{id}/result`, `GET …/turns` (newest first) and `GET …/turns/{turnId}`:
 //! org key only.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::dto::{PageQuery, page_limit};
+use crate::dto::PageQuery;
 use crate::error::{ApiError, ApiResult};
+use crate::input::{Path, Query, cursor, page_limit};
 use crate::routes::page;
 use crate::routes::sessions::org_session;
 use crate::translate::turn_to_wire;
@@ -54,13 +55,7 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let (_, row) = org_session(&state, &caller, &id).await?;
     let limit = page_limit(q.limit.as_deref(), 50, 200)?;
-    let below = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| ApiError::invalid("cursor", "unknown cursor"))?,
-        ),
-    };
+    let below = cursor(q.cursor.as_deref())?;
     let turns = state.store().list_turns(&row.id, below, limit).await?;
     let next = (turns.len() as i64 == limit)
         .then(|| turns.last().map(|t| t.number.to_string()))

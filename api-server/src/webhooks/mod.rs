@@ -14,6 +14,7 @@ pub mod signing;
 pub mod worker;
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
@@ -25,6 +26,9 @@ use sealpod_resources::runtime_api::Level;
 pub struct Config {
     /// Admit `http://` and loopback destinations (local mode and tests).
     pub allow_insecure: bool,
+    /// The platform's own listeners (this server's public, runtime and admin addresses, and
+    /// `--webhooks-deny-addr`): never a destination, in any mode ([`guard::reaches`]).
+    pub deny: Vec<SocketAddr>,
     /// Delay after failed attempt k (1-based) before attempt k+1; the last entry repeats.
     pub schedule: Vec<Duration>,
     /// Attempts before `dead_letter`.
@@ -41,6 +45,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             allow_insecure: false,
+            deny: Vec::new(),
             schedule: [1, 5, 30, 120, 600, 3600]
                 .into_iter()
                 .map(Duration::from_secs)

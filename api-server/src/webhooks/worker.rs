@@ -151,7 +151,7 @@ async fn deliver(state: &AppState, d: Delivery) {
     }
     let started = Instant::now();
     // The guard runs at every send: DNS may have changed since the destination was created.
-    let result = match guard::check(&dest.url, config.allow_insecure).await {
+    let result = match guard::check(&dest.url, &config).await {
         Ok((url, addr)) => client::post(&url, addr, &headers, body, config.timeout).await,
         Err(refused) => Err(refused.to_string()),
     };

@@ -462,7 +462,10 @@ mod tests {
         assert_eq!(query_tokens(Some("token=a%2Eb+c")), vec!["a.b c"]);
         assert_eq!(query_tokens(Some("token=abc%")), vec!["abc%"]);
         assert_eq!(query_tokens(Some("token=%a\u{e9}")), vec!["%a\u{e9}"]);
-        assert_eq!(query_tokens(Some("%74oken=x&token=y&tokens=z")), vec!["x", "y"]);
+        assert_eq!(
+            query_tokens(Some("%74oken=x&token=y&tokens=z")),
+            vec!["x", "y"]
+        );
         assert!(query_tokens(None).is_empty());
         for org in ["osb_1", " osb_1", "Bearer osb_1", "\tosb_1"] {
             assert!(looks_like_org_key(org), "{org}");

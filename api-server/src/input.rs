@@ -199,11 +199,11 @@ pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
 pub fn seq(param: &str, raw: Option<&str>) -> ApiResult<i64> {
     match raw.map(str::trim) {
         None | Some("") => Ok(0),
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::invalid(param, format!("{param} must be a non-negative seq"))),
+        Some(s) => {
+            s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::invalid(param, format!("{param} must be a non-negative seq"))
+            })
+        }
     }
 }
 
@@ -338,13 +338,19 @@ mod tests {
         assert_eq!(e.to_string(), "ttl must be an integer in range");
         assert!(!message(&e).contains("SECRET"), "{e:?}");
         let e = json_body::<CreateAgent>(br#"{"limits": {"turns": -1}}"#).expect_err("range");
-        assert_eq!(e.to_string(), "limits.turns must be a non-negative integer in range");
+        assert_eq!(
+            e.to_string(),
+            "limits.turns must be a non-negative integer in range"
+        );
         let e = json_body::<MintToken>(br#"{"scopes": ["read", 7]}"#).expect_err("item");
         assert_eq!(e.to_string(), "scopes[1] must be a string");
         let e = json_body::<MintToken>(br#""sk-ant-SECRET""#).expect_err("shape");
         assert_eq!(e.to_string(), "the body must be an object");
         let e = json_body::<MintToken>(br#"{"ttl": 60} trailing"#).expect_err("trailing");
-        assert!(e.to_string().starts_with("the body is not valid JSON"), "{e}");
+        assert!(
+            e.to_string().starts_with("the body is not valid JSON"),
+            "{e}"
+        );
         let e = json_body::<MintToken>(br#"{"ttl": "sk-ant-api03-SECRET"#).expect_err("eof");
         assert!(!message(&e).contains("SECRET"), "{e:?}");
         assert!(json_body::<MintToken>(b"  \n").is_ok());
@@ -371,7 +377,13 @@ mod tests {
     #[test]
     fn hidden_characters_are_refused() {
         for bad in [
-            "a\0b", "tab\there", "\u{7f}", "\u{85}", "\u{202e}txt.exe", "\u{2066}x", "\u{200f}",
+            "a\0b",
+            "tab\there",
+            "\u{7f}",
+            "\u{85}",
+            "\u{202e}txt.exe",
+            "\u{2066}x",
+            "\u{200f}",
             "\u{61c}",
         ] {
             let e = check_label("name", bad).expect_err(bad);

@@ -118,8 +118,18 @@ fn tricky() -> impl Strategy<Value = String> {
 fn query() -> impl Strategy<Value = String> {
     (
         prop::sample::select(vec![
-            "", "token=", "after=", "cursor=", "limit=", "level=", "type=", "status=", "before=",
-            "wait_seconds=", "stream=sse&token=", "after=1&after=",
+            "",
+            "token=",
+            "after=",
+            "cursor=",
+            "limit=",
+            "level=",
+            "type=",
+            "status=",
+            "before=",
+            "wait_seconds=",
+            "stream=sse&token=",
+            "after=1&after=",
         ]),
         tricky(),
     )
@@ -265,7 +275,11 @@ async fn names_and_keys_with_control_or_bidi_characters_are_refused() {
     ];
     for h in hidden {
         // Agent names: in the middle, at the start, at the end.
-        for name in [format!("rev{h}iewer"), format!("{h}reviewer"), format!("reviewer{h}")] {
+        for name in [
+            format!("rev{h}iewer"),
+            format!("{h}reviewer"),
+            format!("reviewer{h}"),
+        ] {
             let (s, v) = env
                 .call(
                     "POST",
@@ -396,14 +410,54 @@ async fn invalid_json_errors_name_the_field_not_the_value() {
     let (id, _) = env.session(&agent, "hi").await;
     // A key pasted into a field of another type, on each body the API reads.
     let cases = [
-        ("POST", format!("/v3/sessions/{id}/client-tokens"), json!({"ttl": KEY}), "ttl"),
-        ("POST", "/v3/credentials".to_owned(), json!({"key": "sk-ant-ok-0000", "is_default": KEY}), "is_default"),
-        ("POST", "/v3/agents".to_owned(), json!({"name": "n", "model": "anthropic/claude-x", "limits": {"turns": KEY}}), "limits.turns"),
-        ("POST", "/v3/sessions".to_owned(), json!({"agent": agent, "input": "x", "limits": {"tokens": KEY}}), "limits.tokens"),
-        ("POST", "/v3/sessions".to_owned(), json!({"agent": agent, "input": "x", "model": [KEY]}), "model"),
-        ("POST", format!("/v3/sessions/{id}/messages"), json!({"text": "x", "idempotency_key": {"k": KEY}}), "idempotency_key"),
-        ("PATCH", format!("/v3/agents/{agent}"), json!({"prompt": [KEY]}), "prompt"),
-        ("POST", format!("/v3/sessions/{id}/client-tokens"), json!({"scopes": ["read", {"x": KEY}]}), "scopes[1]"),
+        (
+            "POST",
+            format!("/v3/sessions/{id}/client-tokens"),
+            json!({"ttl": KEY}),
+            "ttl",
+        ),
+        (
+            "POST",
+            "/v3/credentials".to_owned(),
+            json!({"key": "sk-ant-ok-0000", "is_default": KEY}),
+            "is_default",
+        ),
+        (
+            "POST",
+            "/v3/agents".to_owned(),
+            json!({"name": "n", "model": "anthropic/claude-x", "limits": {"turns": KEY}}),
+            "limits.turns",
+        ),
+        (
+            "POST",
+            "/v3/sessions".to_owned(),
+            json!({"agent": agent, "input": "x", "limits": {"tokens": KEY}}),
+            "limits.tokens",
+        ),
+        (
+            "POST",
+            "/v3/sessions".to_owned(),
+            json!({"agent": agent, "input": "x", "model": [KEY]}),
+            "model",
+        ),
+        (
+            "POST",
+            format!("/v3/sessions/{id}/messages"),
+            json!({"text": "x", "idempotency_key": {"k": KEY}}),
+            "idempotency_key",
+        ),
+        (
+            "PATCH",
+            format!("/v3/agents/{agent}"),
+            json!({"prompt": [KEY]}),
+            "prompt",
+        ),
+        (
+            "POST",
+            format!("/v3/sessions/{id}/client-tokens"),
+            json!({"scopes": ["read", {"x": KEY}]}),
+            "scopes[1]",
+        ),
     ];
     for (method, path, body, field) in cases {
         let (s, v) = env.call(method, &path, a, Some(body)).await;

@@ -115,16 +115,14 @@ async fn client_tokens_in_urls_open_only_the_sse_stream() {
     ] {
         let (s, content_type, v) = send(&env, request("GET", &uri, None, accept)).await;
         assert_eq!(s, StatusCode::OK, "{uri}: {v}");
-        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
     }
     // Every other route, including the JSON page of the same path.
     let (_, event) = env
-        .call(
-            "GET",
-            &format!("{events}?limit=1"),
-            Some(&env.key_a),
-            None,
-        )
+        .call("GET", &format!("{events}?limit=1"), Some(&env.key_a), None)
         .await;
     let event_id = event["data"][0]["id"].as_str().expect("event id");
     for (method, route) in [

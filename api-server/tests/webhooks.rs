@@ -742,13 +742,16 @@ async fn the_platform_listeners_are_refused_even_in_local_mode() {
             .expect("session");
     }
     steer(&env, &id, "ping").await;
-    let all = eventually("the app delivered and the listeners dead-lettered", || async {
-        let d = deliveries(&env, &id, "").await;
-        let settled = d.len() == 3
-            && d.iter()
-                .all(|x| x["status"] == "delivered" || x["status"] == "dead_letter");
-        settled.then_some(d)
-    })
+    let all = eventually(
+        "the app delivered and the listeners dead-lettered",
+        || async {
+            let d = deliveries(&env, &id, "").await;
+            let settled = d.len() == 3
+                && d.iter()
+                    .all(|x| x["status"] == "delivered" || x["status"] == "dead_letter");
+            settled.then_some(d)
+        },
+    )
     .await;
     for d in &all {
         if d["destination"] == did {

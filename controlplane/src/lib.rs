@@ -122,6 +122,8 @@ pub struct Config {
 #[derive(Debug)]
 pub struct ControlPlane {
     url: String,
+    /// Every port the control plane listens on (127.0.0.1).
+    ports: Vec<u16>,
     pki: Pki,
     dir: PathBuf,
     /// Started in order: etcd, the API server, the controller manager.
@@ -154,6 +156,7 @@ impl ControlPlane {
         let url = format!("https://127.0.0.1:{api_port}");
         let mut plane = ControlPlane {
             url,
+            ports: vec![api_port],
             pki,
             dir,
             children: Vec::new(),
@@ -168,6 +171,7 @@ impl ControlPlane {
     async fn start_children(&mut self, programs: &Programs, api_port: u16) -> Result<(), Error> {
         let log = |name: &str| self.dir.join("logs").join(format!("{name}.log"));
         let (client_port, peer_port) = (free_port()?, free_port()?);
+        self.ports.extend([client_port, peer_port]);
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let etcd_args = vec![
@@ -234,6 +238,8 @@ impl ControlPlane {
         self.children.push(apiserver);
         ready?;
 
+        let kcm_port = free_port()?;
+        self.ports.push(kcm_port);
         let kubeconfig = self.dir.join("controller-manager.kubeconfig");
         self.pki
             .write_kubeconfig(&kubeconfig, &self.url, User::ControllerManager)?;
@@ -242,7 +248,7 @@ impl ControlPlane {
             arg("authentication-kubeconfig", kubeconfig.display()),
             arg("authorization-kubeconfig", kubeconfig.display()),
             arg("bind-address", "127.0.0.1"),
-            arg("secure-port", free_port()?),
+            arg("secure-port", kcm_port),
             arg("service-account-private-key-file", pki("sa.key")),
             arg("root-ca-file", pki("ca.crt")),
             arg("service-cluster-ip-range", SERVICE_CIDR),
@@ -292,6 +298,15 @@ impl ControlPlane {
     /// The API server's URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Every address the control plane listens on (the API server, etcd's client and peer
+    /// ports, the controller manager's), e.g. to keep webhooks away from them.
+    pub fn listeners(&self) -> Vec<SocketAddr> {
+        self.ports
+            .iter()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+            .collect()
     }
 
     /// The directory of the control plane's logs.

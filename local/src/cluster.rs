@@ -73,6 +73,14 @@ impl Cluster {
         }
     }
 
+    /// Every address it listens on.
+    pub fn listeners(&self) -> Vec<SocketAddr> {
+        match self {
+            Cluster::Dev(c) => vec![c.addr()],
+            Cluster::Kubernetes(c) => c.listeners(),
+        }
+    }
+
     /// Writes the admin kubeconfig.
     pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
         match self {

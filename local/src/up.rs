@@ -152,14 +152,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     tracing::info!(url = %cluster.url(), control_plane = cluster.name(), "the control plane is up");
 
     let mut running: Vec<Child> = Vec::new();
+    let access = ClusterAccess {
+        kubeconfig: kubeconfig.clone(),
+        client: client.clone(),
+        listeners: cluster.listeners(),
+    };
     let result = start_children(
         &args,
         &data,
         &ports,
         &bin_dir,
         &egress,
-        &kubeconfig,
-        &client,
+        &access,
         &mut running,
     )
     .await;
@@ -233,16 +237,24 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// How the children reach the control plane, and where it listens.
+struct ClusterAccess {
+    kubeconfig: PathBuf,
+    client: kube::Client,
+    /// Platform listeners webhooks must never reach.
+    listeners: Vec<SocketAddr>,
+}
+
 async fn start_children(
     args: &UpArgs,
     data: &DataDir,
     ports: &Ports,
     bin_dir: &Path,
     egress: &Egress,
-    kubeconfig: &Path,
-    client: &kube::Client,
+    access: &ClusterAccess,
     running: &mut Vec<Child>,
 ) -> anyhow::Result<String> {
+    let (kubeconfig, client) = (access.kubeconfig.as_path(), &access.client);
     let system_ns = DEFAULT_SYSTEM_NAMESPACE;
     let kube_env = [("KUBECONFIG", kubeconfig.display().to_string())];
     let log = |name: &str| data.path(&format!("logs/{name}.log"));
@@ -343,12 +355,17 @@ async fn start_children(
         // Local apps receive webhooks on http://127.0.0.1; the platform's own ports on loopback
         // stay refused (the API server adds its own three listeners).
         "--webhooks-allow-insecure".to_owned(),
-        format!("--webhooks-deny-addr=127.0.0.1:{}", ports.cluster),
         format!("--webhooks-deny-addr=127.0.0.1:{}", ports.operator),
     ];
+    for listener in &access.listeners {
+        api_args.push(format!("--webhooks-deny-addr={listener}"));
+    }
     if args.fake_model {
         api_args.push(format!("--managed-credential={FAKE_MODEL_CREDENTIAL}"));
-        api_args.push(format!("--webhooks-deny-addr=127.0.0.1:{}", ports.fake_model));
+        api_args.push(format!(
+            "--webhooks-deny-addr=127.0.0.1:{}",
+            ports.fake_model
+        ));
     }
     let mut api = children::spawn(Spawn {
         name: "api-server",

@@ -309,11 +309,6 @@ impl ControlPlane {
             .collect()
     }
 
-    /// The directory of the control plane's logs.
-    pub fn log_dir(&self) -> PathBuf {
-        self.dir.join("logs")
-    }
-
     /// Writes an admin kubeconfig (`system:masters`, mode 0600).
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), Error> {
         self.pki.write_kubeconfig(path, &self.url, User::Admin)
@@ -321,10 +316,9 @@ impl ControlPlane {
 
     /// An admin client.
     pub async fn client(&self) -> Result<kube::Client, Error> {
-        let path = self.dir.join("admin.kubeconfig");
-        self.write_kubeconfig(&path)?;
+        let yaml = self.pki.kubeconfig(&self.url, User::Admin)?;
         let kubeconfig =
-            kube::config::Kubeconfig::read_from(&path).map_err(|e| Error::Client(e.to_string()))?;
+            kube::config::Kubeconfig::from_yaml(&yaml).map_err(|e| Error::Client(e.to_string()))?;
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .map_err(|e| Error::Client(e.to_string()))?;

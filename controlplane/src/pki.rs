@@ -205,6 +205,11 @@ impl Pki {
 
     /// Writes a kubeconfig (mode 0600) for `user` against `server`.
     pub fn write_kubeconfig(&self, path: &Path, server: &str, user: User) -> Result<(), Error> {
+        write(path, &self.kubeconfig(server, user)?, 0o600)
+    }
+
+    /// A kubeconfig (YAML) for `user` against `server`, with the CA and the user's key inline.
+    pub fn kubeconfig(&self, server: &str, user: User) -> Result<String, Error> {
         let identity = self.identity(user)?;
         let b64 = |s: &str| BASE64.encode(s);
         let doc = serde_json::json!({
@@ -224,8 +229,7 @@ impl Pki {
             "current-context": "sealpod",
             "preferences": {},
         });
-        let yaml = serde_saphyr::to_string(&doc).map_err(|e| Error::Pki(e.to_string()))?;
-        write(path, &yaml, 0o600)
+        serde_saphyr::to_string(&doc).map_err(|e| Error::Pki(e.to_string()))
     }
 }
 

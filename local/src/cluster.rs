@@ -98,12 +98,16 @@ impl Cluster {
         })
     }
 
-    /// Installs (or updates) the CRDs and waits until they are served.
-    pub async fn install_crds(&self, crds: &[CustomResourceDefinition]) -> anyhow::Result<()> {
+    /// Installs (or updates) the CRDs with `client` and waits until they are served.
+    pub async fn install_crds(
+        &self,
+        client: &kube::Client,
+        crds: &[CustomResourceDefinition],
+    ) -> anyhow::Result<()> {
         match self {
             Cluster::Dev(c) => c.install_crds(crds).await?,
-            Cluster::Kubernetes(c) => {
-                sealpod_controlplane::install_crds(&c.client().await?, crds, MANAGER).await?;
+            Cluster::Kubernetes(_) => {
+                sealpod_controlplane::install_crds(client, crds, MANAGER).await?;
             }
         }
         Ok(())

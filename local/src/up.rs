@@ -140,7 +140,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .collect();
     let client = cluster.client().await?;
     let prepared = async {
-        cluster.install_crds(&crds).await?;
+        cluster.install_crds(&client, &crds).await?;
         bootstrap::ensure_namespace(&client, system_ns).await?;
         bootstrap::ensure_namespace(&client, &args.namespace).await?;
         anyhow::Ok(())

@@ -115,8 +115,7 @@ pub fn spawn(what: Spawn<'_>) -> Result<Child, ChildError> {
         // A group of its own: Ctrl-C in a terminal signals the launcher's group only, and the
         // launcher stops its children in order (an API server outlives its clients, etcd its
         // API server).
-        .process_group(0)
-        .kill_on_drop(true);
+        .process_group(0);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("SEALPOD_") {
             cmd.env_remove(key);
@@ -211,6 +210,23 @@ impl Child {
         {
             tracing::warn!(child = %self.name, "did not stop in time; killing it");
             let _ = self.process.kill().await;
+        }
+    }
+}
+
+impl Drop for Child {
+    /// A child still running when its owner is dropped (a panicking test, an early return) is
+    /// killed and reaped before the drop returns, so its state directory can be removed next.
+    fn drop(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        let _ = self.process.start_kill();
+        for _ in 0..200 {
+            if self.exited().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

@@ -3,18 +3,57 @@
 //! `crds/` is generated from the types by `cargo run -p sealpod-resources --bin crdgen`; a test
 //! fails when the committed files differ from what the types generate.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
 use kube::CustomResourceExt;
 
 use crate::{Agent, Credential, Session};
 
 /// Each CRD with the file name it is written to under `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![
+    let mut crds = vec![
         ("agents.yaml", Agent::crd()),
         ("credentials.yaml", Credential::crd()),
         ("sessions.yaml", Session::crd()),
-    ]
+    ];
+    for (_, crd) in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                kubernetes_formats(schema);
+            }
+        }
+    }
+    crds
+}
+
+/// Rewrites the integer formats the generator gives unsigned fields (`uint32`, `uint64`), which
+/// kube-apiserver does not recognise (it warns on every CRD apply), to `int64`: the fields
+/// already carry `minimum`, and every value they hold fits. (A property named `format` has an
+/// object as its value, never one of these strings.)
+fn kubernetes_formats(schema: &mut JSONSchemaProps) {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    if key == "format" && matches!(v.as_str(), Some("uint32" | "uint64")) {
+                        *v = serde_json::Value::from("int64");
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&*schema).expect("a schema serializes");
+    walk(&mut value);
+    *schema = serde_json::from_value(value).expect("a rewritten schema deserializes");
 }
 
 /// Header written at the top of every generated file.

@@ -1,4 +1,5 @@
-//! Test harness: a devcluster with sealpod's CRDs, two tenants with org keys, the sealing public
+//! Test harness: a cluster with sealpod's CRDs (devcluster, or the real control plane with
+//! `SEALPOD_TEST_CONTROL_PLANE=kubernetes`), two tenants with org keys, the sealing public
 //! key published (the private set kept here to open sealed values), a SQLite store in a temp
 //! dir (or PostgreSQL when `SEALPOD_TEST_POSTGRES_URL` is set), and the three routers.
 #![allow(dead_code, unreachable_pub)]
@@ -11,7 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use sealpod_api_server::kube::Cluster;
@@ -21,6 +22,7 @@ use sealpod_api_server::{AppState, Settings, admin_app, app, runtime_app};
 use sealpod_resources::labels::{SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP};
 use sealpod_resources::runtime_token::Scope;
 use sealpod_resources::sealing::KeySet;
+use sealpod_testkit::TestCluster;
 use serde_json::Value;
 use tokio::sync::watch;
 use tower::ServiceExt as _;
@@ -30,7 +32,7 @@ pub const TENANT_A: &str = "tenant-a";
 pub const TENANT_B: &str = "tenant-b";
 
 pub struct Env {
-    pub cluster: devcluster::DevCluster,
+    pub cluster: TestCluster,
     pub kube: Cluster,
     pub state: AppState,
     pub app: Router,
@@ -61,18 +63,6 @@ impl Default for Options {
     }
 }
 
-async fn ensure_namespace(client: &kube::Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    let _ = api.create(&PostParams::default(), &ns).await;
-}
-
 pub async fn publish_sealing_key(client: &kube::Client, keys: &KeySet) {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), SYSTEM);
     let cm = ConfigMap {
@@ -97,18 +87,8 @@ impl Env {
     }
 
     pub async fn start_with(opts: Options) -> Env {
-        let cluster = devcluster::DevCluster::start(devcluster::Config::default())
-            .await
-            .expect("devcluster");
-        let crds: Vec<_> = sealpod_resources::crds::all()
-            .into_iter()
-            .map(|(_, c)| c)
-            .collect();
-        cluster.install_crds(&crds).await.expect("crds");
+        let cluster = TestCluster::start(&[SYSTEM, TENANT_A, TENANT_B]).await;
         let client = cluster.client();
-        for ns in [SYSTEM, TENANT_A, TENANT_B] {
-            ensure_namespace(&client, ns).await;
-        }
         let keys = KeySet::generate();
         if opts.sealing {
             publish_sealing_key(&client, &keys).await;

@@ -1,45 +1,27 @@
-//! Shared harness of the controller tests: a devcluster with the CRDs and namespaces, the real
-//! operator started against it, a recording stand-in for the API server's runtime API, and
+//! Shared harness of the controller tests: a cluster with the CRDs and namespaces (devcluster, or
+//! the real control plane with `SEALPOD_TEST_CONTROL_PLANE=kubernetes`), the real operator
+//! started against it, a recording stand-in for the API server's runtime API, and
 //! helpers that seal credentials with the cluster's published public key.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use clap::Parser;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use sealpod_operator::{Config, Running};
 use sealpod_resources::credential::CredentialSpec;
 use sealpod_resources::labels;
 use sealpod_resources::sealing::PublicKeySet;
+use sealpod_testkit::TestCluster;
+pub use sealpod_testkit::eventually;
 use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 pub const NS: &str = "tenant-a";
 pub const SYSTEM: &str = "sealpod-system";
-
-/// Polls `f` every 50 ms until it returns `Some`, failing after a generous bound.
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The stand-in runtime API: records the bearer tokens of `POST /runtime/v1/revoke`.
 pub struct FakeApi {
@@ -84,7 +66,7 @@ pub async fn fake_api() -> FakeApi {
 }
 
 pub struct Harness {
-    pub cluster: devcluster::DevCluster,
+    pub cluster: TestCluster,
     pub client: Client,
     pub api: FakeApi,
     /// Whether the cluster serves PersistentVolumeClaims (else workspaces are emptyDirs).
@@ -122,29 +104,8 @@ impl Harness {
             )
             .with_test_writer()
             .try_init();
-        let cluster = devcluster::DevCluster::start(devcluster::Config::default())
-            .await
-            .expect("devcluster");
-        let crds: Vec<_> = sealpod_resources::crds::all()
-            .into_iter()
-            .map(|(_, c)| c)
-            .collect();
-        cluster.install_crds(&crds).await.expect("crds");
+        let cluster = TestCluster::start(&[NS, SYSTEM]).await;
         let client = cluster.client();
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        for ns in [NS, SYSTEM] {
-            let n = Namespace {
-                metadata: ObjectMeta {
-                    name: Some(ns.to_owned()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            };
-            namespaces
-                .create(&PostParams::default(), &n)
-                .await
-                .expect("namespace");
-        }
         let api = fake_api().await;
         let claims = client
             .list_core_api_resources("v1")

@@ -1,6 +1,8 @@
-//! The real operator against devcluster: children and owner references, conditions following
+//! The real operator against the test cluster (devcluster, or the real control plane with
+//! `SEALPOD_TEST_CONTROL_PLANE=kubernetes`): children and owner references, conditions following
 //! the (simulated) pod, hibernate → wake → archive, pod loss and recreation with backoff,
-//! credential rotation, deletion with the finalizer, leader election, invalid specs, the proxy's
+//! credential rotation, deletion with the finalizer (of the Session and of its namespace), leader
+//! election, invalid specs, the proxy's
 //! resolver-override and upstream-CA flags, and a scan of every object for the real key.
 
 mod common;
@@ -8,7 +10,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Harness, NS, eventually};
-use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{
+    Event as CoreEvent, Namespace, PersistentVolumeClaim, Pod, Secret,
+};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -668,6 +672,76 @@ async fn deleting_a_session_revokes_its_tokens_and_collects_everything() {
     if h.claims {
         wait_gone::<PersistentVolumeClaim>(&h, "ses-five-workspace").await;
     }
+    op.stop().await.expect("stop");
+}
+
+/// The `runtime:<namespace>:<session>` part of a runtime token's payload (its nonce cut).
+fn session_of(token: &str) -> String {
+    use base64::Engine as _;
+    let payload = token
+        .strip_prefix("sprt_")
+        .and_then(|t| t.split('.').next())
+        .expect("a runtime token");
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64");
+    let text = String::from_utf8(decoded).expect("utf8");
+    text.rsplit_once(':').expect("a nonce").0.to_owned()
+}
+
+/// Deleting the tenant namespace deletes its Sessions (the namespace controller), which the
+/// operator finalizes (the tokens revoked) before the namespace and every child are gone.
+#[tokio::test]
+async fn deleting_the_namespace_revokes_its_sessions_and_collects_everything() {
+    let h = Harness::new().await;
+    let op = h.operator("replica-a", &[]).await;
+    setup(&h).await;
+    new_session(&h, "ses-ns").await;
+    wait_pod(&h, "ses-ns").await;
+    let secrets: Api<Secret> = api(&h);
+    let token = eventually("runtime secret", || {
+        let secrets = secrets.clone();
+        async move { secrets.get_opt("ses-ns-runtime").await.ok().flatten() }
+    })
+    .await;
+    let token = data(&token, RUNTIME_SECRET_TOKEN_ENTRY);
+
+    let namespaces: Api<Namespace> = Api::all(h.client.clone());
+    namespaces
+        .delete(NS, &DeleteParams::default())
+        .await
+        .expect("delete the namespace");
+    eventually("the namespace gone", || {
+        let namespaces = namespaces.clone();
+        async move { matches!(namespaces.get_opt(NS).await, Ok(None)).then_some(()) }
+    })
+    .await;
+    // The namespace controller may delete the runtime Secret before the Session: the operator
+    // then revokes with a fresh token of the same session (revocation is per session).
+    let revoked = h.api.revoked.lock().expect("lock").clone();
+    assert_eq!(revoked.len(), 1, "the session was finalized once");
+    assert_eq!(
+        session_of(&revoked[0]),
+        session_of(&token),
+        "revoked with a token of the session"
+    );
+    let everywhere = ListParams::default().labels(&format!("{}=ses-ns", labels::SESSION_LABEL));
+    assert!(
+        Api::<Pod>::all(h.client.clone())
+            .list(&everywhere)
+            .await
+            .expect("pods")
+            .items
+            .is_empty()
+    );
+    assert!(
+        Api::<Secret>::all(h.client.clone())
+            .list(&everywhere)
+            .await
+            .expect("secrets")
+            .items
+            .is_empty()
+    );
     op.stop().await.expect("stop");
 }
 

@@ -579,8 +579,8 @@ async fn lifecycle(
     }
 }
 
-/// Revokes the session's runtime tokens with the API server (`POST /runtime/v1/revoke` with the
-/// session's own token). Unreachable: retried with backoff, then given up after the revoke
+/// Revokes the session's runtime tokens with the API server (`POST /runtime/v1/revoke` with a
+/// token of the session). Unreachable: retried with backoff, then given up after the revoke
 /// timeout (logged) so deletion is never blocked for good.
 async fn cleanup(session: Arc<Session>, ctx: &Context) -> Result<Action, Error> {
     let ns = session.namespace().unwrap_or_default();
@@ -595,10 +595,12 @@ async fn cleanup(session: Arc<Session>, ctx: &Context) -> Result<Action, Error> 
         .get_opt(&build::runtime_secret_name(&name))
         .await
         .map_err(Error::kube("get runtime secret"))?;
-    let Some(token) = entry(runtime.as_ref(), RUNTIME_SECRET_TOKEN_ENTRY).map(SecretString::new)
-    else {
-        return Ok(Action::await_change());
-    };
+    // Revocation covers every runtime token of the session, so any valid one will do: the
+    // session's own, or (its Secret already gone, e.g. the namespace is being deleted and took
+    // its Secrets first) a fresh one minted for the purpose.
+    let token = entry(runtime.as_ref(), RUNTIME_SECRET_TOKEN_ENTRY)
+        .map(SecretString::new)
+        .unwrap_or_else(|| ctx.token_key.mint(Scope::Runtime, &ns, &name));
     match revoke(ctx, &token).await {
         Ok(()) => {
             ctx.revokes

@@ -95,25 +95,46 @@ impl OrgKeys {
         }
     }
 
-    /// Watches org key Secrets in every namespace and keeps the cache current. Runs forever.
-    pub async fn run(&self, cluster: Cluster) {
-        let api: Api<K8sSecret> = Api::all(cluster.client().clone());
+    /// Watches org key Secrets in `namespaces` (empty: every namespace) and keeps the cache
+    /// current; ready once each namespace has been listed. Runs forever.
+    pub async fn run(&self, cluster: Cluster, namespaces: Vec<String>) {
+        let client = cluster.client().clone();
         let config =
             watcher::Config::default().labels(&format!("{COMPONENT_LABEL}={COMPONENT_API_KEY}"));
-        let mut stream = watcher(api, config).boxed();
-        let mut pending: HashMap<String, (String, String)> = HashMap::new();
-        while let Some(event) = stream.next().await {
+        // One watch per served namespace (RBAC granted per namespace), or one for the cluster.
+        let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+            vec![None]
+        } else {
+            namespaces.into_iter().map(Some).collect()
+        };
+        let streams = scopes.iter().enumerate().map(|(i, scope)| {
+            let api: Api<K8sSecret> = match scope {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            };
+            watcher(api, config.clone()).map(move |e| (i, e)).boxed()
+        });
+        let mut stream = futures::stream::select_all(streams);
+        let mut pending: Vec<HashMap<String, (String, String)>> =
+            vec![HashMap::new(); scopes.len()];
+        let mut listed = vec![false; scopes.len()];
+        while let Some((i, event)) = stream.next().await {
             match event {
-                Ok(watcher::Event::Init) => pending.clear(),
+                Ok(watcher::Event::Init) => pending[i].clear(),
                 Ok(watcher::Event::InitApply(s)) => {
                     if let Some((hash, owner)) = Self::entry(&s) {
-                        pending.insert(hash, owner);
+                        pending[i].insert(hash, owner);
                     }
                 }
                 Ok(watcher::Event::InitDone) => {
                     let mut map = self.by_hash.write().unwrap_or_else(|p| p.into_inner());
-                    *map = std::mem::take(&mut pending);
-                    self.ready.store(true, Ordering::Release);
+                    // The fresh list replaces what this scope held before.
+                    map.retain(|_, (ns, _)| scopes[i].as_ref().is_some_and(|scope| scope != ns));
+                    map.extend(pending[i].drain());
+                    listed[i] = true;
+                    if listed.iter().all(|l| *l) {
+                        self.ready.store(true, Ordering::Release);
+                    }
                 }
                 Ok(watcher::Event::Apply(s)) => self.apply(&s),
                 Ok(watcher::Event::Delete(s)) => self.remove(&s),

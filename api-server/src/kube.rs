@@ -7,6 +7,7 @@
 //! This module never reads a private sealing key and never writes a plaintext credential.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -21,10 +22,11 @@ use sealpod_resources::session::DesiredState;
 use sealpod_resources::{Agent, Credential, Session};
 use serde_json::{Value, json};
 
+/// How long [`Cluster::system_key`] waits for the operator to create a key Secret.
+pub const KEY_WAIT: Duration = Duration::from_secs(120);
+
 /// Entry of an org API key Secret holding the key's SHA-256 (hex).
 pub const API_KEY_HASH_ENTRY: &str = "sha256";
-/// Secret (system namespace) holding the HMAC key of client tokens, entry `key`.
-pub const CLIENT_TOKEN_KEY_SECRET: &str = "sealpod-client-token-key";
 
 /// A Kubernetes call failed.
 #[derive(Debug, thiserror::Error)]
@@ -359,6 +361,8 @@ impl Cluster {
 
     /// The bytes of entry `entry` of Secret `name` in the system namespace, creating the Secret
     /// with `generate()` if it does not exist (whoever creates it first wins; on 409 we read).
+    /// Without the right to create it (the chart's role), waits up to [`KEY_WAIT`] for the
+    /// operator to.
     pub async fn system_key(
         &self,
         name: &str,
@@ -389,6 +393,25 @@ impl Cluster {
             Ok(s) => Ok(read(s)),
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 Ok(read(api.get(name).await.map_err(op("get key secret"))?))
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                tracing::info!(
+                    secret = name,
+                    namespace = %self.system_namespace,
+                    "may not create the key Secret: waiting for the operator to"
+                );
+                let deadline = tokio::time::Instant::now() + KEY_WAIT;
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Some(secret) = api.get_opt(name).await.map_err(op("get key secret"))? {
+                        return Ok(read(secret));
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        return Err(op("wait for the operator's key secret")(kube::Error::Api(
+                            s,
+                        )));
+                    }
+                }
             }
             Err(e) => Err(op("create key secret")(e)),
         }

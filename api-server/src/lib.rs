@@ -31,7 +31,9 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sealpod_resources::runtime_token::{TOKEN_KEY_ENTRY, TOKEN_KEY_SECRET, TokenKey};
+use sealpod_resources::runtime_token::{
+    CLIENT_TOKEN_KEY_SECRET, TOKEN_KEY_ENTRY, TOKEN_KEY_SECRET, TokenKey, generate_client_token_key,
+};
 use sealpod_resources::secret::random_hex;
 use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -39,7 +41,7 @@ use tracing::Instrument as _;
 
 use crate::auth::{ClientTokenKey, OrgKeys};
 use crate::config::ServeArgs;
-use crate::kube::{CLIENT_TOKEN_KEY_SECRET, Cluster};
+use crate::kube::Cluster;
 use crate::lifecycle::StatusSync;
 use crate::metrics::Metrics;
 use crate::sse::Hub;
@@ -116,9 +118,11 @@ impl AppState {
         let runtime_key = TokenKey::from_bytes(&runtime_key)
             .ok_or(StartError::Key("runtime token key is too short"))?;
         let client_key = cluster
-            .system_key(CLIENT_TOKEN_KEY_SECRET, "key", || {
-                random_hex(32).into_bytes()
-            })
+            .system_key(
+                CLIENT_TOKEN_KEY_SECRET,
+                TOKEN_KEY_ENTRY,
+                generate_client_token_key,
+            )
             .await?;
         if client_key.len() < 32 {
             return Err(StartError::Key("client token key is too short"));
@@ -136,7 +140,8 @@ impl AppState {
             sync: StatusSync::default(),
             webhooks: webhooks::Webhooks::default(),
         }));
-        tokio::spawn(async move { org_keys.run(cluster).await });
+        let namespaces = state.settings().watch_namespaces.clone();
+        tokio::spawn(async move { org_keys.run(cluster, namespaces).await });
         tokio::spawn(lifecycle::run_status_sync(state.clone()));
         tokio::spawn(adopt::run(state.clone()));
         if state.store().backend() == store::Backend::Postgres {

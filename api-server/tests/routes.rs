@@ -1566,3 +1566,18 @@ async fn idle_sessions_hibernate_and_input_wakes_them() {
         "new input wakes it"
     );
 }
+
+/// With watch namespaces, org keys are watched in those namespaces only (RBAC granted per
+/// namespace allows no cluster-wide list): their keys work, the others' do not.
+#[tokio::test]
+async fn with_watch_namespaces_only_their_org_keys_authenticate() {
+    let env = Env::start_with(Options {
+        watch_namespaces: vec![TENANT_A.to_owned()],
+        ..Options::default()
+    })
+    .await;
+    let (s, v) = env.call("GET", "/v3/agents", Some(&env.key_a), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = env.call("GET", "/v3/agents", Some(&env.key_b), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+}

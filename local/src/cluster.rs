@@ -129,3 +129,23 @@ impl Cluster {
         }
     }
 }
+
+/// Writes to `out` (mode 0600) a kubeconfig like `admin` (same server and CA) whose user is the
+/// bearer token in `token_file`, referred to by its absolute path (never copied).
+pub fn write_token_kubeconfig(admin: &Path, token_file: &Path, out: &Path) -> anyhow::Result<()> {
+    let token_file = std::fs::canonicalize(token_file)
+        .with_context(|| format!("token file {}", token_file.display()))?;
+    let mut config = kube::config::Kubeconfig::read_from(admin)
+        .with_context(|| format!("reading {}", admin.display()))?;
+    for named in &mut config.auth_infos {
+        named.auth_info = Some(kube::config::AuthInfo {
+            token_file: Some(token_file.display().to_string()),
+            ..kube::config::AuthInfo::default()
+        });
+    }
+    // JSON is YAML: every kubeconfig reader takes it.
+    let text = serde_json::to_string_pretty(&config)?;
+    crate::state::write_private(out, &text)
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}

@@ -90,6 +90,24 @@ pub struct UpArgs {
     #[arg(long, env = "SEALPOD_UP_CONTROL_PLANE_BIN_DIR")]
     pub control_plane_bin_dir: Option<PathBuf>,
 
+    /// Namespaces the operator and the API server serve (comma-separated), as the chart's
+    /// `rbac.tenantNamespaces` tells them, for identities whose rights are granted per namespace.
+    /// Empty (the default): every namespace.
+    #[arg(long, env = "SEALPOD_UP_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+
+    /// Run the operator with the bearer token in this file instead of as admin: e.g. a token of
+    /// the Helm chart's operator ServiceAccount (`kubectl create token`), so it runs with exactly
+    /// the rights the chart grants it in a cluster. `up` itself still prepares the cluster as
+    /// admin. The file is read again whenever the token is needed (rotation works).
+    #[arg(long, env = "SEALPOD_UP_OPERATOR_TOKEN_FILE")]
+    pub operator_token_file: Option<PathBuf>,
+
+    /// Run the API server with the bearer token in this file instead of as admin (as
+    /// `--operator-token-file` does for the operator).
+    #[arg(long, env = "SEALPOD_UP_API_SERVER_TOKEN_FILE")]
+    pub api_server_token_file: Option<PathBuf>,
+
     /// Seconds between the API server's sweeps for idle sessions to hibernate.
     #[arg(long, env = "SEALPOD_UP_IDLE_SWEEP_SECONDS", default_value_t = 5)]
     pub idle_sweep_seconds: u64,

@@ -256,7 +256,18 @@ async fn start_children(
 ) -> anyhow::Result<String> {
     let (kubeconfig, client) = (access.kubeconfig.as_path(), &access.client);
     let system_ns = DEFAULT_SYSTEM_NAMESPACE;
-    let kube_env = [("KUBECONFIG", kubeconfig.display().to_string())];
+    // Each component's identity: the admin's, or the bearer token it was given.
+    let identity = |name: &str, token_file: Option<&Path>| match token_file {
+        Some(token_file) => {
+            let out = data.path(&format!("{name}.kubeconfig"));
+            crate::cluster::write_token_kubeconfig(kubeconfig, token_file, &out)?;
+            anyhow::Ok(out)
+        }
+        None => Ok(kubeconfig.to_path_buf()),
+    };
+    let operator_kubeconfig = identity("operator", args.operator_token_file.as_deref())?;
+    let api_server_kubeconfig = identity("api-server", args.api_server_token_file.as_deref())?;
+    let operator_env = [("KUBECONFIG", operator_kubeconfig.display().to_string())];
     let log = |name: &str| data.path(&format!("logs/{name}.log"));
     let runtime_api = SocketAddr::from((RUNTIME_API_IP, ports.runtime_api));
 
@@ -315,6 +326,9 @@ async fn start_children(
         "--identity=local".to_owned(),
         "--lease-duration-seconds=5".to_owned(),
     ];
+    let watch_namespaces = (!args.watch_namespaces.is_empty())
+        .then(|| format!("--watch-namespaces={}", args.watch_namespaces.join(",")));
+    op_args.extend(watch_namespaces.clone());
     for r in &egress.resolve {
         op_args.push(format!("--proxy-resolve={r}"));
     }
@@ -329,7 +343,7 @@ async fn start_children(
         program: &bin(bin_dir, "sealpod-operator"),
         hint: BUILD_HINT,
         args: &op_args,
-        env: &kube_env,
+        env: &operator_env,
         log: &log("operator"),
     })?;
     let op_addr = format!("127.0.0.1:{}", ports.operator);
@@ -350,13 +364,14 @@ async fn start_children(
             data.private_file("api.db")?.display()
         ),
         format!("--system-namespace={system_ns}"),
-        format!("--kubeconfig={}", kubeconfig.display()),
+        format!("--kubeconfig={}", api_server_kubeconfig.display()),
         format!("--idle-sweep-seconds={}", args.idle_sweep_seconds),
         // Local apps receive webhooks on http://127.0.0.1; the platform's own ports on loopback
         // stay refused (the API server adds its own three listeners).
         "--webhooks-allow-insecure".to_owned(),
         format!("--webhooks-deny-addr=127.0.0.1:{}", ports.operator),
     ];
+    api_args.extend(watch_namespaces);
     for listener in &access.listeners {
         api_args.push(format!("--webhooks-deny-addr={listener}"));
     }

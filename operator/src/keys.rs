@@ -15,7 +15,9 @@ use kube::{Api, Client};
 use sealpod_resources::labels::{
     self, SEALING_KEYS_ENTRY, SEALING_PRIVATE_SECRET, SEALING_PUBLIC_CONFIGMAP,
 };
-use sealpod_resources::runtime_token::{TOKEN_KEY_ENTRY, TOKEN_KEY_SECRET, TokenKey};
+use sealpod_resources::runtime_token::{
+    CLIENT_TOKEN_KEY_SECRET, TOKEN_KEY_ENTRY, TOKEN_KEY_SECRET, TokenKey, generate_client_token_key,
+};
 use sealpod_resources::sealing::KeySet;
 use sealpod_resources::secret::Secret as SecretString;
 
@@ -154,30 +156,58 @@ pub async fn renew_sealing_keys(client: &Client, namespace: &str) -> Result<KeyS
 /// Returns the runtime-token key, creating it on first start (the API server may have created
 /// it first: a conflict reads the existing one).
 pub async fn ensure_token_key(client: &Client, namespace: &str) -> Result<TokenKey, Error> {
+    let bytes = ensure_key_secret(client, namespace, TOKEN_KEY_SECRET, || {
+        TokenKey::generate().expose().to_vec()
+    })
+    .await?;
+    TokenKey::from_bytes(&bytes).ok_or_else(|| {
+        Error::Keys(format!(
+            "{TOKEN_KEY_SECRET} has no usable `{TOKEN_KEY_ENTRY}`"
+        ))
+    })
+}
+
+/// Creates the API server's client-token key on first start, so an API server that may not
+/// create Secrets (the chart's role) finds it; the operator never uses it.
+pub async fn ensure_client_token_key(client: &Client, namespace: &str) -> Result<(), Error> {
+    ensure_key_secret(
+        client,
+        namespace,
+        CLIENT_TOKEN_KEY_SECRET,
+        generate_client_token_key,
+    )
+    .await
+    .map(drop)
+}
+
+/// The `key` entry of key Secret `name`, creating the Secret with `generate()` when missing
+/// (whoever creates it first wins: a conflict reads the existing one).
+async fn ensure_key_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    generate: impl FnOnce() -> Vec<u8>,
+) -> Result<Vec<u8>, Error> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let read = |s: &Secret| {
         entry(s, TOKEN_KEY_ENTRY)
-            .and_then(TokenKey::from_bytes)
-            .ok_or_else(|| {
-                Error::Keys(format!(
-                    "{TOKEN_KEY_SECRET} has no usable `{TOKEN_KEY_ENTRY}`"
-                ))
-            })
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::Keys(format!("{name} has no `{TOKEN_KEY_ENTRY}`")))
     };
     if let Some(s) = secrets
-        .get_opt(TOKEN_KEY_SECRET)
+        .get_opt(name)
         .await
-        .map_err(Error::kube("get runtime-token key"))?
+        .map_err(Error::kube("get token key"))?
     {
         return read(&s);
     }
-    let key = TokenKey::generate();
+    let key = generate();
     let secret = Secret {
-        metadata: meta(TOKEN_KEY_SECRET, namespace),
+        metadata: meta(name, namespace),
         type_: Some("Opaque".to_owned()),
         data: Some(BTreeMap::from([(
             TOKEN_KEY_ENTRY.to_owned(),
-            ByteString(key.expose().to_vec()),
+            ByteString(key.clone()),
         )])),
         ..Secret::default()
     };
@@ -185,11 +215,11 @@ pub async fn ensure_token_key(client: &Client, namespace: &str) -> Result<TokenK
         Ok(_) => Ok(key),
         Err(e) if is_status(&e, 409) => {
             let s = secrets
-                .get(TOKEN_KEY_SECRET)
+                .get(name)
                 .await
-                .map_err(Error::kube("get runtime-token key"))?;
+                .map_err(Error::kube("get token key"))?;
             read(&s)
         }
-        Err(e) => Err(Error::kube("create runtime-token key")(e)),
+        Err(e) => Err(Error::kube("create token key")(e)),
     }
 }

@@ -123,6 +123,7 @@ async fn start_controllers(
     let ns = &config.system_namespace;
     let keys = keys::ensure_sealing_keys(client, ns).await?;
     let token_key = keys::ensure_token_key(client, ns).await?;
+    keys::ensure_client_token_key(client, ns).await?;
     let ctx = Arc::new(Context::new(
         client.clone(),
         config.clone(),

@@ -23,6 +23,15 @@ pub const RUNTIME_TOKEN_PREFIX: &str = "sprt_";
 pub const TOKEN_KEY_SECRET: &str = "sealpod-runtime-token-key";
 /// Entry of [`TOKEN_KEY_SECRET`].
 pub const TOKEN_KEY_ENTRY: &str = "key";
+/// Name of the Secret (operator's namespace) holding the HMAC key of the API server's client
+/// tokens under [`TOKEN_KEY_ENTRY`]: 64 hex characters, used as bytes. The operator creates it
+/// with the other keys, so an API server without the right to create Secrets finds it.
+pub const CLIENT_TOKEN_KEY_SECRET: &str = "sealpod-client-token-key";
+
+/// A new client-token key, in the form [`CLIENT_TOKEN_KEY_SECRET`] holds.
+pub fn generate_client_token_key() -> Vec<u8> {
+    random_hex(32).into_bytes()
+}
 /// Key, in a session's runtime Secret, of the runtime container's token.
 pub const RUNTIME_SECRET_TOKEN_ENTRY: &str = "token";
 /// Key, in a session's proxy Secret, of the sidecar's egress-event token.

@@ -63,6 +63,7 @@ UNVALIDATABLE = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 # Objects the operator bootstraps in the release namespace.
 SEALING_KEYS = "sealpod-sealing-keys"
 TOKEN_KEY = "sealpod-runtime-token-key"
+CLIENT_TOKEN_KEY = "sealpod-client-token-key"
 SEALING_PUBLIC = "sealpod-sealing-public"
 
 _TMP = tempfile.mkdtemp(prefix="sealpod-chart-")
@@ -536,9 +537,12 @@ class Rbac(unittest.TestCase):
                     for verb in ("get", "update"):
                         self.assertTrue(can(docs, OPERATOR, verb, "", res, NAMESPACE, obj))
                 self.assertFalse(can(docs, OPERATOR, "update", "", "configmaps", NAMESPACE, "other"))
-                # The API server reads the public keys and the token key, and changes neither.
+                # The API server reads the public keys and its two token keys (the operator
+                # creates both), and changes none of them.
                 self.assertTrue(can(docs, API, "get", "", "configmaps", NAMESPACE, SEALING_PUBLIC))
-                self.assertTrue(can(docs, API, "get", "", "secrets", NAMESPACE, TOKEN_KEY))
+                for key in (TOKEN_KEY, CLIENT_TOKEN_KEY):
+                    self.assertTrue(can(docs, OPERATOR, "get", "", "secrets", NAMESPACE, key))
+                    self.assertTrue(can(docs, API, "get", "", "secrets", NAMESPACE, key))
                 for verb in WRITE:
                     self.assertFalse(can(docs, API, verb, "", "configmaps", NAMESPACE, SEALING_PUBLIC))
 
@@ -551,9 +555,10 @@ class Rbac(unittest.TestCase):
             for ns in ("team-c", "kube-system", "default"):
                 for verb in ["get", "list"] + WRITE:
                     self.assertFalse(can(docs, sa, verb, "", "secrets", ns), f"{sa} {verb} secrets in {ns}")
-        # Here the API server cannot read the private sealing keys at all.
+        # Here the API server cannot read the private sealing keys at all, nor plant its own.
         for verb in ["get", "list", "watch"] + WRITE:
             self.assertFalse(can(docs, API, verb, "", "secrets", NAMESPACE, SEALING_KEYS))
+        self.assertFalse(can(docs, API, "create", "", "secrets", NAMESPACE))
         self.assertTrue(can(docs, OPERATOR, "get", "", "secrets", NAMESPACE, SEALING_KEYS))
         # The operator also acts in the release namespace (managed Credential, its own keys); the
         # API server does not.

@@ -247,19 +247,22 @@ async fn sessions_are_never_adopted_twice() {
 
 #[tokio::test]
 async fn a_session_applied_while_the_server_is_down_is_adopted_at_start() {
-    // The first server serves only tenant B: it must never touch tenant A's objects.
-    let mut env = Env::start_with(common::Options {
-        watch_namespaces: vec![TENANT_B.to_owned()],
-        ..common::Options::default()
-    })
-    .await;
+    let mut env = Env::start().await;
     let agent = env.agent("later").await;
     let agent_name = id_to_object_name(&agent).expect("name");
+    // A server serving only tenant B never touches tenant A's objects (nor knows its keys).
+    env.restart(vec![TENANT_B.to_owned()]).await;
     apply_session(&env, TENANT_A, "ses-unserved", &agent_name, json!({})).await;
     let (s, _) = env
         .call("GET", "/v3/sessions/ses_unserved", Some(&env.key_a), None)
         .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let stored = env
+        .state
+        .store()
+        .get_session(TENANT_A, "ses_unserved")
+        .await;
+    assert!(stored.expect("store").is_none(), "not adopted");
 
     // Down, a session is applied; the next server (serving tenant A) adopts both at start,
     // through its watch's initial list (the list route never adopts on demand).

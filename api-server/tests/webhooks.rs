@@ -20,6 +20,7 @@ use sealpod_api_server::AppState;
 use sealpod_api_server::webhooks::Config;
 use sealpod_api_server::webhooks::outbox::NewDestination;
 use sealpod_resources::runtime_api::Level;
+use sealpod_testkit::eventually;
 use serde_json::{Value, json};
 
 /// One request the receiver got.
@@ -109,21 +110,6 @@ fn fast(allow_insecure: bool, max_attempts: u32) -> Config {
         batch: 16,
         ..Config::default()
     }
-}
-
-/// Polls `f` until it returns `Some`, for at most 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..600 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn deliveries(env: &Env, session: &str, query: &str) -> Vec<Value> {

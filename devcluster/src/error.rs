@@ -6,6 +6,38 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{Value, json};
 
+/// The `details` of a Status about one object; an empty group is left out, as kube-apiserver
+/// leaves it out for the core group.
+fn details(name: &str, group: &str, kind: &str) -> Value {
+    let mut details = json!({"name": name, "kind": kind});
+    if !group.is_empty() {
+        details["group"] = json!(group);
+    }
+    details
+}
+
+/// The `reason` of a field cause, from its message's leading words as kube-apiserver writes
+/// them (`Required value`, `Forbidden: …`, `… must be of type …`).
+fn cause_reason(message: &str) -> &'static str {
+    if message.starts_with("Required value") {
+        "FieldValueRequired"
+    } else if message.starts_with("Forbidden") {
+        "FieldValueForbidden"
+    } else if message.starts_with("Unsupported value") {
+        "FieldValueNotSupported"
+    } else if message.starts_with("Duplicate value") {
+        "FieldValueDuplicate"
+    } else if message.starts_with("Too long") {
+        "FieldValueTooLong"
+    } else if message.starts_with("Too many") {
+        "FieldValueTooMany"
+    } else if message.contains(" in body must be of type ") {
+        "FieldValueTypeInvalid"
+    } else {
+        "FieldValueInvalid"
+    }
+}
+
 /// A failed API request, rendered as a Kubernetes `Status` object.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ApiError {
@@ -33,7 +65,7 @@ impl ApiError {
     pub(crate) fn not_found(group: &str, plural: &str, name: &str) -> Self {
         let what = qualified(group, plural);
         Self::new(404, "NotFound", format!("{what} \"{name}\" not found"))
-            .with_details(json!({"name": name, "group": group, "kind": plural}))
+            .with_details(details(name, group, plural))
     }
 
     pub(crate) fn no_route(path: &str) -> Self {
@@ -51,7 +83,7 @@ impl ApiError {
             "AlreadyExists",
             format!("{what} \"{name}\" already exists"),
         )
-        .with_details(json!({"name": name, "group": group, "kind": plural}))
+        .with_details(details(name, group, plural))
     }
 
     pub(crate) fn conflict(group: &str, plural: &str, name: &str) -> Self {
@@ -64,7 +96,7 @@ impl ApiError {
                  please apply your changes to the latest version and try again"
             ),
         )
-        .with_details(json!({"name": name, "group": group, "kind": plural}))
+        .with_details(details(name, group, plural))
     }
 
     /// A server-side apply conflict: `conflicts` is a list of (manager, field path).
@@ -111,10 +143,11 @@ impl ApiError {
         };
         let causes: Vec<Value> = causes
             .iter()
-            .map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f}))
+            .map(|(f, m)| json!({"reason": cause_reason(m), "message": m, "field": f}))
             .collect();
-        Self::new(422, "Invalid", message)
-            .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
+        let mut details = details(name, group, kind);
+        details["causes"] = Value::Array(causes);
+        Self::new(422, "Invalid", message).with_details(details)
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
@@ -133,13 +166,24 @@ impl ApiError {
         Self::new(405, "MethodNotAllowed", message)
     }
 
-    pub(crate) fn unsupported_media_type(content_type: &str) -> Self {
+    /// A request body in a format the server does not read (kube-apiserver's wording).
+    pub(crate) fn unsupported_media_type() -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type:?})"
-            ),
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        )
+    }
+
+    /// A patch of a type the resource does not take (kube-apiserver's wording).
+    pub(crate) fn unsupported_patch_type() -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, \
+             application/apply-patch+yaml",
         )
     }
 

@@ -55,6 +55,13 @@ pub(crate) struct ResourceDef {
 }
 
 impl ResourceDef {
+    /// Whether objects carry `metadata.generation`: custom resources and the built-in kinds
+    /// whose desired state kube-apiserver versions (Pods, NetworkPolicies); ConfigMaps, Secrets,
+    /// Services, Namespaces, Leases and the rest have none.
+    pub(crate) fn tracks_generation(&self) -> bool {
+        self.custom || matches!(self.kind.as_str(), "Pod" | "NetworkPolicy")
+    }
+
     /// `plural` or `plural.group`: the key of this resource.
     pub(crate) fn key(&self) -> String {
         key(&self.group, &self.plural)
@@ -258,9 +265,18 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
             &["po"],
             true,
             vec![
-                col("Status", "string", ".status.phase"),
-                col("Node", "string", ".spec.nodeName"),
+                col("Ready", "string", "#pod-ready"),
+                col("Status", "string", ".status.reason|.status.phase"),
+                col("Restarts", "string", "#pod-restarts"),
                 age(),
+                Column {
+                    priority: 1,
+                    ..col("IP", "string", ".status.podIP")
+                },
+                Column {
+                    priority: 1,
+                    ..col("Node", "string", ".spec.nodeName")
+                },
             ],
         ),
         builtin(
@@ -271,7 +287,11 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
             true,
             &[],
             false,
-            vec![col("Type", "string", ".type"), age()],
+            vec![
+                col("Type", "string", ".type"),
+                col("Data", "string", "#keys:.data"),
+                age(),
+            ],
         ),
         builtin(
             "",
@@ -281,7 +301,7 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
             true,
             &["cm"],
             false,
-            vec![age()],
+            vec![col("Data", "string", "#keys:.data,.binaryData"), age()],
         ),
         builtin(
             "",

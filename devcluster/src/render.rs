@@ -90,7 +90,8 @@ fn column_definitions(def: &ResourceDef, version: &str) -> Value {
         .map(|v| v.columns.as_slice())
         .unwrap_or_default()
     {
-        let type_ = if c.type_ == "date" {
+        // kube-apiserver's own printers type ages as strings; a CRD's columns keep their type.
+        let type_ = if c.type_ == "date" && !def.custom {
             "string"
         } else {
             c.type_.as_str()
@@ -98,6 +99,50 @@ fn column_definitions(def: &ResourceDef, version: &str) -> Value {
         cols.push(json!({"name": c.name, "type": type_, "format": c.format, "description": c.description, "priority": c.priority}));
     }
     Value::Array(cols)
+}
+
+/// The cells of built-in columns a JSONPath cannot express (their path starts with `#`), as
+/// kube-apiserver's printers compute them: `#keys:.a,.b` counts the keys of maps `a` and `b`,
+/// `#pod-ready` is `ready/total` containers, `#pod-restarts` sums their restarts.
+fn computed(path: &str, obj: &Value) -> Option<Value> {
+    let statuses = || {
+        obj.pointer("/status/containerStatuses")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    if let Some(maps) = path.strip_prefix("#keys:") {
+        let count: usize = maps
+            .split(',')
+            .filter_map(|m| {
+                obj.get(m.trim_start_matches('.'))?
+                    .as_object()
+                    .map(|o| o.len())
+            })
+            .sum();
+        return Some(json!(count));
+    }
+    match path {
+        "#pod-ready" => {
+            let total = obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = statuses()
+                .iter()
+                .filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true))
+                .count();
+            Some(json!(format!("{ready}/{total}")))
+        }
+        "#pod-restarts" => {
+            let restarts: i64 = statuses()
+                .iter()
+                .filter_map(|s| s.get("restartCount").and_then(Value::as_i64))
+                .sum();
+            Some(json!(restarts.to_string()))
+        }
+        _ => None,
+    }
 }
 
 fn row(def: &ResourceDef, version: &str, obj: &Value, include: Include) -> Value {
@@ -111,6 +156,10 @@ fn row(def: &ResourceDef, version: &str, obj: &Value, include: Include) -> Value
         .map(|v| v.columns.as_slice())
         .unwrap_or_default()
     {
+        if let Some(cell) = computed(&c.json_path, obj) {
+            cells.push(cell);
+            continue;
+        }
         // Built-in columns may list fallbacks: `.a|.b` takes the first path that has a value.
         let vals = c
             .json_path

@@ -4,6 +4,8 @@
 use crate::meta;
 use serde_json::Value;
 
+use crate::registry::ResourceDef;
+
 #[derive(Debug, Clone, PartialEq)]
 enum Req {
     Eq(String, String),
@@ -100,8 +102,8 @@ impl LabelSelector {
     }
 }
 
-/// A parsed field selector: `path=value`, `path==value`, `path!=value`, comma-separated. Any
-/// dotted path of the object is accepted (a superset of what the real server allows).
+/// A parsed field selector: `path=value`, `path==value`, `path!=value`, comma-separated, over
+/// the fields kube-apiserver supports for the resource (see [`FieldSelector::check_supported`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
 
@@ -125,6 +127,53 @@ impl FieldSelector {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Refuses a field kube-apiserver does not select on for this resource (`metadata.name` and
+    /// `metadata.namespace` everywhere, and each built-in kind's own few), with its message.
+    pub(crate) fn check_supported(&self, def: &ResourceDef) -> Result<(), String> {
+        let own: &[&str] = match def.kind.as_str() {
+            "Pod" => &[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ],
+            "Secret" => &["type"],
+            "Namespace" => &["status.phase"],
+            "Node" => &["spec.unschedulable"],
+            "Service" => &["spec.clusterIP", "spec.type"],
+            "Event" => &[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "regarding.kind",
+                "regarding.namespace",
+                "regarding.name",
+                "regarding.uid",
+                "reason",
+                "reportingComponent",
+                "reportingController",
+                "source",
+                "type",
+            ],
+            _ => &[],
+        };
+        match self.0.iter().find(|(path, _, _)| {
+            !matches!(path.as_str(), "metadata.name" | "metadata.namespace")
+                && !own.contains(&path.as_str())
+        }) {
+            Some((path, _, _)) => Err(format!("field label not supported: {path}")),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn matches(&self, obj: &Value) -> bool {

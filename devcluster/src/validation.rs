@@ -194,6 +194,22 @@ pub(crate) fn validate(validator: &jsonschema::Validator, obj: &Value) -> Vec<(S
                 };
                 (f, "Required value".to_string())
             }
+            // As kube-apiserver words a type error: the value's type, not the value.
+            jsonschema::error::ValidationErrorKind::Type { kind } => {
+                let expected = match kind {
+                    jsonschema::error::TypeKind::Single(t) => t.to_string(),
+                    jsonschema::error::TypeKind::Multiple(set) => set
+                        .iter()
+                        .map(|t| t.to_string())
+                        .find(|t| t != "null")
+                        .unwrap_or_default(),
+                };
+                let actual = json_type(e.instance().as_ref());
+                let message = format!(
+                    "Invalid value: \"{actual}\": {field} in body must be of type {expected}: \"{actual}\""
+                );
+                (field, message)
+            }
             _ => {
                 let shown = serde_json::to_string(e.instance().as_ref()).unwrap_or_default();
                 let shown: String = shown.chars().take(120).collect();
@@ -210,6 +226,19 @@ pub(crate) fn validate(validator: &jsonschema::Validator, obj: &Value) -> Vec<(S
         ));
     }
     causes
+}
+
+/// The OpenAPI name of a JSON value's type.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
 }
 
 /// `/spec/items/0/name` → `spec.items[0].name`.

@@ -640,20 +640,31 @@ async fn credential_rotation_rewrites_the_proxy_secret_and_keeps_the_sealed_toke
     op.stop().await.expect("stop");
 }
 
+/// Creates session `name`, waits for its pod and returns its runtime token.
+async fn running_session_token(h: &Harness, name: &str) -> String {
+    new_session(h, name).await;
+    wait_pod(h, name).await;
+    let secrets: Api<Secret> = api(h);
+    let runtime = eventually("runtime secret", || {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .get_opt(&format!("{name}-runtime"))
+                .await
+                .ok()
+                .flatten()
+        }
+    })
+    .await;
+    data(&runtime, RUNTIME_SECRET_TOKEN_ENTRY)
+}
+
 #[tokio::test]
 async fn deleting_a_session_revokes_its_tokens_and_collects_everything() {
     let h = Harness::new().await;
     let op = h.operator("replica-a", &[]).await;
     setup(&h).await;
-    new_session(&h, "ses-five").await;
-    wait_pod(&h, "ses-five").await;
-    let secrets: Api<Secret> = api(&h);
-    let token = eventually("runtime secret", || {
-        let secrets = secrets.clone();
-        async move { secrets.get_opt("ses-five-runtime").await.ok().flatten() }
-    })
-    .await;
-    let token = data(&token, RUNTIME_SECRET_TOKEN_ENTRY);
+    let token = running_session_token(&h, "ses-five").await;
 
     api::<Session>(&h)
         .delete("ses-five", &DeleteParams::default())
@@ -696,15 +707,7 @@ async fn deleting_the_namespace_revokes_its_sessions_and_collects_everything() {
     let h = Harness::new().await;
     let op = h.operator("replica-a", &[]).await;
     setup(&h).await;
-    new_session(&h, "ses-ns").await;
-    wait_pod(&h, "ses-ns").await;
-    let secrets: Api<Secret> = api(&h);
-    let token = eventually("runtime secret", || {
-        let secrets = secrets.clone();
-        async move { secrets.get_opt("ses-ns-runtime").await.ok().flatten() }
-    })
-    .await;
-    let token = data(&token, RUNTIME_SECRET_TOKEN_ENTRY);
+    let token = running_session_token(&h, "ses-ns").await;
 
     let namespaces: Api<Namespace> = Api::all(h.client.clone());
     namespaces

@@ -36,11 +36,15 @@ fn truthy(q: &HashMap<String, String>, k: &str) -> bool {
     q.get(k).is_some_and(|v| v == "true" || v == "1")
 }
 
-fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+fn selectors(
+    q: &HashMap<String, String>,
+    def: &ResourceDef,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let l = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))
         .map_err(ApiError::bad_request)?;
     let f = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))
         .map_err(ApiError::bad_request)?;
+    f.check_supported(def).map_err(ApiError::bad_request)?;
     Ok((l, f))
 }
 
@@ -111,7 +115,7 @@ pub(super) async fn handle(
         .unwrap_or("");
     let protobuf = body_type.starts_with("application/vnd.kubernetes.protobuf");
     if body_type.starts_with("application/cbor") {
-        return Err(ApiError::unsupported_media_type(body_type));
+        return Err(ApiError::unsupported_media_type());
     }
     let mut body = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
@@ -145,7 +149,7 @@ pub(super) async fn handle(
         ))),
         (&http::Method::GET, None) if truthy(&q, "watch") => watch(state, &def, &t, &q, fmt),
         (&http::Method::GET, None) => {
-            let (labels, fields) = selectors(&q)?;
+            let (labels, fields) = selectors(&q, &def)?;
             let params = ListParams {
                 ns: t.ns.clone(),
                 labels,
@@ -196,8 +200,8 @@ pub(super) async fn handle(
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let ptype = PatchType::from_content_type(ct)
-                .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let ptype =
+                PatchType::from_content_type(ct).ok_or_else(ApiError::unsupported_patch_type)?;
             if ptype == PatchType::Apply && !q.contains_key("fieldManager") {
                 return Err(ApiError::new(
                     422,
@@ -244,7 +248,7 @@ pub(super) async fn handle(
         }
         (&http::Method::DELETE, None) => {
             let opts = delete_options(&q, &body)?;
-            let (labels, fields) = selectors(&q)?;
+            let (labels, fields) = selectors(&q, &def)?;
             let mut st = lock()?;
             let gone = st.delete_collection(&ctx, t.ns.as_deref(), &labels, &fields, &opts)?;
             let rv = st.resource_version();
@@ -346,7 +350,7 @@ fn watch(
     q: &HashMap<String, String>,
     fmt: Format,
 ) -> Result<Response, ApiError> {
-    let (labels, fields) = selectors(q)?;
+    let (labels, fields) = selectors(q, def)?;
     let start = match q.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => Start::Now,
         Some(rv) => Start::After(

@@ -150,8 +150,10 @@ impl Store {
             let md = meta::metadata_mut(&mut updated);
             md.insert("deletionTimestamp".into(), Value::String(meta::now()));
             md.insert("deletionGracePeriodSeconds".into(), json!(0));
-            let g = meta::generation(&obj) + 1;
-            meta::metadata_mut(&mut updated).insert("generation".into(), json!(g));
+            if def.tracks_generation() {
+                let g = meta::generation(&obj) + 1;
+                meta::metadata_mut(&mut updated).insert("generation".into(), json!(g));
+            }
             if is_namespace {
                 updated["status"] = json!({"phase": "Terminating"});
             }

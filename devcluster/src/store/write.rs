@@ -202,7 +202,9 @@ impl Store {
         md.insert("name".into(), Value::String(name));
         md.insert("uid".into(), Value::String(meta::new_uid()));
         md.insert("creationTimestamp".into(), Value::String(meta::now()));
-        md.insert("generation".into(), json!(1));
+        if def.tracks_generation() {
+            md.insert("generation".into(), json!(1));
+        }
         for k in [
             "resourceVersion",
             "deletionTimestamp",
@@ -384,20 +386,24 @@ impl Store {
             PatchType::Json => {
                 let p = parse_body(body)?;
                 json::json_patch(&mut doc, &p).map_err(|e| {
+                    // A failed `test` is reported without detail, as kube-apiserver does.
+                    let detail = if e.starts_with("testing value") {
+                        String::new()
+                    } else {
+                        format!(": {e}")
+                    };
                     ApiError::new(
                         422,
                         "Invalid",
                         format!(
-                            "the server rejected our request due to an error in our request: {e}"
+                            "the server rejected our request due to an error in our request{detail}"
                         ),
                     )
                 })?;
             }
             PatchType::Strategic => {
                 if def.custom {
-                    return Err(ApiError::unsupported_media_type(
-                        "application/strategic-merge-patch+json",
-                    ));
+                    return Err(ApiError::unsupported_patch_type());
                 }
                 let p = parse_body(body)?;
                 let lk = Self::writer_list_kind(&def, &ctx.version);
@@ -494,22 +500,32 @@ impl Store {
         }
         if meta::is_deleting(&old) {
             let before = meta::finalizers(&old);
-            if meta::finalizers(&new).iter().any(|f| !before.contains(f)) {
+            let added: Vec<String> = meta::finalizers(&new)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .map(|f| format!("{f:?}"))
+                .collect();
+            if !added.is_empty() {
                 return Err(ApiError::invalid(
                     &def.kind,
                     &def.group,
                     &name,
                     &[(
                         "metadata.finalizers".into(),
-                        "Forbidden: no new finalizers can be added if the object is being deleted"
-                            .into(),
+                        format!(
+                            "Forbidden: no new finalizers can be added if the object is being \
+                             deleted, found new finalizers []string{{{}}}",
+                            added.join(", ")
+                        ),
                     )],
                 ));
             }
         }
         self.on_update(ctx, &old, &mut new)?;
         self.admit(ctx, &mut new)?;
-        if without(&old, &["metadata", "status"]) != without(&new, &["metadata", "status"]) {
+        if def.tracks_generation()
+            && without(&old, &["metadata", "status"]) != without(&new, &["metadata", "status"])
+        {
             let g = meta::generation(&old) + 1;
             meta::metadata_mut(&mut new).insert("generation".into(), json!(g));
         }

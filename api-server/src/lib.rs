@@ -371,11 +371,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Se
             .into_future(),
     );
     let signal = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        sealpod_util::shutdown::signal().await;
         tracing::info!("shutting down: ending streams");
         let _ = shutdown_tx.send(true);
         Ok::<(), std::io::Error>(())

@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("listening on {}", plane.url());
     std::io::stdout().flush()?;
-    let exited = wait_for_stop(&mut plane).await?;
+    let exited = wait_for_stop(&mut plane).await;
     plane.shutdown().await;
     match exited {
         Some((name, status)) => anyhow::bail!("{name} exited by itself ({status})"),
@@ -68,18 +68,16 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Waits for SIGINT or SIGTERM (None) or for a program to exit by itself (its name and status).
-async fn wait_for_stop(plane: &mut ControlPlane) -> anyhow::Result<Option<(String, String)>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+async fn wait_for_stop(plane: &mut ControlPlane) -> Option<(String, String)> {
+    let stop = sealpod_util::shutdown::signal();
+    tokio::pin!(stop);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(None),
-            _ = int.recv() => return Ok(None),
+            () = &mut stop => return None,
             _ = tick.tick() => {
                 if let Some(exited) = plane.exited() {
-                    return Ok(Some(exited));
+                    return Some(exited);
                 }
             }
         }

@@ -70,18 +70,7 @@ fn tls(e: &rcgen::Error) -> Error {
 }
 
 fn write(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(Error::io(path))
+    sealpod_util::files::write_with_mode(path, text.as_bytes(), mode).map_err(Error::io(path))
 }
 
 impl Pki {

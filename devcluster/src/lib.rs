@@ -338,28 +338,9 @@ impl Drop for DevCluster {
     }
 }
 
-#[cfg(unix)]
+/// Writes `bytes` to `path` atomically, readable by its owner only (a kubeconfig holds a token).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let io = |source| Error::File {
-        what: "writing",
-        path: path.display().to_string(),
-        source,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(bytes).map_err(io)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    std::fs::write(path, bytes).map_err(|source| Error::File {
+    sealpod_util::files::write_private(path, bytes).map_err(|source| Error::File {
         what: "writing",
         path: path.display().to_string(),
         source,

@@ -88,25 +88,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("listening on {}", cluster.base_url());
     std::io::stdout().flush()?;
-    shutdown_signal().await;
+    sealpod_util::shutdown::signal().await;
     cluster.shutdown().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = ctrl_c.await;
-            return;
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -50,19 +50,7 @@ fn file_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Er
 
 /// Writes `bytes` to `path` atomically, readable by its owner only.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let io = file_error("writing state file", path);
-    let tmp = tmp_path(path);
-    let _ = std::fs::remove_file(&tmp);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    written.map_err(io)
+    sealpod_util::files::write_private(path, bytes).map_err(file_error("writing state file", path))
 }
 
 impl StateFile {
@@ -219,15 +207,6 @@ pub(crate) fn save(state: &StateFile, store: &Mutex<Store>) -> Result<(), Error>
     let doc = json!({"resourceVersion": rv, "objects": entries});
     let bytes = serde_json::to_vec(&doc).map_err(|e| state.parse_error(e.to_string()))?;
     write_private(&state.path, &bytes)
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
 }
 
 /// Saves shortly after every change until `shutdown`, then once more.

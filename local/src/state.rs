@@ -17,7 +17,6 @@
 //! Ports are chosen once and kept, because sandbox pods carry the runtime API's address in their
 //! spec and a resumed cluster restarts those pods as they are.
 
-use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -147,18 +146,9 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-/// Writes `value` to `path` with mode 0600 (replacing it atomically).
+/// Writes `value` to `path` with mode 0600 (replacing it atomically); returns the path.
 pub fn write_private(path: &Path, value: &str) -> std::io::Result<PathBuf> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(value.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    sealpod_util::files::write_private(path, value.as_bytes())?;
     Ok(path.to_path_buf())
 }
 

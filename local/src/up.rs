@@ -14,7 +14,6 @@ use anyhow::{Context as _, bail};
 use sealpod_node::isolation::{Bridge, IsolationConfig};
 use sealpod_node::{ImageMap, PodRunner, RunnerConfig};
 use sealpod_resources::labels::DEFAULT_SYSTEM_NAMESPACE;
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::bootstrap::{self, FAKE_MODEL_CREDENTIAL};
 use crate::cluster::Cluster;
@@ -431,12 +430,11 @@ async fn start_children(
 
 /// Waits for Ctrl-C or SIGTERM (Ok) or for a child to exit on its own (Err).
 async fn wait_for_stop(running: &mut [Child], cluster: &mut Cluster) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let stop = sealpod_util::shutdown::signal();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
+            () = &mut stop => return Ok(()),
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         if let Some((name, status)) = cluster.exited() {

@@ -153,8 +153,7 @@ fn write_entries(
     default_mode: Option<i32>,
     files: Option<(u32, u32)>,
 ) -> Result<(), RunnerError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(dir).map_err(RunnerError::io(dir))?;
     let entries: Vec<(PathBuf, &Vec<u8>, u32)> = match items {
         Some(items) => items
@@ -184,23 +183,15 @@ fn write_entries(
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(RunnerError::io(parent))?;
         }
-        let tmp = path.with_extension("sealpod-tmp");
-        let _ = std::fs::remove_file(&tmp);
-        // Created owner-only, then given its owner and mode: never readable by more than it
-        // ends up readable by.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(RunnerError::io(&tmp))?;
-        file.write_all(bytes).map_err(RunnerError::io(&tmp))?;
-        drop(file);
-        if let Some(ids) = files {
-            chown(&tmp, ids)?;
-        }
-        set_mode(&tmp, mode)?;
-        std::fs::rename(&tmp, &path).map_err(RunnerError::io(&path))?;
+        // Written owner-only, then given its owner and mode before it appears: never readable
+        // by more than it ends up readable by.
+        sealpod_util::files::write_atomic(&path, bytes, |tmp| {
+            if let Some((uid, gid)) = files {
+                std::os::unix::fs::lchown(tmp, Some(uid), Some(gid))?;
+            }
+            std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode))
+        })
+        .map_err(RunnerError::io(&path))?;
     }
     Ok(())
 }

@@ -263,11 +263,11 @@ impl Worker {
     }
 
     fn backoff(&self, restarts: i32) -> Duration {
-        let factor = 2u32.saturating_pow(u32::try_from(restarts.max(1) - 1).unwrap_or(0));
-        self.config
-            .backoff_base
-            .saturating_mul(factor)
-            .min(self.config.backoff_max)
+        sealpod_util::backoff::exponential(
+            self.config.backoff_base,
+            self.config.backoff_max,
+            u32::try_from(restarts).unwrap_or(0),
+        )
     }
 
     /// Runs until `stop` turns true, then stops every process.

@@ -285,13 +285,8 @@ impl Config {
     }
 }
 
-/// `base * 2^(n-1)`, capped at `max`.
-pub fn backoff(base: Duration, max: Duration, n: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(n.saturating_sub(1).min(20))
-        .unwrap_or(u32::MAX);
-    base.saturating_mul(factor).min(max)
-}
+/// `base * 2^(n-1)`, capped at `max` (the workspace's one backoff).
+pub use sealpod_util::backoff::exponential as backoff;
 
 /// Parses every `--proxy-resolve` entry with the sidecar's own parser (a one-entry
 /// [`ProxyConfig`] through [`ProxyConfig::validate`]), so the operator cannot accept what the
@@ -603,16 +598,5 @@ mod tests {
             matches!(&missing, Err(ConfigError::UpstreamCa { path, .. }) if path == "/nonexistent/sealpod/ca.pem"),
             "{missing:?}"
         );
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let b = Duration::from_secs(1);
-        let m = Duration::from_secs(10);
-        assert_eq!(backoff(b, m, 1), Duration::from_secs(1));
-        assert_eq!(backoff(b, m, 2), Duration::from_secs(2));
-        assert_eq!(backoff(b, m, 4), Duration::from_secs(8));
-        assert_eq!(backoff(b, m, 5), m);
-        assert_eq!(backoff(b, m, 1000), m);
     }
 }

@@ -23,22 +23,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let running = runner::start_with(client, config, settings).await?;
-    shutdown_signal().await;
+    sealpod_util::shutdown::signal().await;
     running.stop().await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }

@@ -187,18 +187,7 @@ pub async fn run(config: Config) -> Result<(), RuntimeError> {
     let mut runtime = Runtime::new(config)?;
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        sealpod_util::shutdown::signal().await;
         tracing::info!("shutdown requested");
         let _ = tx.send(true);
     });

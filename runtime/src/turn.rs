@@ -47,8 +47,13 @@ pub enum TurnEnd {
 /// How many times a transient runtime API failure is retried before giving up.
 const API_RETRIES: u32 = 8;
 
+/// 0.5 s before the first retry, doubling up to 32 s.
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
+    sealpod_util::backoff::exponential(
+        Duration::from_millis(500),
+        Duration::from_secs(32),
+        attempt.saturating_add(1),
+    )
 }
 
 async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {

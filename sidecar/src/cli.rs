@@ -170,18 +170,7 @@ fn run_proxy(args: &ProxyArgs) -> u8 {
 }
 
 async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    sealpod_util::shutdown::signal().await;
     tracing::info!("shutting down");
 }
 

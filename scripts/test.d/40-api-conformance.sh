@@ -24,4 +24,4 @@ url="$(pg_new_database sealpod_conformance)"
 
 echo "--- Rust store, route and SSE tests on PostgreSQL"
 url="$(pg_new_database sealpod_cargo)"
-SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked -p sealpod-api-server --test store --test routes --test sse --test adopt
+SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked -p sealpod-api-server --test store --test routes --test sse --test adopt -- --include-ignored

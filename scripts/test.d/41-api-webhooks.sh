@@ -12,4 +12,4 @@ fi
 . tests/conformance/pg.sh
 pg_start
 url="$(pg_new_database sealpod_webhooks)"
-SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked -p sealpod-api-server --test webhooks
+SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked -p sealpod-api-server --test webhooks -- --include-ignored

@@ -1,12 +1,23 @@
-//! `crdgen`: writes the CRDs generated from the types to `crds/` (or the directory given as the
-//! first argument).
+//! `crdgen [DIR]`: writes the CRDs generated from the types to `crds/` (or to DIR).
 
 use std::path::PathBuf;
 
+use clap::Parser;
+
+/// Writes sealpod's CustomResourceDefinitions, generated from the Rust types, as YAML files.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Directory to write `agents.yaml`, `credentials.yaml` and `sessions.yaml` into (created
+    /// if missing). Default: `crds/` of this checkout.
+    #[arg(value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
 fn main() -> anyhow::Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
+    let cli = Cli::parse();
+    let dir = cli
+        .out
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds"));
     std::fs::create_dir_all(&dir)?;
     for (file, crd) in sealpod_resources::crds::all() {

@@ -60,9 +60,10 @@ struct Serve {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(sealpod_util::log::filter(
+            sealpod_util::log::LOG_ENV,
+            "info",
+        ))
         .with_writer(std::io::stderr)
         .init();
     let Command::Serve(args) = Cli::parse().command;

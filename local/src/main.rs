@@ -9,10 +9,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => {
             tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("SEALPOD_UP_LOG")
-                        .unwrap_or_else(|_| "warn,sealpod=info,sealpod_node=info".into()),
-                )
+                .with_env_filter(sealpod_util::log::filter(
+                    "SEALPOD_UP_LOG",
+                    "warn,sealpod=info,sealpod_node=info",
+                ))
                 .with_writer(std::io::stderr)
                 .init();
             sealpod::up::run(args).await

@@ -8,10 +8,10 @@ use sealpod_operator::{Config, runner};
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
+        .with_env_filter(sealpod_util::log::filter(
+            sealpod_util::log::LOG_ENV,
+            "info,kube=warn",
+        ))
         .json()
         .init();
     // Fail fast on flags that cannot work (and read the files they name), before touching the

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(sealpod_util::log::filter(
+            sealpod_util::log::LOG_ENV,
+            "info",
+        ))
         .with_writer(std::io::stderr)
         .init();
     let config = match sealpod_runtime::config::Config::from_env() {

@@ -7,10 +7,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = sealpod_sidecar::cli::Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SEALPOD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(sealpod_util::log::filter(
+            sealpod_util::log::LOG_ENV,
+            "info",
+        ))
         .with_writer(std::io::stderr)
         .json()
         .init();

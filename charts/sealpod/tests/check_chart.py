@@ -780,15 +780,17 @@ class Images(unittest.TestCase):
 def declared_env(crate: str) -> set[str]:
     names: set[str] = set()
     for src in (ROOT / crate / "src").rglob("*.rs"):
-        names.update(re.findall(r'env\s*=\s*"(SEALPOD_[A-Z0-9_]+)"', src.read_text()))
+        text = src.read_text()
+        names.update(re.findall(r'env\s*=\s*"(SEALPOD_[A-Z0-9_]+)"', text))
+        # The shared log-filter convention (util/src/log.rs).
+        if "sealpod_util::log::LOG_ENV" in text:
+            names.add("SEALPOD_LOG")
     return names
 
 
 # Variables the chart sets that a binary does not read yet, with the value that needs them. Each
 # is printed on every run; remove an entry once the binary reads the variable.
-PENDING = {
-    "SEALPOD_WATCH_NAMESPACES": "rbac.tenantNamespaces (watch only the tenant namespaces)",
-}
+PENDING: dict[str, str] = {}
 
 
 class EnvContract(unittest.TestCase):

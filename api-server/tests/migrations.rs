@@ -29,7 +29,10 @@ fn normalized(dialect: &str, name: &str) -> Vec<String> {
         .map(|l| l.split("--").next().unwrap_or_default())
         .collect::<Vec<_>>()
         .join(" ");
-    let mut spaced = without_comments.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut spaced = without_comments
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     for (from, to) in [
         ("INTEGER PRIMARY KEY AUTOINCREMENT", "<serial key>"),
         ("BIGSERIAL PRIMARY KEY", "<serial key>"),

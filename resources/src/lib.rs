@@ -5,6 +5,7 @@
 //! This crate does no I/O: it must stay usable from the operator, the API server, the sidecar, the
 //! runtime and tests alike.
 
+pub mod address;
 pub mod agent;
 pub mod common;
 pub mod conditions;

@@ -76,7 +76,7 @@ fn check_ip(ip: IpAddr, allow_insecure: bool) -> Result<(), Refused> {
     if allow_insecure && ip.is_loopback() {
         return Ok(());
     }
-    match sealpod_sidecar::ssrf::classify(ip) {
+    match sealpod_resources::address::classify(ip) {
         None => Ok(()),
         Some(range) => Err(Refused::NonPublic(range)),
     }

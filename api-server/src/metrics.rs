@@ -13,6 +13,17 @@ pub struct Metrics {
     sse_streams_total: AtomicU64,
     sessions_adopted: AtomicU64,
     sessions_refused: AtomicU64,
+    long_polls: AtomicI64,
+}
+
+/// A request waiting in a long poll (a runtime claim or signal wait); counted while it lives.
+#[derive(Debug)]
+pub struct LongPoll<'a>(&'a Metrics);
+
+impl Drop for LongPoll<'_> {
+    fn drop(&mut self) {
+        self.0.long_polls.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -35,6 +46,17 @@ impl Metrics {
     /// A Session object of a served namespace could not be adopted.
     pub fn adoption_refused(&self) {
         self.sessions_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request starts waiting in a long poll until the returned guard is dropped.
+    pub fn long_poll(&self) -> LongPoll<'_> {
+        self.long_polls.fetch_add(1, Ordering::Relaxed);
+        LongPoll(self)
+    }
+
+    /// How many requests wait in a long poll now.
+    pub fn long_polls(&self) -> i64 {
+        self.long_polls.load(Ordering::Relaxed)
     }
 
     /// A stream opened.
@@ -71,13 +93,15 @@ impl Metrics {
              # TYPE sealpod_api_server_sessions_adopted_total counter\n\
              sealpod_api_server_sessions_adopted_total {}\n\
              # TYPE sealpod_api_server_sessions_not_adopted_total counter\n\
-             sealpod_api_server_sessions_not_adopted_total {}",
+             sealpod_api_server_sessions_not_adopted_total {}\n\
+             # TYPE sealpod_api_server_long_polls gauge\nsealpod_api_server_long_polls {}",
             self.events_appended.load(Ordering::Relaxed),
             self.sse_streams.load(Ordering::Relaxed),
             self.sse_streams_total.load(Ordering::Relaxed),
             live_tails,
             self.sessions_adopted.load(Ordering::Relaxed),
             self.sessions_refused.load(Ordering::Relaxed),
+            self.long_polls.load(Ordering::Relaxed),
         );
         out
     }

@@ -165,6 +165,7 @@ async fn claim(
             state.sync().mark(&caller.namespace, &caller.session);
             return Ok(Json(turn).into_response());
         }
+        let _waiting = state.metrics().long_poll();
         tokio::select! {
             _ = seen.changed() => {}
             // Another replica's append wakes us only through the hub; poll as a backstop.
@@ -309,6 +310,7 @@ async fn signal(
         if tokio::time::Instant::now() >= deadline {
             return Ok(Json(Signal { cancel: false }));
         }
+        let _waiting = state.metrics().long_poll();
         tokio::select! {
             _ = ctl.changed() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}

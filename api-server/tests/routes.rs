@@ -1046,7 +1046,12 @@ async fn runtime_api_tokens_claims_and_signals() {
             .await
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Steered only once the claim waits (the long-poll gauge says so), so the steer is what
+    // wakes it.
+    sealpod_testkit::eventually("the claim waiting", || async {
+        (env.state.metrics().long_polls() == 1).then_some(())
+    })
+    .await;
     env.call(
         "POST",
         &format!("/v3/sessions/{id}/messages"),

@@ -1,17 +1,17 @@
 //! kube-rs runtime helpers against devcluster: the events `Recorder` (events.k8s.io, read back
-//! through both Event APIs) and Lease-based leader election handing over when the holder stops
-//! renewing.
+//! through both Event APIs) and the operator's Lease-based leader election handing over when the
+//! holder stops renewing.
 
 mod common;
 
 use common::{Widget, cluster, eventually, widget};
-use devcluster::testing::{Leadership, LeaseElector};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event as CoreEvent;
 use k8s_openapi::api::events::v1::Event;
 use kube::Resource as _;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::events::{Event as Publish, EventType, Recorder, Reporter};
+use sealpod_operator::leader::Elector;
 use std::time::Duration;
 
 #[tokio::test]
@@ -80,40 +80,32 @@ async fn lease_leadership_hands_over_when_the_holder_stops_renewing() {
     let c = cluster().await;
     let leases: Api<Lease> = Api::namespaced(c.client(), "default");
     let ttl = Duration::from_secs(3);
-    let a = LeaseElector::new(leases.clone(), "leader", "a", ttl);
-    let b = LeaseElector::new(leases.clone(), "leader", "b", ttl);
-    assert_eq!(
-        a.try_acquire_or_renew().await.expect("a"),
-        Leadership::Leading
-    );
-    assert_eq!(
-        b.try_acquire_or_renew().await.expect("b"),
-        Leadership::Following { holder: "a".into() }
-    );
+    let a = Elector::new(c.client(), "default", "leader", "a", ttl);
+    let b = Elector::new(c.client(), "default", "leader", "b", ttl);
+    let holder = || async {
+        let lease = leases.get("leader").await.expect("lease");
+        lease
+            .spec
+            .and_then(|s| s.holder_identity)
+            .unwrap_or_default()
+    };
+    assert!(a.try_acquire_or_renew().await.expect("a"), "a leads");
+    assert!(!b.try_acquire_or_renew().await.expect("b"), "b follows");
+    assert_eq!(holder().await, "a");
     // While `a` renews, `b` never takes over.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(
-            a.try_acquire_or_renew().await.expect("renew"),
-            Leadership::Leading
-        );
-        assert_eq!(
-            b.try_acquire_or_renew().await.expect("b"),
-            Leadership::Following { holder: "a".into() }
-        );
+        assert!(a.try_acquire_or_renew().await.expect("renew"));
+        assert!(!b.try_acquire_or_renew().await.expect("b"));
     }
     // `a` stops renewing: `b` takes over once the lease expires.
     eventually("b to lead", || async {
-        (b.try_acquire_or_renew().await.ok()? == Leadership::Leading).then_some(())
+        b.try_acquire_or_renew().await.ok()?.then_some(())
     })
     .await;
-    assert_eq!(
-        a.try_acquire_or_renew().await.expect("a"),
-        Leadership::Following { holder: "b".into() }
-    );
+    assert!(!a.try_acquire_or_renew().await.expect("a"));
+    assert_eq!(holder().await, "b");
     let lease = leases.get("leader").await.expect("lease");
-    let spec = lease.spec.expect("spec");
-    assert_eq!(spec.holder_identity.as_deref(), Some("b"));
-    assert_eq!(spec.lease_transitions, Some(1));
+    assert_eq!(lease.spec.expect("spec").lease_transitions, Some(1));
     c.shutdown().await;
 }

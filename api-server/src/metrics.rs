@@ -1,8 +1,9 @@
 //! Prometheus metrics of the API server, rendered as text on the admin port. Labels are route
 //! classes and status codes only: never an id, a key or a token.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use sealpod_util::metrics::{Exposition, Kind};
 
 /// The counters.
 #[derive(Debug, Default)]
@@ -72,37 +73,58 @@ impl Metrics {
 
     /// The text exposition.
     pub fn render(&self, live_tails: usize) -> String {
-        let mut out = String::new();
-        out.push_str("# TYPE sealpod_api_server_http_responses_total counter\n");
-        for (i, c) in self.responses.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "sealpod_api_server_http_responses_total{{class=\"{}xx\"}} {}",
-                i + 1,
-                c.load(Ordering::Relaxed)
-            );
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = Exposition::default();
+        let name = "sealpod_api_server_http_responses_total";
+        out.family(name, "Responses by status class.", Kind::Counter);
+        for (class, c) in ["1xx", "2xx", "3xx", "4xx", "5xx"]
+            .iter()
+            .zip(&self.responses)
+        {
+            out.sample(name, &[("class", class)], get(c));
         }
-        let _ = writeln!(
-            out,
-            "# TYPE sealpod_api_server_events_appended_total counter\n\
-             sealpod_api_server_events_appended_total {}\n\
-             # TYPE sealpod_api_server_sse_streams gauge\nsealpod_api_server_sse_streams {}\n\
-             # TYPE sealpod_api_server_sse_streams_total counter\n\
-             sealpod_api_server_sse_streams_total {}\n\
-             # TYPE sealpod_api_server_sse_tails gauge\nsealpod_api_server_sse_tails {}\n\
-             # TYPE sealpod_api_server_sessions_adopted_total counter\n\
-             sealpod_api_server_sessions_adopted_total {}\n\
-             # TYPE sealpod_api_server_sessions_not_adopted_total counter\n\
-             sealpod_api_server_sessions_not_adopted_total {}\n\
-             # TYPE sealpod_api_server_long_polls gauge\nsealpod_api_server_long_polls {}",
-            self.events_appended.load(Ordering::Relaxed),
+        out.single(
+            "sealpod_api_server_events_appended_total",
+            "Events appended.",
+            Kind::Counter,
+            get(&self.events_appended),
+        )
+        .single(
+            "sealpod_api_server_sse_streams",
+            "SSE streams open.",
+            Kind::Gauge,
             self.sse_streams.load(Ordering::Relaxed),
-            self.sse_streams_total.load(Ordering::Relaxed),
+        )
+        .single(
+            "sealpod_api_server_sse_streams_total",
+            "SSE streams opened.",
+            Kind::Counter,
+            get(&self.sse_streams_total),
+        )
+        .single(
+            "sealpod_api_server_sse_tails",
+            "Sessions with a live event tail.",
+            Kind::Gauge,
             live_tails,
-            self.sessions_adopted.load(Ordering::Relaxed),
-            self.sessions_refused.load(Ordering::Relaxed),
+        )
+        .single(
+            "sealpod_api_server_sessions_adopted_total",
+            "Session objects adopted.",
+            Kind::Counter,
+            get(&self.sessions_adopted),
+        )
+        .single(
+            "sealpod_api_server_sessions_not_adopted_total",
+            "Session objects that could not be adopted.",
+            Kind::Counter,
+            get(&self.sessions_refused),
+        )
+        .single(
+            "sealpod_api_server_long_polls",
+            "Runtime requests waiting in a long poll.",
+            Kind::Gauge,
             self.long_polls.load(Ordering::Relaxed),
         );
-        out
+        out.finish()
     }
 }

@@ -5,22 +5,11 @@
 //! and never a secret.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Upper bounds (seconds) of the reconcile duration histogram.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
-
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
+use sealpod_util::metrics::{Exposition, Histogram, Kind};
 
 /// The operator's metrics registry.
 #[derive(Debug, Default)]
@@ -38,15 +27,7 @@ impl Metrics {
             *m.entry((controller, result)).or_default() += 1;
         }
         if let Ok(mut h) = self.durations.lock() {
-            let h = h.entry(controller).or_default();
-            let secs = took.as_secs_f64();
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if secs <= *bound {
-                    h.counts[i] += 1;
-                }
-            }
-            h.count += 1;
-            h.sum += secs;
+            h.entry(controller).or_default().observe(took);
         }
     }
 
@@ -82,54 +63,35 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str(
-            "# HELP sealpod_operator_reconciles_total Reconciles by controller and result.\n",
-        );
-        out.push_str("# TYPE sealpod_operator_reconciles_total counter\n");
+        let mut out = Exposition::default();
+        let name = "sealpod_operator_reconciles_total";
+        out.family(name, "Reconciles by controller and result.", Kind::Counter);
         if let Ok(m) = self.reconciles.lock() {
             for ((controller, result), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "sealpod_operator_reconciles_total{{controller=\"{controller}\",result=\"{result}\"}} {n}"
-                );
+                out.sample(name, &[("controller", controller), ("result", result)], n);
             }
         }
-        out.push_str("# HELP sealpod_operator_reconcile_duration_seconds Reconcile duration.\n");
-        out.push_str("# TYPE sealpod_operator_reconcile_duration_seconds histogram\n");
+        let name = "sealpod_operator_reconcile_duration_seconds";
+        out.family(name, "Reconcile duration.", Kind::Histogram);
         if let Ok(h) = self.durations.lock() {
             for (controller, h) in h.iter() {
-                for (i, bound) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "sealpod_operator_reconcile_duration_seconds_bucket{{controller=\"{controller}\",le=\"{bound}\"}} {}",
-                        h.counts[i]
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "sealpod_operator_reconcile_duration_seconds_bucket{{controller=\"{controller}\",le=\"+Inf\"}} {}\n\
-                     sealpod_operator_reconcile_duration_seconds_sum{{controller=\"{controller}\"}} {}\n\
-                     sealpod_operator_reconcile_duration_seconds_count{{controller=\"{controller}\"}} {}",
-                    h.count, h.sum, h.count
-                );
+                out.histogram(name, &[("controller", controller)], h);
             }
         }
-        out.push_str("# HELP sealpod_operator_sessions Sessions by phase.\n");
-        out.push_str("# TYPE sealpod_operator_sessions gauge\n");
+        let name = "sealpod_operator_sessions";
+        out.family(name, "Sessions by phase.", Kind::Gauge);
         if let Ok(s) = self.sessions.lock() {
             for (phase, n) in s.iter() {
-                let _ = writeln!(out, "sealpod_operator_sessions{{phase=\"{phase}\"}} {n}");
+                out.sample(name, &[("phase", phase)], n);
             }
         }
-        out.push_str("# HELP sealpod_operator_leader 1 when this replica holds the Lease.\n");
-        out.push_str("# TYPE sealpod_operator_leader gauge\n");
-        let _ = writeln!(
-            out,
-            "sealpod_operator_leader {}",
-            u8::from(self.is_leader())
+        out.single(
+            "sealpod_operator_leader",
+            "1 when this replica holds the Lease.",
+            Kind::Gauge,
+            u8::from(self.is_leader()),
         );
-        out
+        out.finish()
     }
 }
 

@@ -4,9 +4,10 @@
 //! Lock-free counters rendered as Prometheus text. Labels come only from fixed enums: a host name,
 //! token or key must never become a label value.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use sealpod_util::metrics::{Exposition, Histogram, Kind};
 
 /// Why a request was refused (the label of `sealpod_sidecar_denials_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,10 +54,6 @@ impl DenyReason {
     }
 }
 
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
-
 /// All proxy metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -82,9 +79,7 @@ pub struct Metrics {
     pub events_sent: AtomicU64,
     /// Connections currently open (client side).
     pub open_connections: AtomicI64,
-    latency_buckets: [AtomicU64; 12],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    latency: Histogram,
 }
 
 impl Metrics {
@@ -105,81 +100,62 @@ impl Metrics {
 
     /// Records the time from sending a request upstream to its response head.
     pub fn observe_upstream(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.latency_sum_us.fetch_add(micros, Ordering::Relaxed);
+        self.latency.observe(elapsed);
     }
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        };
-        counter(
-            &mut out,
-            "sealpod_sidecar_requests_total",
-            "Requests handled.",
-            get(&self.requests),
-        );
-        counter(
-            &mut out,
-            "sealpod_sidecar_tunnels_total",
-            "Plain tunnels opened.",
-            get(&self.tunnels),
-        );
-        counter(
-            &mut out,
-            "sealpod_sidecar_intercepts_total",
-            "TLS-intercepted connections opened.",
-            get(&self.intercepts),
-        );
-        counter(
-            &mut out,
-            "sealpod_sidecar_swaps_total",
-            "Sealed tokens replaced in header slots.",
-            get(&self.swaps),
-        );
-        counter(
-            &mut out,
-            "sealpod_sidecar_redactions_total",
-            "Real keys redacted from responses.",
-            get(&self.redactions),
-        );
-        counter(
-            &mut out,
-            "sealpod_sidecar_upstream_errors_total",
-            "Upstream connection or request failures.",
-            get(&self.upstream_errors),
-        );
-        counter(
-            &mut out,
-            "sealpod_sidecar_events_sent_total",
-            "Egress events delivered.",
-            get(&self.events_sent),
-        );
-        counter(
-            &mut out,
-            "sealpod_sidecar_events_dropped_total",
-            "Egress events dropped on a full queue.",
-            get(&self.events_dropped),
-        );
-        counter(
-            &mut out,
-            "sealpod_sidecar_event_batches_failed_total",
-            "Event batches the sink refused.",
-            get(&self.events_failed),
-        );
+        let mut out = Exposition::default();
+        for (name, help, value) in [
+            (
+                "sealpod_sidecar_requests_total",
+                "Requests handled.",
+                &self.requests,
+            ),
+            (
+                "sealpod_sidecar_tunnels_total",
+                "Plain tunnels opened.",
+                &self.tunnels,
+            ),
+            (
+                "sealpod_sidecar_intercepts_total",
+                "TLS-intercepted connections opened.",
+                &self.intercepts,
+            ),
+            (
+                "sealpod_sidecar_swaps_total",
+                "Sealed tokens replaced in header slots.",
+                &self.swaps,
+            ),
+            (
+                "sealpod_sidecar_redactions_total",
+                "Real keys redacted from responses.",
+                &self.redactions,
+            ),
+            (
+                "sealpod_sidecar_upstream_errors_total",
+                "Upstream connection or request failures.",
+                &self.upstream_errors,
+            ),
+            (
+                "sealpod_sidecar_events_sent_total",
+                "Egress events delivered.",
+                &self.events_sent,
+            ),
+            (
+                "sealpod_sidecar_events_dropped_total",
+                "Egress events dropped on a full queue.",
+                &self.events_dropped,
+            ),
+            (
+                "sealpod_sidecar_event_batches_failed_total",
+                "Event batches the sink refused.",
+                &self.events_failed,
+            ),
+        ] {
+            out.single(name, help, Kind::Counter, get(value));
+        }
         for (name, help, values) in [
             (
                 "sealpod_sidecar_denials_total",
@@ -192,39 +168,29 @@ impl Metrics {
                 &self.report_would_deny,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            out.family(name, help, Kind::Counter);
             for reason in DenyReason::ALL {
-                let _ = writeln!(
-                    out,
-                    "{name}{{reason=\"{}\"}} {}",
-                    reason.as_str(),
-                    get(&values[reason.index()])
+                out.sample(
+                    name,
+                    &[("reason", reason.as_str())],
+                    get(&values[reason.index()]),
                 );
             }
         }
-        let name = "sealpod_sidecar_open_connections";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Client connections open.\n# TYPE {name} gauge\n{name} {}",
-            self.open_connections.load(Ordering::Relaxed)
+        out.single(
+            "sealpod_sidecar_open_connections",
+            "Client connections open.",
+            Kind::Gauge,
+            self.open_connections.load(Ordering::Relaxed),
         );
         let name = "sealpod_sidecar_upstream_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time from request sent upstream to response head.\n# TYPE {name} histogram"
-        );
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                get(&self.latency_buckets[i])
-            );
-        }
-        let count = get(&self.latency_count);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", get(&self.latency_sum_us) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {count}");
-        out
+        out.family(
+            name,
+            "Time from request sent upstream to response head.",
+            Kind::Histogram,
+        )
+        .histogram(name, &[], &self.latency);
+        out.finish()
     }
 }
 

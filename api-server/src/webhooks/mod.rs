@@ -13,13 +13,13 @@ pub mod outbox;
 pub mod signing;
 pub mod worker;
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use sealpod_resources::runtime_api::Level;
+use sealpod_util::metrics::{Exposition, Histogram, Kind};
 
 /// Delivery settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,17 +116,13 @@ pub fn passes(threshold: Level, types: Option<&[String]>, level: Level, type_: &
     }
 }
 
-const LATENCY_BUCKETS: [f64; 8] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
-
 /// The webhook state of a server: its settings (set once at start) and its metrics.
 #[derive(Debug, Default)]
 pub struct Webhooks {
     config: OnceLock<Config>,
     /// delivered, failed (retrying), dead_letter.
     outcomes: [AtomicU64; 3],
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
+    latency: Histogram,
 }
 
 static DEFAULT: LazyLock<Config> = LazyLock::new(Config::default);
@@ -150,52 +146,33 @@ impl Webhooks {
             _ => 2,
         };
         self.outcomes[i].fetch_add(1, Ordering::Relaxed);
-        let secs = elapsed.as_secs_f64();
-        for (b, c) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            if secs <= *b {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.latency.observe(elapsed);
     }
 
     /// The text exposition; `depth` is the number of undelivered rows by status.
     pub fn render(&self, depth: &[(String, i64)]) -> String {
-        let mut out = String::from("# TYPE sealpod_api_server_webhook_attempts_total counter\n");
-        for (i, s) in ["delivered", "failed", "dead_letter"].iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "sealpod_api_server_webhook_attempts_total{{status=\"{s}\"}} {}",
-                self.outcomes[i].load(Ordering::Relaxed)
-            );
+        let mut out = Exposition::default();
+        let name = "sealpod_api_server_webhook_attempts_total";
+        out.family(name, "Delivery attempts by outcome.", Kind::Counter);
+        for (status, n) in ["delivered", "failed", "dead_letter"]
+            .iter()
+            .zip(&self.outcomes)
+        {
+            out.sample(name, &[("status", status)], n.load(Ordering::Relaxed));
         }
-        out.push_str("# TYPE sealpod_api_server_webhook_attempt_seconds histogram\n");
-        for (b, c) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(
-                out,
-                "sealpod_api_server_webhook_attempt_seconds_bucket{{le=\"{b}\"}} {}",
-                c.load(Ordering::Relaxed)
-            );
+        let name = "sealpod_api_server_webhook_attempt_seconds";
+        out.family(name, "Duration of a delivery attempt.", Kind::Histogram)
+            .histogram(name, &[], &self.latency);
+        let name = "sealpod_api_server_webhook_outbox_depth";
+        out.family(name, "Undelivered deliveries by status.", Kind::Gauge);
+        for status in ["pending", "delivering", "failed"] {
+            let n = depth
+                .iter()
+                .find(|(k, _)| k == status)
+                .map_or(0, |(_, n)| *n);
+            out.sample(name, &[("status", status)], n);
         }
-        let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "sealpod_api_server_webhook_attempt_seconds_bucket{{le=\"+Inf\"}} {count}\n\
-             sealpod_api_server_webhook_attempt_seconds_sum {}\n\
-             sealpod_api_server_webhook_attempt_seconds_count {count}",
-            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        out.push_str("# TYPE sealpod_api_server_webhook_outbox_depth gauge\n");
-        for s in ["pending", "delivering", "failed"] {
-            let n = depth.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
-            let _ = writeln!(
-                out,
-                "sealpod_api_server_webhook_outbox_depth{{status=\"{s}\"}} {n}"
-            );
-        }
-        out
+        out.finish()
     }
 }
 

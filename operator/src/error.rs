@@ -25,13 +25,52 @@ pub enum Error {
     Config(#[from] crate::config::ConfigError),
     /// Revoking a deleted session's runtime tokens failed (retried until the revoke timeout).
     #[error("revoking runtime tokens: {0}")]
-    Revoke(String),
+    Revoke(#[from] RevokeError),
     /// The finalizer helper failed around a reconcile.
     #[error("finalizer: {0}")]
     Finalizer(String),
     /// Serving `/healthz`, `/readyz` and `/metrics` failed.
     #[error("health and metrics listener: {0}")]
     Listener(#[source] std::io::Error),
+}
+
+/// Why the API server did not revoke a session's runtime tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    /// The request could not be built (a malformed runtime API URL).
+    #[error("building the request to {url}: {source}")]
+    Request {
+        /// The revoke URL.
+        url: String,
+        /// The error.
+        #[source]
+        source: http::Error,
+    },
+    /// No answer in time.
+    #[error("{url} did not answer within {secs} s")]
+    Timeout {
+        /// The revoke URL.
+        url: String,
+        /// The bound.
+        secs: u64,
+    },
+    /// The connection or the exchange failed.
+    #[error("{url}: {source}")]
+    Send {
+        /// The revoke URL.
+        url: String,
+        /// The error.
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The API server refused.
+    #[error("{url} answered {code}")]
+    Status {
+        /// The revoke URL.
+        url: String,
+        /// The HTTP status.
+        code: u16,
+    },
 }
 
 impl Error {

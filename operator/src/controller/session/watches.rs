@@ -1,0 +1,197 @@
+//! The session controller's watches: Sessions, their children, and the Agents, Credentials and
+//! sealed Secrets they depend on, each mapped back to the Sessions to reconcile.
+
+use super::*;
+
+/// Sessions (in `store`) whose pinned credential is `ns/name`.
+fn sessions_using(
+    store: &Store<Session>,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Vec<ObjectRef<Session>> {
+    let managed =
+        ns == ctx.config.system_namespace && ctx.config.managed_credential.as_deref() == Some(name);
+    store
+        .state()
+        .iter()
+        .filter(|s| {
+            let pinned = s
+                .spec
+                .agent_snapshot
+                .as_ref()
+                .map(|a| a.credential.as_str());
+            (s.namespace().as_deref() == Some(ns) && pinned == Some(name))
+                || (managed && pinned == Some(MANAGED_CREDENTIAL))
+        })
+        .map(|s| ObjectRef::from(s.as_ref()))
+        .collect()
+}
+
+/// Counts sessions by phase for the gauge.
+fn count_phases(store: &Store<Session>) -> std::collections::BTreeMap<String, u64> {
+    let mut by_phase = std::collections::BTreeMap::new();
+    for s in store.state() {
+        let phase = s
+            .status
+            .as_ref()
+            .and_then(|st| st.phase)
+            .map_or("unknown", |p| p.as_str());
+        *by_phase.entry(phase.to_owned()).or_insert(0) += 1;
+    }
+    by_phase
+}
+
+/// Runs the session controller until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let wc = watcher::Config::default()
+        .page_size(ctx.config.page_size)
+        .timeout(ctx.config.watch_timeout_seconds);
+    let owned = wc.clone().labels(&format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::OPERATOR_FIELD_MANAGER
+    ));
+    let client = ctx.client.clone();
+    let (reader, stream) = main_stream(
+        super::super::scoped::<Session>(client.clone(), namespace.as_deref()),
+        wc.clone(),
+    );
+    // Status-only updates (the API server's phase, this controller's own conditions) need no
+    // reconcile: only spec (generation), finalizer and deletion changes trigger one. The cache
+    // still sees every update.
+    let deleting = |s: &Session| Some(u64::from(s.metadata.deletion_timestamp.is_some()));
+    let stream = stream.predicate_filter(
+        predicates::generation
+            .combine(predicates::finalizers)
+            .combine(deleting),
+        Default::default(),
+    );
+    let pods = watcher(
+        super::super::scoped::<PartialObjectMeta<Pod>>(client.clone(), namespace.as_deref()),
+        owned.clone(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let secrets = watcher(
+        super::super::scoped::<PartialObjectMeta<Secret>>(client.clone(), namespace.as_deref()),
+        owned.clone(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let claims = watcher(
+        super::super::scoped::<PartialObjectMeta<PersistentVolumeClaim>>(
+            client.clone(),
+            namespace.as_deref(),
+        ),
+        owned.clone(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let policies = watcher(
+        super::super::scoped::<PartialObjectMeta<NetworkPolicy>>(
+            client.clone(),
+            namespace.as_deref(),
+        ),
+        owned,
+    )
+    .default_backoff()
+    .touched_objects();
+    let creds = watcher(
+        super::super::scoped::<PartialObjectMeta<Credential>>(client.clone(), namespace.as_deref()),
+        wc.clone(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let sealed = watcher(
+        super::super::scoped::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
+        super::super::credential::sealed_secrets(&wc),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let (store_a, ctx_a) = (reader.clone(), ctx.clone());
+    let (store_b, ctx_b) = (reader.clone(), ctx.clone());
+    let (gauge_store, metrics) = (reader.clone(), ctx.metrics.clone());
+    let gauge = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            metrics.set_sessions(count_phases(&gauge_store));
+        }
+    });
+    let controller = Controller::for_stream(stream, reader)
+        .owns_stream(pods)
+        .owns_stream(secrets)
+        .owns_stream(claims)
+        .owns_stream(policies)
+        .watches_stream(creds, move |c| {
+            sessions_using(
+                &store_a,
+                &ctx_a,
+                &c.namespace().unwrap_or_default(),
+                &c.name_any(),
+            )
+        })
+        .watches_stream(sealed, move |s| {
+            super::super::credential::credential_of(&s)
+                .map(|c| {
+                    sessions_using(
+                        &store_b,
+                        &ctx_b,
+                        c.namespace.as_deref().unwrap_or(""),
+                        &c.name,
+                    )
+                })
+                .unwrap_or_default()
+        })
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(
+            reconcile,
+            |s: Arc<Session>, e: &Error, ctx: Arc<Context>| retry(CONTROLLER, s.as_ref(), e, &ctx),
+            ctx,
+        );
+    drain(controller.boxed()).await;
+    gauge.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixture;
+
+    #[test]
+    fn a_secret_is_up_to_date_only_when_it_holds_everything_built() {
+        let plan = fixture::plan();
+        let desired = build::proxy_secret(&plan, &fixture::settings());
+        assert!(!up_to_date(None, &desired));
+        let mut existing = desired.clone();
+        existing
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("extra".into(), "kept".into());
+        assert!(
+            up_to_date(Some(&existing), &desired),
+            "extra labels are someone else's"
+        );
+        let mut rotated = existing.clone();
+        rotated.data.get_or_insert_default().insert(
+            build::PROXY_VALUE_ENTRY.into(),
+            k8s_openapi::ByteString(b"old".to_vec()),
+        );
+        assert!(!up_to_date(Some(&rotated), &desired));
+        let mut reannotated = existing.clone();
+        reannotated.metadata.annotations = None;
+        assert!(!up_to_date(Some(&reannotated), &desired));
+        let mut orphan = existing;
+        orphan.metadata.owner_references = None;
+        assert!(!up_to_date(Some(&orphan), &desired));
+    }
+}

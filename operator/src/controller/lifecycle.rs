@@ -23,11 +23,30 @@ pub enum PodHealth {
     },
     /// Failed, evicted, or ended: it must be replaced.
     Lost {
-        /// Why (`Evicted`, `Failed`, `LockFailed`, …).
-        reason: String,
+        /// Why.
+        cause: LossCause,
         /// Detail from the pod's status.
         message: String,
     },
+}
+
+/// Why a sandbox pod was lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LossCause {
+    /// The egress lock could not be programmed or did not verify.
+    LockFailed,
+    /// The pod failed or ended: its status reason (`Evicted`, …), else its phase.
+    Pod(String),
+}
+
+impl LossCause {
+    /// The word reported in conditions' messages.
+    pub fn reason(&self) -> &str {
+        match self {
+            LossCause::LockFailed => "LockFailed",
+            LossCause::Pod(reason) => reason,
+        }
+    }
 }
 
 /// The lock init container's verification result.
@@ -79,13 +98,13 @@ pub fn pod_health(pod: Option<&Pod>) -> PodHealth {
     match lock_state(pod) {
         LockState::NotLocked => {
             return PodHealth::Lost {
-                reason: "LockFailed".into(),
+                cause: LossCause::LockFailed,
                 message: "the lock's self-test found egress not locked".into(),
             };
         }
         LockState::Failed(code) => {
             return PodHealth::Lost {
-                reason: "LockFailed".into(),
+                cause: LossCause::LockFailed,
                 message: format!("the lock init container exited with code {code}"),
             };
         }
@@ -93,9 +112,11 @@ pub fn pod_health(pod: Option<&Pod>) -> PodHealth {
     }
     match phase {
         "Failed" | "Succeeded" | "Unknown" => PodHealth::Lost {
-            reason: status
-                .and_then(|s| s.reason.clone())
-                .unwrap_or_else(|| phase.to_owned()),
+            cause: LossCause::Pod(
+                status
+                    .and_then(|s| s.reason.clone())
+                    .unwrap_or_else(|| phase.to_owned()),
+            ),
             message: status.and_then(|s| s.message.clone()).unwrap_or_default(),
         },
         "Running" => {
@@ -110,7 +131,7 @@ pub fn pod_health(pod: Option<&Pod>) -> PodHealth {
 }
 
 /// Restart bookkeeping of one session's sandbox pod.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Restart {
     /// Losses in a row.
     pub failures: u32,
@@ -175,7 +196,7 @@ mod tests {
         assert_eq!(
             pod_health(Some(&evicted)),
             PodHealth::Lost {
-                reason: "Evicted".into(),
+                cause: LossCause::Pod("Evicted".into()),
                 message: "low memory".into()
             }
         );
@@ -185,9 +206,13 @@ mod tests {
                 "state": {"terminated": {"exitCode": 3}}}]
         }));
         assert_eq!(lock_state(&not_locked), LockState::NotLocked);
-        assert!(
-            matches!(pod_health(Some(&not_locked)), PodHealth::Lost { reason, .. } if reason == "LockFailed")
-        );
+        assert!(matches!(
+            pod_health(Some(&not_locked)),
+            PodHealth::Lost {
+                cause: LossCause::LockFailed,
+                ..
+            }
+        ));
         let failed_lock = pod(json!({
             "initContainerStatuses": [{"name": "lock", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
                 "state": {"terminated": {"exitCode": 1}}}]

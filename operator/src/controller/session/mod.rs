@@ -6,12 +6,14 @@
 //! to revoke the session's runtime tokens with the API server. It must never log, put into
 //! status or an Event any credential value or token.
 //!
-//! Modules: [`pipeline`] (reconcile steps up to the applied children), [`pod`] (the pod's
-//! lifecycle and conditions), [`finalize`] (revocation on deletion), [`watches`] (what triggers
+//! Modules: [`pipeline`] (reconcile steps up to the applied children), [`plan`] (the pod's
+//! lifecycle as a pure, table-tested decision), [`pod`] (observing the pod and carrying the plan
+//! out), [`finalize`] (revocation on deletion), [`watches`] (what triggers
 //! a reconcile).
 
 mod finalize;
 mod pipeline;
+mod plan;
 mod pod;
 mod watches;
 

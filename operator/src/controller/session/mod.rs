@@ -8,8 +8,8 @@
 //!
 //! Modules: [`pipeline`] (reconcile steps up to the applied children), [`plan`] (the pod's
 //! lifecycle as a pure, table-tested decision), [`pod`] (observing the pod and carrying the plan
-//! out), [`finalize`] (revocation on deletion), [`watches`] (what triggers
-//! a reconcile).
+//! out), [`finalize`] (revocation on deletion), [`watches`] (what triggers a reconcile). They
+//! are parts of this module: each takes the imports below with `use super::*`.
 
 mod finalize;
 mod pipeline;

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
 use sealpod_resources::agent::{MANAGED_CREDENTIAL, model_provider, prompt_hash};
 use sealpod_resources::conditions::{ConditionStatus, DEGRADED, READY, reasons};
@@ -176,12 +175,7 @@ pub async fn run(
     );
     let store = reader.clone();
     let system_ns = ctx.config.system_namespace.clone();
-    let creds = watcher(
-        super::scoped::<PartialObjectMeta<Credential>>(client, namespace.as_deref()),
-        wc,
-    )
-    .default_backoff()
-    .touched_objects();
+    let creds = super::metadata_watch::<Credential>(client, namespace.as_deref(), wc);
     let controller = Controller::for_stream(stream, reader)
         .watches_stream(creds, move |c| {
             let ns = c.namespace().unwrap_or_default();

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use sealpod_resources::Credential;
 use sealpod_resources::conditions::{ConditionStatus, DEGRADED, READY, reasons};
@@ -119,12 +119,8 @@ pub async fn run(
         super::scoped::<Credential>(client.clone(), namespace.as_deref()),
         wc.clone(),
     );
-    let secrets = watcher(
-        super::scoped::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
-        sealed_secrets(&wc),
-    )
-    .default_backoff()
-    .touched_objects();
+    let secrets =
+        super::metadata_watch::<Secret>(client, namespace.as_deref(), sealed_secrets(&wc));
     let controller = Controller::for_stream(stream, reader)
         .watches_stream(secrets, |s| credential_of(&s))
         .with_config(

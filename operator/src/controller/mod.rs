@@ -383,6 +383,30 @@ where
     }
 }
 
+/// A watch of the metadata of `K` objects (in `namespace`, or in all), retried with backoff, as
+/// the stream of the objects it touches: what `owns_stream` and `watches_stream` take.
+pub(crate) fn metadata_watch<K>(
+    client: Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<kube::core::PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(
+        scoped::<kube::core::PartialObjectMeta<K>>(client, namespace),
+        config,
+    )
+    .default_backoff()
+    .touched_objects()
+}
+
 /// Keeps a controller's stream running until it ends.
 pub(crate) async fn drain<S: Stream + Send>(stream: S) {
     stream.for_each(|_| futures::future::ready(())).await;

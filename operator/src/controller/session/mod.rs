@@ -26,7 +26,6 @@ use http_body_util::Full;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, Event as Finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -193,4 +192,39 @@ pub async fn reconcile(session: Arc<Session>, ctx: Arc<Context>) -> Result<Actio
         })
     };
     Box::pin(measured(CONTROLLER, target.as_ref(), &ctx, Box::pin(fut))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixture;
+
+    #[test]
+    fn a_secret_is_up_to_date_only_when_it_holds_everything_built() {
+        let plan = fixture::plan();
+        let desired = build::proxy_secret(&plan, &fixture::settings());
+        assert!(!up_to_date(None, &desired));
+        let mut existing = desired.clone();
+        existing
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("extra".into(), "kept".into());
+        assert!(
+            up_to_date(Some(&existing), &desired),
+            "extra labels are someone else's"
+        );
+        let mut rotated = existing.clone();
+        rotated.data.get_or_insert_default().insert(
+            build::PROXY_VALUE_ENTRY.into(),
+            k8s_openapi::ByteString(b"old".to_vec()),
+        );
+        assert!(!up_to_date(Some(&rotated), &desired));
+        let mut reannotated = existing.clone();
+        reannotated.metadata.annotations = None;
+        assert!(!up_to_date(Some(&reannotated), &desired));
+        let mut orphan = existing;
+        orphan.metadata.owner_references = None;
+        assert!(!up_to_date(Some(&orphan), &desired));
+    }
 }

@@ -1,6 +1,7 @@
 //! The session controller's watches: Sessions, their children, and the Agents, Credentials and
 //! sealed Secrets they depend on, each mapped back to the Sessions to reconcile.
 
+use super::super::metadata_watch;
 use super::*;
 
 /// Sessions (in `store`) whose pinned credential is `ns/name`.
@@ -71,48 +72,14 @@ pub async fn run(
             .combine(deleting),
         Default::default(),
     );
-    let pods = watcher(
-        super::super::scoped::<PartialObjectMeta<Pod>>(client.clone(), namespace.as_deref()),
-        owned.clone(),
-    )
-    .default_backoff()
-    .touched_objects();
-    let secrets = watcher(
-        super::super::scoped::<PartialObjectMeta<Secret>>(client.clone(), namespace.as_deref()),
-        owned.clone(),
-    )
-    .default_backoff()
-    .touched_objects();
-    let claims = watcher(
-        super::super::scoped::<PartialObjectMeta<PersistentVolumeClaim>>(
-            client.clone(),
-            namespace.as_deref(),
-        ),
-        owned.clone(),
-    )
-    .default_backoff()
-    .touched_objects();
-    let policies = watcher(
-        super::super::scoped::<PartialObjectMeta<NetworkPolicy>>(
-            client.clone(),
-            namespace.as_deref(),
-        ),
-        owned,
-    )
-    .default_backoff()
-    .touched_objects();
-    let creds = watcher(
-        super::super::scoped::<PartialObjectMeta<Credential>>(client.clone(), namespace.as_deref()),
-        wc.clone(),
-    )
-    .default_backoff()
-    .touched_objects();
-    let sealed = watcher(
-        super::super::scoped::<PartialObjectMeta<Secret>>(client, namespace.as_deref()),
-        super::super::credential::sealed_secrets(&wc),
-    )
-    .default_backoff()
-    .touched_objects();
+    let ns = namespace.as_deref();
+    let pods = metadata_watch::<Pod>(client.clone(), ns, owned.clone());
+    let secrets = metadata_watch::<Secret>(client.clone(), ns, owned.clone());
+    let claims = metadata_watch::<PersistentVolumeClaim>(client.clone(), ns, owned.clone());
+    let policies = metadata_watch::<NetworkPolicy>(client.clone(), ns, owned);
+    let creds = metadata_watch::<Credential>(client.clone(), ns, wc.clone());
+    let sealed =
+        metadata_watch::<Secret>(client, ns, super::super::credential::sealed_secrets(&wc));
 
     let (store_a, ctx_a) = (reader.clone(), ctx.clone());
     let (store_b, ctx_b) = (reader.clone(), ctx.clone());
@@ -159,39 +126,4 @@ pub async fn run(
         );
     drain(controller.boxed()).await;
     gauge.abort();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::build::fixture;
-
-    #[test]
-    fn a_secret_is_up_to_date_only_when_it_holds_everything_built() {
-        let plan = fixture::plan();
-        let desired = build::proxy_secret(&plan, &fixture::settings());
-        assert!(!up_to_date(None, &desired));
-        let mut existing = desired.clone();
-        existing
-            .metadata
-            .labels
-            .get_or_insert_default()
-            .insert("extra".into(), "kept".into());
-        assert!(
-            up_to_date(Some(&existing), &desired),
-            "extra labels are someone else's"
-        );
-        let mut rotated = existing.clone();
-        rotated.data.get_or_insert_default().insert(
-            build::PROXY_VALUE_ENTRY.into(),
-            k8s_openapi::ByteString(b"old".to_vec()),
-        );
-        assert!(!up_to_date(Some(&rotated), &desired));
-        let mut reannotated = existing.clone();
-        reannotated.metadata.annotations = None;
-        assert!(!up_to_date(Some(&reannotated), &desired));
-        let mut orphan = existing;
-        orphan.metadata.owner_references = None;
-        assert!(!up_to_date(Some(&orphan), &desired));
-    }
 }

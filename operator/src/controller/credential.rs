@@ -20,8 +20,8 @@ use sealpod_resources::labels;
 use serde_json::json;
 
 use super::{
-    Conditions, Context, CredentialProblem, SAFETY_REQUEUE, apply_status, drain, main_stream,
-    measured, open_credential, publish_transitions, retry,
+    Conditions, Context, SAFETY_REQUEUE, apply_status, drain, main_stream, measured,
+    open_credential, publish_transitions, retry,
 };
 use crate::error::Error;
 
@@ -80,10 +80,7 @@ async fn apply(cred: &Credential, ctx: &Context) -> Result<Action, Error> {
             conds.set(DEGRADED, ConditionStatus::False, reasons::AS_EXPECTED, "");
         }
         Err(problem) => {
-            let (reason, message) = match problem {
-                CredentialProblem::NotFound(m) => (reasons::CREDENTIAL_NOT_FOUND, m),
-                CredentialProblem::Unreadable(m) => (reasons::CREDENTIAL_UNREADABLE, m),
-            };
+            let (reason, message) = problem.reason_and_message();
             conds.set(READY, ConditionStatus::False, reason, message.clone());
             conds.set(DEGRADED, ConditionStatus::True, reason, message);
         }

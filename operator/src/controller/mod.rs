@@ -282,6 +282,16 @@ pub enum CredentialProblem {
     Unreadable(String),
 }
 
+impl CredentialProblem {
+    /// The condition reason and message that report it.
+    pub fn reason_and_message(self) -> (&'static str, String) {
+        match self {
+            CredentialProblem::NotFound(m) => (conditions::reasons::CREDENTIAL_NOT_FOUND, m),
+            CredentialProblem::Unreadable(m) => (conditions::reasons::CREDENTIAL_UNREADABLE, m),
+        }
+    }
+}
+
 /// An opened credential value and the key that sealed it.
 #[derive(Debug)]
 pub struct Opened {

@@ -131,10 +131,7 @@ pub(super) async fn apply(session: Arc<Session>, ctx: &Context) -> Result<Action
     let (cred, value) = match bind(ctx, &ns, &snapshot).await? {
         Ok(bound) => bound,
         Err(problem) => {
-            let (reason, message) = match problem {
-                CredentialProblem::NotFound(m) => (reasons::CREDENTIAL_NOT_FOUND, m),
-                CredentialProblem::Unreadable(m) => (reasons::CREDENTIAL_UNREADABLE, m),
-            };
+            let (reason, message) = problem.reason_and_message();
             draft.set(
                 CREDENTIALS_BOUND,
                 ConditionStatus::False,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def wait_ready(server: subprocess.Popen[str], kubeconfig: Path) -> None:

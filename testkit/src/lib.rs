@@ -68,9 +68,6 @@ impl std::fmt::Debug for TestCluster {
     }
 }
 
-/// Control planes of one test process start one at a time: several starting at once on a small
-/// machine only slow each other down.
-static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Starts of a control plane tried before a test gives up.
 const START_ATTEMPTS: u32 = 2;
 
@@ -79,7 +76,6 @@ const START_ATTEMPTS: u32 = 2;
 async fn start_control_plane() -> (ControlPlane, tempfile::TempDir) {
     let programs = sealpod_controlplane::find_programs(None)
         .expect("the control plane's programs (scripts/setup builds them)");
-    let _one_at_a_time = STARTING.lock().await;
     let mut attempt = 1;
     loop {
         let dir = tempfile::tempdir().expect("temporary directory");

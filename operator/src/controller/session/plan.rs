@@ -3,9 +3,15 @@
 //! returns the steps to take, the conditions to set, the restart bookkeeping to keep and when to
 //! look again. [`super::pod`] observes and carries it out; nothing here calls the cluster.
 
-use super::*;
-use crate::controller::lifecycle::LossCause;
-use sealpod_resources::conditions::Condition;
+use std::time::{Duration, Instant};
+
+use sealpod_resources::conditions::{
+    Condition, ConditionStatus, DEGRADED, EGRESS_LOCKED, HIBERNATED, READY, reasons,
+};
+use sealpod_resources::session::DesiredState;
+
+use super::super::SAFETY_REQUEUE;
+use super::super::lifecycle::{LockState, LossCause, PodHealth, Restart};
 
 /// What the controller sees of one Session's sandbox.
 pub(super) struct Observed<'a> {

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
+use sealpod_resources::conditions::reasons;
 
 use crate::build::{CONTAINER_LOCK, CONTAINER_RUNTIME};
 
@@ -43,7 +44,7 @@ impl LossCause {
     /// The word reported in conditions' messages.
     pub fn reason(&self) -> &str {
         match self {
-            LossCause::LockFailed => "LockFailed",
+            LossCause::LockFailed => reasons::LOCK_FAILED,
             LossCause::Pod(reason) => reason,
         }
     }

@@ -79,7 +79,12 @@ pub(super) async fn lifecycle(
         }
     }
     for set in decided.conditions {
-        draft.set(set.type_, set.status, set.reason, set.message);
+        draft.set(
+            set.type_.as_str(),
+            set.status,
+            set.reason.as_str(),
+            set.message,
+        );
     }
     match decided.pod_name {
         PodName::Keep => {}

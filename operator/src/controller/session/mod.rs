@@ -35,10 +35,10 @@ use serde_json::json;
 use super::{Context, measured};
 use crate::error::Error;
 
-pub use watches::run;
+pub(crate) use watches::run;
 
 /// Controller name (metrics).
-pub const CONTROLLER: &str = "session";
+pub(crate) const CONTROLLER: &str = "session";
 
 /// The text of one entry of a Secret (None: no Secret, no such entry, or not UTF-8).
 fn entry(secret: Option<&Secret>, key: &str) -> Option<String> {

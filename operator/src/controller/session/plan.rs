@@ -16,21 +16,21 @@ use super::super::lifecycle::{LockState, LossCause, PodHealth, Restart};
 /// What the controller sees of one Session's sandbox.
 pub(super) struct Observed<'a> {
     /// What the Session asks for.
-    pub desired: DesiredState,
+    pub(super) desired: DesiredState,
     /// What the pod is doing.
-    pub health: PodHealth,
+    pub(super) health: PodHealth,
     /// The lock's self-test.
-    pub lock: LockState,
+    pub(super) lock: LockState,
     /// Losses counted so far (none while the pod runs well).
-    pub restart: Option<Restart>,
+    pub(super) restart: Option<Restart>,
     /// Status names a pod this controller created.
-    pub had_pod: bool,
+    pub(super) had_pod: bool,
     /// The conditions already reported.
-    pub conditions: &'a [Condition],
+    pub(super) conditions: &'a [Condition],
     /// The delay before the `n`th replacement.
-    pub backoff: &'a dyn Fn(u32) -> Duration,
+    pub(super) backoff: &'a dyn Fn(u32) -> Duration,
     /// Now.
-    pub now: Instant,
+    pub(super) now: Instant,
 }
 
 /// An action on the cluster.
@@ -129,13 +129,13 @@ pub(super) struct Set {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Plan {
     /// Carried out in order.
-    pub steps: Vec<Step>,
+    pub(super) steps: Vec<Step>,
     /// Set in order (a later one of the same type wins).
-    pub conditions: Vec<Set>,
-    pub pod_name: PodName,
+    pub(super) conditions: Vec<Set>,
+    pub(super) pod_name: PodName,
     /// The restart bookkeeping to keep (None: forgotten).
-    pub restart: Option<Restart>,
-    pub requeue: Requeue,
+    pub(super) restart: Option<Restart>,
+    pub(super) requeue: Requeue,
 }
 
 impl Plan {

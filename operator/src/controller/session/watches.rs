@@ -59,7 +59,7 @@ fn count_phases(store: &Store<Session>) -> std::collections::BTreeMap<String, u6
 }
 
 /// Runs the session controller until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,

@@ -6,7 +6,7 @@
 //! - [`build`]: pure, client-free builders of the desired child objects;
 //! - [`validate`]: pure checks of specs;
 //! - [`controller`]: the credential, agent and session controllers (fetch → validate → build →
-//!   apply → status), with [`controller::lifecycle`] reading pod state;
+//!   apply → status), with `controller::lifecycle` reading pod state;
 //! - [`keys`]: the sealing key set and runtime-token key, created on first start;
 //! - [`leader`]: Lease-based leader election;
 //! - [`runner`]: start and stop; [`http`]: `/healthz`, `/readyz`, `/metrics`; [`metrics`].

@@ -21,11 +21,11 @@ use crate::error::Error;
 use crate::validate;
 
 /// Controller name (metrics).
-pub const CONTROLLER: &str = "agent";
+pub(crate) const CONTROLLER: &str = "agent";
 
 /// Where a credential reference resolves.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolved {
+pub(crate) enum Resolved {
     /// A Credential of the namespace.
     Named(String),
     /// The cluster's managed credential.
@@ -34,7 +34,7 @@ pub enum Resolved {
 
 /// Resolves an agent's credential reference: the named one, else the namespace's default
 /// Credential of the model's provider, else `managed`.
-pub async fn resolve_credential(
+pub(crate) async fn resolve_credential(
     ctx: &Context,
     namespace: &str,
     reference: Option<&str>,
@@ -67,7 +67,7 @@ pub async fn resolve_credential(
 }
 
 /// Checks that a resolved credential exists; the message says what is missing.
-pub async fn credential_exists(
+pub(crate) async fn credential_exists(
     ctx: &Context,
     namespace: &str,
     resolved: &Resolved,
@@ -160,7 +160,7 @@ fn agents_in(store: &Store<Agent>, namespace: &str) -> Vec<ObjectRef<Agent>> {
 }
 
 /// Runs the agent controller until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,

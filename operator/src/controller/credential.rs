@@ -26,7 +26,7 @@ use super::{
 use crate::error::Error;
 
 /// Controller name (metrics).
-pub const CONTROLLER: &str = "credential";
+pub(crate) const CONTROLLER: &str = "credential";
 
 /// The Credential a sealed Secret belongs to: its `sealpod.dev/credential` label, or an owner
 /// reference of kind Credential.
@@ -103,7 +103,7 @@ async fn apply(cred: &Credential, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Runs the credential controller until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,

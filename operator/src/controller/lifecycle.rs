@@ -4,12 +4,13 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
+use sealpod_resources::conditions::reasons;
 
 use crate::build::{CONTAINER_LOCK, CONTAINER_RUNTIME};
 
 /// What the sandbox pod is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PodHealth {
+pub(crate) enum PodHealth {
     /// There is no pod.
     Absent,
     /// Being deleted.
@@ -32,7 +33,7 @@ pub enum PodHealth {
 
 /// Why a sandbox pod was lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LossCause {
+pub(crate) enum LossCause {
     /// The egress lock could not be programmed or did not verify.
     LockFailed,
     /// The pod failed or ended: its status reason (`Evicted`, …), else its phase.
@@ -41,9 +42,9 @@ pub enum LossCause {
 
 impl LossCause {
     /// The word reported in conditions' messages.
-    pub fn reason(&self) -> &str {
+    pub(crate) fn reason(&self) -> &str {
         match self {
-            LossCause::LockFailed => "LockFailed",
+            LossCause::LockFailed => reasons::LOCK_FAILED,
             LossCause::Pod(reason) => reason,
         }
     }
@@ -51,7 +52,7 @@ impl LossCause {
 
 /// The lock init container's verification result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockState {
+pub(crate) enum LockState {
     /// Not run or not finished.
     Pending,
     /// `lock --verify` exited 0.
@@ -63,7 +64,7 @@ pub enum LockState {
 }
 
 /// The lock's verification result, from the lock init container's terminated state.
-pub fn lock_state(pod: &Pod) -> LockState {
+pub(crate) fn lock_state(pod: &Pod) -> LockState {
     let status = pod
         .status
         .as_ref()
@@ -86,7 +87,7 @@ pub fn lock_state(pod: &Pod) -> LockState {
 }
 
 /// The pod's health.
-pub fn pod_health(pod: Option<&Pod>) -> PodHealth {
+pub(crate) fn pod_health(pod: Option<&Pod>) -> PodHealth {
     let Some(pod) = pod else {
         return PodHealth::Absent;
     };
@@ -132,18 +133,18 @@ pub fn pod_health(pod: Option<&Pod>) -> PodHealth {
 
 /// Restart bookkeeping of one session's sandbox pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Restart {
+pub(crate) struct Restart {
     /// Losses in a row.
-    pub failures: u32,
+    pub(crate) failures: u32,
     /// When the last loss was seen.
-    pub at: Instant,
+    pub(crate) at: Instant,
     /// Whether the replacement has been created since.
-    pub recreated: bool,
+    pub(crate) recreated: bool,
 }
 
 impl Restart {
     /// A first loss, now.
-    pub fn first(now: Instant) -> Restart {
+    pub(crate) fn first(now: Instant) -> Restart {
         Restart {
             failures: 1,
             at: now,
@@ -152,7 +153,7 @@ impl Restart {
     }
 
     /// Records a loss: counted once per created pod.
-    pub fn lost(&mut self, now: Instant) {
+    pub(crate) fn lost(&mut self, now: Instant) {
         if self.recreated {
             self.failures += 1;
             self.at = now;
@@ -161,7 +162,7 @@ impl Restart {
     }
 
     /// Time left before the replacement may be created.
-    pub fn wait(&self, backoff: Duration, now: Instant) -> Duration {
+    pub(crate) fn wait(&self, backoff: Duration, now: Instant) -> Duration {
         backoff.saturating_sub(now.saturating_duration_since(self.at))
     }
 }

@@ -35,35 +35,35 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
 
-pub mod agent;
-pub mod credential;
-pub mod lifecycle;
+pub(crate) mod agent;
+pub(crate) mod credential;
+pub(crate) mod lifecycle;
 pub mod session;
 
 /// What every reconcile shares.
 pub struct Context {
     /// The cluster.
-    pub client: Client,
+    pub(crate) client: Client,
     /// Builder settings.
-    pub settings: Settings,
+    pub(crate) settings: Settings,
     /// The flags.
-    pub config: Config,
+    pub(crate) config: Config,
     /// The sealing key set (reloaded when a value names an unknown key).
-    pub keys: RwLock<KeySet>,
+    pub(crate) keys: RwLock<KeySet>,
     /// The runtime-token key.
-    pub token_key: TokenKey,
+    pub(crate) token_key: TokenKey,
     /// Metrics.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Event recorder.
-    pub recorder: Recorder,
+    pub(crate) recorder: Recorder,
     /// Restart bookkeeping of sandbox pods, by Session UID.
-    pub restarts: Mutex<HashMap<String, lifecycle::Restart>>,
+    pub(crate) restarts: Mutex<HashMap<String, lifecycle::Restart>>,
     /// First failed revoke of a deleted Session, by UID.
-    pub revokes: Mutex<HashMap<String, Instant>>,
+    pub(crate) revokes: Mutex<HashMap<String, Instant>>,
     /// Failed reconciles in a row, by controller and UID (error backoff).
-    pub attempts: Mutex<HashMap<(&'static str, String), u32>>,
+    pub(crate) attempts: Mutex<HashMap<(&'static str, String), u32>>,
     /// HTTP client of the runtime API (revoke).
-    pub http: HttpClient<HttpConnector, Full<Bytes>>,
+    pub(crate) http: HttpClient<HttpConnector, Full<Bytes>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -159,7 +159,7 @@ pub(crate) fn retry<K: Resource>(
 }
 
 /// Now, as a condition timestamp (RFC 3339, seconds).
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     let t = k8s_openapi::jiff::Timestamp::now();
     k8s_openapi::jiff::Timestamp::from_second(t.as_second())
         .unwrap_or(t)
@@ -168,16 +168,16 @@ pub fn now() -> String {
 
 /// A set of conditions being computed from the ones already in status.
 #[derive(Debug, Clone)]
-pub struct Conditions {
+pub(crate) struct Conditions {
     /// The conditions, old transition times kept where the status did not change.
-    pub list: Vec<Condition>,
+    pub(crate) list: Vec<Condition>,
     generation: Option<i64>,
     now: String,
 }
 
 impl Conditions {
     /// Starts from `existing`.
-    pub fn from(existing: &[Condition], generation: Option<i64>) -> Conditions {
+    pub(crate) fn from(existing: &[Condition], generation: Option<i64>) -> Conditions {
         Conditions {
             list: existing.to_vec(),
             generation,
@@ -186,7 +186,7 @@ impl Conditions {
     }
 
     /// Sets one condition.
-    pub fn set(
+    pub(crate) fn set(
         &mut self,
         type_: &str,
         status: ConditionStatus,
@@ -275,7 +275,7 @@ where
 
 /// Why a credential cannot be bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialProblem {
+pub(crate) enum CredentialProblem {
     /// The Credential or its sealed Secret does not exist (reason `CredentialNotFound`).
     NotFound(String),
     /// The sealed value does not open (reason `CredentialUnreadable`).
@@ -284,7 +284,7 @@ pub enum CredentialProblem {
 
 impl CredentialProblem {
     /// The condition reason and message that report it.
-    pub fn reason_and_message(self) -> (&'static str, String) {
+    pub(crate) fn reason_and_message(self) -> (&'static str, String) {
         match self {
             CredentialProblem::NotFound(m) => (conditions::reasons::CREDENTIAL_NOT_FOUND, m),
             CredentialProblem::Unreadable(m) => (conditions::reasons::CREDENTIAL_UNREADABLE, m),
@@ -294,15 +294,15 @@ impl CredentialProblem {
 
 /// An opened credential value and the key that sealed it.
 #[derive(Debug)]
-pub struct Opened {
+pub(crate) struct Opened {
     /// The value (redacting).
-    pub value: SecretString,
+    pub(crate) value: SecretString,
     /// The key id of the sealed value.
-    pub key_id: KeyId,
+    pub(crate) key_id: KeyId,
 }
 
 /// Opens a Credential's sealed value with the operator's keys.
-pub async fn open_credential(
+pub(crate) async fn open_credential(
     ctx: &Context,
     credential: &Credential,
 ) -> Result<Result<Opened, CredentialProblem>, Error> {

@@ -1,8 +1,22 @@
 //! The Session finalizer: revoke the session's runtime tokens with the API server before the
 //! Session goes (its children are garbage-collected through their owner references).
 
-use super::*;
-use crate::error::RevokeError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use sealpod_resources::Session;
+use sealpod_resources::runtime_token::{RUNTIME_SECRET_TOKEN_ENTRY, Scope};
+use sealpod_resources::secret::Secret as SecretString;
+
+use super::super::Context;
+use super::entry;
+use crate::build;
+use crate::error::{Error, RevokeError};
 
 /// Revokes the session's runtime tokens with the API server (`POST /runtime/v1/revoke` with a
 /// token of the session). Unreachable: retried with backoff, then given up after the revoke

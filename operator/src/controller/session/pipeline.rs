@@ -1,9 +1,91 @@
-//! The reconcile pipeline of a Session: pin the agent's configuration when the snapshot is
-//! missing, validate, bind the credential, build the children (pure, `build`) and apply them with
-//! server-side apply, then hand the pod to [`super::pod`].
+//! The reconcile pipeline of a Session, one named step each: [`pin`] the agent's configuration
+//! when the snapshot is missing, validate it, [`bind`] the credential, read the children already
+//! written ([`Existing`]) and keep their [`Tokens`], build the [`session_plan`] (pure; the
+//! children themselves come from `build`), [`apply_children`] with server-side apply, then hand
+//! the pod to [`super::pod`] and write status ([`super::status`]).
+//!
+//! Only the steps that say so call the cluster; none may log a credential value or token.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use sealpod_resources::agent::{MANAGED_CREDENTIAL, SandboxSpec, prompt_hash};
+use sealpod_resources::conditions::reasons;
+use sealpod_resources::labels::OPERATOR_FIELD_MANAGER;
+use sealpod_resources::runtime_token::{
+    PROXY_SECRET_EVENTS_TOKEN_ENTRY, RUNTIME_SECRET_TOKEN_ENTRY, Scope, TokenKey,
+};
+use sealpod_resources::secret::{SealedToken, Secret as SecretString};
+use sealpod_resources::session::AgentSnapshot;
+use sealpod_resources::{Agent, Credential, Session};
+use serde_json::json;
+
+use super::super::agent::{Resolved, resolve_credential};
+use super::super::{Context, CredentialProblem, SAFETY_REQUEUE, open_credential};
 use super::pod::lifecycle;
-use super::*;
+use super::status::{Draft, report};
+use super::{apply_child, entry};
+use crate::build::{self, BoundCredential, SessionPlan, proxy_config::stored_sealed_token};
+use crate::error::Error;
+use crate::validate;
+
+/// How often a Session whose Agent does not exist looks again (the Agent may be created later).
+const AGENT_MISSING_REQUEUE: Duration = Duration::from_secs(60);
+
+/// Runs the pipeline for a Session that is not being deleted.
+pub(super) async fn apply(session: Arc<Session>, ctx: &Context) -> Result<Action, Error> {
+    let ns = session.namespace().unwrap_or_default();
+    let name = session.name_any();
+    let mut draft = Draft::of(&session);
+
+    // fetch
+    let Some(snapshot) = session.spec.agent_snapshot.clone() else {
+        return match pin(ctx, &session, &ns).await? {
+            // The spec change retriggers this reconcile with the snapshot in place.
+            Pinned::Done => Ok(Action::await_change()),
+            Pinned::AgentMissing(message) => {
+                draft.blocked(reasons::INVALID, &message);
+                report(ctx, &session, draft, Action::requeue(AGENT_MISSING_REQUEUE)).await
+            }
+        };
+    };
+
+    // validate
+    if let Err(message) =
+        validate::agent_config(&snapshot.model, &snapshot.runtime, snapshot.egress.as_ref())
+    {
+        draft.invalid(&message);
+        return report(ctx, &session, draft, Action::await_change()).await;
+    }
+
+    // bind the credential
+    let (credential, value) = match bind(ctx, &ns, &snapshot).await? {
+        Ok(bound) => bound,
+        Err(problem) => {
+            draft.unbound(problem);
+            // The Credential and sealed-Secret watches retrigger when it appears or changes.
+            return report(ctx, &session, draft, Action::requeue(SAFETY_REQUEUE)).await;
+        }
+    };
+
+    // build
+    let existing = Existing::get(ctx, &ns, &name).await?;
+    let tokens = Tokens::kept_or_minted(&existing, &ctx.token_key, &ns, &name);
+    let sandbox = sandbox(ctx, &ns, &session.spec.agent_ref).await?;
+    let plan = session_plan(&session, snapshot, &credential, value, sandbox, tokens);
+
+    // apply
+    apply_children(ctx, &plan, &existing).await?;
+    draft.bound(&plan.credential);
+
+    // lifecycle, then status
+    let action = lifecycle(ctx, &session, &plan, &mut draft).await?;
+    report(ctx, &session, draft, action).await
+}
 
 /// What pinning the agent's configuration did.
 enum Pinned {
@@ -56,7 +138,7 @@ async fn pin(ctx: &Context, session: &Session, ns: &str) -> Result<Pinned, Error
     Ok(Pinned::Done)
 }
 
-/// The Credential a session's pinned reference names.
+/// The Credential a session's pinned reference names, and its opened value.
 async fn bind(
     ctx: &Context,
     ns: &str,
@@ -89,148 +171,193 @@ async fn bind(
         .map(|opened| (cred, opened.value)))
 }
 
-pub(super) async fn apply(session: Arc<Session>, ctx: &Context) -> Result<Action, Error> {
-    let ns = session.namespace().unwrap_or_default();
-    let name = session.name_any();
-    let status = session.status.clone().unwrap_or_default();
-    let mut draft = Draft {
-        conds: Conditions::from(&status.conditions, session.metadata.generation),
-        pod_name: status.pod_name.clone(),
-    };
+/// The session's two Secrets as they are now (None: not written yet).
+struct Existing {
+    proxy: Option<Secret>,
+    runtime: Option<Secret>,
+}
 
-    // fetch
-    let Some(snapshot) = session.spec.agent_snapshot.clone() else {
-        return match pin(ctx, &session, &ns).await? {
-            // The spec change retriggers this reconcile with the snapshot in place.
-            Pinned::Done => Ok(Action::await_change()),
-            Pinned::AgentMissing(message) => {
-                draft.blocked(reasons::INVALID, &message);
-                write_status(ctx, &session, draft).await?;
-                // The Agent may be created later; look again now and then.
-                Ok(Action::requeue(Duration::from_secs(60)))
-            }
-        };
-    };
-
-    // validate
-    if let Err(message) =
-        validate::agent_config(&snapshot.model, &snapshot.runtime, snapshot.egress.as_ref())
-    {
-        draft.blocked(reasons::INVALID, &message);
-        draft.set(
-            CREDENTIALS_BOUND,
-            ConditionStatus::Unknown,
-            reasons::INVALID,
-            "",
-        );
-        write_status(ctx, &session, draft).await?;
-        return Ok(Action::await_change());
+impl Existing {
+    async fn get(ctx: &Context, ns: &str, name: &str) -> Result<Existing, Error> {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+        let proxy = secrets
+            .get_opt(&build::proxy_secret_name(name))
+            .await
+            .map_err(Error::kube("get proxy secret"))?;
+        let runtime = secrets
+            .get_opt(&build::runtime_secret_name(name))
+            .await
+            .map_err(Error::kube("get runtime secret"))?;
+        Ok(Existing { proxy, runtime })
     }
+}
 
-    // bind the credential
-    let (cred, value) = match bind(ctx, &ns, &snapshot).await? {
-        Ok(bound) => bound,
-        Err(problem) => {
-            let (reason, message) = problem.reason_and_message();
-            draft.set(
-                CREDENTIALS_BOUND,
-                ConditionStatus::False,
-                reason,
-                message.clone(),
-            );
-            draft.blocked(reason, &message);
-            write_status(ctx, &session, draft).await?;
-            // The Credential and sealed-Secret watches retrigger when it appears or changes.
-            return Ok(Action::requeue(SAFETY_REQUEUE));
+/// The session's tokens.
+struct Tokens {
+    /// Stands in for the credential's value inside the sandbox.
+    sealed: SealedToken,
+    /// Proxy scope: the proxy's egress events.
+    events: SecretString,
+    /// Runtime scope: the runtime's calls to the API server.
+    runtime: SecretString,
+}
+
+impl Tokens {
+    /// Tokens are random per session: the ones already written are kept so they stay stable;
+    /// only missing (or unreadable) ones are made.
+    fn kept_or_minted(existing: &Existing, key: &TokenKey, ns: &str, name: &str) -> Tokens {
+        let proxy = existing.proxy.as_ref();
+        Tokens {
+            sealed: entry(proxy, build::PROXY_CONFIG_ENTRY)
+                .and_then(|yaml| stored_sealed_token(&yaml))
+                .and_then(|s| SealedToken::parse(&s).ok())
+                .unwrap_or_else(SealedToken::generate),
+            events: entry(proxy, PROXY_SECRET_EVENTS_TOKEN_ENTRY)
+                .map(SecretString::new)
+                .unwrap_or_else(|| key.mint(Scope::Proxy, ns, name)),
+            runtime: entry(existing.runtime.as_ref(), RUNTIME_SECRET_TOKEN_ENTRY)
+                .map(SecretString::new)
+                .unwrap_or_else(|| key.mint(Scope::Runtime, ns, name)),
         }
-    };
+    }
+}
 
-    // Tokens are random per session: re-use the ones already written so they stay stable.
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let proxy_existing = secrets
-        .get_opt(&build::proxy_secret_name(&name))
-        .await
-        .map_err(Error::kube("get proxy secret"))?;
-    let runtime_existing = secrets
-        .get_opt(&build::runtime_secret_name(&name))
-        .await
-        .map_err(Error::kube("get runtime secret"))?;
-    let sealed = entry(proxy_existing.as_ref(), build::PROXY_CONFIG_ENTRY)
-        .and_then(|yaml| stored_sealed_token(&yaml))
-        .and_then(|s| SealedToken::parse(&s).ok())
-        .unwrap_or_else(SealedToken::generate);
-    let events_token = entry(proxy_existing.as_ref(), PROXY_SECRET_EVENTS_TOKEN_ENTRY)
-        .map(SecretString::new)
-        .unwrap_or_else(|| ctx.token_key.mint(Scope::Proxy, &ns, &name));
-    let runtime_token = entry(runtime_existing.as_ref(), RUNTIME_SECRET_TOKEN_ENTRY)
-        .map(SecretString::new)
-        .unwrap_or_else(|| ctx.token_key.mint(Scope::Runtime, &ns, &name));
-    let sandbox = Api::<Agent>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&session.spec.agent_ref)
+/// The sandbox shape of the session's Agent (the defaults when the Agent is gone).
+async fn sandbox(ctx: &Context, ns: &str, agent: &str) -> Result<SandboxSpec, Error> {
+    Ok(Api::<Agent>::namespaced(ctx.client.clone(), ns)
+        .get_opt(agent)
         .await
         .map_err(Error::kube("get agent"))?
         .and_then(|a| a.spec.sandbox)
-        .unwrap_or_default();
-    let plan = SessionPlan {
-        namespace: ns.clone(),
-        name: name.clone(),
+        .unwrap_or_default())
+}
+
+/// Everything the children are built from (pure).
+fn session_plan(
+    session: &Session,
+    snapshot: AgentSnapshot,
+    credential: &Credential,
+    value: SecretString,
+    sandbox: SandboxSpec,
+    tokens: Tokens,
+) -> SessionPlan {
+    SessionPlan {
+        namespace: session.namespace().unwrap_or_default(),
+        name: session.name_any(),
         uid: session.uid().unwrap_or_default(),
         agent: session.spec.agent_ref.clone(),
         credential: BoundCredential {
-            name: cred.name_any(),
-            provider: cred.spec.provider.clone(),
-            hosts: cred.spec.allowed_hosts.clone(),
-            headers: cred.spec.effective_headers(),
-            sealed,
+            name: credential.name_any(),
+            provider: credential.spec.provider.clone(),
+            hosts: credential.spec.allowed_hosts.clone(),
+            headers: credential.spec.effective_headers(),
+            sealed: tokens.sealed,
             value,
-            version: cred.status.as_ref().and_then(|s| s.version).unwrap_or(1),
+            version: credential
+                .status
+                .as_ref()
+                .and_then(|s| s.version)
+                .unwrap_or(1),
         },
         snapshot,
         sandbox,
-        runtime_token,
-        events_token,
-    };
+        runtime_token: tokens.runtime,
+        events_token: tokens.events,
+    }
+}
 
-    // build and apply
+/// Builds the children other than the pod and applies them: the workspace claim (when
+/// configured), the two Secrets (only when they differ from `existing`) and the NetworkPolicy.
+async fn apply_children(
+    ctx: &Context,
+    plan: &SessionPlan,
+    existing: &Existing,
+) -> Result<(), Error> {
     let settings = &ctx.settings;
+    let ns = &plan.namespace;
     if settings.workspace_claim {
         apply_child(
             ctx,
-            &ns,
-            &build::workspace_claim(&plan, settings),
+            ns,
+            &build::workspace_claim(plan, settings),
             "apply workspace claim",
         )
         .await?;
     }
     // The two Secrets were just read: re-apply only what differs (most reconciles change
     // nothing, and these are the largest writes).
-    let runtime_secret = build::runtime_secret(&plan);
-    if !up_to_date(runtime_existing.as_ref(), &runtime_secret) {
-        apply_child(ctx, &ns, &runtime_secret, "apply runtime secret").await?;
+    let runtime_secret = build::runtime_secret(plan);
+    if !up_to_date(existing.runtime.as_ref(), &runtime_secret) {
+        apply_child(ctx, ns, &runtime_secret, "apply runtime secret").await?;
     }
-    let proxy_secret = build::proxy_secret(&plan, settings);
-    if !up_to_date(proxy_existing.as_ref(), &proxy_secret) {
-        apply_child(ctx, &ns, &proxy_secret, "apply proxy secret").await?;
+    let proxy_secret = build::proxy_secret(plan, settings);
+    if !up_to_date(existing.proxy.as_ref(), &proxy_secret) {
+        apply_child(ctx, ns, &proxy_secret, "apply proxy secret").await?;
     }
     apply_child(
         ctx,
-        &ns,
-        &build::network_policy(&plan, settings),
+        ns,
+        &build::network_policy(plan, settings),
         "apply network policy",
     )
     .await?;
-    draft.set(
-        CREDENTIALS_BOUND,
-        ConditionStatus::True,
-        reasons::CREDENTIAL_BOUND,
-        format!(
-            "credential `{}` version {}",
-            plan.credential.name, plan.credential.version
-        ),
-    );
+    Ok(())
+}
 
-    // lifecycle
-    let action = lifecycle(ctx, &session, &plan, &mut draft).await?;
-    write_status(ctx, &session, draft).await?;
-    Ok(action)
+/// Whether `existing` already holds everything `desired` sets.
+fn up_to_date(existing: Option<&Secret>, desired: &Secret) -> bool {
+    let Some(e) = existing else {
+        return false;
+    };
+    let subset = |want: Option<&std::collections::BTreeMap<String, String>>,
+                  have: &std::collections::BTreeMap<String, String>| {
+        want.into_iter()
+            .flatten()
+            .all(|(k, v)| have.get(k) == Some(v))
+    };
+    e.data == desired.data
+        && e.type_ == desired.type_
+        && subset(desired.metadata.labels.as_ref(), e.labels())
+        && subset(desired.metadata.annotations.as_ref(), e.annotations())
+        && e.owner_references()
+            == desired
+                .metadata
+                .owner_references
+                .as_deref()
+                .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixture;
+
+    #[test]
+    fn a_secret_is_up_to_date_only_when_it_holds_everything_built() {
+        let plan = fixture::plan();
+        let desired = build::proxy_secret(&plan, &fixture::settings());
+        assert!(!up_to_date(None, &desired));
+        let mut existing = desired.clone();
+        existing
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("extra".into(), "kept".into());
+        assert!(
+            up_to_date(Some(&existing), &desired),
+            "extra labels are someone else's"
+        );
+        let mut rotated = existing.clone();
+        rotated.data.get_or_insert_default().insert(
+            build::PROXY_VALUE_ENTRY.into(),
+            k8s_openapi::ByteString(b"old".to_vec()),
+        );
+        assert!(!up_to_date(Some(&rotated), &desired));
+        let mut reannotated = existing.clone();
+        reannotated.metadata.annotations = None;
+        assert!(!up_to_date(Some(&reannotated), &desired));
+        let mut orphan = existing;
+        orphan.metadata.owner_references = None;
+        assert!(!up_to_date(Some(&orphan), &desired));
+    }
 }

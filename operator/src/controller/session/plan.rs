@@ -3,28 +3,34 @@
 //! returns the steps to take, the conditions to set, the restart bookkeeping to keep and when to
 //! look again. [`super::pod`] observes and carries it out; nothing here calls the cluster.
 
-use super::*;
-use crate::controller::lifecycle::LossCause;
-use sealpod_resources::conditions::Condition;
+use std::time::{Duration, Instant};
+
+use sealpod_resources::conditions::{
+    Condition, ConditionStatus, DEGRADED, EGRESS_LOCKED, HIBERNATED, READY, reasons,
+};
+use sealpod_resources::session::DesiredState;
+
+use super::super::SAFETY_REQUEUE;
+use super::super::lifecycle::{LockState, LossCause, PodHealth, Restart};
 
 /// What the controller sees of one Session's sandbox.
 pub(super) struct Observed<'a> {
     /// What the Session asks for.
-    pub desired: DesiredState,
+    pub(super) desired: DesiredState,
     /// What the pod is doing.
-    pub health: PodHealth,
+    pub(super) health: PodHealth,
     /// The lock's self-test.
-    pub lock: LockState,
+    pub(super) lock: LockState,
     /// Losses counted so far (none while the pod runs well).
-    pub restart: Option<Restart>,
+    pub(super) restart: Option<Restart>,
     /// Status names a pod this controller created.
-    pub had_pod: bool,
+    pub(super) had_pod: bool,
     /// The conditions already reported.
-    pub conditions: &'a [Condition],
+    pub(super) conditions: &'a [Condition],
     /// The delay before the `n`th replacement.
-    pub backoff: &'a dyn Fn(u32) -> Duration,
+    pub(super) backoff: &'a dyn Fn(u32) -> Duration,
     /// Now.
-    pub now: Instant,
+    pub(super) now: Instant,
 }
 
 /// An action on the cluster.
@@ -56,34 +62,88 @@ pub(super) enum Requeue {
     After(Duration),
 }
 
+/// A condition the lifecycle reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum ConditionType {
+    Ready,
+    Hibernated,
+    EgressLocked,
+    Degraded,
+}
+
+impl ConditionType {
+    /// The condition's type in status.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => READY,
+            ConditionType::Hibernated => HIBERNATED,
+            ConditionType::EgressLocked => EGRESS_LOCKED,
+            ConditionType::Degraded => DEGRADED,
+        }
+    }
+}
+
+/// Why a condition is what it is: the lifecycle's share of [`reasons`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reason {
+    AsExpected,
+    Awake,
+    IdleTimeout,
+    Archived,
+    PodPending,
+    PodRunning,
+    PodFailed,
+    LockPending,
+    LockVerified,
+    LockFailed,
+}
+
+impl Reason {
+    /// The reason in status and in the Event.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Reason::AsExpected => reasons::AS_EXPECTED,
+            Reason::Awake => reasons::AWAKE,
+            Reason::IdleTimeout => reasons::IDLE_TIMEOUT,
+            Reason::Archived => reasons::ARCHIVED,
+            Reason::PodPending => reasons::POD_PENDING,
+            Reason::PodRunning => reasons::POD_RUNNING,
+            Reason::PodFailed => reasons::POD_FAILED,
+            Reason::LockPending => reasons::LOCK_PENDING,
+            Reason::LockVerified => reasons::LOCK_VERIFIED,
+            Reason::LockFailed => reasons::LOCK_FAILED,
+        }
+    }
+}
+
 /// One condition to set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Set {
-    pub type_: &'static str,
-    pub status: ConditionStatus,
-    pub reason: &'static str,
-    pub message: String,
+    pub(super) type_: ConditionType,
+    pub(super) status: ConditionStatus,
+    pub(super) reason: Reason,
+    pub(super) message: String,
 }
 
 /// The decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Plan {
     /// Carried out in order.
-    pub steps: Vec<Step>,
+    pub(super) steps: Vec<Step>,
     /// Set in order (a later one of the same type wins).
-    pub conditions: Vec<Set>,
-    pub pod_name: PodName,
+    pub(super) conditions: Vec<Set>,
+    pub(super) pod_name: PodName,
     /// The restart bookkeeping to keep (None: forgotten).
-    pub restart: Option<Restart>,
-    pub requeue: Requeue,
+    pub(super) restart: Option<Restart>,
+    pub(super) requeue: Requeue,
 }
 
 impl Plan {
     fn set(
         &mut self,
-        type_: &'static str,
+        type_: ConditionType,
         status: ConditionStatus,
-        reason: &'static str,
+        reason: Reason,
         message: &str,
     ) {
         self.conditions.push(Set {
@@ -97,6 +157,8 @@ impl Plan {
 
 /// Decides what to do with the sandbox pod.
 pub(super) fn plan(o: &Observed<'_>) -> Plan {
+    use ConditionStatus::{False, True, Unknown};
+    use ConditionType::{Degraded, EgressLocked, Hibernated, Ready};
     let mut p = Plan {
         steps: Vec::new(),
         conditions: Vec::new(),
@@ -106,41 +168,29 @@ pub(super) fn plan(o: &Observed<'_>) -> Plan {
     };
     if let Some((reason, message)) = match o.desired {
         DesiredState::Hibernated => Some((
-            reasons::IDLE_TIMEOUT,
+            Reason::IdleTimeout,
             "hibernated: pod deleted, workspace kept",
         )),
-        DesiredState::Archived => {
-            Some((reasons::ARCHIVED, "archived: pod deleted, workspace kept"))
-        }
+        DesiredState::Archived => Some((Reason::Archived, "archived: pod deleted, workspace kept")),
         DesiredState::Running => None,
     } {
         if o.health != PodHealth::Absent {
             p.steps.push(Step::DeletePod);
         }
         p.restart = None;
-        p.set(READY, ConditionStatus::False, reason, message);
-        p.set(HIBERNATED, ConditionStatus::True, reason, message);
-        p.set(
-            EGRESS_LOCKED,
-            ConditionStatus::Unknown,
-            reasons::LOCK_PENDING,
-            "no sandbox pod",
-        );
-        p.set(DEGRADED, ConditionStatus::False, reasons::AS_EXPECTED, "");
+        p.set(Ready, False, reason, message);
+        p.set(Hibernated, True, reason, message);
+        p.set(EgressLocked, Unknown, Reason::LockPending, "no sandbox pod");
+        p.set(Degraded, False, Reason::AsExpected, "");
         p.pod_name = PodName::Clear;
         p.requeue = Requeue::OnChange;
         return p;
     }
-    p.set(HIBERNATED, ConditionStatus::False, reasons::AWAKE, "");
+    p.set(Hibernated, False, Reason::Awake, "");
     match &o.health {
         PodHealth::Absent => absent(o, &mut p),
         PodHealth::Terminating => {
-            p.set(
-                READY,
-                ConditionStatus::False,
-                reasons::POD_PENDING,
-                "sandbox pod terminating",
-            );
+            p.set(Ready, False, Reason::PodPending, "sandbox pod terminating");
             p.requeue = Requeue::After(Duration::from_secs(2));
         }
         PodHealth::Lost { cause, message } => lost(o, cause, message, &mut p),
@@ -148,30 +198,20 @@ pub(super) fn plan(o: &Observed<'_>) -> Plan {
             p.pod_name = PodName::Set;
             if o.lock == LockState::Verified {
                 p.set(
-                    EGRESS_LOCKED,
-                    ConditionStatus::True,
-                    reasons::LOCK_VERIFIED,
+                    EgressLocked,
+                    True,
+                    Reason::LockVerified,
                     "lock --verify passed",
                 );
             } else {
-                p.set(
-                    EGRESS_LOCKED,
-                    ConditionStatus::Unknown,
-                    reasons::LOCK_PENDING,
-                    "",
-                );
+                p.set(EgressLocked, Unknown, Reason::LockPending, "");
             }
             if o.health == (PodHealth::Running { ready: true }) && o.lock == LockState::Verified {
-                p.set(READY, ConditionStatus::True, reasons::POD_RUNNING, "");
-                p.set(DEGRADED, ConditionStatus::False, reasons::AS_EXPECTED, "");
+                p.set(Ready, True, Reason::PodRunning, "");
+                p.set(Degraded, False, Reason::AsExpected, "");
                 p.restart = None;
             } else {
-                p.set(
-                    READY,
-                    ConditionStatus::False,
-                    reasons::POD_PENDING,
-                    "sandbox pod starting",
-                );
+                p.set(Ready, False, Reason::PodPending, "sandbox pod starting");
             }
         }
     }
@@ -180,6 +220,8 @@ pub(super) fn plan(o: &Observed<'_>) -> Plan {
 
 /// No pod: create one, unless a lost one's backoff has not run out.
 fn absent(o: &Observed<'_>, p: &mut Plan) {
+    use ConditionStatus::{False, True, Unknown};
+    use ConditionType::{Degraded, EgressLocked, Ready};
     let waiting = match o.restart {
         Some(mut r) => {
             r.lost(o.now);
@@ -197,23 +239,17 @@ fn absent(o: &Observed<'_>, p: &mut Plan) {
             // The reconcile that saw the pod fail already said why (`Evicted`, `LockFailed`, …);
             // the one its deletion triggers must not replace that with a vaguer message.
             let in_a_row = format!("({} in a row)", r.failures);
-            let explained = o.conditions.iter().any(|c| {
-                c.type_ == DEGRADED
-                    && c.status == ConditionStatus::True
-                    && c.message.contains(&in_a_row)
-            });
+            let explained = o
+                .conditions
+                .iter()
+                .any(|c| c.type_ == DEGRADED && c.status == True && c.message.contains(&in_a_row));
             if !explained {
                 let message = format!(
                     "sandbox pod lost {in_a_row}; recreating after a {}ms backoff",
                     backoff.as_millis()
                 );
-                p.set(READY, ConditionStatus::False, reasons::POD_FAILED, &message);
-                p.set(
-                    DEGRADED,
-                    ConditionStatus::True,
-                    reasons::POD_FAILED,
-                    &message,
-                );
+                p.set(Ready, False, Reason::PodFailed, &message);
+                p.set(Degraded, True, Reason::PodFailed, &message);
             }
             p.requeue = Requeue::After(left);
             return;
@@ -221,36 +257,23 @@ fn absent(o: &Observed<'_>, p: &mut Plan) {
     }
     p.steps.push(Step::CreatePod);
     p.pod_name = PodName::Set;
-    p.set(
-        READY,
-        ConditionStatus::False,
-        reasons::POD_PENDING,
-        "sandbox pod created",
-    );
-    p.set(
-        EGRESS_LOCKED,
-        ConditionStatus::Unknown,
-        reasons::LOCK_PENDING,
-        "",
-    );
+    p.set(Ready, False, Reason::PodPending, "sandbox pod created");
+    p.set(EgressLocked, Unknown, Reason::LockPending, "");
     if waiting.is_none() {
-        p.set(DEGRADED, ConditionStatus::False, reasons::AS_EXPECTED, "");
+        p.set(Degraded, False, Reason::AsExpected, "");
     }
 }
 
 /// A lost pod: delete it and count the loss; the replacement waits for the backoff.
 fn lost(o: &Observed<'_>, cause: &LossCause, message: &str, p: &mut Plan) {
+    use ConditionStatus::{False, True};
+    use ConditionType::{Degraded, EgressLocked, Ready};
     let why = match cause {
         LossCause::LockFailed => {
-            p.set(
-                EGRESS_LOCKED,
-                ConditionStatus::False,
-                reasons::LOCK_FAILED,
-                message,
-            );
-            reasons::LOCK_FAILED
+            p.set(EgressLocked, False, Reason::LockFailed, message);
+            Reason::LockFailed
         }
-        LossCause::Pod(_) => reasons::POD_FAILED,
+        LossCause::Pod(_) => Reason::PodFailed,
     };
     p.steps.push(Step::DeletePod);
     let r = match o.restart {
@@ -269,14 +292,16 @@ fn lost(o: &Observed<'_>, cause: &LossCause, message: &str, p: &mut Plan) {
         r.failures,
         backoff.as_millis()
     );
-    p.set(READY, ConditionStatus::False, why, &text);
-    p.set(DEGRADED, ConditionStatus::True, why, &text);
+    p.set(Ready, False, why, &text);
+    p.set(Degraded, True, why, &text);
     p.pod_name = PodName::Clear;
     p.requeue = Requeue::After(r.wait(backoff, o.now));
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
@@ -299,26 +324,29 @@ mod tests {
     }
 
     /// The final (type → status, reason) of every condition the plan sets.
-    fn outcome(
-        p: &Plan,
-    ) -> std::collections::BTreeMap<&'static str, (ConditionStatus, &'static str)> {
+    fn outcome(p: &Plan) -> BTreeMap<ConditionType, (ConditionStatus, Reason)> {
         p.conditions
             .iter()
             .map(|s| (s.type_, (s.status, s.reason)))
             .collect()
     }
 
-    /// desired, pod, lock → steps, READY (status, reason), EGRESS_LOCKED, podName, requeue.
-    type Row = (
-        DesiredState,
-        PodHealth,
-        LockState,
-        Vec<Step>,
-        (ConditionStatus, &'static str),
-        ConditionStatus,
-        PodName,
-        Requeue,
-    );
+    /// One row: what is seen → what the plan does.
+    struct Row {
+        name: &'static str,
+        desired: DesiredState,
+        health: PodHealth,
+        lock: LockState,
+        steps: Vec<Step>,
+        /// `Ready`'s status and reason.
+        ready: (ConditionStatus, Reason),
+        /// `EgressLocked`'s status (Unknown when the plan leaves it as it was).
+        locked: ConditionStatus,
+        /// `Degraded`'s status (None when the plan leaves it as it was).
+        degraded: Option<ConditionStatus>,
+        pod_name: PodName,
+        requeue: Requeue,
+    }
 
     #[test]
     fn the_lifecycle_table() {
@@ -328,139 +356,243 @@ mod tests {
             cause,
             message: "it ended".into(),
         };
-        let rows: Vec<Row> = vec![
-            (
-                Running,
-                PodHealth::Absent,
-                LockState::Pending,
-                vec![Step::CreatePod],
-                (False, reasons::POD_PENDING),
-                Unknown,
-                PodName::Set,
-                Requeue::After(SAFETY_REQUEUE),
-            ),
-            (
-                Running,
-                PodHealth::Pending,
-                LockState::Pending,
-                vec![],
-                (False, reasons::POD_PENDING),
-                Unknown,
-                PodName::Set,
-                Requeue::After(SAFETY_REQUEUE),
-            ),
-            (
-                Running,
-                PodHealth::Running { ready: true },
-                LockState::Pending,
-                vec![],
-                (False, reasons::POD_PENDING),
-                Unknown,
-                PodName::Set,
-                Requeue::After(SAFETY_REQUEUE),
-            ),
-            (
-                Running,
-                PodHealth::Running { ready: false },
-                LockState::Verified,
-                vec![],
-                (False, reasons::POD_PENDING),
-                True,
-                PodName::Set,
-                Requeue::After(SAFETY_REQUEUE),
-            ),
-            (
-                Running,
-                PodHealth::Running { ready: true },
-                LockState::Verified,
-                vec![],
-                (True, reasons::POD_RUNNING),
-                True,
-                PodName::Set,
-                Requeue::After(SAFETY_REQUEUE),
-            ),
-            (
-                Running,
-                PodHealth::Terminating,
-                LockState::Verified,
-                vec![],
-                (False, reasons::POD_PENDING),
-                Unknown,
-                PodName::Keep,
-                Requeue::After(2 * SECOND),
-            ),
-            (
-                Running,
-                lost(LossCause::Pod("Evicted".into())),
-                LockState::Verified,
-                vec![Step::DeletePod],
-                (False, reasons::POD_FAILED),
-                Unknown,
-                PodName::Clear,
-                Requeue::After(SECOND),
-            ),
-            (
-                Running,
-                lost(LossCause::LockFailed),
-                LockState::NotLocked,
-                vec![Step::DeletePod],
-                (False, reasons::LOCK_FAILED),
-                False,
-                PodName::Clear,
-                Requeue::After(SECOND),
-            ),
-            (
-                Hibernated,
-                PodHealth::Running { ready: true },
-                LockState::Verified,
-                vec![Step::DeletePod],
-                (False, reasons::IDLE_TIMEOUT),
-                Unknown,
-                PodName::Clear,
-                Requeue::OnChange,
-            ),
-            (
-                Hibernated,
-                PodHealth::Absent,
-                LockState::Pending,
-                vec![],
-                (False, reasons::IDLE_TIMEOUT),
-                Unknown,
-                PodName::Clear,
-                Requeue::OnChange,
-            ),
-            (
-                Archived,
-                PodHealth::Pending,
-                LockState::Pending,
-                vec![Step::DeletePod],
-                (False, reasons::ARCHIVED),
-                Unknown,
-                PodName::Clear,
-                Requeue::OnChange,
-            ),
+        let rows = vec![
+            Row {
+                name: "new session: the pod is created",
+                desired: Running,
+                health: PodHealth::Absent,
+                lock: LockState::Pending,
+                steps: vec![Step::CreatePod],
+                ready: (False, Reason::PodPending),
+                locked: Unknown,
+                degraded: Some(False),
+                pod_name: PodName::Set,
+                requeue: Requeue::After(SAFETY_REQUEUE),
+            },
+            Row {
+                name: "pod pending",
+                desired: Running,
+                health: PodHealth::Pending,
+                lock: LockState::Pending,
+                steps: vec![],
+                ready: (False, Reason::PodPending),
+                locked: Unknown,
+                degraded: None,
+                pod_name: PodName::Set,
+                requeue: Requeue::After(SAFETY_REQUEUE),
+            },
+            Row {
+                name: "running and ready, lock not verified yet",
+                desired: Running,
+                health: PodHealth::Running { ready: true },
+                lock: LockState::Pending,
+                steps: vec![],
+                ready: (False, Reason::PodPending),
+                locked: Unknown,
+                degraded: None,
+                pod_name: PodName::Set,
+                requeue: Requeue::After(SAFETY_REQUEUE),
+            },
+            Row {
+                name: "lock verified, runtime not ready",
+                desired: Running,
+                health: PodHealth::Running { ready: false },
+                lock: LockState::Verified,
+                steps: vec![],
+                ready: (False, Reason::PodPending),
+                locked: True,
+                degraded: None,
+                pod_name: PodName::Set,
+                requeue: Requeue::After(SAFETY_REQUEUE),
+            },
+            Row {
+                name: "running, ready, lock verified",
+                desired: Running,
+                health: PodHealth::Running { ready: true },
+                lock: LockState::Verified,
+                steps: vec![],
+                ready: (True, Reason::PodRunning),
+                locked: True,
+                degraded: Some(False),
+                pod_name: PodName::Set,
+                requeue: Requeue::After(SAFETY_REQUEUE),
+            },
+            Row {
+                name: "pod terminating: look again soon",
+                desired: Running,
+                health: PodHealth::Terminating,
+                lock: LockState::Verified,
+                steps: vec![],
+                ready: (False, Reason::PodPending),
+                locked: Unknown,
+                degraded: None,
+                pod_name: PodName::Keep,
+                requeue: Requeue::After(2 * SECOND),
+            },
+            Row {
+                name: "evicted: deleted, replaced after the first backoff",
+                desired: Running,
+                health: lost(LossCause::Pod("Evicted".into())),
+                lock: LockState::Verified,
+                steps: vec![Step::DeletePod],
+                ready: (False, Reason::PodFailed),
+                locked: Unknown,
+                degraded: Some(True),
+                pod_name: PodName::Clear,
+                requeue: Requeue::After(SECOND),
+            },
+            Row {
+                name: "lock found egress open: deleted, replaced after the first backoff",
+                desired: Running,
+                health: lost(LossCause::LockFailed),
+                lock: LockState::NotLocked,
+                steps: vec![Step::DeletePod],
+                ready: (False, Reason::LockFailed),
+                locked: False,
+                degraded: Some(True),
+                pod_name: PodName::Clear,
+                requeue: Requeue::After(SECOND),
+            },
+            Row {
+                name: "lock failed to program: deleted, replaced after the first backoff",
+                desired: Running,
+                health: lost(LossCause::LockFailed),
+                lock: LockState::Failed(1),
+                steps: vec![Step::DeletePod],
+                ready: (False, Reason::LockFailed),
+                locked: False,
+                degraded: Some(True),
+                pod_name: PodName::Clear,
+                requeue: Requeue::After(SECOND),
+            },
+            Row {
+                name: "hibernate: the running pod is deleted",
+                desired: Hibernated,
+                health: PodHealth::Running { ready: true },
+                lock: LockState::Verified,
+                steps: vec![Step::DeletePod],
+                ready: (False, Reason::IdleTimeout),
+                locked: Unknown,
+                degraded: Some(False),
+                pod_name: PodName::Clear,
+                requeue: Requeue::OnChange,
+            },
+            Row {
+                name: "hibernated: no pod, nothing to do",
+                desired: Hibernated,
+                health: PodHealth::Absent,
+                lock: LockState::Pending,
+                steps: vec![],
+                ready: (False, Reason::IdleTimeout),
+                locked: Unknown,
+                degraded: Some(False),
+                pod_name: PodName::Clear,
+                requeue: Requeue::OnChange,
+            },
+            Row {
+                name: "archive: the pending pod is deleted",
+                desired: Archived,
+                health: PodHealth::Pending,
+                lock: LockState::Pending,
+                steps: vec![Step::DeletePod],
+                ready: (False, Reason::Archived),
+                locked: Unknown,
+                degraded: Some(False),
+                pod_name: PodName::Clear,
+                requeue: Requeue::OnChange,
+            },
         ];
-        for (desired, health, lock, steps, ready, locked, pod_name, requeue) in rows {
-            let row = format!("{desired:?} {health:?} {lock:?}");
-            let p = plan(&observed(desired, health, lock));
+        for row in rows {
+            let name = row.name;
+            let desired = row.desired;
+            let p = plan(&observed(desired, row.health, row.lock));
             let got = outcome(&p);
-            assert_eq!(p.steps, steps, "{row}");
-            assert_eq!(got[READY], ready, "{row}");
-            // A pod that is there but not yet verified leaves EGRESS_LOCKED as it was reported.
+            assert_eq!(p.steps, row.steps, "{name}");
+            assert_eq!(got[&ConditionType::Ready], row.ready, "{name}");
             assert_eq!(
-                got.get(EGRESS_LOCKED).map_or(Unknown, |c| c.0),
-                locked,
-                "{row}"
+                got.get(&ConditionType::EgressLocked)
+                    .map_or(Unknown, |c| c.0),
+                row.locked,
+                "{name}"
             );
-            assert_eq!(p.pod_name, pod_name, "{row}");
-            assert_eq!(p.requeue, requeue, "{row}");
+            assert_eq!(
+                got.get(&ConditionType::Degraded).map(|c| c.0),
+                row.degraded,
+                "{name}"
+            );
+            assert_eq!(p.pod_name, row.pod_name, "{name}");
+            assert_eq!(p.requeue, row.requeue, "{name}");
             let asleep = desired != Running;
             assert_eq!(
-                got[HIBERNATED].0,
-                if asleep { True } else { False },
-                "{row}"
+                got[&ConditionType::Hibernated],
+                if asleep {
+                    (
+                        True,
+                        if desired == Archived {
+                            Reason::Archived
+                        } else {
+                            Reason::IdleTimeout
+                        },
+                    )
+                } else {
+                    (False, Reason::Awake)
+                },
+                "{name}"
             );
         }
+    }
+
+    #[test]
+    fn waking_a_hibernated_session_creates_its_pod_and_clears_the_hibernation() {
+        // What hibernation reported; waking starts from it.
+        let slept = plan(&observed(
+            DesiredState::Hibernated,
+            PodHealth::Absent,
+            LockState::Pending,
+        ));
+        assert_eq!(slept.restart, None, "hibernating forgets the losses");
+        let woken = plan(&observed(
+            DesiredState::Running,
+            PodHealth::Absent,
+            LockState::Pending,
+        ));
+        assert_eq!(woken.steps, vec![Step::CreatePod]);
+        assert_eq!(woken.pod_name, PodName::Set);
+        let got = outcome(&woken);
+        assert_eq!(
+            got[&ConditionType::Hibernated],
+            (ConditionStatus::False, Reason::Awake)
+        );
+        assert_eq!(
+            got[&ConditionType::Ready],
+            (ConditionStatus::False, Reason::PodPending)
+        );
+        assert_eq!(
+            got[&ConditionType::Degraded],
+            (ConditionStatus::False, Reason::AsExpected)
+        );
+    }
+
+    #[test]
+    fn a_lost_pods_message_names_the_cause_and_the_backoff() {
+        let p = plan(&observed(
+            DesiredState::Running,
+            PodHealth::Lost {
+                cause: LossCause::LockFailed,
+                message: "the lock's self-test found egress not locked".into(),
+            },
+            LockState::NotLocked,
+        ));
+        let degraded = p
+            .conditions
+            .iter()
+            .rfind(|c| c.type_ == ConditionType::Degraded)
+            .expect("degraded is set");
+        assert_eq!(
+            degraded.message,
+            "sandbox pod lost: LockFailed: the lock's self-test found egress not locked \
+             (1 in a row); recreating after a 1000ms backoff"
+        );
     }
 
     #[test]
@@ -495,7 +627,7 @@ mod tests {
         assert!(waiting.steps.is_empty());
         assert_eq!(waiting.requeue, Requeue::After(SECOND / 2));
         assert!(
-            !outcome(&waiting).contains_key(DEGRADED),
+            !outcome(&waiting).contains_key(&ConditionType::Degraded),
             "the explanation stays"
         );
         // After the backoff: recreated, the loss count kept.
@@ -530,8 +662,8 @@ mod tests {
         assert!(p.steps.is_empty());
         assert_eq!(p.requeue, Requeue::After(SECOND));
         assert_eq!(
-            outcome(&p)[DEGRADED],
-            (ConditionStatus::True, reasons::POD_FAILED)
+            outcome(&p)[&ConditionType::Degraded],
+            (ConditionStatus::True, Reason::PodFailed)
         );
     }
 }

@@ -1,8 +1,21 @@
 //! Driving the sandbox pod: observe it (`super::super::lifecycle` reads its state), decide with
 //! [`super::plan`], and carry the decision out.
 
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::DeleteParams;
+use kube::runtime::controller::Action;
+use sealpod_resources::Session;
+
+use super::super::Context;
+use super::super::lifecycle::{LockState, Restart, lock_state, pod_health};
+use super::apply_child;
 use super::plan::{Observed, PodName, Requeue, Step, plan};
-use super::*;
+use super::status::Draft;
+use crate::build::{self, SessionPlan};
+use crate::error::{Error, is_status};
 
 async fn delete_pod(pods: &Api<Pod>, name: &str) -> Result<(), Error> {
     match pods.delete(name, &DeleteParams::default()).await {
@@ -66,7 +79,12 @@ pub(super) async fn lifecycle(
         }
     }
     for set in decided.conditions {
-        draft.set(set.type_, set.status, set.reason, set.message);
+        draft.set(
+            set.type_.as_str(),
+            set.status,
+            set.reason.as_str(),
+            set.message,
+        );
     }
     match decided.pod_name {
         PodName::Keep => {}

@@ -1,8 +1,23 @@
 //! The session controller's watches: Sessions, their children, and the Agents, Credentials and
 //! sealed Secrets they depend on, each mapped back to the Sessions to reconcile.
 
-use super::super::metadata_watch;
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
+use sealpod_resources::agent::MANAGED_CREDENTIAL;
+use sealpod_resources::labels;
+use sealpod_resources::{Credential, Session};
+
+use super::super::credential::{credential_of, sealed_secrets};
+use super::super::{Context, drain, main_stream, metadata_watch, retry, scoped};
+use super::{CONTROLLER, reconcile};
+use crate::error::Error;
 
 /// Sessions (in `store`) whose pinned credential is `ns/name`.
 fn sessions_using(
@@ -44,7 +59,7 @@ fn count_phases(store: &Store<Session>) -> std::collections::BTreeMap<String, u6
 }
 
 /// Runs the session controller until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -59,7 +74,7 @@ pub async fn run(
     ));
     let client = ctx.client.clone();
     let (reader, stream) = main_stream(
-        super::super::scoped::<Session>(client.clone(), namespace.as_deref()),
+        scoped::<Session>(client.clone(), namespace.as_deref()),
         wc.clone(),
     );
     // Status-only updates (the API server's phase, this controller's own conditions) need no
@@ -78,8 +93,7 @@ pub async fn run(
     let claims = metadata_watch::<PersistentVolumeClaim>(client.clone(), ns, owned.clone());
     let policies = metadata_watch::<NetworkPolicy>(client.clone(), ns, owned);
     let creds = metadata_watch::<Credential>(client.clone(), ns, wc.clone());
-    let sealed =
-        metadata_watch::<Secret>(client, ns, super::super::credential::sealed_secrets(&wc));
+    let sealed = metadata_watch::<Secret>(client, ns, sealed_secrets(&wc));
 
     let (store_a, ctx_a) = (reader.clone(), ctx.clone());
     let (store_b, ctx_b) = (reader.clone(), ctx.clone());
@@ -104,7 +118,7 @@ pub async fn run(
             )
         })
         .watches_stream(sealed, move |s| {
-            super::super::credential::credential_of(&s)
+            credential_of(&s)
                 .map(|c| {
                     sessions_using(
                         &store_b,

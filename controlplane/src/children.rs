@@ -33,7 +33,7 @@ pub enum ChildError {
         source: std::io::Error,
     },
     /// It exited before it was ready.
-    #[error("{name} exited ({status}) before it was ready; see {log}")]
+    #[error("{name} exited ({status}) before it was ready; see {log}, which ends:\n{last_lines}")]
     Exited {
         /// The child's name.
         name: String,
@@ -41,9 +41,11 @@ pub enum ChildError {
         status: String,
         /// Its log file.
         log: String,
+        /// The end of its log (the file may be gone by the time anyone looks).
+        last_lines: String,
     },
     /// It did not become ready in time.
-    #[error("{name} was not ready after {secs} s; see {log}")]
+    #[error("{name} was not ready after {secs} s; see {log}, which ends:\n{last_lines}")]
     NotReady {
         /// The child's name.
         name: String,
@@ -51,6 +53,8 @@ pub enum ChildError {
         secs: u64,
         /// Its log file.
         log: String,
+        /// The end of its log.
+        last_lines: String,
     },
 }
 
@@ -149,6 +153,20 @@ pub async fn http_ok(addr: &str, path: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The last lines of a log, each cut to a readable length, for an error message.
+fn last_lines(log: &Path) -> String {
+    const LINES: usize = 12;
+    const WIDTH: usize = 400;
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LINES)..]
+        .iter()
+        .map(|line| format!("  {}", line.chars().take(WIDTH).collect::<String>()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 impl Child {
     /// Waits until `ready()` holds, failing early when the child exits.
     pub async fn wait_ready<F, Fut>(&mut self, secs: u64, mut ready: F) -> Result<(), ChildError>
@@ -163,6 +181,7 @@ impl Child {
                     name: self.name.clone(),
                     status,
                     log: self.log.display().to_string(),
+                    last_lines: last_lines(&self.log),
                 });
             }
             if ready().await {
@@ -173,6 +192,7 @@ impl Child {
                     name: self.name.clone(),
                     secs,
                     log: self.log.display().to_string(),
+                    last_lines: last_lines(&self.log),
                 });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -228,5 +248,22 @@ impl Drop for Child {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_quotes_the_end_of_the_log() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let log = dir.path().join("etcd.log");
+        let text: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&log, text).expect("write");
+        let quoted = last_lines(&log);
+        assert!(quoted.starts_with("  line 9\n"), "{quoted}");
+        assert!(quoted.ends_with("  line 20"), "{quoted}");
+        assert_eq!(last_lines(&dir.path().join("absent.log")), "");
     }
 }

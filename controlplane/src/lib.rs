@@ -30,6 +30,8 @@ pub const SETUP_HINT: &str = "run scripts/setup, which builds them into .tools/b
 /// The virtual service range (never dialled).
 pub const SERVICE_CIDR: &str = "10.96.0.0/24";
 const READY_SECS: u64 = 120;
+/// The lowest port [`free_port`] picks (above the registered ports most services use).
+const PRIVATE_PORTS_FROM: u16 = 20000;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the control plane could not run.
@@ -130,11 +132,29 @@ pub struct ControlPlane {
     children: Vec<Child>,
 }
 
+/// A port on 127.0.0.1 that is free now and that the kernel does not hand out by itself: it lies
+/// below the local ephemeral range, so no outgoing connection (and no other program's `bind` to
+/// port 0) takes it in the moment between this check and the program binding it. Falls back to
+/// an ephemeral port when the range leaves no room below it.
 fn free_port() -> Result<u16, Error> {
-    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(Error::io(Path::new("127.0.0.1:0")))
+    let bindable = |port: u16| {
+        TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+    };
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let below = PRIVATE_PORTS_FROM..ephemeral_low;
+    if !below.is_empty() {
+        for _ in 0..100 {
+            if let Ok(port) = bindable(rand::random_range(below.clone())) {
+                return Ok(port);
+            }
+        }
+    }
+    bindable(0).map_err(Error::io(Path::new("127.0.0.1:0")))
 }
 
 fn arg(name: &str, value: impl std::fmt::Display) -> String {
@@ -238,8 +258,6 @@ impl ControlPlane {
         self.children.push(apiserver);
         ready?;
 
-        let kcm_port = free_port()?;
-        self.ports.push(kcm_port);
         let kubeconfig = self.dir.join("controller-manager.kubeconfig");
         self.pki
             .write_kubeconfig(&kubeconfig, &self.url, User::ControllerManager)?;
@@ -247,8 +265,8 @@ impl ControlPlane {
             arg("kubeconfig", kubeconfig.display()),
             arg("authentication-kubeconfig", kubeconfig.display()),
             arg("authorization-kubeconfig", kubeconfig.display()),
-            arg("bind-address", "127.0.0.1"),
-            arg("secure-port", kcm_port),
+            // Nothing reads its health or metrics endpoint: it serves none (one port less).
+            arg("secure-port", 0),
             arg("service-account-private-key-file", pki("sa.key")),
             arg("root-ca-file", pki("ca.crt")),
             arg("service-cluster-ip-range", SERVICE_CIDR),
@@ -301,7 +319,7 @@ impl ControlPlane {
     }
 
     /// Every address the control plane listens on (the API server, etcd's client and peer
-    /// ports, the controller manager's), e.g. to keep webhooks away from them.
+    /// ports), e.g. to keep webhooks away from them.
     pub fn listeners(&self) -> Vec<SocketAddr> {
         self.ports
             .iter()

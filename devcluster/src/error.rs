@@ -16,25 +16,45 @@ fn details(name: &str, group: &str, kind: &str) -> Value {
     details
 }
 
-/// The `reason` of a field cause, from its message's leading words as kube-apiserver writes
-/// them (`Required value`, `Forbidden: …`, `… must be of type …`).
-fn cause_reason(message: &str) -> &'static str {
-    if message.starts_with("Required value") {
-        "FieldValueRequired"
-    } else if message.starts_with("Forbidden") {
-        "FieldValueForbidden"
-    } else if message.starts_with("Unsupported value") {
-        "FieldValueNotSupported"
-    } else if message.starts_with("Duplicate value") {
-        "FieldValueDuplicate"
-    } else if message.starts_with("Too long") {
-        "FieldValueTooLong"
-    } else if message.starts_with("Too many") {
-        "FieldValueTooMany"
-    } else if message.contains(" in body must be of type ") {
-        "FieldValueTypeInvalid"
-    } else {
-        "FieldValueInvalid"
+/// One field cause of a 422 `Invalid`: the field path, kube-apiserver's `reason`, and the message
+/// (`<kind of error>: <detail>`, as kube-apiserver writes it).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FieldError {
+    pub(crate) field: String,
+    pub(crate) reason: &'static str,
+    pub(crate) message: String,
+}
+
+impl FieldError {
+    /// A cause whose reason its message's leading words name, as kube-apiserver's error types
+    /// print (`Required value`, `Forbidden`, `Unsupported value`, …; otherwise `Invalid value`).
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        let message = message.into();
+        let reason = [
+            ("Required value", "FieldValueRequired"),
+            ("Forbidden", "FieldValueForbidden"),
+            ("Unsupported value", "FieldValueNotSupported"),
+            ("Duplicate value", "FieldValueDuplicate"),
+            ("Too long", "FieldValueTooLong"),
+            ("Too many", "FieldValueTooMany"),
+        ]
+        .iter()
+        .find(|(words, _)| message.starts_with(words))
+        .map_or("FieldValueInvalid", |(_, reason)| reason);
+        FieldError {
+            field: field.into(),
+            reason,
+            message,
+        }
+    }
+
+    /// A value of the wrong type (its message reads `Invalid value`, like any invalid value).
+    pub(crate) fn type_invalid(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            reason: "FieldValueTypeInvalid",
+            message: message.into(),
+        }
     }
 }
 
@@ -124,19 +144,17 @@ impl ApiError {
         Self::new(409, "Conflict", message).with_details(json!({"causes": causes}))
     }
 
-    /// 422 Invalid; `causes` is a list of (field path, message).
-    pub(crate) fn invalid(
-        kind: &str,
-        group: &str,
-        name: &str,
-        causes: &[(String, String)],
-    ) -> Self {
+    /// 422 Invalid, with its field causes.
+    pub(crate) fn invalid(kind: &str, group: &str, name: &str, causes: &[FieldError]) -> Self {
         let what = if group.is_empty() {
             kind.to_string()
         } else {
             format!("{kind}.{group}")
         };
-        let parts: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        let parts: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         let message = if parts.len() == 1 {
             format!("{what} \"{name}\" is invalid: {}", parts[0])
         } else {
@@ -144,7 +162,7 @@ impl ApiError {
         };
         let causes: Vec<Value> = causes
             .iter()
-            .map(|(f, m)| json!({"reason": cause_reason(m), "message": m, "field": f}))
+            .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
             .collect();
         let mut details = details(name, group, kind);
         details["causes"] = Value::Array(causes);

@@ -4,6 +4,7 @@
 //! `Invalid`. OpenAPI's `nullable` and `x-kubernetes-int-or-string` are rewritten into JSON
 //! Schema first. No CEL (`x-kubernetes-validations`) and no format checks.
 
+use crate::error::FieldError;
 use serde_json::{Map, Value, json};
 
 /// Rewrites an OpenAPI v3 schema into a JSON Schema (draft 4) the validator understands.
@@ -176,55 +177,45 @@ fn walk(schema: &Value, v: &mut Value, path: &str, pruned: &mut Vec<String>) {
     }
 }
 
-/// Validates; returns (field path, message) causes, empty when valid.
-pub(crate) fn validate(validator: &jsonschema::Validator, obj: &Value) -> Vec<(String, String)> {
-    let mut causes = Vec::new();
-    for e in validator.iter_errors(obj) {
-        let field = pointer_to_path(e.instance_path().as_str());
-        let (field, message) = match e.kind() {
-            jsonschema::error::ValidationErrorKind::Required { property } => {
-                let p = property
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| property.to_string());
-                let f = if field.is_empty() {
-                    p
-                } else {
-                    format!("{field}.{p}")
-                };
-                (f, "Required value".to_string())
+/// Validates; returns the field causes, empty when valid.
+pub(crate) fn validate(validator: &jsonschema::Validator, obj: &Value) -> Vec<FieldError> {
+    validator
+        .iter_errors(obj)
+        .map(|e| {
+            let at = pointer_to_path(e.instance_path().as_str());
+            let field = |f: String| if f.is_empty() { "<root>".to_owned() } else { f };
+            match e.kind() {
+                jsonschema::error::ValidationErrorKind::Required { property } => {
+                    let p = property
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| property.to_string());
+                    let f = if at.is_empty() { p } else { format!("{at}.{p}") };
+                    FieldError::new(field(f), "Required value")
+                }
+                // As kube-apiserver words a type error: the value's type, not the value.
+                jsonschema::error::ValidationErrorKind::Type { kind } => {
+                    let expected = match kind {
+                        jsonschema::error::TypeKind::Single(t) => t.to_string(),
+                        jsonschema::error::TypeKind::Multiple(set) => set
+                            .iter()
+                            .map(|t| t.to_string())
+                            .find(|t| t != "null")
+                            .unwrap_or_default(),
+                    };
+                    let actual = json_type(e.instance().as_ref());
+                    let message = format!(
+                        "Invalid value: \"{actual}\": {at} in body must be of type {expected}: \"{actual}\""
+                    );
+                    FieldError::type_invalid(field(at), message)
+                }
+                kind => {
+                    let message = message(kind, &at, e.instance().as_ref(), &e.to_string());
+                    FieldError::new(field(at), message)
+                }
             }
-            // As kube-apiserver words a type error: the value's type, not the value.
-            jsonschema::error::ValidationErrorKind::Type { kind } => {
-                let expected = match kind {
-                    jsonschema::error::TypeKind::Single(t) => t.to_string(),
-                    jsonschema::error::TypeKind::Multiple(set) => set
-                        .iter()
-                        .map(|t| t.to_string())
-                        .find(|t| t != "null")
-                        .unwrap_or_default(),
-                };
-                let actual = json_type(e.instance().as_ref());
-                let message = format!(
-                    "Invalid value: \"{actual}\": {field} in body must be of type {expected}: \"{actual}\""
-                );
-                (field, message)
-            }
-            kind => (
-                field.clone(),
-                message(kind, &field, e.instance().as_ref(), &e.to_string()),
-            ),
-        };
-        causes.push((
-            if field.is_empty() {
-                "<root>".into()
-            } else {
-                field
-            },
-            message,
-        ));
-    }
-    causes
+        })
+        .collect()
 }
 
 /// A schema violation in kube-apiserver's words (`Unsupported value: …: supported values: …`,
@@ -397,7 +388,7 @@ mod tests {
         assert!(validate(&v, &obj).is_empty(), "{:?}", validate(&v, &obj));
         let bad = json!({"spec": {"replicas": "x", "items": [{"name": 3}]}});
         let causes = validate(&v, &bad);
-        let fields: Vec<&str> = causes.iter().map(|(f, _)| f.as_str()).collect();
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert!(fields.contains(&"spec.model"), "{causes:?}");
         assert!(fields.contains(&"spec.replicas"), "{causes:?}");
         assert!(fields.contains(&"spec.items[0].name"), "{causes:?}");

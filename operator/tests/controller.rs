@@ -720,14 +720,18 @@ async fn deleting_the_namespace_revokes_its_sessions_and_collects_everything() {
     })
     .await;
     // The namespace controller may delete the runtime Secret before the Session: the operator
-    // then revokes with a fresh token of the same session (revocation is per session).
+    // then revokes with a fresh token of the same session (revocation is per session). A
+    // finalizer's cleanup runs at least once (again when a stale event follows its success), and
+    // revoking twice is harmless; every revocation must name this session.
     let revoked = h.api.revoked.lock().expect("lock").clone();
-    assert_eq!(revoked.len(), 1, "the session was finalized once");
-    assert_eq!(
-        session_of(&revoked[0]),
-        session_of(&token),
-        "revoked with a token of the session"
-    );
+    assert!(!revoked.is_empty(), "the session was finalized");
+    for t in &revoked {
+        assert_eq!(
+            session_of(t),
+            session_of(&token),
+            "revoked with a token of the session"
+        );
+    }
     let everywhere = ListParams::default().labels(&format!("{}=ses-ns", labels::SESSION_LABEL));
     assert!(
         Api::<Pod>::all(h.client.clone())

@@ -68,6 +68,38 @@ impl std::fmt::Debug for TestCluster {
     }
 }
 
+/// Control planes of one test process start one at a time: several starting at once on a small
+/// machine only slow each other down.
+static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Starts of a control plane tried before a test gives up.
+const START_ATTEMPTS: u32 = 2;
+
+/// A real control plane in a temporary directory. A start that fails (a program that exits or
+/// never gets ready) is reported and tried once more in a fresh directory before the test fails.
+async fn start_control_plane() -> (ControlPlane, tempfile::TempDir) {
+    let programs = sealpod_controlplane::find_programs(None)
+        .expect("the control plane's programs (scripts/setup builds them)");
+    let _one_at_a_time = STARTING.lock().await;
+    let mut attempt = 1;
+    loop {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let started = ControlPlane::start(sealpod_controlplane::Config {
+            dir: dir.path().to_path_buf(),
+            programs: programs.clone(),
+            api_port: 0,
+        })
+        .await;
+        match started {
+            Ok(plane) => return (plane, dir),
+            Err(e) if attempt < START_ATTEMPTS => {
+                eprintln!("the control plane did not start (attempt {attempt}): {e}");
+                attempt += 1;
+            }
+            Err(e) => panic!("the control plane starts: {e}"),
+        }
+    }
+}
+
 impl TestCluster {
     /// Starts the cluster `SEALPOD_TEST_CONTROL_PLANE` names, installs every sealpod CRD and
     /// creates `namespaces` (on Kubernetes, also waits for each one's `default` service account,
@@ -106,16 +138,7 @@ impl TestCluster {
                 }
             }
             ControlPlaneKind::Kubernetes => {
-                let dir = tempfile::tempdir().expect("temporary directory");
-                let programs = sealpod_controlplane::find_programs(None)
-                    .expect("the control plane's programs (scripts/setup builds them)");
-                let plane = ControlPlane::start(sealpod_controlplane::Config {
-                    dir: dir.path().to_path_buf(),
-                    programs,
-                    api_port: 0,
-                })
-                .await
-                .expect("the control plane starts");
+                let (plane, dir) = start_control_plane().await;
                 let client = plane.client().await.expect("an admin client");
                 TestCluster {
                     plane: Plane::Kubernetes { plane, _dir: dir },

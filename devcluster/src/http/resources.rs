@@ -4,7 +4,7 @@
 
 use super::AppState;
 use super::routes::{json_response, query};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use crate::patch::PatchType;
 use crate::registry::ResourceDef;
 use crate::render::{self, Format};
@@ -298,7 +298,7 @@ fn bind(
                 "Binding",
                 "",
                 name,
-                &[("target.name".into(), "Required value".into())],
+                &[FieldError::new("target.name", "Required value")],
             )
         })?;
     let pod = st.get(def, ns, name)?;

@@ -92,8 +92,29 @@ fn remove(doc: &mut Value, path: &[String]) -> Result<Value, String> {
     }
 }
 
+/// Why a JSON patch was not applied.
+#[derive(Debug, PartialEq)]
+pub(crate) enum PatchError {
+    /// A `test` operation found another value at its path (kube-apiserver reports no detail).
+    TestFailed { path: String },
+    /// The patch cannot be applied: malformed, or a path that does not exist.
+    Invalid(String),
+}
+
+impl From<String> for PatchError {
+    fn from(message: String) -> PatchError {
+        PatchError::Invalid(message)
+    }
+}
+
+impl From<&str> for PatchError {
+    fn from(message: &str) -> PatchError {
+        PatchError::Invalid(message.to_owned())
+    }
+}
+
 /// Applies the operations in order; any failure leaves `doc` unspecified (the caller discards it).
-pub(crate) fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
+pub(crate) fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), PatchError> {
     let ops = ops
         .as_array()
         .ok_or("a JSON patch must be an array of operations")?;
@@ -142,10 +163,12 @@ pub(crate) fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
                 let want = value()?;
                 let got = get(doc, &path).cloned().unwrap_or(Value::Null);
                 if got != want {
-                    return Err(format!("testing value /{} failed", path.join("/")));
+                    return Err(PatchError::TestFailed {
+                        path: format!("/{}", path.join("/")),
+                    });
                 }
             }
-            other => return Err(format!("unknown JSON patch operation {other:?}")),
+            other => return Err(format!("unknown JSON patch operation {other:?}").into()),
         }
     }
     Ok(())
@@ -182,14 +205,19 @@ mod tests {
         )
         .expect("remove");
         assert_eq!(doc["metadata"]["finalizers"], json!(["y"]));
-        assert!(
+        assert_eq!(
             json_patch(
                 &mut doc,
                 &json!([{"op": "test", "path": "/metadata/finalizers/0", "value": "x"}])
-            )
-            .is_err()
+            ),
+            Err(PatchError::TestFailed {
+                path: "/metadata/finalizers/0".into()
+            })
         );
-        assert!(json_patch(&mut doc, &json!([{"op": "remove", "path": "/nope"}])).is_err());
+        assert_eq!(
+            json_patch(&mut doc, &json!([{"op": "remove", "path": "/nope"}])),
+            Err(PatchError::Invalid("path /nope does not exist".into()))
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! resources.
 
 use super::{Store, WriteCtx};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use crate::meta;
 use crate::registry::{self, ResourceDef};
 use base64::Engine as _;
@@ -251,10 +251,10 @@ fn check_immutable(kind: &str, old: &Value, new: &Value) -> Result<(), ApiError>
     let forbidden = "Forbidden: field is immutable when `immutable` is set";
     let mut causes = Vec::new();
     if new.get("immutable") != Some(&Value::Bool(true)) {
-        causes.push(("immutable".to_string(), forbidden.to_string()));
+        causes.push(FieldError::new("immutable", forbidden));
     }
     if old.get("data") != new.get("data") || old.get("binaryData") != new.get("binaryData") {
-        causes.push(("data".to_string(), forbidden.to_string()));
+        causes.push(FieldError::new("data", forbidden));
     }
     if causes.is_empty() {
         return Ok(());
@@ -315,8 +315,8 @@ fn validate_ip_blocks(obj: &Value) -> Result<(), ApiError> {
                 let mapped = |c: (std::net::IpAddr, u8)| matches!(c.0, std::net::IpAddr::V6(a) if a.to_ipv4_mapped().is_some());
                 let cidr = parse_cidr(cidr_text);
                 match cidr {
-                    None => causes.push((format!("{at}.cidr"), format!("Invalid value: \"{cidr_text}\": {NOT_A_CIDR}"))),
-                    Some(c) if mapped(c) => causes.push((format!("{at}.cidr"), format!("Invalid value: \"{cidr_text}\": must not have an IPv4-mapped IPv6 address"))),
+                    None => causes.push(FieldError::new(format!("{at}.cidr"), format!("Invalid value: \"{cidr_text}\": {NOT_A_CIDR}"))),
+                    Some(c) if mapped(c) => causes.push(FieldError::new(format!("{at}.cidr"), format!("Invalid value: \"{cidr_text}\": must not have an IPv4-mapped IPv6 address"))),
                     Some(_) => {}
                 }
                 let excepts = block.get("except").and_then(Value::as_array);
@@ -324,16 +324,16 @@ fn validate_ip_blocks(obj: &Value) -> Result<(), ApiError> {
                     let text = except.as_str().unwrap_or("");
                     let field = format!("{at}.except[{e}]");
                     match parse_cidr(text) {
-                        None => {
-                            causes
-                                .push((field, format!("Invalid value: \"{text}\": {NOT_A_CIDR}")));
-                        }
+                        None => causes.push(FieldError::new(
+                            field,
+                            format!("Invalid value: \"{text}\": {NOT_A_CIDR}"),
+                        )),
                         Some(x) => {
                             if mapped(x) {
-                                causes.push((field.clone(), format!("Invalid value: \"{text}\": must not have an IPv4-mapped IPv6 address")));
+                                causes.push(FieldError::new(field.clone(), format!("Invalid value: \"{text}\": must not have an IPv4-mapped IPv6 address")));
                             }
                             if cidr.is_some_and(|c| !strict_subset(x, c)) {
-                                causes.push((field, format!("Invalid value: \"{text}\": must be a strict subset of `cidr`")));
+                                causes.push(FieldError::new(field, format!("Invalid value: \"{text}\": must be a strict subset of `cidr`")));
                             }
                         }
                     }
@@ -359,7 +359,7 @@ fn crd_invalid(crd: &Value, message: &str) -> ApiError {
         "CustomResourceDefinition",
         "apiextensions.k8s.io",
         &name,
-        &[(field.to_string(), msg.to_string())],
+        &[FieldError::new(field, msg)],
     )
 }
 

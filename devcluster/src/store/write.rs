@@ -5,7 +5,7 @@
 
 use super::Store;
 use crate::convert;
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use crate::meta;
 use crate::patch::apply::{self, Writer};
 use crate::patch::fields::Scope;
@@ -174,9 +174,9 @@ impl Store {
                         &def.kind,
                         &def.group,
                         "",
-                        &[(
-                            "metadata.name".into(),
-                            "Required value: name or generateName is required".into(),
+                        &[FieldError::new(
+                            "metadata.name",
+                            "Required value: name or generateName is required",
                         )],
                     ));
                 }
@@ -192,7 +192,7 @@ impl Store {
                 &def.kind,
                 &def.group,
                 &name,
-                &[("metadata.name".into(), msg)],
+                &[FieldError::new("metadata.name", msg)],
             ));
         }
         if self.get_opt(&def.storage, &ns, &name).is_some() {
@@ -392,10 +392,9 @@ impl Store {
                 let p = parse_body(body)?;
                 json::json_patch(&mut doc, &p).map_err(|e| {
                     // A failed `test` is reported without detail, as kube-apiserver does.
-                    let detail = if e.starts_with("testing value") {
-                        String::new()
-                    } else {
-                        format!(": {e}")
+                    let detail = match e {
+                        json::PatchError::TestFailed { .. } => String::new(),
+                        json::PatchError::Invalid(e) => format!(": {e}"),
                     };
                     ApiError::new(
                         422,
@@ -515,8 +514,8 @@ impl Store {
                     &def.kind,
                     &def.group,
                     &name,
-                    &[(
-                        "metadata.finalizers".into(),
+                    &[FieldError::new(
+                        "metadata.finalizers",
                         format!(
                             "Forbidden: no new finalizers can be added if the object is being \
                              deleted, found new finalizers []string{{{}}}",

@@ -88,11 +88,12 @@ impl ApiError {
             .with_details(details(name, group, plural))
     }
 
-    pub(crate) fn no_route(path: &str) -> Self {
+    /// No such resource; the message names no path, as kube-apiserver's does not.
+    pub(crate) fn no_route() -> Self {
         Self::new(
             404,
             "NotFound",
-            format!("the server could not find the requested resource ({path})"),
+            "the server could not find the requested resource",
         )
     }
 
@@ -203,6 +204,11 @@ impl ApiError {
              application/json-patch+json, application/merge-patch+json, \
              application/apply-patch+yaml",
         )
+    }
+
+    /// A PATCH whose content type is no patch type at all (kube-apiserver's wording).
+    pub(crate) fn unknown_patch_type() -> Self {
+        Self::new(415, "UnsupportedMediaType", "415: Unsupported Media Type")
     }
 
     pub(crate) fn gone(message: impl Into<String>) -> Self {

@@ -73,6 +73,28 @@ pub(crate) fn set_finalizers(obj: &mut Value, fins: &[String]) {
     }
 }
 
+/// Removes empty `labels`, `annotations`, `finalizers` and `ownerReferences`: kube-apiserver
+/// stores ObjectMeta with `omitempty`, so `finalizers: []` (how a client releases an object) is
+/// read back as no field at all.
+pub(crate) fn drop_empty(obj: &mut Value) {
+    let Some(md) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    md.retain(|k, v| {
+        let collection = matches!(
+            k.as_str(),
+            "labels" | "annotations" | "finalizers" | "ownerReferences"
+        );
+        let empty = match v {
+            Value::Null => true,
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        };
+        !(collection && empty)
+    });
+}
+
 pub(crate) fn is_deleting(obj: &Value) -> bool {
     metadata(obj)
         .get("deletionTimestamp")

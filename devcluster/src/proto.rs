@@ -193,7 +193,12 @@ fn message(b: &[u8], fields: &[(u64, &str, F)]) -> Result<Value, String> {
                 }
             }
             (F::Msg(sub), 2) => {
-                out.insert(name, message(r.bytes()?, sub)?);
+                // An empty struct is left out, as kube-apiserver's typed objects leave it out
+                // (an empty Namespace `spec` is no field a client set).
+                let v = message(r.bytes()?, sub)?;
+                if v.as_object().is_none_or(|m| !m.is_empty()) {
+                    out.insert(name, v);
+                }
             }
             (F::RepStr, 2) => {
                 let v = text(r.bytes()?)?;

@@ -246,6 +246,9 @@ pub(crate) fn list(
     let mut md = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = continue_token {
         md["continue"] = Value::String(c);
+    } else if def.custom {
+        // Custom resources are listed as unstructured objects, which keep an empty `continue`.
+        md["continue"] = Value::String(String::new());
     }
     if let Some(r) = remaining {
         md["remainingItemCount"] = json!(r);

@@ -55,6 +55,33 @@ fn set_values(rest: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// Keys and values are identifiers; a stray operator character where one belongs (`a===b`)
+/// is refused with the words of kube-apiserver's selector lexer.
+fn check_tokens(req: &Req) -> Result<(), String> {
+    let (key, values): (&str, Vec<&str>) = match req {
+        Req::Eq(k, v) | Req::NotEq(k, v) => (k, vec![v.as_str()]),
+        Req::In(k, vs) | Req::NotIn(k, vs) => (k, vs.iter().map(String::as_str).collect()),
+        Req::Exists(k) | Req::NotExists(k) => (k, vec![]),
+    };
+    let identifier = |t: &str, extra: &str| {
+        t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c) || extra.contains(c))
+    };
+    for (token, extra) in std::iter::once((key, "/")).chain(values.into_iter().map(|v| (v, ""))) {
+        if let Some(c) = token.chars().next().filter(|c| "=!(),".contains(*c)) {
+            return Err(format!(
+                "unable to parse requirement: found '{c}', expected: identifier"
+            ));
+        }
+        if (token.is_empty() && extra == "/") || !identifier(token, extra) {
+            return Err(format!(
+                "unable to parse requirement: invalid token {token:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl LabelSelector {
     pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let mut reqs = Vec::new();
@@ -79,6 +106,7 @@ impl LabelSelector {
             } else {
                 return Err(format!("unable to parse requirement: {part:?}"));
             };
+            check_tokens(&req)?;
             reqs.push(req);
         }
         Ok(Self(reqs))
@@ -205,6 +233,16 @@ mod tests {
         assert!(m("!missing"));
         assert!(!m("missing"));
         assert!(m(""));
+    }
+
+    #[test]
+    fn malformed_label_selectors_are_refused_in_the_lexer_s_words() {
+        assert_eq!(
+            LabelSelector::parse("a===b").expect_err("stray ="),
+            "unable to parse requirement: found '=', expected: identifier"
+        );
+        assert!(LabelSelector::parse("a=b c").is_err());
+        assert!(LabelSelector::parse("app.kubernetes.io/name=x,tier in (a,b)").is_ok());
     }
 
     #[test]

@@ -209,14 +209,77 @@ pub(crate) fn validate(validator: &jsonschema::Validator, obj: &Value) -> Vec<Fi
                     );
                     FieldError::type_invalid(field(at), message)
                 }
-                _ => {
-                    let shown = serde_json::to_string(e.instance().as_ref()).unwrap_or_default();
-                    let shown: String = shown.chars().take(120).collect();
-                    FieldError::new(field(at), format!("Invalid value: {shown}: {e}"))
+                kind => {
+                    let message = message(kind, &at, e.instance().as_ref(), &e.to_string());
+                    FieldError::new(field(at), message)
                 }
             }
         })
         .collect()
+}
+
+/// A schema violation in kube-apiserver's words (`Unsupported value: …: supported values: …`,
+/// `… in body should match '…'`, `… should be greater than or equal to …`); other rules keep
+/// the validator's own wording.
+fn message(
+    kind: &jsonschema::error::ValidationErrorKind,
+    field: &str,
+    value: &Value,
+    fallback: &str,
+) -> String {
+    use jsonschema::error::ValidationErrorKind as K;
+    let shown: String = serde_json::to_string(value)
+        .unwrap_or_default()
+        .chars()
+        .take(120)
+        .collect();
+    let invalid = |rule: String| format!("Invalid value: {shown}: {field} in body {rule}");
+    match kind {
+        K::Enum { options } => {
+            let supported: Vec<String> = options
+                .as_array()
+                // `nullable` adds null to the enum here; kube-apiserver lists only the values.
+                .map(|o| {
+                    o.iter()
+                        .filter(|v| !v.is_null())
+                        .map(|v| serde_json::to_string(v).unwrap_or_default())
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "Unsupported value: {shown}: supported values: {}",
+                supported.join(", ")
+            )
+        }
+        K::Pattern { pattern } => invalid(format!("should match '{pattern}'")),
+        K::Minimum { limit } => invalid(format!(
+            "should be greater than or equal to {}",
+            number(limit)
+        )),
+        K::Maximum { limit } => {
+            invalid(format!("should be less than or equal to {}", number(limit)))
+        }
+        K::ExclusiveMinimum { limit } => {
+            invalid(format!("should be greater than {}", number(limit)))
+        }
+        K::ExclusiveMaximum { limit } => invalid(format!("should be less than {}", number(limit))),
+        K::MinLength { limit } => invalid(format!("should be at least {limit} chars long")),
+        K::MaxLength { limit } => format!("Too long: may not be more than {limit} bytes"),
+        K::MinItems { limit } => invalid(format!("should have at least {limit} items")),
+        K::MaxItems { limit } => format!(
+            "Too many: {}: must have at most {limit} items",
+            value.as_array().map_or(0, Vec::len)
+        ),
+        _ => format!("Invalid value: {shown}: {fallback}"),
+    }
+}
+
+/// A schema bound as Go prints it (`1.0` in a schema is `1`).
+fn number(limit: &Value) -> String {
+    match limit.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+        _ => limit.to_string(),
+    }
 }
 
 /// The OpenAPI name of a JSON value's type.
@@ -265,6 +328,42 @@ mod tests {
             "labels": {"type": "object", "additionalProperties": {"type": "string"}},
             "items": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}
         }}}})
+    }
+
+    #[test]
+    fn violations_are_worded_as_kube_apiserver_words_them() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "mode": {"type": "string", "enum": ["enforce", "report"], "nullable": true},
+            "host": {"type": "string", "pattern": "^[a-z]+$"},
+            "turns": {"type": "integer", "minimum": 1.0, "maximum": 10.0}
+        }}}});
+        let v = compile(&s).expect("compiles");
+        let causes = validate(&v, &json!({"spec": {"mode": "x", "host": "A", "turns": 0}}));
+        let messages: Vec<(&str, &str)> = causes
+            .iter()
+            .map(|(f, m)| (f.as_str(), m.as_str()))
+            .collect();
+        assert!(
+            messages.contains(&(
+                "spec.mode",
+                "Unsupported value: \"x\": supported values: \"enforce\", \"report\""
+            )),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(&(
+                "spec.host",
+                "Invalid value: \"A\": spec.host in body should match '^[a-z]+$'"
+            )),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(&(
+                "spec.turns",
+                "Invalid value: 0: spec.turns in body should be greater than or equal to 1"
+            )),
+            "{messages:?}"
+        );
     }
 
     #[test]

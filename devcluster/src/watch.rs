@@ -169,7 +169,11 @@ async fn run(
                 EventKind::Deleted if before || now => "DELETED",
                 _ => continue,
             };
-            send(req.line(kind, &ev.obj)).await?;
+            if kind == "DELETED" && ev.kind == EventKind::Modified {
+                send(req.line(kind, &Arc::new(left_selector(ev)))).await?;
+            } else {
+                send(req.line(kind, &ev.obj)).await?;
+            }
             last_delivered = ev.rv;
         }
         tokio::select! {
@@ -180,4 +184,14 @@ async fn run(
             _ = shutdown.changed() => return Ok(()),
         }
     }
+}
+
+/// What a watch whose selector an object stopped matching receives as `DELETED`: the object as
+/// it last matched, at the resourceVersion of the change (kube-apiserver's watch cache sends the
+/// previous state too, so a client's filter on the labels it selected by still holds).
+fn left_selector(ev: &crate::store::Event) -> Value {
+    let mut obj = ev.prev.as_deref().unwrap_or(&ev.obj).clone();
+    crate::meta::metadata_mut(&mut obj)
+        .insert("resourceVersion".into(), Value::String(ev.rv.to_string()));
+    obj
 }

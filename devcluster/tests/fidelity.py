@@ -5,12 +5,14 @@
 
 Starts `devcluster serve --tls` and `sealpod-controlplane serve` (the upstream etcd,
 kube-apiserver and kube-controller-manager) on loopback, sends both the same raw API requests and
-kubectl commands — CRUD, errors, label and field selectors, merge / JSON / strategic-merge
-patches, server-side apply with a conflict and a forced apply, finalizers, the status
-subresource, schema-invalid custom resources, dry runs, Tables, watch with resume and bookmarks,
-a too-old resourceVersion, kubectl's table and YAML output — and compares the responses after
-normalizing what legitimately differs between two servers (uids, resourceVersions, timestamps,
-ages, generated names).
+kubectl commands — CRUD of the built-in kinds devcluster serves, of our Agent and Session and of
+the fixture Widget, errors, label and field selectors, merge / JSON / strategic-merge patches,
+server-side apply with a conflict and a forced apply, finalizers, the status subresource,
+schema-invalid custom resources, dry runs, delete answers, Tables, watch with resume, selector
+exits, bookmarks and a too-old resourceVersion, kubectl's table, YAML, JSON and describe output —
+and compares the responses after normalizing what legitimately differs between two servers
+(uids, resourceVersions, timestamps, ages, cluster IPs, generated names, the order of a schema
+violation's causes).
 
 It prints each differing case with both sides and `fidelity: N/M identical`. A difference listed
 in KNOWN (and in devcluster/README.md, "Differences from kube-apiserver") is reported and
@@ -46,6 +48,22 @@ KNOWN: dict[str, str] = {
     "pod: create (server-side defaults)":
         "devcluster does not default built-in kinds (no admission chain): a real server adds "
         "restartPolicy, dnsPolicy, terminationGracePeriodSeconds, the service account and more",
+    "service: create":
+        "devcluster does not default built-in kinds: a real server adds ipFamilies, "
+        "internalTrafficPolicy, sessionAffinity, each port's protocol and targetPort (and so "
+        "keys the ports by port and protocol in managedFields); its `selector` is atomic",
+    "service: delete": "the deleted Service is answered as stored, so without the defaults above",
+    "pod: delete": "the deleted Pod is answered as stored, so without the defaults above",
+    "networkpolicy: create":
+        "devcluster does not default built-in kinds: a real server adds policyTypes and each "
+        "port's protocol; its podSelector is atomic in managedFields",
+    "error: strict field validation of an unknown field":
+        "devcluster has no schemas of built-in kinds: an unknown field of one is stored, never "
+        "refused (custom resources are checked against their CRD)",
+    "error: the kind in the body differs from the URL":
+        "same code and reason; the message names Go's conversion functions",
+    "error: body is not JSON":
+        "same code and reason; the message quotes Go's JSON decoder",
     "managedFields: the maps an update creates":
         "an ordinary write records the fields it set, not the maps it created (kube-apiserver "
         "adds `\".\": {}` for each); ownership and conflicts are the same",
@@ -126,9 +144,10 @@ class Server:
             conn.close()
         return events
 
-    def kubectl(self, kubectl: str, *args: str) -> tuple[int, str]:
+    def kubectl(self, kubectl: str, *args: str, stdin: str | None = None) -> tuple[int, str]:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
-        out = subprocess.run([kubectl, *args], env=env, capture_output=True, text=True, timeout=STEP_TIMEOUT)
+        out = subprocess.run([kubectl, *args], env=env, input=stdin, capture_output=True, text=True,
+                             timeout=STEP_TIMEOUT)
         return out.returncode, out.stdout + out.stderr
 
 
@@ -151,6 +170,9 @@ def normalize(value: Any) -> Any:
                           for f in v]
             elif k == "deletionTimestamp":
                 out[k] = "<set>"
+            elif k in ("clusterIP", "clusterIPs"):
+                # Each server allocates from its own service range.
+                out[k] = "<ip>" if isinstance(v, str) else ["<ip>" for _ in v]
             elif k == "uid" or (k == "continue" and v):
                 out[k] = "<set>"
             else:
@@ -173,10 +195,21 @@ def status_shape(body: Any) -> Any:
     """The parts of a Status a client acts on."""
     if not isinstance(body, dict) or body.get("kind") != "Status":
         return body
-    details = body.get("details") or {}
+    details = dict(body.get("details") or {})
+    message = body.get("message")
+    causes = details.get("causes")
+    if isinstance(causes, list) and len(causes) > 1:
+        # kube-apiserver orders the causes of a schema violation as Go iterates a map (it
+        # changes from run to run): compared as a set, and the message's list with them.
+        listed = ", ".join(f"{c.get('field')}: {c.get('message')}" for c in causes)
+        ordered = sorted(causes, key=lambda c: (c.get("field", ""), c.get("message", "")))
+        if isinstance(message, str) and message.endswith(f"[{listed}]"):
+            sorted_list = ", ".join(f"{c.get('field')}: {c.get('message')}" for c in ordered)
+            message = message.removesuffix(f"[{listed}]") + f"[{sorted_list}]"
+        details["causes"] = ordered
     return {
         "status": body.get("status"), "reason": body.get("reason"), "code": body.get("code"),
-        "message": body.get("message"),
+        "message": message,
         "details": {k: v for k, v in details.items() if k in ("name", "group", "kind", "causes")},
     }
 
@@ -185,6 +218,9 @@ def kubectl_text(text: str) -> str:
     text = TIME.sub("<time>", text)
     text = re.sub(r"\b\d+(\.\d+)?(s|m|h|d)\b", "<age>", text)
     text = re.sub(r"(resourceVersion|uid): .*", r"\1: <set>", text)
+    text = re.sub(r'"(resourceVersion|uid|creationTimestamp)": "[^"]*"', r'"\1": "<set>"', text)
+    text = re.sub(r"\b\d{1,3}(\.\d{1,3}){3}\b", "<ip>", text)
+    text = re.sub(r"(Resource Version|UID):( +)\S+", r"\1:\2<set>", text)
     lines = [ln for ln in text.splitlines() if "version difference between client" not in ln]
     return "\n".join(lines)
 
@@ -308,9 +344,9 @@ def cases(kubectl: str) -> list[tuple[str, Callable[[Server], Any]]]:
             }
         return run
 
-    def kubectl_case(*args: str) -> Callable[[Server], Any]:
+    def kubectl_case(*args: str, stdin: str | None = None) -> Callable[[Server], Any]:
         def run(s: Server) -> Any:
-            code, out = s.kubectl(kubectl, *args)
+            code, out = s.kubectl(kubectl, *args, stdin=stdin)
             return {"exit": code, "out": kubectl_text(out)}
         return run
 
@@ -377,6 +413,238 @@ def cases(kubectl: str) -> list[tuple[str, Callable[[Server], Any]]]:
         ("kubectl patch an invalid widget", kubectl_case("patch", "widget", "w1", "-n", NS, "--type=merge",
                                                           "-p", '{"spec":{"size":"big"}}')),
         ("kubectl delete with a label selector", kubectl_case("delete", "configmaps", "-n", NS, "-l", "fid,tier")),
+        *core_kind_cases(call, seq, table),
+        *error_cases(call),
+        *custom_resource_cases(call, table),
+        *watch_cases(),
+        *kubectl_cases(kubectl_case),
+    ]
+
+
+Case = tuple[str, Callable[[Server], Any]]
+SECRETS = f"/api/v1/namespaces/{NS}/secrets"
+SERVICES = f"/api/v1/namespaces/{NS}/services"
+ACCOUNTS = f"/api/v1/namespaces/{NS}/serviceaccounts"
+POLICIES = f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies"
+AGENTS = f"/apis/sealpod.dev/v1alpha1/namespaces/{NS}/agents"
+SESSIONS = f"/apis/sealpod.dev/v1alpha1/namespaces/{NS}/sessions"
+
+
+def example(name: str) -> dict[str, Any]:
+    """The one object of kind `name` in examples/ (the repository's Agent, Session, Credential)."""
+    for path in (ROOT / "examples").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == name:
+                return doc
+    raise Failure(f"no {name} in examples/")
+
+
+def names(s: Server, path: str) -> list[str]:
+    return sorted(i["metadata"]["name"] for i in s.call("GET", path)[1].get("items", []))
+
+
+def until_gone(s: Server, path: str, seconds: float = 20) -> int:
+    """Polls `path` until it is 404 (a real namespace goes once its controller emptied it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        code = s.call("GET", path)[0]
+        if code == 404 or time.monotonic() > deadline:
+            return code
+        time.sleep(0.2)
+
+
+def core_kind_cases(call: Callable[..., Any], seq: Callable[..., Any], table: Callable[[str], Any]) -> list[Case]:
+    """CRUD of the other built-in kinds devcluster serves."""
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+               "spec": {"selector": {"app": "x"}, "ports": [{"name": "http", "port": 80}]}}
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"},
+              "spec": {"podSelector": {"matchLabels": {"app": "x"}},
+                       "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 443}]}]}}
+    bad_policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "bad"},
+                  "spec": {"podSelector": {}, "egress": [{"to": [{"ipBlock": {"cidr": "nonsense"}}]}]}}
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fid-ns"}}
+
+    def namespace_lifecycle(s: Server) -> Any:
+        created = call(s, "POST", "/api/v1/namespaces", ns)
+        s.call("POST", "/api/v1/namespaces/fid-ns/configmaps", cm("inside"))
+        deleted = call(s, "DELETE", "/api/v1/namespaces/fid-ns")
+        return [created, deleted, until_gone(s, "/api/v1/namespaces/fid-ns")]
+
+    return [
+        ("namespace: the initial namespaces", lambda s: [
+            n for n in names(s, "/api/v1/namespaces") if n not in (NS,)]),
+        ("namespace: create, delete (Terminating), gone", namespace_lifecycle),
+        ("namespace: get", lambda s: call(s, "GET", f"/api/v1/namespaces/{NS}")),
+        ("serviceaccount: the namespace's default", lambda s: call(s, "GET", f"{ACCOUNTS}/default")["code"]),
+        ("serviceaccount: create", lambda s: call(s, "POST", ACCOUNTS, {
+            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}})),
+        ("serviceaccount: delete", lambda s: call(s, "DELETE", f"{ACCOUNTS}/robot")),
+        ("secret: get", lambda s: call(s, "GET", f"{SECRETS}/s")),
+        ("secret: data that is not base64", lambda s: call(s, "POST", SECRETS, {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad64"}, "data": {"k": "not base64!"}})),
+        ("secret: table", table(f"{SECRETS}?fieldSelector=metadata.name%3Ds")),
+        ("secret: delete", lambda s: call(s, "DELETE", f"{SECRETS}/s")),
+        ("service: create", lambda s: call(s, "POST", SERVICES, service)),
+        ("service: strategic merge patch of ports by port", lambda s: [
+            (p.get("name"), p.get("port")) for p in s.call(
+                "PATCH", f"{SERVICES}/svc", {"spec": {"ports": [{"port": 80, "name": "web"}]}},
+                content_type=STRATEGIC)[1]["spec"]["ports"]]),
+        ("service: delete", lambda s: call(s, "DELETE", f"{SERVICES}/svc")),
+        ("networkpolicy: create", lambda s: call(s, "POST", POLICIES, policy)),
+        ("networkpolicy: an invalid ipBlock", lambda s: call(s, "POST", POLICIES, bad_policy)),
+        ("networkpolicy: delete", lambda s: call(s, "DELETE", f"{POLICIES}/deny")),
+        ("pod: field selector on spec.nodeName and status.phase", lambda s: [
+            names(s, f"{PODS}?fieldSelector=spec.nodeName%3D"),
+            names(s, f"{PODS}?fieldSelector=status.phase%3DPending"),
+            names(s, f"{PODS}?fieldSelector=status.phase%21%3DPending")]),
+        ("pod: delete", lambda s: call(s, "DELETE", f"{PODS}/p")),
+        ("configmap: list", lambda s: call(s, "GET", f"{CMS}?labelSelector=fid,app")),
+        ("configmap: generateName", lambda s: (lambda r: (r[0], r[1]["metadata"]["name"][:4],
+                                                          len(r[1]["metadata"]["name"])))(
+            s.call("POST", CMS, dict(cm(""), metadata={"generateName": "gen-", "labels": {"gen": "1"}})))),
+        ("configmap: replace (PUT)", lambda s: call(s, "PUT", f"{CMS}/one", cm("one", {"app": "x"}, {"z": "9"}))),
+        ("configmap: delete returns", lambda s: call(s, "DELETE", f"{CMS}/one")),
+        ("configmap: delete collection", lambda s: (lambda r: (r["code"], r["body"].get("kind") if isinstance(r["body"], dict) else r["body"]))(
+            call(s, "DELETE", f"{CMS}?labelSelector=gen"))),
+        ("configmap: immutable data cannot change", seq(
+            lambda s: call(s, "POST", CMS, dict(cm("frozen"), immutable=True))["code"],
+            lambda s: call(s, "PATCH", f"{CMS}/frozen", {"data": {"a": "2"}}, content_type=MERGE))),
+    ]
+
+
+def error_cases(call: Callable[..., Any]) -> list[Case]:
+    """Status bodies of refused requests."""
+    return [
+        ("error: delete a missing object", lambda s: call(s, "DELETE", f"{CMS}/missing")),
+        ("error: patch a missing object", lambda s: call(s, "PATCH", f"{CMS}/missing", {"data": {}}, content_type=MERGE)),
+        ("error: the name in the body differs from the URL", lambda s: call(s, "PUT", f"{CMS}/applied", cm("other"))),
+        ("error: the namespace in the body differs from the URL", lambda s: call(
+            s, "POST", CMS, dict(cm("x"), metadata={"name": "x", "namespace": "default"}))),
+        ("error: the kind in the body differs from the URL", lambda s: call(
+            s, "POST", CMS, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}})),
+        ("error: an unknown resource", lambda s: call(s, "GET", f"/api/v1/namespaces/{NS}/gizmos")),
+        ("error: an unknown group", lambda s: call(s, "GET", "/apis/nowhere.example/v1/gizmos")["code"]),
+        ("error: a malformed label selector", lambda s: call(s, "GET", f"{CMS}?labelSelector=a%3D%3D%3Db")),
+        ("error: body is not JSON", lambda s: call(s, "POST", CMS, "{not json")),
+        ("error: strict field validation of an unknown field", lambda s: call(
+            s, "POST", f"{CMS}?fieldValidation=Strict", dict(cm("strict"), bogus=1))),
+        ("error: a patch type the server does not know", lambda s: call(
+            s, "PATCH", f"{CMS}/applied", {"data": {}}, content_type="application/x-nonsense")),
+        ("error: create on an object path", lambda s: call(s, "POST", f"{CMS}/x", cm("x"))["code"]),
+    ]
+
+
+def custom_resource_cases(call: Callable[..., Any], table: Callable[[str], Any]) -> list[Case]:
+    """Our own CRDs (crds/, objects from examples/) and more of the fixture Widget."""
+    agent = example("Agent")
+    session = example("Session")
+    bad_agent = json.loads(json.dumps(agent))
+    bad_agent["metadata"]["name"] = "agt-bad"
+    bad_agent["spec"]["egress"] = {"mode": "sometimes", "allow": ["NOT A HOST"]}
+    bad_agent["spec"]["limits"] = {"turns": 0, "tokens": "many"}
+
+    def widget_generation(s: Server) -> Any:
+        s.call("POST", WIDGETS, widget("gen"))
+        out = [s.call("GET", f"{WIDGETS}/gen")[1]["metadata"].get("generation")]
+        for body in ({"metadata": {"labels": {"x": "1"}}}, {"spec": {"size": 5}}, {"spec": {"size": 5}}):
+            out.append(s.call("PATCH", f"{WIDGETS}/gen", body, content_type=MERGE)[1]["metadata"].get("generation"))
+        return out
+
+    def widget_finalizer(s: Server) -> Any:
+        s.call("POST", WIDGETS, dict(widget("fin"), metadata={"name": "fin", "finalizers": ["fidelity.sealpod.dev/hold"]}))
+        deleted = call(s, "DELETE", f"{WIDGETS}/fin")
+        spec = call(s, "PATCH", f"{WIDGETS}/fin", {"spec": {"size": 8}}, content_type=MERGE)
+        released = call(s, "PATCH", f"{WIDGETS}/fin", {"metadata": {"finalizers": []}}, content_type=MERGE)
+        return [deleted, spec, released, call(s, "GET", f"{WIDGETS}/fin")["code"]]
+
+    def widget_ssa(s: Server) -> Any:
+        first = yaml.safe_dump(widget("ssa") | {"spec": {"size": 1, "tags": ["a"]}})
+        other = yaml.safe_dump(widget("ssa", size=2))
+        return [call(s, "PATCH", f"{WIDGETS}/ssa?fieldManager=one", first, content_type=APPLY),
+                call(s, "PATCH", f"{WIDGETS}/ssa?fieldManager=two", other, content_type=APPLY),
+                call(s, "PATCH", f"{WIDGETS}/ssa?fieldManager=two&force=true", other, content_type=APPLY)]
+
+    def status_put(s: Server) -> Any:
+        _, current = s.call("GET", f"{WIDGETS}/st")
+        current["status"] = {"observedSize": 11, "phase": "Ready"}
+        current["spec"] = {"size": 12}
+        return call(s, "PUT", f"{WIDGETS}/st/status", current)
+
+    return [
+        ("agent: create the example", lambda s: call(s, "POST", AGENTS, agent)),
+        ("agent: schema-invalid (enum, pattern, minimum, type)", lambda s: call(s, "POST", AGENTS, bad_agent)),
+        ("agent: table", table(AGENTS)),
+        ("session: create the example", lambda s: call(s, "POST", SESSIONS, session)),
+        ("session: status subresource", lambda s: call(
+            s, "PATCH", f"{SESSIONS}/ses-example/status", {"status": {"phase": "Running", "head": 2}},
+            content_type=MERGE)),
+        ("session: table", table(SESSIONS)),
+        ("widget: get", lambda s: call(s, "GET", f"{WIDGETS}/w1")),
+        ("widget: list", lambda s: call(s, "GET", f"{WIDGETS}?fieldSelector=metadata.name%3Dw1")),
+        ("widget: generation follows the spec", widget_generation),
+        ("widget: status replace (PUT)", status_put),
+        ("widget: finalizers hold a delete", widget_finalizer),
+        ("widget: server-side apply, conflict, force", widget_ssa),
+        ("widget: an unsupported field selector", lambda s: call(
+            s, "GET", f"{WIDGETS}?fieldSelector=spec.size%3D3")),
+        ("widget: strict field validation", lambda s: call(
+            s, "POST", f"{WIDGETS}?fieldValidation=Strict", widget("strict") | {"spec": {"size": 1, "bogus": 1}})),
+        ("widget: delete returns", lambda s: call(s, "DELETE", f"{WIDGETS}/w1")),
+    ]
+
+
+def watch_cases() -> list[Case]:
+    def leaves_selector(s: Server) -> Any:
+        s.call("POST", CMS, cm("mover", {"m": "1"}))
+        _, listed = s.call("GET", f"{CMS}?labelSelector=m%3D1")
+        rv = listed["metadata"]["resourceVersion"]
+        s.call("PATCH", f"{CMS}/mover", {"metadata": {"labels": {"m": "2"}}}, content_type=MERGE)
+        s.call("PATCH", f"{CMS}/mover", {"metadata": {"labels": {"m": "1"}}}, content_type=MERGE)
+        events = s.watch(f"{CMS}?watch=1&labelSelector=m%3D1&resourceVersion={rv}", lambda ev: len(ev) >= 2, 10)
+        return [(e["type"], e["object"]["metadata"]["name"], e["object"]["metadata"].get("labels", {}).get("m"))
+                for e in events]
+
+    def by_name(s: Server) -> Any:
+        s.call("POST", CMS, cm("single"))
+        events = s.watch(f"{CMS}?watch=1&fieldSelector=metadata.name%3Dsingle", lambda ev: len(ev) >= 1, 10)
+        return [(e["type"], e["object"]["metadata"]["name"]) for e in events]
+
+    def custom(s: Server) -> Any:
+        _, listed = s.call("GET", WIDGETS)
+        rv = listed["metadata"]["resourceVersion"]
+        s.call("POST", WIDGETS, widget("watched"))
+        s.call("PATCH", f"{WIDGETS}/watched/status", {"status": {"phase": "Up"}}, content_type=MERGE)
+        s.call("DELETE", f"{WIDGETS}/watched")
+        events = s.watch(f"{WIDGETS}?watch=1&resourceVersion={rv}", lambda ev: len(ev) >= 3, 10)
+        return [(e["type"], e["object"]["metadata"]["name"], (e["object"].get("status") or {}).get("phase"))
+                for e in events]
+
+    return [
+        ("watch: an object leaving and re-entering a label selector", leaves_selector),
+        ("watch: one object by field selector (no resourceVersion)", by_name),
+        ("watch: a custom resource with its status", custom),
+    ]
+
+
+def kubectl_cases(kubectl_case: Callable[..., Any]) -> list[Case]:
+    applied = (ROOT / "devcluster/tests/fixtures/widget.yaml").read_text()
+    changed = applied.replace("size: 3", "size: 4")
+    return [
+        ("kubectl get -o json", kubectl_case("get", "configmap", "applied", "-n", NS, "-o", "json")),
+        ("kubectl describe configmap", kubectl_case("describe", "configmap", "applied", "-n", NS)),
+        ("kubectl describe widget", kubectl_case("describe", "widget", "st", "-n", NS)),
+        ("kubectl get agents,sessions", kubectl_case("get", "agents,sessions", "-n", NS)),
+        ("kubectl apply --server-side", kubectl_case("apply", "--server-side", "-n", NS, "-f", "-", stdin=applied)),
+        ("kubectl apply --server-side: a conflict", kubectl_case(
+            "apply", "--server-side", "--field-manager=other", "-n", NS, "-f", "-", stdin=changed)),
+        ("kubectl apply --server-side --force-conflicts", kubectl_case(
+            "apply", "--server-side", "--field-manager=other", "--force-conflicts", "-n", NS, "-f", "-",
+            stdin=changed)),
+        ("kubectl create --dry-run=server -o yaml", kubectl_case(
+            "create", "configmap", "dry", "-n", NS, "--from-literal=a=1", "--dry-run=server", "-o", "yaml")),
+        ("kubectl label and annotate", kubectl_case("label", "configmap", "applied", "-n", NS, "extra=1")),
+        ("kubectl get services", kubectl_case("get", "services,serviceaccounts", "-n", NS)),
+        ("kubectl delete a missing object", kubectl_case("delete", "configmap", "missing", "-n", NS)),
     ]
 
 
@@ -415,11 +683,11 @@ def wait_listening(proc: subprocess.Popen[str], name: str) -> None:
 
 
 def prepare(s: Server, kubectl: str) -> None:
-    code, out = s.kubectl(kubectl, "apply", "-f", str(FIXTURE_CRD))
+    code, out = s.kubectl(kubectl, "apply", "-f", str(FIXTURE_CRD), "-f", str(ROOT / "crds"))
     if code != 0:
-        raise Failure(f"{s.name}: applying the fixture CRD: {out}")
+        raise Failure(f"{s.name}: applying the CRDs: {out}")
     code, out = s.kubectl(kubectl, "wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/widgets.fixture.sealpod.dev")
+                          "crd/widgets.fixture.sealpod.dev", "crd/agents.sealpod.dev", "crd/sessions.sealpod.dev")
     if code != 0:
         raise Failure(f"{s.name}: the fixture CRD: {out}")
     code, out = s.kubectl(kubectl, "create", "namespace", NS)

@@ -222,6 +222,11 @@ async fn watch_streams_initial_events_bookmarks_and_selector_exits() {
     let lines = watcher.await.expect("joined");
     assert_eq!(lines[0]["type"], json!("DELETED"));
     assert_eq!(lines[0]["object"]["metadata"]["name"], json!("pre"));
+    assert_eq!(
+        lines[0]["object"]["metadata"]["labels"]["app"],
+        json!("x"),
+        "the DELETED event carries the object as it last matched"
+    );
     let delivered = lines[0]["object"]["metadata"]["resourceVersion"].clone();
     assert_eq!(lines[1]["type"], json!("BOOKMARK"));
     assert_eq!(lines[1]["object"]["metadata"]["resourceVersion"], delivered);

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Widget, cluster, widget};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
 use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use serde_json::json;
@@ -534,4 +534,146 @@ async fn two_managers_apply_disjoint_status_fields() {
     );
     assert_eq!(err.code, 409);
     c.shutdown().await;
+}
+
+/// What kube-apiserver answers and stores, as the fidelity suite found it: namespace labels and
+/// default ServiceAccounts, delete answers (object or Status by kind), pods marked on deletion,
+/// immutable ConfigMaps, Secret data that is not base64, released finalizers read back as none.
+#[tokio::test]
+async fn writes_answer_as_kube_apiserver_does() {
+    let c = cluster().await;
+    let client = c.client();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "fid"}})).expect("namespace");
+    let created = namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    assert_eq!(
+        created
+            .labels()
+            .get("kubernetes.io/metadata.name")
+            .map(String::as_str),
+        Some("fid")
+    );
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "fid");
+    accounts
+        .get("default")
+        .await
+        .expect("a new namespace has its default ServiceAccount");
+    let deleted = namespaces
+        .delete("fid", &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    let answered = deleted
+        .left()
+        .expect("a namespace delete answers with the namespace");
+    assert!(answered.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        answered.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
+    assert!(namespaces.get_opt("fid").await.expect("get").is_none());
+
+    let widgets: Api<Widget> = Api::namespaced(client.clone(), "default");
+    widgets
+        .create(&PostParams::default(), &widget("w", 1))
+        .await
+        .expect("create widget");
+    let gone = widgets
+        .delete("w", &DeleteParams::default())
+        .await
+        .expect("delete widget");
+    assert!(
+        gone.is_right(),
+        "a custom resource deleted at once answers Success"
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+    )
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+    let deleted = pods
+        .delete("p", &DeleteParams::default())
+        .await
+        .expect("delete pod")
+        .left()
+        .expect("a pod delete answers with the pod");
+    assert!(deleted.metadata.deletion_timestamp.is_some());
+    assert_eq!(deleted.metadata.deletion_grace_period_seconds, Some(0));
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut frozen = cm("frozen");
+    frozen.immutable = Some(true);
+    cms.create(&PostParams::default(), &frozen)
+        .await
+        .expect("create");
+    let err = api_err(
+        cms.patch(
+            "frozen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "1"}})),
+        )
+        .await
+        .expect_err("immutable"),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert!(
+        err.message.contains("data: Forbidden: field is immutable"),
+        "{}",
+        err.message
+    );
+
+    let secrets: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+    );
+    let bad: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad"}, "data": {"k": "not base64!"}
+    }))
+    .expect("secret");
+    let err = api_err(
+        secrets
+            .create(&PostParams::default(), &bad)
+            .await
+            .expect_err("not base64"),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
+    assert!(
+        err.message.ends_with("illegal base64 data at input byte 3"),
+        "{}",
+        err.message
+    );
+
+    let mut held = cm("held");
+    held.metadata.finalizers = Some(vec!["x.dev/hold".into()]);
+    cms.create(&PostParams::default(), &held)
+        .await
+        .expect("create");
+    cms.delete("held", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client,
+        "default",
+        &kube::api::ApiResource::erase::<ConfigMap>(&()),
+    );
+    let released = raw
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+        )
+        .await
+        .expect("release");
+    assert!(
+        released.metadata.finalizers.is_none(),
+        "finalizers: [] is stored as no field"
+    );
 }

@@ -89,7 +89,7 @@ pub(super) async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let fmt = render::negotiate(accept, q.get("includeObject").map(String::as_str));
-    let no_route = || ApiError::no_route(&format!("{}/{}", t.group, t.plural));
+    let no_route = ApiError::no_route;
     let def = {
         let st = crate::store::lock(&state.store);
         st.registry.find(&t.group, &t.version, &t.plural).cloned()
@@ -201,7 +201,7 @@ pub(super) async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             let ptype =
-                PatchType::from_content_type(ct).ok_or_else(ApiError::unsupported_patch_type)?;
+                PatchType::from_content_type(ct).ok_or_else(ApiError::unknown_patch_type)?;
             if ptype == PatchType::Apply && !q.contains_key("fieldManager") {
                 return Err(ApiError::new(
                     422,
@@ -233,17 +233,21 @@ pub(super) async fn handle(
             let obj = st.delete(&ctx, &ns, name, &opts)?;
             let still_there = st.get_opt(&def.storage, &ns, name).is_some();
             drop(st);
-            if still_there || def.custom {
+            if still_there || returns_deleted_object(&def) {
                 return Ok(ok(
                     http::StatusCode::OK,
                     &render::item(&def, &t.version, &obj, Format::Full),
                 ));
             }
-            let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+            let mut details = json!({"name": name, "kind": def.plural});
+            if !def.group.is_empty() {
+                details["group"] = json!(def.group);
+            }
+            details["uid"] = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
             Ok(ok(
                 http::StatusCode::OK,
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                "status": "Success", "details": {"name": name, "group": def.group, "kind": def.plural, "uid": uid}}),
+                "status": "Success", "details": details}),
             ))
         }
         (&http::Method::DELETE, None) => {
@@ -262,6 +266,18 @@ pub(super) async fn handle(
             "{method} is not supported here"
         ))),
     }
+}
+
+/// Whether an object deleted at once is answered with its last state rather than a `Status`:
+/// kube-apiserver's registries of these kinds set `ReturnDeletedObject` (every other kind,
+/// custom resources included, answers `Success`). Namespaces always answer with the object,
+/// as they are deleted in two steps.
+fn returns_deleted_object(def: &ResourceDef) -> bool {
+    def.group.is_empty()
+        && matches!(
+            def.plural.as_str(),
+            "namespaces" | "pods" | "services" | "serviceaccounts"
+        )
 }
 
 /// `pods/{name}/binding`, as a scheduler binds a pod: sets `spec.nodeName` of a pod that has

@@ -105,18 +105,19 @@ pub(super) async fn route(
         ["api", "v1"] if get => {
             ok(discovery::resource_list(&lock()?.registry, "", "v1").unwrap_or(Value::Null))
         }
-        ["apis", g] if get => discovery::group(&lock()?.registry, g)
-            .map_or_else(|| Err(ApiError::no_route(&path)), ok),
+        ["apis", g] if get => {
+            discovery::group(&lock()?.registry, g).map_or_else(|| Err(ApiError::no_route()), ok)
+        }
         ["apis", g, v] if get => discovery::resource_list(&lock()?.registry, g, v)
-            .map_or_else(|| Err(ApiError::no_route(&path)), ok),
+            .map_or_else(|| Err(ApiError::no_route()), ok),
         ["openapi", "v3"] if get => ok(discovery::openapi_v3_index(&lock()?.registry)),
         ["openapi", "v3", "api", "v1"] if get => {
             discovery::openapi_v3_group(&lock()?.registry, "", "v1")
-                .map_or_else(|| Err(ApiError::no_route(&path)), ok)
+                .map_or_else(|| Err(ApiError::no_route()), ok)
         }
         ["openapi", "v3", "apis", g, v] if get => {
             discovery::openapi_v3_group(&lock()?.registry, g, v)
-                .map_or_else(|| Err(ApiError::no_route(&path)), ok)
+                .map_or_else(|| Err(ApiError::no_route()), ok)
         }
         ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]
             if req.method() == http::Method::POST =>
@@ -126,14 +127,14 @@ pub(super) async fn route(
             Ok(json_response(http::StatusCode::CREATED, &review))
         }
         ["api", "v1", rest @ ..] => {
-            let t = parse_target("", "v1", rest).ok_or_else(|| ApiError::no_route(&path))?;
+            let t = parse_target("", "v1", rest).ok_or_else(ApiError::no_route)?;
             resources::handle(state, t, req).await
         }
         ["apis", g, v, rest @ ..] => {
-            let t = parse_target(g, v, rest).ok_or_else(|| ApiError::no_route(&path))?;
+            let t = parse_target(g, v, rest).ok_or_else(ApiError::no_route)?;
             resources::handle(state, t, req).await
         }
-        _ => Err(ApiError::no_route(&path)),
+        _ => Err(ApiError::no_route()),
     }
 }
 

@@ -44,6 +44,25 @@ impl DeleteOptions {
 
 type Ref = (String, String, String);
 
+/// An object as deletion starts: `deletionTimestamp`, a zero grace period (no namespace has
+/// one), a generation bump where the kind keeps one, a namespace `Terminating`.
+fn mark_deleting(def: &ResourceDef, obj: &Value) -> Value {
+    let mut updated = obj.clone();
+    let is_namespace = def.storage == "namespaces";
+    let md = meta::metadata_mut(&mut updated);
+    md.insert("deletionTimestamp".into(), Value::String(meta::now()));
+    if !is_namespace {
+        md.insert("deletionGracePeriodSeconds".into(), json!(0));
+    }
+    if def.tracks_generation() {
+        md.insert("generation".into(), json!(meta::generation(obj) + 1));
+    }
+    if is_namespace {
+        updated["status"] = json!({"phase": "Terminating"});
+    }
+    updated
+}
+
 impl Store {
     pub(crate) fn delete(
         &mut self,
@@ -138,8 +157,19 @@ impl Store {
             fins.push(FOREGROUND.into());
         }
         let is_namespace = def.storage == "namespaces";
-        let must_wait = !fins.is_empty() || (is_namespace && self.namespace_has_content(name));
+        // A namespace is always marked Terminating first (its `kubernetes` finalizer), so the
+        // delete answers with that state and watchers see it, even when it then goes at once.
+        let must_wait = !fins.is_empty() || is_namespace;
         if !must_wait {
+            if def.storage == "pods" {
+                // A pod goes through graceful deletion even when it goes at once (no node
+                // holds it): its last state, in the answer and the DELETED event, is marked.
+                let marked = Arc::new(mark_deleting(def, &obj));
+                self.objects
+                    .entry(def.storage.clone())
+                    .or_default()
+                    .insert((ns.to_string(), name.to_string()), marked);
+            }
             let removed = self.commit_remove(&def.storage, ns, name)?;
             self.collect_garbage(&def.storage, &removed);
             return Some(removed);
@@ -147,16 +177,7 @@ impl Store {
         let mut updated = Value::clone(&obj);
         let mut changed = false;
         if !meta::is_deleting(&obj) {
-            let md = meta::metadata_mut(&mut updated);
-            md.insert("deletionTimestamp".into(), Value::String(meta::now()));
-            md.insert("deletionGracePeriodSeconds".into(), json!(0));
-            if def.tracks_generation() {
-                let g = meta::generation(&obj) + 1;
-                meta::metadata_mut(&mut updated).insert("generation".into(), json!(g));
-            }
-            if is_namespace {
-                updated["status"] = json!({"phase": "Terminating"});
-            }
+            updated = mark_deleting(def, &obj);
             changed = true;
         }
         if meta::finalizers(&obj) != fins {
@@ -177,6 +198,9 @@ impl Store {
         }
         if is_namespace {
             self.terminate_namespace(name);
+        }
+        if is_namespace {
+            return Some(stored);
         }
         self.get_opt(&def.storage, ns, name).or(Some(stored))
     }

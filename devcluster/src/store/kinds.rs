@@ -12,6 +12,22 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
+const POLICIES: &str = "networkpolicies.networking.k8s.io";
+
+/// Every namespace carries `kubernetes.io/metadata.name` with its own name, as kube-apiserver
+/// enforces on each write (NetworkPolicy `namespaceSelector`s select namespaces by it).
+fn name_label(obj: &mut Value) {
+    let Some(name) = meta::name(obj).map(str::to_string) else {
+        return;
+    };
+    let md = meta::metadata_mut(obj);
+    if !md.get("labels").is_some_and(Value::is_object) {
+        md.insert("labels".into(), json!({}));
+    }
+    if let Some(labels) = md.get_mut("labels").and_then(Value::as_object_mut) {
+        labels.insert("kubernetes.io/metadata.name".into(), Value::String(name));
+    }
+}
 
 fn fold_string_data(obj: &mut Value) {
     let Some(m) = obj.as_object_mut() else { return };
@@ -34,16 +50,12 @@ fn fold_string_data(obj: &mut Value) {
 impl Store {
     pub(super) fn on_create(&mut self, ctx: &WriteCtx, obj: &mut Value) -> Result<(), ApiError> {
         match ctx.def.storage.as_str() {
-            "namespaces" => {
-                obj["status"] = json!({"phase": "Active"});
-                if obj.pointer("/spec/finalizers").is_none() {
-                    obj["spec"] = json!({"finalizers": ["kubernetes"]});
-                }
-            }
+            "namespaces" => name_label(obj),
             "pods" if obj.pointer("/status/phase").is_none() => {
                 obj["status"] = json!({"phase": "Pending"});
             }
             "secrets" => {
+                check_base64(obj)?;
                 fold_string_data(obj);
                 if obj.get("type").is_none() {
                     obj["type"] = json!("Opaque");
@@ -56,15 +68,8 @@ impl Store {
                 if obj.pointer("/spec/type").is_none() {
                     obj["spec"]["type"] = json!("ClusterIP");
                 }
-                let external =
-                    obj.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName");
-                if !external && obj.pointer("/spec/clusterIP").is_none() {
-                    let ip = self.next_service_ip();
-                    obj["spec"]["clusterIP"] = json!(ip);
-                    obj["spec"]["clusterIPs"] = json!([ip]);
-                }
             }
-            "networkpolicies" => validate_ip_blocks(obj)?,
+            POLICIES => validate_ip_blocks(obj)?,
             CRDS => {
                 let def = registry::from_crd(obj).map_err(|m| crd_invalid(obj, &m))?;
                 if let Some(existing) = self.registry.by_key(&def.key())
@@ -82,6 +87,30 @@ impl Store {
         Ok(())
     }
 
+    /// What the server itself sets on a new object after the writer's fields are recorded in
+    /// `managedFields` (kube-apiserver records neither a namespace's `kubernetes` finalizer nor
+    /// an allocated cluster IP as the client's).
+    pub(super) fn allocate(&mut self, ctx: &WriteCtx, obj: &mut Value) {
+        match ctx.def.storage.as_str() {
+            "namespaces" => {
+                obj["status"] = json!({"phase": "Active"});
+                if obj.pointer("/spec/finalizers").is_none() {
+                    obj["spec"] = json!({"finalizers": ["kubernetes"]});
+                }
+            }
+            "services" => {
+                let external =
+                    obj.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName");
+                if !external && obj.pointer("/spec/clusterIP").is_none() {
+                    let ip = self.next_service_ip();
+                    obj["spec"]["clusterIP"] = json!(ip);
+                    obj["spec"]["clusterIPs"] = json!([ip]);
+                }
+            }
+            _ => {}
+        }
+    }
+
     pub(super) fn on_update(
         &mut self,
         ctx: &WriteCtx,
@@ -89,8 +118,14 @@ impl Store {
         new: &mut Value,
     ) -> Result<(), ApiError> {
         match ctx.def.storage.as_str() {
-            "secrets" => fold_string_data(new),
-            "networkpolicies" => validate_ip_blocks(new)?,
+            "namespaces" => name_label(new),
+            "configmaps" => check_immutable(&ctx.def.kind, old, new)?,
+            "secrets" => {
+                check_base64(new)?;
+                fold_string_data(new);
+                check_immutable(&ctx.def.kind, old, new)?;
+            }
+            POLICIES => validate_ip_blocks(new)?,
             "services" => {
                 if let Some(ip) = old.pointer("/spec/clusterIP")
                     && new.get("spec").is_some_and(Value::is_object)
@@ -132,6 +167,26 @@ impl Store {
         Ok(())
     }
 
+    /// What kube-controller-manager does for a new object, done at once: a namespace gets its
+    /// `default` ServiceAccount.
+    pub(super) fn after_create(&mut self, def: &ResourceDef, stored: &Arc<Value>) {
+        if def.storage != "namespaces" {
+            return;
+        }
+        let Some(ns) = meta::name(stored).map(str::to_string) else {
+            return;
+        };
+        let Some(accounts) = self.registry.find("", "v1", "serviceaccounts").cloned() else {
+            return;
+        };
+        let account =
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+        let mut ctx = WriteCtx::system(&accounts);
+        ctx.manager = "kube-controller-manager".into();
+        // A new namespace is empty and active, so this create cannot fail.
+        let _ = self.create(&mut ctx, Some(&ns), account);
+    }
+
     /// Whether removal must wait although no finalizer is left (a namespace with contents).
     pub(super) fn blocks_removal(&self, def: &ResourceDef, obj: &Value) -> bool {
         def.storage == "namespaces"
@@ -167,6 +222,52 @@ impl Store {
         self.registry.remove(&def.key());
     }
 }
+
+/// A Secret's `data` values are base64, or the body does not decode (400, as kube-apiserver
+/// fails to decode it into a Secret).
+fn check_base64(obj: &Value) -> Result<(), ApiError> {
+    let data = obj.get("data").and_then(Value::as_object);
+    for v in data.into_iter().flat_map(|d| d.values()) {
+        let text = v.as_str().unwrap_or_default();
+        if let Err(e) = base64::engine::general_purpose::STANDARD.decode(text) {
+            let at = match e {
+                base64::DecodeError::InvalidByte(at, _)
+                | base64::DecodeError::InvalidLastSymbol(at, _) => at,
+                _ => text.len(),
+            };
+            return Err(ApiError::bad_request(format!(
+                "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte {at}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An `immutable` ConfigMap or Secret keeps its data and stays immutable (422 `Invalid`).
+fn check_immutable(kind: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
+    if old.get("immutable") != Some(&Value::Bool(true)) {
+        return Ok(());
+    }
+    let forbidden = "Forbidden: field is immutable when `immutable` is set";
+    let mut causes = Vec::new();
+    if new.get("immutable") != Some(&Value::Bool(true)) {
+        causes.push(FieldError::new("immutable", forbidden));
+    }
+    if old.get("data") != new.get("data") || old.get("binaryData") != new.get("binaryData") {
+        causes.push(FieldError::new("data", forbidden));
+    }
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        kind,
+        "",
+        meta::name(new).unwrap_or(""),
+        &causes,
+    ))
+}
+
+const NOT_A_CIDR: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
 
 /// A CIDR as the API server reads one: address and prefix length.
 fn parse_cidr(text: &str) -> Option<(std::net::IpAddr, u8)> {
@@ -214,7 +315,7 @@ fn validate_ip_blocks(obj: &Value) -> Result<(), ApiError> {
                 let mapped = |c: (std::net::IpAddr, u8)| matches!(c.0, std::net::IpAddr::V6(a) if a.to_ipv4_mapped().is_some());
                 let cidr = parse_cidr(cidr_text);
                 match cidr {
-                    None => causes.push(FieldError::new(format!("{at}.cidr"), format!("Invalid value: \"{cidr_text}\": must be a valid CIDR value"))),
+                    None => causes.push(FieldError::new(format!("{at}.cidr"), format!("Invalid value: \"{cidr_text}\": {NOT_A_CIDR}"))),
                     Some(c) if mapped(c) => causes.push(FieldError::new(format!("{at}.cidr"), format!("Invalid value: \"{cidr_text}\": must not have an IPv4-mapped IPv6 address"))),
                     Some(_) => {}
                 }
@@ -225,7 +326,7 @@ fn validate_ip_blocks(obj: &Value) -> Result<(), ApiError> {
                     match parse_cidr(text) {
                         None => causes.push(FieldError::new(
                             field,
-                            format!("Invalid value: \"{text}\": must be a valid CIDR value"),
+                            format!("Invalid value: \"{text}\": {NOT_A_CIDR}"),
                         )),
                         Some(x) => {
                             if mapped(x) {
@@ -265,6 +366,27 @@ fn crd_invalid(crd: &Value, message: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn immutable_data_and_base64() {
+        let old = json!({"metadata": {"name": "c"}, "immutable": true, "data": {"a": "1"}});
+        assert!(check_immutable("ConfigMap", &old, &old).is_ok());
+        let changed = json!({"metadata": {"name": "c"}, "immutable": true, "data": {"a": "2"}});
+        let e = check_immutable("ConfigMap", &old, &changed).expect_err("data changed");
+        assert_eq!((e.code, e.reason), (422, "Invalid"));
+        let thawed = json!({"metadata": {"name": "c"}, "data": {"a": "1"}});
+        assert!(
+            check_immutable("ConfigMap", &old, &thawed).is_err(),
+            "immutable unset"
+        );
+        assert!(
+            check_immutable("ConfigMap", &thawed, &changed).is_ok(),
+            "was mutable"
+        );
+        assert!(check_base64(&json!({"data": {"k": "dg=="}})).is_ok());
+        let e = check_base64(&json!({"data": {"k": "not base64!"}})).expect_err("not base64");
+        assert!(e.message.ends_with("at input byte 3"), "{}", e.message);
+    }
 
     #[test]
     fn ip_blocks_are_validated_as_the_api_server_does() {

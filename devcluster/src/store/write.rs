@@ -226,6 +226,7 @@ impl Store {
                 m.remove("status");
             }
         }
+        meta::drop_empty(&mut obj);
         self.on_create(ctx, &mut obj)?;
         self.admit(ctx, &mut obj)?;
         if record {
@@ -238,11 +239,13 @@ impl Store {
             };
             apply::record_update(None, &mut obj, &w);
         }
+        self.allocate(ctx, &mut obj);
         if ctx.dry_run {
             return Ok(Arc::new(obj));
         }
         let stored = self.commit_put(&def.storage, obj, None);
         self.after_commit(&def, &stored)?;
+        self.after_create(&def, &stored);
         Ok(stored)
     }
 
@@ -262,8 +265,10 @@ impl Store {
                         .iter()
                         .map(|p| format!("unknown field \"{p}\""))
                         .collect();
+                    let (kind, version) = (&def.kind, &ctx.version);
                     return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: \
+                         strict decoding error: {}",
                         list.join(", ")
                     )));
                 }
@@ -520,6 +525,7 @@ impl Store {
                 ));
             }
         }
+        meta::drop_empty(&mut new);
         self.on_update(ctx, &old, &mut new)?;
         self.admit(ctx, &mut new)?;
         if def.tracks_generation()

@@ -341,7 +341,7 @@ mod tests {
         let causes = validate(&v, &json!({"spec": {"mode": "x", "host": "A", "turns": 0}}));
         let messages: Vec<(&str, &str)> = causes
             .iter()
-            .map(|(f, m)| (f.as_str(), m.as_str()))
+            .map(|c| (c.field.as_str(), c.message.as_str()))
             .collect();
         assert!(
             messages.contains(&(

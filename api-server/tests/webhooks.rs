@@ -18,7 +18,7 @@ use clap::Parser as _;
 use common::{Env, TENANT_A};
 use sealpod_api_server::AppState;
 use sealpod_api_server::webhooks::Config;
-use sealpod_api_server::webhooks::outbox::NewDestination;
+use sealpod_api_server::webhooks::outbox::{DeliveryStatus, NewDestination};
 use sealpod_resources::runtime_api::Level;
 use sealpod_testkit::eventually;
 use serde_json::{Value, json};
@@ -509,7 +509,7 @@ async fn a_restart_mid_retry_loses_no_delivery() {
             .list_deliveries(&id, &Default::default(), 10)
             .await
             .expect("list");
-        (d.len() == 1 && d[0].status == "delivered").then_some(d)
+        (d.len() == 1 && d[0].status == DeliveryStatus::Delivered).then_some(d)
     })
     .await;
     assert_eq!(d[0].attempts, 2);

@@ -329,3 +329,32 @@ async fn turn_life_cycle_moves_the_status() {
         );
     }
 }
+
+/// A stored value outside its column's domain is reported, not read as a default.
+#[tokio::test]
+async fn an_unknown_stored_phase_is_an_error_not_a_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Store::connect(&url, Hub::new()).await.expect("sqlite");
+    let id = created(&store, "ns").await;
+    assert!(store.get_session("ns", &id).await.expect("read").is_some());
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url)
+        .await
+        .expect("a second connection");
+    sqlx::query("UPDATE sessions SET status = 'paused' WHERE id = $1")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .expect("update");
+    let err = store
+        .get_session("ns", &id)
+        .await
+        .expect_err("an unknown phase does not decode");
+    assert_eq!(
+        err.to_string(),
+        "stored status has an unknown value paused",
+        "{err:?}"
+    );
+}

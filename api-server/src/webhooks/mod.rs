@@ -131,6 +131,8 @@ pub struct Webhooks {
     config: OnceLock<Config>,
     /// delivered, failed (retrying), dead_letter.
     outcomes: [AtomicU64; 3],
+    /// Claim rounds the worker finished.
+    rounds: AtomicU64,
     latency: Histogram,
 }
 
@@ -155,6 +157,17 @@ impl Webhooks {
         self.latency.observe(elapsed);
     }
 
+    /// Records a finished claim round of the worker.
+    pub fn round_done(&self) {
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Claim rounds the worker finished: every delivery due when a round began was claimed by
+    /// the time the next one ends.
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::Relaxed)
+    }
+
     /// The text exposition; `depth` is the number of undelivered rows by status.
     pub fn render(&self, depth: &[(DeliveryStatus, i64)]) -> String {
         let mut out = Exposition::default();
@@ -167,6 +180,13 @@ impl Webhooks {
                 n.load(Ordering::Relaxed),
             );
         }
+        let name = "sealpod_api_server_webhook_rounds_total";
+        out.family(
+            name,
+            "Claim rounds of the delivery worker (it is alive while this grows).",
+            Kind::Counter,
+        );
+        out.sample(name, &[], self.rounds());
         let name = "sealpod_api_server_webhook_attempt_seconds";
         out.family(name, "Duration of a delivery attempt.", Kind::Histogram)
             .histogram(name, &[], &self.latency);

@@ -32,6 +32,7 @@ pub async fn run(state: AppState) {
                 0
             }
         };
+        state.webhooks().round_done();
         if n == 0 {
             let poll = state.webhooks().config().poll;
             tokio::select! {

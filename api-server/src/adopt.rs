@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::sessions::{input_to_body, resolve_credential};
+use crate::session_input::{input_to_body, resolve_credential};
 use crate::store::{AdoptedSession, Draft, NewSession, SessionRow};
 use crate::translate::agent_revision;
 

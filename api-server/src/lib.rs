@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod routes;
 pub mod runtime_api;
+pub mod session_input;
 pub mod sse;
 pub mod store;
 pub mod translate;

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use http_body_util::BodyExt;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use sealpod_sidecar::proxy::{self, Running};
 use sealpod_sidecar::resolve::SystemNet;
+use sealpod_sidecar::running::{self, Running};
 use support::upstream::{self, Pki, Upstream};
 use support::{CountingNet, Sink};
 
@@ -135,7 +135,7 @@ resolve:
         );
         let config = sealpod_sidecar::config::parse(&yaml).expect("config");
         let net = Arc::new(CountingNet::new(SystemNet::new(config.resolve.clone())));
-        let running = proxy::start(&config, net.clone()).await.expect("start");
+        let running = running::start(&config, net.clone()).await.expect("start");
         let pod_ca = CertificateDer::from_pem_file(dir.path().join("ca.pem")).expect("ca_cert_out");
         Self {
             running,

@@ -24,13 +24,13 @@ use kube::{Api, ResourceExt as _};
 use sealpod_resources::agent::{DEFAULT_IDLE_TIMEOUT_SECONDS, MANAGED_CREDENTIAL, prompt_hash};
 use sealpod_resources::ids::{Id, IdKind, id_to_object_name, object_name_to_id};
 use sealpod_resources::runtime_api::{Actor, Level};
-use sealpod_resources::session::DesiredState;
+use sealpod_resources::session::{DesiredState, Phase};
 use sealpod_resources::{Agent, Session};
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::sessions::{input_to_body, resolve_credential};
+use crate::session_input::{input_to_body, resolve_credential};
 use crate::store::{AdoptedSession, Draft, NewSession, SessionRow};
 use crate::translate::agent_revision;
 
@@ -212,9 +212,9 @@ async fn adopt_inner(
         idle_timeout: idle_timeout(agent.as_ref()),
     };
     let status = match (spec.desired_state, &input) {
-        (DesiredState::Archived, _) => "archived",
-        (_, Some(_)) => "queued",
-        (_, None) => "idle",
+        (DesiredState::Archived, _) => Phase::Archived,
+        (_, Some(_)) => Phase::Queued,
+        (_, None) => Phase::Idle,
     };
     let adopted = AdoptedSession {
         new,

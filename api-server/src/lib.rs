@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod routes;
 pub mod runtime_api;
+pub mod session_input;
 pub mod sse;
 pub mod store;
 pub mod translate;
@@ -204,11 +205,13 @@ impl AppState {
     }
 
     /// Sets the webhook settings and starts the delivery worker (until shutdown). Call once;
-    /// a second call changes nothing and starts nothing.
-    pub fn start_webhooks(&self, config: webhooks::Config) {
-        if self.0.webhooks.configure(config) {
-            tokio::spawn(webhooks::worker::run(self.clone()));
-        }
+    /// a second call changes nothing and starts nothing. Returns the worker's task (it ends after
+    /// the shutdown flag is set), or `None` when the worker was started before.
+    pub fn start_webhooks(&self, config: webhooks::Config) -> Option<tokio::task::JoinHandle<()>> {
+        self.0
+            .webhooks
+            .configure(config)
+            .then(|| tokio::spawn(webhooks::worker::run(self.clone())))
     }
 }
 

@@ -76,7 +76,7 @@ pub async fn run_status_sync(state: AppState) {
             let Ok(name) = id_to_object_name(&id) else {
                 continue;
             };
-            let patch = status_patch(&row.status, row.head, &row.last_turn);
+            let patch = status_patch(row.status.as_str(), row.head, &row.last_turn);
             if let Err(e) = state
                 .cluster()
                 .apply_session_status(&ns, &name, &patch)

@@ -119,7 +119,7 @@ async fn session(
     Ok(Json(SessionInfo {
         id: row.id.clone(),
         namespace: row.namespace.clone(),
-        status: row.status.clone(),
+        status: row.status.as_str().to_owned(),
         head: row.head,
         model: row.snapshot["model"]
             .as_str()

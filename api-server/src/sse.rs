@@ -401,7 +401,7 @@ impl StreamState {
                     Box::pin(self.p.store.get_session(&self.p.namespace, &self.p.session)).await
                 };
                 match row {
-                    Ok(Some(row)) if row.status == "archived" => {
+                    Ok(Some(row)) if row.status == sealpod_resources::session::Phase::Archived => {
                         if self.p.cursor >= row.head {
                             self.done = true;
                             return None;

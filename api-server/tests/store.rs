@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use sealpod_api_server::sse::Hub;
-use sealpod_api_server::store::{CreateOutcome, Draft, NewSession, SteerOutcome, Store};
+use sealpod_api_server::store::{CreateOutcome, Draft, NewSession, SteerOutcome, Store, TurnState};
 use sealpod_resources::runtime_api::{
     Actor, CompleteTurnRequest, Level, NewEvent, Usage, YieldReason,
 };
+use sealpod_resources::session::Phase;
 use serde_json::json;
 
 async fn stores() -> Vec<(Arc<Store>, Option<tempfile::TempDir>)> {
@@ -80,7 +81,7 @@ async fn created(store: &Store, ns: &str) -> String {
     {
         CreateOutcome::Created(row) => {
             assert_eq!(row.head, 1);
-            assert_eq!(row.status, "queued");
+            assert_eq!(row.status, Phase::Queued);
             assert_eq!(row.metadata, json!({"pullNumber": 42}));
             row.id
         }
@@ -214,7 +215,7 @@ async fn turn_life_cycle_moves_the_status() {
                 .expect("get")
                 .expect("row")
                 .status,
-            "running"
+            Phase::Running
         );
         // A crashed runtime claims again: the same turn, attempt 2.
         let again = store
@@ -249,13 +250,13 @@ async fn turn_life_cycle_moves_the_status() {
             .await
             .expect("complete")
             .expect("turn");
-        assert_eq!(done.state, "ok");
+        assert_eq!(done.state, TurnState::Ok);
         let row = store
             .get_session("t", &id)
             .await
             .expect("get")
             .expect("row");
-        assert_eq!(row.status, "awaiting_input");
+        assert_eq!(row.status, Phase::AwaitingInput);
         assert_eq!(row.last_turn["yield_reason"], "needs_input");
         assert_eq!(row.usage["output_tokens"], 7);
         assert!(
@@ -303,7 +304,7 @@ async fn turn_life_cycle_moves_the_status() {
                 .expect("get")
                 .expect("row")
                 .status,
-            "idle"
+            Phase::Idle
         );
         // Archive: read-only, client tokens revoked.
         store.archive("t", &id).await.expect("archive");
@@ -327,4 +328,33 @@ async fn turn_life_cycle_moves_the_status() {
             vec![2, 1]
         );
     }
+}
+
+/// A stored value outside its column's domain is reported, not read as a default.
+#[tokio::test]
+async fn an_unknown_stored_phase_is_an_error_not_a_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Store::connect(&url, Hub::new()).await.expect("sqlite");
+    let id = created(&store, "ns").await;
+    assert!(store.get_session("ns", &id).await.expect("read").is_some());
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url)
+        .await
+        .expect("a second connection");
+    sqlx::query("UPDATE sessions SET status = 'paused' WHERE id = $1")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .expect("update");
+    let err = store
+        .get_session("ns", &id)
+        .await
+        .expect_err("an unknown phase does not decode");
+    assert_eq!(
+        err.to_string(),
+        "stored status has an unknown value paused",
+        "{err:?}"
+    );
 }

@@ -18,7 +18,7 @@ use clap::Parser as _;
 use common::{Env, TENANT_A};
 use sealpod_api_server::AppState;
 use sealpod_api_server::webhooks::Config;
-use sealpod_api_server::webhooks::outbox::NewDestination;
+use sealpod_api_server::webhooks::outbox::{DeliveryStatus, NewDestination};
 use sealpod_resources::runtime_api::Level;
 use sealpod_testkit::eventually;
 use serde_json::{Value, json};
@@ -126,6 +126,20 @@ async fn deliveries(env: &Env, session: &str, query: &str) -> Vec<Value> {
 }
 
 /// Waits until the session has `n` deliveries and all are `status`.
+/// Waits until the worker of each server has finished `n` more claim rounds: whatever was due
+/// when this was called has been claimed (and an attempt that was not due is still absent).
+async fn rounds_pass(servers: &[&AppState], n: u64) {
+    let from: Vec<u64> = servers.iter().map(|s| s.webhooks().rounds()).collect();
+    eventually(&format!("{n} more worker rounds"), || async {
+        servers
+            .iter()
+            .zip(&from)
+            .all(|(s, from)| s.webhooks().rounds() >= from + n)
+            .then_some(())
+    })
+    .await;
+}
+
 async fn settled(env: &Env, session: &str, n: usize, status: &str) -> Vec<Value> {
     eventually(&format!("{n} deliveries {status}"), || async {
         let d = deliveries(env, session, "").await;
@@ -352,6 +366,10 @@ async fn deliveries_verify_with_the_sdk_and_follow_filters() {
         "{text}"
     );
     assert!(text.contains("sealpod_api_server_webhook_outbox_depth{status=\"pending\"} 0"));
+    assert!(
+        text.contains("sealpod_api_server_webhook_rounds_total "),
+        "{text}"
+    );
     assert!(text.contains("sealpod_api_server_webhook_attempt_seconds_count 10"));
 }
 
@@ -415,7 +433,7 @@ async fn dead_letter_after_the_configured_attempts_then_redeliver_succeeds() {
     assert_eq!(d[0]["response_code"], 500);
     assert_eq!(d[0]["error"], "HTTP 500");
     // It stays dead: no fourth attempt without a redelivery.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    rounds_pass(&[&env.state], 3).await;
     assert_eq!(rx.got().len(), 3);
     rx.fail_all.store(false, Ordering::SeqCst);
     let dlv = d[0]["id"].as_str().expect("id");
@@ -478,7 +496,10 @@ async fn a_restart_mid_retry_loses_no_delivery() {
     let env = Env::start().await;
     let mut slow = fast(true, 6);
     slow.schedule = vec![Duration::from_millis(1500)];
-    env.state.start_webhooks(slow.clone());
+    let worker = env
+        .state
+        .start_webhooks(slow.clone())
+        .expect("the worker starts");
     let (rx, addr) = Receiver::start().await;
     rx.fail_all.store(true, Ordering::SeqCst);
     let (id, _) = session_with(&env, "restart", &format!("http://{addr}/x")).await;
@@ -487,7 +508,7 @@ async fn a_restart_mid_retry_loses_no_delivery() {
     // Stop the first server (its worker ends with the shutdown flag) and start another on the
     // same store.
     env.shutdown.send(true).expect("shutdown");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    worker.await.expect("the first worker ends");
     let before = rx.got().len();
     assert_eq!(before, 1);
     rx.fail_all.store(false, Ordering::SeqCst);
@@ -509,7 +530,7 @@ async fn a_restart_mid_retry_loses_no_delivery() {
             .list_deliveries(&id, &Default::default(), 10)
             .await
             .expect("list");
-        (d.len() == 1 && d[0].status == "delivered").then_some(d)
+        (d.len() == 1 && d[0].status == DeliveryStatus::Delivered).then_some(d)
     })
     .await;
     assert_eq!(d[0].attempts, 2);
@@ -802,8 +823,8 @@ async fn destinations_patch_disable_and_delete() {
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     let (s, _) = env.call("GET", &path, Some(&env.key_a), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // Deliveries are enqueued in the append's transaction: none for the deleted destination.
     steer(&env, &id, "after delete").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(deliveries(&env, &id, "").await.len(), 1);
 }
 
@@ -847,7 +868,8 @@ async fn two_replicas_on_postgres_deliver_each_event_once() {
         steer(&env, &id, &format!("m{i}")).await;
     }
     settled(&env, &id, 40, "delivered").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No late second delivery from either replica.
+    rounds_pass(&[&env.state, &replica], 3).await;
     let got = rx.got();
     let mut keys: Vec<(String, String)> = got
         .iter()

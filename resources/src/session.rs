@@ -148,6 +148,21 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase.
+    pub const ALL: [Phase; 6] = [
+        Phase::Queued,
+        Phase::Running,
+        Phase::AwaitingInput,
+        Phase::Idle,
+        Phase::Failed,
+        Phase::Archived,
+    ];
+
+    /// The phase of a wire name, if it is one.
+    pub fn from_wire(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -207,18 +222,13 @@ mod tests {
 
     #[test]
     fn phases_use_the_wire_names() {
-        for phase in [
-            Phase::Queued,
-            Phase::Running,
-            Phase::AwaitingInput,
-            Phase::Idle,
-            Phase::Failed,
-            Phase::Archived,
-        ] {
+        for phase in Phase::ALL {
             assert_eq!(
                 serde_json::to_value(phase).expect("json"),
                 serde_json::Value::from(phase.as_str())
             );
+            assert_eq!(Phase::from_wire(phase.as_str()), Some(phase));
         }
+        assert_eq!(Phase::from_wire("paused"), None);
     }
 }

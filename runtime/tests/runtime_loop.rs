@@ -570,8 +570,10 @@ async fn a_turn_decided_before_a_crash_is_completed_again_without_rerunning() {
             !s.of_type("agent.message").is_empty()
         })
         .await;
-    // The runtime is now retrying `complete`; kill it there.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Kill the runtime while it retries `complete` (refused once, asked again).
+    h.api
+        .wait_for("complete retried", WAIT, |s| s.refused_completes >= 2)
+        .await;
     assert!(!h.signal_and_wait("KILL").await.success());
     h.api.state().fail_completes = 0;
     h.start();

@@ -22,7 +22,7 @@ const MODEL_HOST: &str = "api.model.test";
 struct Pod {
     harness: Harness,
     sealed: SealedToken,
-    _proxy: sealpod_sidecar::proxy::Running,
+    _proxy: sealpod_sidecar::running::Running,
 }
 
 async fn pod() -> Pod {
@@ -59,7 +59,7 @@ async fn pod() -> Pod {
     std::fs::write(dir.join("proxy.yaml"), yaml).expect("proxy config");
     let validated = sealpod_sidecar::config::load(&dir.join("proxy.yaml")).expect("valid config");
     let net = Arc::new(SystemNet::new(validated.resolve.clone()));
-    let proxy = sealpod_sidecar::proxy::start(&validated, net)
+    let proxy = sealpod_sidecar::running::start(&validated, net)
         .await
         .expect("proxy starts");
     harness.extra_env = vec![

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{config, lock, proxy, resolve};
+use crate::{config, lock, resolve, running};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -154,7 +154,7 @@ fn run_proxy(args: &ProxyArgs) -> u8 {
     };
     runtime.block_on(async {
         let net = Arc::new(resolve::SystemNet::new(config.resolve.clone()));
-        let running = match proxy::start(&config, net).await {
+        let running = match running::start(&config, net).await {
             Ok(r) => r,
             Err(error) => {
                 tracing::error!(%error, "cannot start the proxy");

@@ -26,8 +26,8 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::metrics::DenyReason;
 use crate::proxy::Proxy;
+use crate::relay::{self, MAX_HEAD};
 use crate::respond::{self, Failure, ProxyBody};
-use crate::server::{self, MAX_HEAD};
 use crate::swap;
 use crate::target::{Target, request_names};
 use crate::{redact, resolve};
@@ -174,18 +174,18 @@ async fn handle(
         let n = swap::swap_slots(req.headers_mut(), cred.sealed(), cred.slots(), &value);
         proxy.metrics.swaps.fetch_add(n as u64, Ordering::Relaxed);
     }
-    let needles = server::needles(proxy, &session.credentials);
+    let needles = relay::needles(proxy, &session.credentials);
     respond::strip_hop_by_hop(req.headers_mut());
     redact::ask_for_identity(req.headers_mut());
     let started = Instant::now();
     let response = session.send(req).await?;
     proxy.metrics.observe_upstream(started.elapsed());
-    let bound = server::Bound {
+    let bound = relay::Bound {
         target,
         method: &method,
         needles,
     };
-    server::relay_response(proxy, response, Some(bound))
+    relay::relay_response(proxy, response, Some(bound))
 }
 
 impl Session {

@@ -4,10 +4,12 @@
 //!
 //! It must never let a real key reach the sandbox, and never dial before deciding.
 //!
-//! Modules, in request order: [`config`] (load, validate) → [`server`] (accept, `CONNECT`, plain
-//! HTTP) → [`target`] → [`tripwire`] → [`allowlist`] → [`resolve`] + [`ssrf`] → [`tunnel`] or [`intercept`]
-//! ([`tls`], [`ca`], [`swap`], [`redact`]) → [`respond`]; beside them [`events`], [`metrics`],
-//! [`admin`], and [`lock`].
+//! Modules, in request order: [`config`] (load, validate) → [`running`] (start, bind, serve) →
+//! [`server`] (accept, `CONNECT`, plain HTTP) → [`target`] → [`tripwire`] → [`allowlist`] →
+//! [`resolve`] + [`ssrf`] → [`tunnel`] or [`intercept`] ([`tls`], [`ca`], [`swap`]) → [`relay`]
+//! (responses, [`redact`]) → [`respond`]; beside them [`proxy`] (the shared state every
+//! connection reads), [`events`], [`metrics`], [`admin`], and [`lock`]. Imports point one way:
+//! down this list, never back up.
 
 pub mod admin;
 pub mod allowlist;
@@ -20,8 +22,10 @@ pub mod lock;
 pub mod metrics;
 pub mod proxy;
 pub mod redact;
+pub mod relay;
 pub mod resolve;
 pub mod respond;
+pub mod running;
 pub mod server;
 pub mod ssrf;
 pub mod swap;

@@ -7,13 +7,12 @@ mod support;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http_body_util::BodyExt;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use sealpod_sidecar::proxy::{self, Running};
 use sealpod_sidecar::resolve::SystemNet;
+use sealpod_sidecar::running::{self, Running};
 use support::upstream::{self, Pki, Upstream};
 use support::{CountingNet, Sink};
 
@@ -136,7 +135,7 @@ resolve:
         );
         let config = sealpod_sidecar::config::parse(&yaml).expect("config");
         let net = Arc::new(CountingNet::new(SystemNet::new(config.resolve.clone())));
-        let running = proxy::start(&config, net.clone()).await.expect("start");
+        let running = running::start(&config, net.clone()).await.expect("start");
         let pod_ca = CertificateDer::from_pem_file(dir.path().join("ca.pem")).expect("ca_cert_out");
         Self {
             running,
@@ -791,10 +790,16 @@ async fn ready_and_events_for_first_use() {
         let c = support::connect(h.running.listen, &h.target("tunnel.fake.test"), &[]).await;
         assert_eq!(c.status, 200);
     }
-    h.wait_for_events(1).await;
-    // Past one batch window, so a second (wrong) first-use event would have arrived too.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let events = h.sink.events();
+    // A denied CONNECT after both uses: events are queued and posted in order, so once its
+    // `egress.denied` has arrived, a second (wrong) first-use event would have arrived before it.
+    let marker = support::connect(h.running.listen, "unlisted.fake.test:443", &[]).await;
+    assert_eq!(marker.status, 403);
+    let events = h.wait_for_events(2).await;
+    assert_eq!(
+        events.last().map(|(_, e)| e["type"].clone()),
+        Some("egress.denied".into()),
+        "{events:?}"
+    );
     let allowed: Vec<_> = events
         .iter()
         .filter(|(_, e)| e["type"] == "egress.allowed")

@@ -55,7 +55,7 @@ async fn mint(
     let row = crate::adopt::session(&state, &ns, &id)
         .await?
         .ok_or(ApiError::NotFound("session"))?;
-    if row.status == "archived" {
+    if row.status == sealpod_resources::session::Phase::Archived {
         return Err(ApiError::conflict(
             "session_archived",
             "the session is archived",

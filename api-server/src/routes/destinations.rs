@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path, Query, check_label, page_limit};
 use crate::routes::{page, session_id};
 use crate::webhooks::guard;
-use crate::webhooks::outbox::{DeliveryFilter, DestinationPatch, NewDestination};
+use crate::webhooks::outbox::{DeliveryFilter, DeliveryStatus, DestinationPatch, NewDestination};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -280,14 +280,6 @@ async fn remove(
     }
 }
 
-const STATUSES: [&str; 5] = [
-    "pending",
-    "delivering",
-    "delivered",
-    "failed",
-    "dead_letter",
-];
-
 async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,
@@ -296,15 +288,15 @@ async fn list_deliveries(
 ) -> ApiResult<Json<Value>> {
     let id = owned_session(&state, &caller, &id).await?;
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
-    let status = q.status.filter(|s| !s.is_empty());
-    if let Some(s) = &status
-        && !STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::invalid(
-            "status",
-            "status must be pending, delivering, delivered, failed or dead_letter",
-        ));
-    }
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(DeliveryStatus::from_wire(s).ok_or_else(|| {
+            ApiError::invalid(
+                "status",
+                "status must be pending, delivering, delivered, failed or dead_letter",
+            )
+        })?),
+    };
     let filter = DeliveryFilter {
         destination: q.destination.filter(|s| !s.is_empty()),
         status,

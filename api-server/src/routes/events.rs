@@ -119,7 +119,8 @@ async fn events(
         filter,
         shutdown: state.shutdown(),
         ping: state.settings().sse_ping,
-        archived_head: (row.status == "archived").then_some(row.head),
+        archived_head: (row.status == sealpod_resources::session::Phase::Archived)
+            .then_some(row.head),
         subscribed,
     });
     let body = futures::StreamExt::map(body, move |chunk| {

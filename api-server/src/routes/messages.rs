@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path, Query, check_idempotency_key, json_value, page_limit};
 use crate::routes::events::{after_of, events_page};
 use crate::routes::session_id;
-use crate::routes::sessions::{human_actor, input_to_body};
+use crate::session_input::{human_actor, input_to_body};
 use crate::store::{Draft, EventFilter, SteerOutcome};
 use crate::translate::name_of;
 

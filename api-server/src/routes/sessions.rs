@@ -9,12 +9,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use kube::ResourceExt;
 use sealpod_resources::agent::{
-    DEFAULT_IDLE_TIMEOUT_SECONDS, MANAGED_CREDENTIAL, model_provider, prompt_hash, runtime_provider,
+    DEFAULT_IDLE_TIMEOUT_SECONDS, MANAGED_CREDENTIAL, model_provider, prompt_hash,
 };
 use sealpod_resources::ids::{Id, IdKind, object_name_to_id};
-use sealpod_resources::runtime_api::Actor;
 use sealpod_resources::session::{AgentSnapshot, DesiredState, MAX_METADATA_BYTES, SessionInput};
-use sealpod_resources::{Agent, Session, SessionSpec};
+use sealpod_resources::{Session, SessionSpec};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -28,6 +27,7 @@ use crate::input::{
 use crate::routes::agents::find_agent;
 use crate::routes::client_tokens::mint_token;
 use crate::routes::{page, session_id};
+use crate::session_input::{human_actor, input_to_body, resolve_credential};
 use crate::store::{CreateOutcome, ListSessions, NewSession, SessionRow};
 use crate::translate::{agent_revision, name_of, session_to_wire};
 
@@ -38,99 +38,6 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}", get(get_one))
         .route("/sessions/{id}/cancel", post(cancel))
         .route("/sessions/{id}/archive", post(archive))
-}
-
-/// The actor of input sent through `/v3`.
-pub fn human_actor(caller: &Caller) -> Actor {
-    Actor {
-        id: match caller {
-            Caller::Org { .. } => "user".to_owned(),
-            Caller::Client(_) => "client".to_owned(),
-        },
-        type_: "human".to_owned(),
-        display: None,
-    }
-}
-
-/// Turns an input (a string or an envelope) into a `user.message` body and refs.
-pub fn input_to_body(input: &Value, param: &str) -> ApiResult<(Value, Value, Option<String>)> {
-    match input {
-        Value::String(text) => Ok((json!({"text": text}), json!({}), None)),
-        Value::Object(env) => {
-            let text = env
-                .get("text")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::invalid(param, format!("{param}.text is required")))?;
-            let mut body = json!({"text": text});
-            if let Some(raw) = env.get("raw") {
-                body["raw"] = raw.clone();
-            }
-            let mut refs = serde_json::Map::new();
-            if let Some(Value::Object(r)) = env.get("refs") {
-                refs.extend(r.clone());
-            }
-            for k in ["source", "conversation"] {
-                if let Some(v) = env.get(k) {
-                    refs.insert(k.to_owned(), v.clone());
-                }
-            }
-            let id = env.get("id").and_then(Value::as_str).map(str::to_owned);
-            Ok((body, Value::Object(refs), id))
-        }
-        _ => Err(ApiError::invalid(
-            param,
-            format!("{param} must be a string or an object with `text`"),
-        )),
-    }
-}
-
-/// Resolves the credential a new session pins (API.md §9): `managed` or a Credential name.
-pub(crate) async fn resolve_credential(
-    state: &AppState,
-    ns: &str,
-    agent: &Agent,
-    model: &str,
-) -> ApiResult<String> {
-    let managed = || match &state.settings().managed_credential {
-        Some(_) => Ok(MANAGED_CREDENTIAL.to_owned()),
-        None => Err(ApiError::unprocessable(
-            "managed_unavailable",
-            "the managed credential is not available on this cluster; attach a credential to the agent or set a default",
-        )),
-    };
-    let provider = runtime_provider(&agent.spec.runtime)
-        .or_else(|| model_provider(model))
-        .unwrap_or("anthropic");
-    match agent.spec.credential.as_deref() {
-        Some(MANAGED_CREDENTIAL) => return managed(),
-        Some(name) => match state.cluster().get_credential(ns, name).await? {
-            Some(c) if c.spec.provider == provider => return Ok(c.name_any()),
-            Some(_) => {}
-            None => {
-                return Err(ApiError::unprocessable(
-                    "no_credential",
-                    "the agent's credential was deleted; attach another credential",
-                ));
-            }
-        },
-        None => {}
-    }
-    let default = state
-        .cluster()
-        .list_credentials(ns)
-        .await?
-        .into_iter()
-        .find(|c| c.spec.default && c.spec.provider == provider);
-    match default {
-        Some(c) => Ok(c.name_any()),
-        None => managed().map_err(|e| match state.settings().managed_credential {
-            None => ApiError::unprocessable(
-                "no_credential",
-                format!("no `{provider}` credential: attach one to the agent or set a default (managed is not available)"),
-            ),
-            Some(_) => e,
-        }),
-    }
 }
 
 async fn create(

@@ -9,7 +9,7 @@ use sqlx::Any;
 use sqlx::Transaction;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, StoreResult, db, get_i64, get_opt_str, get_str, now_rfc3339};
+use super::{Store, StoreError, StoreResult, column, db, now_rfc3339};
 
 /// An event about to be appended.
 #[derive(Debug, Clone)]
@@ -105,6 +105,7 @@ impl EventFilter {
     }
 }
 
+/// The stored code of a level (events and webhook destinations).
 pub(crate) fn level_code(level: Level) -> i64 {
     match level {
         Level::User => 0,
@@ -113,25 +114,30 @@ pub(crate) fn level_code(level: Level) -> i64 {
     }
 }
 
-fn level_from_code(code: i64) -> Level {
-    match code {
-        0 => Level::User,
-        1 => Level::Progress,
-        _ => Level::Internal,
+/// A level column, read back from its code.
+pub(crate) fn level_column(row: &AnyRow, name: &'static str) -> StoreResult<Level> {
+    match column::<i64>(row, name)? {
+        0 => Ok(Level::User),
+        1 => Ok(Level::Progress),
+        2 => Ok(Level::Internal),
+        code => Err(StoreError::Unknown {
+            column: name,
+            value: code.to_string(),
+        }),
     }
 }
 
-pub(crate) fn row_to_event(row: &AnyRow) -> StoredEvent {
-    StoredEvent {
-        session: get_str(row, "session"),
-        seq: get_i64(row, "seq"),
-        id: get_str(row, "id"),
-        type_: get_str(row, "type"),
-        level: level_from_code(get_i64(row, "level")),
-        turn_id: get_opt_str(row, "turn_id"),
-        client_id: get_opt_str(row, "client_id"),
-        data: get_str(row, "data"),
-    }
+pub(crate) fn row_to_event(row: &AnyRow) -> StoreResult<StoredEvent> {
+    Ok(StoredEvent {
+        session: column(row, "session")?,
+        seq: column(row, "seq")?,
+        id: column(row, "id")?,
+        type_: column(row, "type")?,
+        level: level_column(row, "level")?,
+        turn_id: column(row, "turn_id")?,
+        client_id: column(row, "client_id")?,
+        data: column(row, "data")?,
+    })
 }
 
 const EVENT_COLUMNS: &str = "session, seq, id, type, level, turn_id, client_id, data";
@@ -254,7 +260,7 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(db("list events"))?;
-        Ok(rows.iter().map(row_to_event).collect())
+        rows.iter().map(row_to_event).collect()
     }
 
     /// Events with `from < seq <= to`, unfiltered (the hub's gap fill).
@@ -274,7 +280,7 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(db("events between"))?;
-        Ok(rows.iter().map(row_to_event).collect())
+        rows.iter().map(row_to_event).collect()
     }
 
     /// One event by id.
@@ -288,7 +294,7 @@ impl Store {
         .fetch_optional(self.pool())
         .await
         .map_err(db("get event"))?;
-        Ok(row.as_ref().map(row_to_event))
+        row.as_ref().map(row_to_event).transpose()
     }
 
     /// Another replica changed a session: pull its new events into the local hub, or wake the

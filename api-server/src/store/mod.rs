@@ -17,6 +17,7 @@ mod turns;
 
 use std::sync::Arc;
 
+use sealpod_resources::session::Phase;
 use serde_json::Value;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
@@ -25,10 +26,11 @@ use sqlx::{Any, Row, Transaction};
 use crate::sse::Hub;
 
 pub use events::{Draft, EventFilter, StoredEvent};
+pub(crate) use events::{level_code, level_column};
 pub use sessions::{
     AdoptedSession, CreateOutcome, IdemKey, ListSessions, NewSession, SessionRow, SteerOutcome,
 };
-pub use turns::{AppendError, TurnRow};
+pub use turns::{AppendError, TurnRow, TurnState};
 
 /// A store failure (detail is logged, never returned to clients).
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,23 @@ pub enum StoreError {
         /// The cause.
         #[source]
         source: serde_json::Error,
+    },
+    /// A stored column is missing or not of the type the schema gives it.
+    #[error("stored column {column} does not decode: {source}")]
+    Column {
+        /// The column.
+        column: &'static str,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A stored value outside its column's domain (an unknown level code or phase).
+    #[error("stored {column} has an unknown value {value}")]
+    Unknown {
+        /// The column.
+        column: &'static str,
+        /// The value found.
+        value: String,
     },
     /// The database URL names no supported backend.
     #[error("unsupported database url (use sqlite://… or postgres://…)")]
@@ -179,16 +198,33 @@ impl Store {
     }
 }
 
-pub(crate) fn get_str(row: &AnyRow, col: &str) -> String {
-    row.try_get::<String, _>(col).unwrap_or_default()
+/// One column of a row, as the schema types it (`String`, `i64`, or `Option` of either where the
+/// column is nullable). A missing column or one of another type is an error, never a default.
+pub(crate) fn column<T>(row: &AnyRow, column: &'static str) -> StoreResult<T>
+where
+    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(column)
+        .map_err(|source| StoreError::Column { column, source })
 }
 
-pub(crate) fn get_opt_str(row: &AnyRow, col: &str) -> Option<String> {
-    row.try_get::<Option<String>, _>(col).ok().flatten()
+/// A 0/1 integer column.
+pub(crate) fn flag(row: &AnyRow, name: &'static str) -> StoreResult<bool> {
+    Ok(column::<i64>(row, name)? != 0)
 }
 
-pub(crate) fn get_i64(row: &AnyRow, col: &str) -> i64 {
-    row.try_get::<i64, _>(col).unwrap_or_default()
+/// A session phase column (its wire name).
+pub(crate) fn phase_column(row: &AnyRow, name: &'static str) -> StoreResult<Phase> {
+    let value: String = column(row, name)?;
+    Phase::from_wire(&value).ok_or(StoreError::Unknown {
+        column: name,
+        value,
+    })
+}
+
+/// A nullable column of JSON text; NULL reads as JSON `null`.
+pub(crate) fn json_column(row: &AnyRow, name: &'static str) -> StoreResult<Value> {
+    column::<Option<String>>(row, name)?.map_or(Ok(Value::Null), |text| parse_json(name, &text))
 }
 
 /// Now as RFC 3339 with milliseconds (UTC).

@@ -3,13 +3,14 @@
 //! sweep. The store row is the read model of `GET /v3/sessions`; the `Session` object holds the
 //! desired state. Never change `status` or `head` without the row lock.
 
+use sealpod_resources::session::Phase;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 
 use super::events::append_in;
 use super::{
-    Draft, Store, StoreResult, StoredEvent, WriteTx, db, get_i64, get_opt_str, get_str, now_unix,
-    parse_json,
+    Draft, Store, StoreResult, StoredEvent, WriteTx, column, db, flag, json_column, now_unix,
+    phase_column,
 };
 
 /// A session as the store holds it.
@@ -32,7 +33,7 @@ pub struct SessionRow {
     /// Routing key.
     pub key: Option<String>,
     /// `/v3` status.
-    pub status: String,
+    pub status: Phase,
     /// Highest seq.
     pub head: i64,
     /// How far the runtime has consumed input.
@@ -57,33 +58,26 @@ pub(crate) const SESSION_COLUMNS: &str = "n, id, namespace, agent_id, credential
     limits, metadata, skey, status, head, input_cursor, last_turn, turns_started, usage, \
     idle_timeout, hibernated, created_at";
 
-fn json_or_null(row: &AnyRow, col: &str) -> StoreResult<Value> {
-    match get_opt_str(row, col) {
-        Some(text) => parse_json("session column", &text),
-        None => Ok(Value::Null),
-    }
-}
-
 pub(crate) fn row_to_session(row: &AnyRow) -> StoreResult<SessionRow> {
     Ok(SessionRow {
-        id: get_str(row, "id"),
-        namespace: get_str(row, "namespace"),
-        agent_id: get_str(row, "agent_id"),
-        credential_id: get_opt_str(row, "credential_id"),
-        snapshot: json_or_null(row, "snapshot")?,
-        limits: json_or_null(row, "limits")?,
-        metadata: json_or_null(row, "metadata")?,
-        key: get_opt_str(row, "skey"),
-        status: get_str(row, "status"),
-        head: get_i64(row, "head"),
-        input_cursor: get_i64(row, "input_cursor"),
-        last_turn: json_or_null(row, "last_turn")?,
-        turns_started: get_i64(row, "turns_started"),
-        usage: json_or_null(row, "usage")?,
-        idle_timeout: get_i64(row, "idle_timeout"),
-        hibernated: get_i64(row, "hibernated") != 0,
-        created_at: get_str(row, "created_at"),
-        n: get_i64(row, "n"),
+        id: column(row, "id")?,
+        namespace: column(row, "namespace")?,
+        agent_id: column(row, "agent_id")?,
+        credential_id: column(row, "credential_id")?,
+        snapshot: json_column(row, "snapshot")?,
+        limits: json_column(row, "limits")?,
+        metadata: json_column(row, "metadata")?,
+        key: column(row, "skey")?,
+        status: phase_column(row, "status")?,
+        head: column(row, "head")?,
+        input_cursor: column(row, "input_cursor")?,
+        last_turn: json_column(row, "last_turn")?,
+        turns_started: column(row, "turns_started")?,
+        usage: json_column(row, "usage")?,
+        idle_timeout: column(row, "idle_timeout")?,
+        hibernated: flag(row, "hibernated")?,
+        created_at: column(row, "created_at")?,
+        n: column(row, "n")?,
     })
 }
 
@@ -121,7 +115,7 @@ pub struct AdoptedSession {
     /// The row's fields, as on create.
     pub new: NewSession,
     /// `queued` (with input), `idle` (without) or `archived`.
-    pub status: &'static str,
+    pub status: Phase,
     /// True when the object asks to be hibernated.
     pub hibernated: bool,
     /// The object's creation time (Unix seconds).
@@ -202,7 +196,7 @@ impl Store {
              turns_started = $6, usage = $7, hibernated = $8, last_activity = $9 WHERE id = $1",
         )
         .bind(&row.id)
-        .bind(&row.status)
+        .bind(row.status.as_str())
         .bind(row.head)
         .bind(row.input_cursor)
         .bind(opt_json(&row.last_turn))
@@ -274,7 +268,7 @@ impl Store {
             .map_err(db("read idempotency"))?;
             if let Some(found) = found {
                 drop(w);
-                if &get_str(&found, "request_hash") != hash {
+                if &column::<String>(&found, "request_hash")? != hash {
                     let which = if scope.starts_with("key:") {
                         "key"
                     } else {
@@ -282,7 +276,7 @@ impl Store {
                     };
                     return Ok(CreateOutcome::Conflict(which));
                 }
-                let target = get_str(&found, "target");
+                let target: String = column(&found, "target")?;
                 return Ok(match self.get_session(&new.namespace, &target).await? {
                     Some(row) => CreateOutcome::Replay(row),
                     None => CreateOutcome::Conflict("key"),
@@ -368,7 +362,7 @@ impl Store {
         .bind(opt_json(&new.limits))
         .bind(opt_json(&new.metadata))
         .bind(new.key.clone())
-        .bind(status)
+        .bind(status.as_str())
         .bind(head)
         .bind(new.idle_timeout)
         .bind(now_unix())
@@ -505,7 +499,7 @@ impl Store {
         let Some(mut row) = self.lock_session(&mut w, namespace, id).await? else {
             return Ok(SteerOutcome::NotFound);
         };
-        if row.status == "archived" {
+        if row.status == Phase::Archived {
             return Ok(SteerOutcome::Archived);
         }
         let scope = format!("steer:{id}");
@@ -519,7 +513,8 @@ impl Store {
                     .map_err(db("read idempotency"))?;
             if let Some(found) = found {
                 drop(w);
-                let event = self.get_event(id, &get_str(&found, "target")).await?;
+                let target: String = column(&found, "target")?;
+                let event = self.get_event(id, &target).await?;
                 let row = self.get_session(namespace, id).await?;
                 return Ok(match (event, row) {
                     (Some(event), Some(row)) => SteerOutcome::Replay(event, row),
@@ -529,8 +524,11 @@ impl Store {
         }
         let events = append_in(&mut w.tx, id, row.head, vec![draft]).await?;
         row.head += 1;
-        if matches!(row.status.as_str(), "idle" | "awaiting_input" | "failed") {
-            row.status = "queued".to_owned();
+        if matches!(
+            row.status,
+            Phase::Idle | Phase::AwaitingInput | Phase::Failed
+        ) {
+            row.status = Phase::Queued;
         }
         let wake = row.hibernated;
         row.hibernated = false;
@@ -592,9 +590,9 @@ impl Store {
         let Some(mut row) = self.lock_session(&mut w, namespace, id).await? else {
             return Ok(None);
         };
-        if row.status != "archived" {
+        if row.status != Phase::Archived {
             self.cancel_running_turn(&mut w, &row).await?;
-            row.status = "archived".to_owned();
+            row.status = Phase::Archived;
             Self::save_session(&mut w, &row).await?;
             sqlx::query(
                 "INSERT INTO client_token_revocations (session, revoked_before) VALUES ($1, $2) \
@@ -623,10 +621,9 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(db("idle sessions"))?;
-        Ok(rows
-            .iter()
-            .map(|r| (get_str(r, "namespace"), get_str(r, "id")))
-            .collect())
+        rows.iter()
+            .map(|r| Ok((column(r, "namespace")?, column(r, "id")?)))
+            .collect()
     }
 
     /// Records that hibernation was requested for a session.
@@ -646,6 +643,6 @@ impl Store {
             .fetch_optional(self.pool())
             .await
             .map_err(db("session namespace"))?;
-        Ok(row.map(|r| get_str(&r, "namespace")))
+        row.map(|r| column(&r, "namespace")).transpose()
     }
 }

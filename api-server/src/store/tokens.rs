@@ -1,7 +1,7 @@
 //! Token revocations in the store: client tokens (per session, set when it is archived) and
 //! runtime tokens (per session, set by the operator before a Session goes away).
 
-use super::{Store, StoreResult, db, get_i64};
+use super::{Store, StoreResult, column, db};
 
 impl Store {
     /// Client tokens of `session` issued at or before this Unix time are revoked.
@@ -12,7 +12,7 @@ impl Store {
                 .fetch_optional(self.pool())
                 .await
                 .map_err(db("client token revocations"))?;
-        Ok(row.map(|r| get_i64(&r, "revoked_before")))
+        row.map(|r| column(&r, "revoked_before")).transpose()
     }
 
     /// Revokes every runtime token of a session.

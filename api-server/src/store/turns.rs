@@ -7,16 +7,45 @@ use sealpod_resources::ids::{Id, IdKind};
 use sealpod_resources::runtime_api::{
     Actor, ClaimedTurn, CompleteTurnRequest, Level, NewEvent, Usage, YieldReason,
 };
+use sealpod_resources::session::Phase;
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 
 use super::events::{append_in, row_to_event};
 use super::{
-    Draft, SessionRow, Store, StoreResult, StoredEvent, db, get_i64, get_opt_str, get_str,
-    now_rfc3339, parse_json,
+    Draft, SessionRow, Store, StoreResult, StoredEvent, column, db, flag, json_column, now_rfc3339,
 };
 
 /// A turn as stored.
+/// Where a turn stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnState {
+    /// Executing (or waiting to be picked up again after a restart).
+    Running,
+    /// Ended without an error.
+    Ok,
+    /// Ended with an error.
+    Error,
+}
+
+impl TurnState {
+    /// The stored and wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TurnState::Running => "running",
+            TurnState::Ok => "ok",
+            TurnState::Error => "error",
+        }
+    }
+
+    fn from_stored(name: &str) -> Option<TurnState> {
+        [TurnState::Running, TurnState::Ok, TurnState::Error]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnRow {
     /// `trn_…`
@@ -25,8 +54,8 @@ pub struct TurnRow {
     pub session: String,
     /// 1-based turn number.
     pub number: i64,
-    /// `running`, `ok`, `error`.
-    pub state: String,
+    /// Where it stands.
+    pub state: TurnState,
     /// Attempts so far.
     pub attempt: i64,
     /// First input seq.
@@ -53,24 +82,27 @@ const TURN_COLUMNS: &str = "id, session, number, state, attempt, input_from, inp
     yield_reason, result_event_id, error, usage, cancel, started_at, completed_at";
 
 fn row_to_turn(row: &AnyRow) -> StoreResult<TurnRow> {
-    let json = |col: &str| -> StoreResult<Value> {
-        get_opt_str(row, col).map_or(Ok(Value::Null), |t| parse_json("turn column", &t))
-    };
     Ok(TurnRow {
-        id: get_str(row, "id"),
-        session: get_str(row, "session"),
-        number: get_i64(row, "number"),
-        state: get_str(row, "state"),
-        attempt: get_i64(row, "attempt"),
-        input_from: get_i64(row, "input_from"),
-        input_to: get_i64(row, "input_to"),
-        yield_reason: get_opt_str(row, "yield_reason"),
-        result_event_id: get_opt_str(row, "result_event_id"),
-        error: json("error")?,
-        usage: json("usage")?,
-        cancel: get_i64(row, "cancel") != 0,
-        started_at: get_str(row, "started_at"),
-        completed_at: get_opt_str(row, "completed_at"),
+        id: column(row, "id")?,
+        session: column(row, "session")?,
+        number: column(row, "number")?,
+        state: {
+            let value: String = column(row, "state")?;
+            TurnState::from_stored(&value).ok_or(super::StoreError::Unknown {
+                column: "turns.state",
+                value,
+            })?
+        },
+        attempt: column(row, "attempt")?,
+        input_from: column(row, "input_from")?,
+        input_to: column(row, "input_to")?,
+        yield_reason: column(row, "yield_reason")?,
+        result_event_id: column(row, "result_event_id")?,
+        error: json_column(row, "error")?,
+        usage: json_column(row, "usage")?,
+        cancel: flag(row, "cancel")?,
+        started_at: column(row, "started_at")?,
+        completed_at: column(row, "completed_at")?,
     })
 }
 
@@ -136,7 +168,7 @@ impl Store {
         let Some(mut row) = self.lock_session(&mut w, namespace, session).await? else {
             return Ok(None);
         };
-        if row.status == "archived" {
+        if row.status == Phase::Archived {
             return Ok(None);
         }
         let running = match row.last_turn.get("state").and_then(Value::as_str) {
@@ -174,10 +206,10 @@ impl Store {
                     id: Id::generate(IdKind::Turn).to_string(),
                     session: session.to_owned(),
                     number: row.turns_started + 1,
-                    state: "running".to_owned(),
+                    state: TurnState::Running,
                     attempt: 1,
-                    input_from: get_i64(first, "seq"),
-                    input_to: get_i64(last, "seq"),
+                    input_from: column(first, "seq")?,
+                    input_to: column(last, "seq")?,
                     yield_reason: None,
                     result_event_id: None,
                     error: Value::Null,
@@ -213,8 +245,8 @@ impl Store {
         );
         let events = append_in(&mut w.tx, session, row.head, vec![started]).await?;
         row.head += 1;
-        row.status = "running".to_owned();
-        turn.state = "running".to_owned();
+        row.status = Phase::Running;
+        turn.state = TurnState::Running;
         row.last_turn = turn.summary();
         Self::save_session(&mut w, &row).await?;
         let inputs = sqlx::query(
@@ -229,7 +261,7 @@ impl Store {
         .map_err(db("turn inputs"))?;
         let inputs = inputs
             .iter()
-            .map(|r| row_to_event(r).to_event())
+            .map(|r| row_to_event(r)?.to_event())
             .collect::<StoreResult<Vec<_>>>()?;
         self.notify(&mut w.tx, session, &row.head.to_string())
             .await?;
@@ -257,7 +289,7 @@ impl Store {
         let Some(mut row) = self.lock_session(&mut w, namespace, session).await? else {
             return Err(AppendError::NotFound);
         };
-        if row.status == "archived" {
+        if row.status == Phase::Archived {
             return Err(AppendError::Archived);
         }
         enum Slot {
@@ -279,7 +311,7 @@ impl Store {
             .await
             .map_err(|e| AppendError::Store(db("find client id")(e)))?;
             if let Some(existing) = existing {
-                slots.push(Slot::Stored(row_to_event(&existing)));
+                slots.push(Slot::Stored(row_to_event(&existing)?));
                 continue;
             }
             // A client id repeated within the batch answers with its first occurrence.
@@ -292,7 +324,7 @@ impl Store {
             {
                 if let Some(t) = Self::turn_in(&mut w.tx, session, turn).await?
                     && t.cancel
-                    && t.state == "running"
+                    && t.state == TurnState::Running
                 {
                     return Err(AppendError::TurnCanceled(turn.clone()));
                 }
@@ -345,7 +377,7 @@ impl Store {
         let Some(mut turn) = Self::turn_in(&mut w.tx, session, turn_id).await? else {
             return Ok(None);
         };
-        if turn.state != "running" {
+        if turn.state != TurnState::Running {
             return Ok(Some(turn));
         }
         let reason = req.yield_reason.as_str();
@@ -359,11 +391,10 @@ impl Store {
         let events = append_in(&mut w.tx, session, row.head, vec![completed]).await?;
         row.head += 1;
         turn.state = if req.yield_reason == YieldReason::Error {
-            "error"
+            TurnState::Error
         } else {
-            "ok"
-        }
-        .to_owned();
+            TurnState::Ok
+        };
         turn.yield_reason = Some(reason.to_owned());
         turn.result_event_id = req.result_event_id.clone();
         turn.error = req.error.as_ref().map_or(Value::Null, |e| json!(e));
@@ -374,7 +405,7 @@ impl Store {
              usage = $6, completed_at = $7 WHERE id = $1",
         )
         .bind(&turn.id)
-        .bind(&turn.state)
+        .bind(turn.state.as_str())
         .bind(reason)
         .bind(turn.result_event_id.clone())
         .bind((!turn.error.is_null()).then(|| turn.error.to_string()))
@@ -386,7 +417,7 @@ impl Store {
         let previous: Usage = serde_json::from_value(row.usage.clone()).unwrap_or_default();
         row.usage = json!(previous.add(&req.usage));
         row.last_turn = turn.summary();
-        if row.status != "archived" {
+        if row.status != Phase::Archived {
             let pending = sqlx::query(
                 "SELECT seq FROM events WHERE session = $1 AND seq > $2 \
                  AND type = 'user.message' LIMIT 1",
@@ -397,15 +428,14 @@ impl Store {
             .await
             .map_err(db("pending input"))?;
             row.status = if pending.is_some() {
-                "queued"
+                Phase::Queued
             } else {
                 match req.yield_reason {
-                    YieldReason::NeedsInput => "awaiting_input",
-                    YieldReason::Error => "failed",
-                    _ => "idle",
+                    YieldReason::NeedsInput => Phase::AwaitingInput,
+                    YieldReason::Error => Phase::Failed,
+                    _ => Phase::Idle,
                 }
-            }
-            .to_owned();
+            };
         }
         Self::save_session(&mut w, &row).await?;
         self.notify(&mut w.tx, session, &row.head.to_string())
@@ -453,7 +483,7 @@ impl Store {
         Ok(self
             .get_turn(session, id)
             .await?
-            .is_some_and(|t| t.cancel && t.state == "running"))
+            .is_some_and(|t| t.cancel && t.state == TurnState::Running))
     }
 
     /// The session row as the runtime API sees it (no namespace check beyond the token's).

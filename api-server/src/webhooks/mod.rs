@@ -21,6 +21,15 @@ use std::time::Duration;
 use sealpod_resources::runtime_api::Level;
 use sealpod_util::metrics::{Exposition, Histogram, Kind};
 
+use outbox::DeliveryStatus;
+
+/// The outcomes of an attempt, in the order of the attempt counters.
+const ATTEMPT_OUTCOMES: [DeliveryStatus; 3] = [
+    DeliveryStatus::Delivered,
+    DeliveryStatus::Failed,
+    DeliveryStatus::DeadLetter,
+];
+
 /// Delivery settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -122,6 +131,8 @@ pub struct Webhooks {
     config: OnceLock<Config>,
     /// delivered, failed (retrying), dead_letter.
     outcomes: [AtomicU64; 3],
+    /// Claim rounds the worker finished.
+    rounds: AtomicU64,
     latency: Histogram,
 }
 
@@ -138,39 +149,59 @@ impl Webhooks {
         self.config.set(config).is_ok()
     }
 
-    /// Records the end of an attempt.
-    pub fn attempt(&self, status: &str, elapsed: Duration) {
-        let i = match status {
-            "delivered" => 0,
-            "failed" => 1,
-            _ => 2,
-        };
-        self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+    /// Records the end of an attempt (`delivered`, `failed` or `dead_letter`).
+    pub fn attempt(&self, status: DeliveryStatus, elapsed: Duration) {
+        if let Some(i) = ATTEMPT_OUTCOMES.iter().position(|s| *s == status) {
+            self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+        }
         self.latency.observe(elapsed);
     }
 
+    /// Records a finished claim round of the worker.
+    pub fn round_done(&self) {
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Claim rounds the worker finished: every delivery due when a round began was claimed by
+    /// the time the next one ends.
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::Relaxed)
+    }
+
     /// The text exposition; `depth` is the number of undelivered rows by status.
-    pub fn render(&self, depth: &[(String, i64)]) -> String {
+    pub fn render(&self, depth: &[(DeliveryStatus, i64)]) -> String {
         let mut out = Exposition::default();
         let name = "sealpod_api_server_webhook_attempts_total";
         out.family(name, "Delivery attempts by outcome.", Kind::Counter);
-        for (status, n) in ["delivered", "failed", "dead_letter"]
-            .iter()
-            .zip(&self.outcomes)
-        {
-            out.sample(name, &[("status", status)], n.load(Ordering::Relaxed));
+        for (status, n) in ATTEMPT_OUTCOMES.iter().zip(&self.outcomes) {
+            out.sample(
+                name,
+                &[("status", status.as_str())],
+                n.load(Ordering::Relaxed),
+            );
         }
+        let name = "sealpod_api_server_webhook_rounds_total";
+        out.family(
+            name,
+            "Claim rounds of the delivery worker (it is alive while this grows).",
+            Kind::Counter,
+        );
+        out.sample(name, &[], self.rounds());
         let name = "sealpod_api_server_webhook_attempt_seconds";
         out.family(name, "Duration of a delivery attempt.", Kind::Histogram)
             .histogram(name, &[], &self.latency);
         let name = "sealpod_api_server_webhook_outbox_depth";
         out.family(name, "Undelivered deliveries by status.", Kind::Gauge);
-        for status in ["pending", "delivering", "failed"] {
+        for status in [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Delivering,
+            DeliveryStatus::Failed,
+        ] {
             let n = depth
                 .iter()
-                .find(|(k, _)| k == status)
+                .find(|(k, _)| *k == status)
                 .map_or(0, |(_, n)| *n);
-            out.sample(name, &[("status", status)], n);
+            out.sample(name, &[("status", status.as_str())], n);
         }
         out.finish()
     }

@@ -8,11 +8,11 @@ use sealpod_resources::ids::{Id, IdKind};
 use sealpod_resources::runtime_api::Level;
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row as _, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::store::{
-    Backend, Store, StoreResult, StoredEvent, db, get_i64, get_opt_str, get_str, now_rfc3339,
-    parse_json,
+    Backend, Store, StoreResult, StoredEvent, column, db, flag, json_column, level_code,
+    level_column, now_rfc3339,
 };
 
 /// A destination as given by a caller (validated by the route).
@@ -90,46 +90,25 @@ impl Destination {
 const DEST_COLUMNS: &str = "id, session, url, secret, level, types, include_raw, enabled, \
     created_after_seq, created_at, updated_at";
 
-fn level_code(level: Level) -> i64 {
-    match level {
-        Level::User => 0,
-        Level::Progress => 1,
-        Level::Internal => 2,
-    }
-}
-
-fn level_from(code: i64) -> Level {
-    match code {
-        0 => Level::User,
-        1 => Level::Progress,
-        _ => Level::Internal,
-    }
-}
-
 fn row_to_destination(row: &AnyRow) -> StoreResult<Destination> {
-    let types = match get_opt_str(row, "types") {
-        Some(t) => {
-            serde_json::from_value(parse_json("destination types", &t)?).map_err(|source| {
-                crate::store::StoreError::Corrupt {
-                    what: "destination types",
-                    source,
-                }
-            })?
+    let types = serde_json::from_value(json_column(row, "types")?).map_err(|source| {
+        crate::store::StoreError::Corrupt {
+            what: "destination types",
+            source,
         }
-        None => None,
-    };
+    })?;
     Ok(Destination {
-        id: get_str(row, "id"),
-        session: get_str(row, "session"),
-        url: get_str(row, "url"),
-        secret: get_opt_str(row, "secret"),
-        level: level_from(get_i64(row, "level")),
+        id: column(row, "id")?,
+        session: column(row, "session")?,
+        url: column(row, "url")?,
+        secret: column(row, "secret")?,
+        level: level_column(row, "level")?,
         types,
-        include_raw: get_i64(row, "include_raw") != 0,
-        enabled: get_i64(row, "enabled") != 0,
-        created_after_seq: get_i64(row, "created_after_seq"),
-        created_at: get_str(row, "created_at"),
-        updated_at: get_str(row, "updated_at"),
+        include_raw: flag(row, "include_raw")?,
+        enabled: flag(row, "enabled")?,
+        created_after_seq: column(row, "created_after_seq")?,
+        created_at: column(row, "created_at")?,
+        updated_at: column(row, "updated_at")?,
     })
 }
 
@@ -146,8 +125,8 @@ pub struct Delivery {
     pub event_id: String,
     /// The event's seq.
     pub event_seq: i64,
-    /// `pending`, `delivering`, `delivered`, `failed`, `dead_letter`.
-    pub status: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
     /// Attempts so far (all budgets).
     pub attempts: i64,
     /// `attempts` when the current retry budget started (a redelivery starts a new one).
@@ -182,26 +161,23 @@ impl Delivery {
 const DLV_COLUMNS: &str = "id, session, destination, event_id, event_seq, status, attempts, \
     budget_from, lease_until, last_attempt_at, response_code, error, created_at, updated_at";
 
-fn row_to_delivery(row: &AnyRow) -> Delivery {
-    Delivery {
-        id: get_str(row, "id"),
-        session: get_str(row, "session"),
-        destination: get_str(row, "destination"),
-        event_id: get_str(row, "event_id"),
-        event_seq: get_i64(row, "event_seq"),
-        status: get_str(row, "status"),
-        attempts: get_i64(row, "attempts"),
-        budget_from: get_i64(row, "budget_from"),
-        lease_until: get_i64(row, "lease_until"),
-        last_attempt_at: get_opt_str(row, "last_attempt_at"),
-        response_code: row
-            .try_get::<Option<i64>, _>("response_code")
-            .ok()
-            .flatten(),
-        error: get_opt_str(row, "error"),
-        created_at: get_str(row, "created_at"),
-        updated_at: get_str(row, "updated_at"),
-    }
+fn row_to_delivery(row: &AnyRow) -> StoreResult<Delivery> {
+    Ok(Delivery {
+        id: column(row, "id")?,
+        session: column(row, "session")?,
+        destination: column(row, "destination")?,
+        event_id: column(row, "event_id")?,
+        event_seq: column(row, "event_seq")?,
+        status: status_column(row, "status")?,
+        attempts: column(row, "attempts")?,
+        budget_from: column(row, "budget_from")?,
+        lease_until: column(row, "lease_until")?,
+        last_attempt_at: column(row, "last_attempt_at")?,
+        response_code: column(row, "response_code")?,
+        error: column(row, "error")?,
+        created_at: column(row, "created_at")?,
+        updated_at: column(row, "updated_at")?,
+    })
 }
 
 /// Now in Unix milliseconds.
@@ -308,13 +284,64 @@ pub struct DestinationPatch {
     pub enabled: Option<bool>,
 }
 
+/// Where a delivery stands (API.md §4.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Due (now or at its next attempt).
+    Pending,
+    /// Claimed by a worker under a lease.
+    Delivering,
+    /// Acknowledged with a 2xx.
+    Delivered,
+    /// The last attempt failed; another is scheduled.
+    Failed,
+    /// Given up: its retry budget is spent, or its destination or event is gone.
+    DeadLetter,
+}
+
+impl DeliveryStatus {
+    /// Every status.
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivering,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+        DeliveryStatus::DeadLetter,
+    ];
+
+    /// The stored and wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivering => "delivering",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::DeadLetter => "dead_letter",
+        }
+    }
+
+    /// The status of a wire name, if it is one.
+    pub fn from_wire(name: &str) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+fn status_column(row: &AnyRow, name: &'static str) -> StoreResult<DeliveryStatus> {
+    let value: String = column(row, name)?;
+    DeliveryStatus::from_wire(&value).ok_or(crate::store::StoreError::Unknown {
+        column: name,
+        value,
+    })
+}
+
 /// Filters of a delivery page.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     /// Only this destination's.
     pub destination: Option<String>,
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<DeliveryStatus>,
     /// After this delivery id (the cursor).
     pub after: Option<String>,
 }
@@ -323,7 +350,7 @@ pub struct DeliveryFilter {
 #[derive(Debug, Clone)]
 pub struct Settle {
     /// New status.
-    pub status: &'static str,
+    pub status: DeliveryStatus,
     /// Count an attempt.
     pub attempted: bool,
     /// Next attempt (Unix ms) when retrying.
@@ -464,8 +491,8 @@ impl Store {
             binds.push(d.clone());
             sql.push_str(&format!(" AND destination = ${}", binds.len()));
         }
-        if let Some(s) = &filter.status {
-            binds.push(s.clone());
+        if let Some(s) = filter.status {
+            binds.push(s.as_str().to_owned());
             sql.push_str(&format!(" AND status = ${}", binds.len()));
         }
         if let Some(a) = &filter.after {
@@ -486,7 +513,7 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(db("list deliveries"))?;
-        Ok(rows.iter().map(row_to_delivery).collect())
+        rows.iter().map(row_to_delivery).collect()
     }
 
     /// One delivery of a session.
@@ -499,7 +526,7 @@ impl Store {
             .fetch_optional(self.pool())
             .await
             .map_err(db("get delivery"))?;
-        Ok(row.as_ref().map(row_to_delivery))
+        row.as_ref().map(row_to_delivery).transpose()
     }
 
     /// Makes a delivery due now with a fresh retry budget (any status). Its `webhook-id` (the
@@ -552,7 +579,7 @@ impl Store {
             .await
             .map_err(db("claim deliveries"))?;
         w.commit().await?;
-        Ok(rows.iter().map(row_to_delivery).collect())
+        rows.iter().map(row_to_delivery).collect()
     }
 
     /// Settles a claimed delivery; false when the lease was lost (redelivered or re-claimed).
@@ -567,7 +594,7 @@ impl Store {
         )
         .bind(&d.id)
         .bind(d.lease_until)
-        .bind(s.status)
+        .bind(s.status.as_str())
         .bind(i64::from(s.attempted))
         .bind(s.next_attempt)
         .bind(&now)
@@ -596,15 +623,14 @@ impl Store {
         .await
         .map_err(db("delivery payload"))?;
         let Some(row) = row else { return Ok(None) };
-        let metadata = match get_opt_str(&row, "metadata") {
-            Some(m) => parse_json("metadata", &m)?,
-            None => Value::Null,
-        };
-        Ok(Some((metadata, get_str(&row, "data"))))
+        Ok(Some((
+            json_column(&row, "metadata")?,
+            column(&row, "data")?,
+        )))
     }
 
     /// Undelivered rows by status (the outbox depth gauge).
-    pub async fn outbox_depth(&self) -> StoreResult<Vec<(String, i64)>> {
+    pub async fn outbox_depth(&self) -> StoreResult<Vec<(DeliveryStatus, i64)>> {
         let rows = sqlx::query(
             "SELECT status, COUNT(*) AS n FROM webhook_deliveries \
              WHERE status IN ('pending', 'delivering', 'failed') GROUP BY status",
@@ -612,9 +638,8 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(db("outbox depth"))?;
-        Ok(rows
-            .iter()
-            .map(|r| (get_str(r, "status"), get_i64(r, "n")))
-            .collect())
+        rows.iter()
+            .map(|r| Ok((status_column(r, "status")?, column(r, "n")?)))
+            .collect()
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use super::outbox::{Delivery, Settle, now_ms};
+use super::outbox::{Delivery, DeliveryStatus, Settle, now_ms};
 use super::{client, guard, signing};
 use crate::AppState;
 
@@ -32,6 +32,7 @@ pub async fn run(state: AppState) {
                 0
             }
         };
+        state.webhooks().round_done();
         if n == 0 {
             let poll = state.webhooks().config().poll;
             tokio::select! {
@@ -102,7 +103,7 @@ async fn deliver(state: &AppState, d: Delivery) {
         Ok(Some(dest)) => dest,
         Ok(None) => {
             return settle(Settle {
-                status: "dead_letter",
+                status: DeliveryStatus::DeadLetter,
                 attempted: false,
                 next_attempt: 0,
                 response_code: None,
@@ -119,7 +120,7 @@ async fn deliver(state: &AppState, d: Delivery) {
         Ok(Some(p)) => p,
         Ok(None) => {
             return settle(Settle {
-                status: "dead_letter",
+                status: DeliveryStatus::DeadLetter,
                 attempted: false,
                 next_attempt: 0,
                 response_code: None,
@@ -158,25 +159,30 @@ async fn deliver(state: &AppState, d: Delivery) {
     let elapsed = started.elapsed();
     let attempts_in_budget = (d.attempts + 1 - d.budget_from).max(1) as u32;
     let (status, code, error) = match result {
-        Ok(code) if (200..300).contains(&code) => ("delivered", Some(i64::from(code)), None),
+        Ok(code) if (200..300).contains(&code) => {
+            (DeliveryStatus::Delivered, Some(i64::from(code)), None)
+        }
         Ok(code) => (
-            "failed",
+            DeliveryStatus::Failed,
             Some(i64::from(code)),
             Some(format!("HTTP {code}")),
         ),
-        Err(e) => ("failed", None, Some(e)),
+        Err(e) => (DeliveryStatus::Failed, None, Some(e)),
     };
-    let (status, next) = if status == "failed" && attempts_in_budget >= config.max_attempts {
-        ("dead_letter", 0)
-    } else if status == "failed" {
-        let delay: Duration = config.delay_after(attempts_in_budget);
-        ("failed", now_ms() + delay.as_millis() as i64)
-    } else {
-        (status, 0)
+    let (status, next) = match status {
+        DeliveryStatus::Failed if attempts_in_budget >= config.max_attempts => {
+            (DeliveryStatus::DeadLetter, 0)
+        }
+        DeliveryStatus::Failed => {
+            let delay: Duration = config.delay_after(attempts_in_budget);
+            (DeliveryStatus::Failed, now_ms() + delay.as_millis() as i64)
+        }
+        other => (other, 0),
     };
     state.webhooks().attempt(status, elapsed);
     tracing::info!(
-        delivery = %d.id, session = %d.session, destination = %d.destination, status,
+        delivery = %d.id, session = %d.session, destination = %d.destination,
+        status = status.as_str(),
         response_code = code, attempt = d.attempts + 1, "webhook attempt"
     );
     settle(Settle {

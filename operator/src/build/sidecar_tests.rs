@@ -102,7 +102,7 @@ async fn proxy_from_secret(
     settings: &Settings,
     dir: &std::path::Path,
     edit: impl FnOnce(&mut ProxyConfig),
-) -> sealpod_sidecar::proxy::Running {
+) -> sealpod_sidecar::running::Running {
     let secret = proxy_secret(&fixture::plan(), settings);
     let data = secret.data.as_ref().expect("data");
     // The Secret's entries, as the pod mounts them at PROXY_DIR.
@@ -130,14 +130,14 @@ async fn proxy_from_secret(
     config.extra_roots = config.extra_roots.iter().map(|p| remount(p)).collect();
     edit(&mut config);
     let valid = config.validate().expect("the sidecar accepts it");
-    sealpod_sidecar::proxy::start(&valid, Arc::new(SystemNet::new(valid.resolve.clone())))
+    sealpod_sidecar::running::start(&valid, Arc::new(SystemNet::new(valid.resolve.clone())))
         .await
         .expect("the sidecar starts")
 }
 
 /// What a sandbox gets for `CONNECT api.anthropic.com:443` and a request with the sealed token:
 /// the CONNECT status, then the HTTP status line and body (when the CONNECT succeeded).
-async fn call(running: &sealpod_sidecar::proxy::Running, dir: &std::path::Path) -> String {
+async fn call(running: &sealpod_sidecar::running::Running, dir: &std::path::Path) -> String {
     let mut tcp = TcpStream::connect(running.listen).await.expect("proxy");
     tcp.write_all(b"CONNECT api.anthropic.com:443 HTTP/1.1\r\nHost: api.anthropic.com:443\r\n\r\n")
         .await

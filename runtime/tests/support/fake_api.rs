@@ -49,6 +49,8 @@ pub struct ApiState {
     pub replayed_appends: u32,
     /// This many `complete` calls answer 503 before one succeeds.
     pub fail_completes: u32,
+    /// `complete` calls answered 503 so far.
+    pub refused_completes: u32,
 }
 
 impl ApiState {
@@ -400,6 +402,9 @@ async fn complete(
     let mut s = shared.lock();
     if s.fail_completes > 0 {
         s.fail_completes -= 1;
+        s.refused_completes += 1;
+        drop(s);
+        shared.bump();
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     }
     let Some(i) = s.turns.iter().position(|t| t.id == id) else {

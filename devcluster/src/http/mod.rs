@@ -1,6 +1,7 @@
 //! The HTTP(S) server: the accept loop (plain or TLS, HTTP/1.1 and HTTP/2), authentication of
 //! every request except health probes, and the router value (`app`) that hands requests to
-//! `routes`. Owns no API semantics.
+//! `routes`, plus the two response and query helpers `routes` and `resources` share (so neither
+//! imports the other's). Owns no API semantics.
 
 mod resources;
 mod routes;
@@ -13,6 +14,8 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -101,4 +104,27 @@ pub(crate) async fn serve(
         while conns.try_join_next().is_some() {}
     }
     conns.abort_all();
+}
+
+/// A JSON body with its status.
+fn json_response(code: http::StatusCode, v: &Value) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    (
+        code,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// The query string's parameters (the last of a repeated name wins).
+fn query(req: &Request) -> HashMap<String, String> {
+    req.uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -3,7 +3,7 @@
 //! store. Never holds the store lock across an await.
 
 use super::AppState;
-use super::routes::{json_response, query};
+use super::{json_response, query};
 use crate::error::{ApiError, FieldError};
 use crate::patch::PatchType;
 use crate::registry::ResourceDef;

@@ -2,25 +2,14 @@
 //! without `namespaces/{ns}`, with subresources) and serves discovery; resource requests go to
 //! `resources`. Never changes state itself.
 
-use super::AppState;
 use super::resources::{self, Target};
+use super::{AppState, json_response};
 use crate::discovery;
 use crate::error::ApiError;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
-
-pub(super) fn json_response(code: http::StatusCode, v: &Value) -> Response {
-    let body = serde_json::to_vec(v).unwrap_or_default();
-    (
-        code,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
-}
 
 fn aggregated_version(accept: &str) -> Option<&'static str> {
     if !accept.contains("as=APIGroupDiscoveryList") {
@@ -51,17 +40,6 @@ fn aggregated_response(v: &Value, media_version: &str) -> Response {
         body,
     )
         .into_response()
-}
-
-pub(super) fn query(req: &Request) -> HashMap<String, String> {
-    req.uri()
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 pub(super) async fn route(

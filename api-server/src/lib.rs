@@ -45,8 +45,8 @@ use crate::config::ServeArgs;
 use crate::kube::Cluster;
 use crate::lifecycle::StatusSync;
 use crate::metrics::Metrics;
-use crate::sse::Hub;
 use crate::store::Store;
+use crate::store::hub::Hub;
 
 /// Settings the handlers read.
 #[derive(Debug, Clone)]

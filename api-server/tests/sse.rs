@@ -337,7 +337,7 @@ async fn replicas_on_postgres_fan_out_each_others_appends() {
     let url = std::env::var("SEALPOD_TEST_POSTGRES_URL").expect("SEALPOD_TEST_POSTGRES_URL");
     let env = Env::start().await;
     let store = std::sync::Arc::new(
-        sealpod_api_server::store::Store::connect(&url, sealpod_api_server::sse::Hub::new())
+        sealpod_api_server::store::Store::connect(&url, sealpod_api_server::store::hub::Hub::new())
             .await
             .expect("second store"),
     );

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sealpod_api_server::sse::Hub;
+use sealpod_api_server::store::hub::Hub;
 use sealpod_api_server::store::{CreateOutcome, Draft, NewSession, SteerOutcome, Store, TurnState};
 use sealpod_resources::runtime_api::{
     Actor, CompleteTurnRequest, Level, NewEvent, Usage, YieldReason,

@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, StatusCode};
 use clap::Parser as _;
 use common::{Env, TENANT_A};
 use sealpod_api_server::AppState;
+use sealpod_api_server::store::outbox::{DeliveryStatus, NewDestination};
 use sealpod_api_server::webhooks::Config;
-use sealpod_api_server::webhooks::outbox::{DeliveryStatus, NewDestination};
 use sealpod_resources::runtime_api::Level;
 use sealpod_testkit::eventually;
 use serde_json::{Value, json};
@@ -515,7 +515,7 @@ async fn a_restart_mid_retry_loses_no_delivery() {
     let url = std::env::var("SEALPOD_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", env.dir.path().join("api.db").display()));
     let store = Arc::new(
-        sealpod_api_server::store::Store::connect(&url, sealpod_api_server::sse::Hub::new())
+        sealpod_api_server::store::Store::connect(&url, sealpod_api_server::store::hub::Hub::new())
             .await
             .expect("store"),
     );
@@ -840,7 +840,7 @@ async fn two_replicas_on_postgres_deliver_each_event_once() {
     };
     env.state.start_webhooks(config.clone());
     let store = Arc::new(
-        sealpod_api_server::store::Store::connect(&url, sealpod_api_server::sse::Hub::new())
+        sealpod_api_server::store::Store::connect(&url, sealpod_api_server::store::hub::Hub::new())
             .await
             .expect("second store"),
     );

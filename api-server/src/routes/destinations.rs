@@ -17,8 +17,8 @@ use crate::dto::DeliveriesQuery;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path, Query, check_label, page_limit};
 use crate::routes::{page, session_id};
+use crate::store::outbox::{DeliveryFilter, DeliveryStatus, DestinationPatch, NewDestination};
 use crate::webhooks::guard;
-use crate::webhooks::outbox::{DeliveryFilter, DeliveryStatus, DestinationPatch, NewDestination};
 
 /// The routes.
 pub fn router() -> Router<AppState> {

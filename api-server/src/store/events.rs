@@ -201,7 +201,7 @@ pub(crate) async fn append_in(
         });
     }
     // Webhook deliveries of these events, in this transaction: an acknowledged event has them.
-    crate::webhooks::outbox::enqueue_in(tx, session, &out).await?;
+    crate::store::outbox::enqueue_in(tx, session, &out).await?;
     Ok(out)
 }
 

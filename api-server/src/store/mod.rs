@@ -9,6 +9,8 @@
 //! must never publish an uncommitted event nor hand out a seq outside a locked session row.
 
 mod events;
+pub mod hub;
+pub mod outbox;
 pub mod postgres;
 mod sessions;
 pub mod sqlite;
@@ -23,7 +25,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::sse::Hub;
+use hub::Hub;
 
 pub use events::{Draft, EventFilter, StoredEvent};
 pub(crate) use events::{level_code, level_column};

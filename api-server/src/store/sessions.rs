@@ -229,7 +229,7 @@ impl Store {
         new: NewSession,
         input: Draft,
         claims: Vec<IdemKey>,
-        destinations: Vec<crate::webhooks::outbox::NewDestination>,
+        destinations: Vec<crate::store::outbox::NewDestination>,
     ) -> StoreResult<CreateOutcome> {
         // A concurrent create with the same key on another replica makes our insert fail on the
         // key's primary key: the retry then sees its row and replays.
@@ -254,7 +254,7 @@ impl Store {
         new: NewSession,
         input: Draft,
         claims: &[IdemKey],
-        destinations: &[crate::webhooks::outbox::NewDestination],
+        destinations: &[crate::store::outbox::NewDestination],
     ) -> StoreResult<CreateOutcome> {
         let mut w = self.begin().await?;
         for (scope, key, hash) in claims {
@@ -305,8 +305,7 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(db("insert session"))?;
-        crate::webhooks::outbox::insert_destinations_in(&mut w.tx, &new.id, 0, destinations)
-            .await?;
+        crate::store::outbox::insert_destinations_in(&mut w.tx, &new.id, 0, destinations).await?;
         append_in(&mut w.tx, &new.id, 0, vec![input]).await?;
         for (scope, key, hash) in claims {
             sqlx::query(

@@ -1,15 +1,15 @@
-//! Webhooks of sessions (API.md §8): destinations, the durable delivery outbox, the delivery
-//! worker, signing and the outbound address guard.
+//! Webhooks of sessions (API.md §8): settings and metrics, the delivery worker, signing and the
+//! outbound address guard. The destination and delivery tables are the store's
+//! ([`crate::store::outbox`]).
 //!
-//! Deliveries are enqueued in the transaction that appends their event ([`outbox::enqueue_in`]),
-//! so an acknowledged event always has its deliveries; the [`worker`] claims due rows with a
-//! lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so replicas deliver each row once and a
-//! restart loses nothing. This module must never log or return a destination secret, and never
-//! dial an address the [`guard`] did not pass.
+//! Deliveries are enqueued in the transaction that appends their event
+//! ([`crate::store::outbox::enqueue_in`]), so an acknowledged event always has its deliveries; the
+//! [`worker`] claims due rows with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so replicas
+//! deliver each row once and a restart loses nothing. This module must never log or return a
+//! destination secret, and never dial an address the [`guard`] did not pass.
 
 pub mod client;
 pub mod guard;
-pub mod outbox;
 pub mod signing;
 pub mod worker;
 
@@ -18,10 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
-use sealpod_resources::runtime_api::Level;
 use sealpod_util::metrics::{Exposition, Histogram, Kind};
 
-use outbox::DeliveryStatus;
+use crate::store::outbox::DeliveryStatus;
 
 /// The outcomes of an attempt, in the order of the attempt counters.
 const ATTEMPT_OUTCOMES: [DeliveryStatus; 3] = [
@@ -109,20 +108,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => Duration::from_secs(n * 3600),
         _ => return Err(format!("`{text}` has an unknown unit")),
     })
-}
-
-/// True when an event passes a destination's level threshold and type allow-list.
-pub fn passes(threshold: Level, types: Option<&[String]>, level: Level, type_: &str) -> bool {
-    if !level.passes(threshold) {
-        return false;
-    }
-    match types {
-        None => true,
-        Some(list) => list.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => type_.starts_with(prefix),
-            None => type_ == p,
-        }),
-    }
 }
 
 /// The webhook state of a server: its settings (set once at start) and its metrics.
@@ -227,43 +212,5 @@ mod tests {
         assert_eq!(c.delay_after(1), Duration::from_secs(1));
         assert_eq!(c.delay_after(6), Duration::from_secs(3600));
         assert_eq!(c.delay_after(60), Duration::from_secs(3600));
-    }
-
-    #[test]
-    fn level_then_types() {
-        let types = vec!["turn.*".to_owned(), "agent.message".to_owned()];
-        assert!(passes(Level::User, None, Level::User, "x"));
-        assert!(!passes(Level::User, None, Level::Progress, "x"));
-        assert!(passes(Level::Progress, None, Level::User, "x"));
-        assert!(passes(
-            Level::Internal,
-            Some(&types),
-            Level::Internal,
-            "turn.started"
-        ));
-        assert!(passes(
-            Level::User,
-            Some(&types),
-            Level::User,
-            "agent.message"
-        ));
-        assert!(!passes(
-            Level::User,
-            Some(&types),
-            Level::User,
-            "agent.messages"
-        ));
-        assert!(!passes(
-            Level::User,
-            Some(&types),
-            Level::User,
-            "user.message"
-        ));
-        assert!(!passes(
-            Level::User,
-            Some(&types),
-            Level::Progress,
-            "turn.started"
-        ));
     }
 }

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use super::outbox::{Delivery, DeliveryStatus, Settle, now_ms};
 use super::{client, guard, signing};
 use crate::AppState;
+use crate::store::outbox::{Delivery, DeliveryStatus, Settle, now_ms};
 
 /// Deliveries in flight at once per replica; a slow receiver holds one slot, not a round.
 const IN_FLIGHT: usize = 64;

@@ -10,10 +10,24 @@ use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use crate::store::{
+use super::{
     Backend, Store, StoreResult, StoredEvent, column, db, flag, json_column, level_code,
     level_column, now_rfc3339,
 };
+
+/// True when an event passes a destination's level threshold and type allow-list.
+pub fn passes(threshold: Level, types: Option<&[String]>, level: Level, type_: &str) -> bool {
+    if !level.passes(threshold) {
+        return false;
+    }
+    match types {
+        None => true,
+        Some(list) => list.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => type_.starts_with(prefix),
+            None => type_ == p,
+        }),
+    }
+}
 
 /// A destination as given by a caller (validated by the route).
 #[derive(Debug, Clone)]
@@ -83,7 +97,7 @@ impl Destination {
     fn accepts(&self, event: &StoredEvent) -> bool {
         self.enabled
             && event.seq > self.created_after_seq
-            && super::passes(self.level, self.types.as_deref(), event.level, &event.type_)
+            && passes(self.level, self.types.as_deref(), event.level, &event.type_)
     }
 }
 
@@ -92,7 +106,7 @@ const DEST_COLUMNS: &str = "id, session, url, secret, level, types, include_raw,
 
 fn row_to_destination(row: &AnyRow) -> StoreResult<Destination> {
     let types = serde_json::from_value(json_column(row, "types")?).map_err(|source| {
-        crate::store::StoreError::Corrupt {
+        super::StoreError::Corrupt {
             what: "destination types",
             source,
         }
@@ -329,7 +343,7 @@ impl DeliveryStatus {
 
 fn status_column(row: &AnyRow, name: &'static str) -> StoreResult<DeliveryStatus> {
     let value: String = column(row, name)?;
-    DeliveryStatus::from_wire(&value).ok_or(crate::store::StoreError::Unknown {
+    DeliveryStatus::from_wire(&value).ok_or(super::StoreError::Unknown {
         column: name,
         value,
     })
@@ -641,5 +655,48 @@ impl Store {
         rows.iter()
             .map(|r| Ok((status_column(r, "status")?, column(r, "n")?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_then_types() {
+        let types = vec!["turn.*".to_owned(), "agent.message".to_owned()];
+        assert!(passes(Level::User, None, Level::User, "x"));
+        assert!(!passes(Level::User, None, Level::Progress, "x"));
+        assert!(passes(Level::Progress, None, Level::User, "x"));
+        assert!(passes(
+            Level::Internal,
+            Some(&types),
+            Level::Internal,
+            "turn.started"
+        ));
+        assert!(passes(
+            Level::User,
+            Some(&types),
+            Level::User,
+            "agent.message"
+        ));
+        assert!(!passes(
+            Level::User,
+            Some(&types),
+            Level::User,
+            "agent.messages"
+        ));
+        assert!(!passes(
+            Level::User,
+            Some(&types),
+            Level::User,
+            "user.message"
+        ));
+        assert!(!passes(
+            Level::User,
+            Some(&types),
+            Level::Progress,
+            "turn.started"
+        ));
     }
 }

@@ -15,7 +15,8 @@ use sealpod_resources::{Agent, Credential};
 use serde_json::json;
 
 use super::{
-    Conditions, Context, apply_status, drain, main_stream, measured, publish_transitions, retry,
+    Conditions, Context, CredentialError, CredentialProblem, apply_status, drain, main_stream,
+    measured, publish_transitions, retry,
 };
 use crate::error::Error;
 use crate::validate;
@@ -66,30 +67,29 @@ pub(crate) async fn resolve_credential(
     }
 }
 
-/// Checks that a resolved credential exists; the message says what is missing.
+/// Checks that a resolved credential exists (a `NotFound` problem says what is missing).
 pub(crate) async fn credential_exists(
     ctx: &Context,
     namespace: &str,
     resolved: &Resolved,
-) -> Result<Result<(), String>, Error> {
+) -> Result<(), CredentialError> {
+    let missing = |m: String| CredentialError::Problem(CredentialProblem::NotFound(m));
     let (ns, name) = match resolved {
         Resolved::Named(n) => (namespace.to_owned(), n.clone()),
         Resolved::Managed => match &ctx.config.managed_credential {
             Some(n) => (ctx.config.system_namespace.clone(), n.clone()),
-            None => return Ok(Err("no managed credential is configured".into())),
+            None => return Err(missing("no managed credential is configured".into())),
         },
     };
     let creds: Api<Credential> = Api::namespaced(ctx.client.clone(), &ns);
-    Ok(
-        match creds
-            .get_opt(&name)
-            .await
-            .map_err(Error::kube("get credential"))?
-        {
-            Some(_) => Ok(()),
-            None => Err(format!("credential `{name}` not found")),
-        },
-    )
+    match creds
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube("get credential"))?
+    {
+        Some(_) => Ok(()),
+        None => Err(missing(format!("credential `{name}` not found"))),
+    }
 }
 
 async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -110,9 +110,11 @@ async fn apply(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
         Ok(()) => {
             let resolved =
                 resolve_credential(ctx, &ns, spec.credential.as_deref(), &spec.model).await?;
-            credential_exists(ctx, &ns, &resolved)
-                .await?
-                .map_err(|m| (reasons::CREDENTIAL_NOT_FOUND, m))
+            match credential_exists(ctx, &ns, &resolved).await {
+                Ok(()) => Ok(()),
+                Err(CredentialError::Failed(e)) => return Err(e),
+                Err(CredentialError::Problem(problem)) => Err(problem.reason_and_message()),
+            }
         }
     };
     match &verdict {

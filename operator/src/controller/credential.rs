@@ -20,8 +20,8 @@ use sealpod_resources::labels;
 use serde_json::json;
 
 use super::{
-    Conditions, Context, SAFETY_REQUEUE, apply_status, drain, main_stream, measured,
-    open_credential, publish_transitions, retry,
+    Conditions, Context, CredentialError, SAFETY_REQUEUE, apply_status, drain, main_stream,
+    measured, open_credential, publish_transitions, retry,
 };
 use crate::error::Error;
 
@@ -67,7 +67,8 @@ async fn apply(cred: &Credential, ctx: &Context) -> Result<Action, Error> {
     let generation = cred.metadata.generation;
     let mut conds = Conditions::from(&old.conditions, generation);
     let mut key_id = old.key_id.clone();
-    match open_credential(ctx, cred).await? {
+    match open_credential(ctx, cred).await {
+        Err(CredentialError::Failed(e)) => return Err(e),
         Ok(opened) => {
             key_id = Some(opened.key_id.to_string());
             drop(opened.value);
@@ -79,7 +80,7 @@ async fn apply(cred: &Credential, ctx: &Context) -> Result<Action, Error> {
             );
             conds.set(DEGRADED, ConditionStatus::False, reasons::AS_EXPECTED, "");
         }
-        Err(problem) => {
+        Err(CredentialError::Problem(problem)) => {
             let (reason, message) = problem.reason_and_message();
             conds.set(READY, ConditionStatus::False, reason, message.clone());
             conds.set(DEGRADED, ConditionStatus::True, reason, message);

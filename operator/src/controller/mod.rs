@@ -292,6 +292,28 @@ impl CredentialProblem {
     }
 }
 
+/// Why a credential cannot be used: a problem its resource's conditions report, or a failure the
+/// reconcile returns (and is retried for).
+#[derive(Debug)]
+pub(crate) enum CredentialError {
+    /// Reported on the resource; waits for the Credential or its Secret to change.
+    Problem(CredentialProblem),
+    /// The API or the key set failed.
+    Failed(Error),
+}
+
+impl From<Error> for CredentialError {
+    fn from(e: Error) -> CredentialError {
+        CredentialError::Failed(e)
+    }
+}
+
+impl From<CredentialProblem> for CredentialError {
+    fn from(p: CredentialProblem) -> CredentialError {
+        CredentialError::Problem(p)
+    }
+}
+
 /// An opened credential value and the key that sealed it.
 #[derive(Debug)]
 pub(crate) struct Opened {
@@ -305,7 +327,7 @@ pub(crate) struct Opened {
 pub(crate) async fn open_credential(
     ctx: &Context,
     credential: &Credential,
-) -> Result<Result<Opened, CredentialProblem>, Error> {
+) -> Result<Opened, CredentialError> {
     let ns = credential.namespace().unwrap_or_default();
     let name = credential.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -315,9 +337,10 @@ pub(crate) async fn open_credential(
         .await
         .map_err(Error::kube("get sealed secret"))?
     else {
-        return Ok(Err(CredentialProblem::NotFound(format!(
+        return Err(CredentialProblem::NotFound(format!(
             "sealed Secret `{secret_name}` not found"
-        ))));
+        ))
+        .into());
     };
     let Some(text) = secret
         .data
@@ -325,9 +348,10 @@ pub(crate) async fn open_credential(
         .and_then(|d| d.get(SEALED_SECRET_KEY))
         .and_then(|b| std::str::from_utf8(&b.0).ok())
     else {
-        return Ok(Err(CredentialProblem::Unreadable(format!(
+        return Err(CredentialProblem::Unreadable(format!(
             "sealed Secret `{secret_name}` has no text entry `{SEALED_SECRET_KEY}`"
-        ))));
+        ))
+        .into());
     };
     let sealed = SealedValue::from_text(text.trim());
     let context = CredentialSpec::sealing_context(&ns, &name);
@@ -347,15 +371,16 @@ pub(crate) async fn open_credential(
         }
     }
     match result {
-        Ok(value) if value.is_empty() => Ok(Err(CredentialProblem::Unreadable(
+        Ok(value) if value.is_empty() => Err(CredentialProblem::Unreadable(
             "the sealed value opens to an empty key".into(),
-        ))),
-        Ok(value) => Ok(Ok(Opened {
+        )
+        .into()),
+        Ok(value) => Ok(Opened {
             value,
             key_id: sealed.key_id().map_err(|e| Error::Keys(e.to_string()))?,
-        })),
+        }),
         // Sealing errors name key ids and causes, never the value.
-        Err(e) => Ok(Err(CredentialProblem::Unreadable(e.to_string()))),
+        Err(e) => Err(CredentialProblem::Unreadable(e.to_string()).into()),
     }
 }
 

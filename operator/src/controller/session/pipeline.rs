@@ -25,7 +25,7 @@ use sealpod_resources::{Agent, Credential, Session};
 use serde_json::json;
 
 use super::super::agent::{Resolved, resolve_credential};
-use super::super::{Context, CredentialProblem, SAFETY_REQUEUE, open_credential};
+use super::super::{Context, CredentialError, CredentialProblem, SAFETY_REQUEUE, open_credential};
 use super::pod::lifecycle;
 use super::status::{Draft, report};
 use super::{apply_child, entry};
@@ -63,9 +63,10 @@ pub(super) async fn apply(session: Arc<Session>, ctx: &Context) -> Result<Action
     }
 
     // bind the credential
-    let (credential, value) = match bind(ctx, &ns, &snapshot).await? {
+    let (credential, value) = match bind(ctx, &ns, &snapshot).await {
         Ok(bound) => bound,
-        Err(problem) => {
+        Err(CredentialError::Failed(e)) => return Err(e),
+        Err(CredentialError::Problem(problem)) => {
             draft.unbound(problem);
             // The Credential and sealed-Secret watches retrigger when it appears or changes.
             return report(ctx, &session, draft, Action::requeue(SAFETY_REQUEUE)).await;
@@ -143,14 +144,15 @@ async fn bind(
     ctx: &Context,
     ns: &str,
     snapshot: &AgentSnapshot,
-) -> Result<Result<(Credential, SecretString), CredentialProblem>, Error> {
+) -> Result<(Credential, SecretString), CredentialError> {
     let (cred_ns, name) = if snapshot.credential == MANAGED_CREDENTIAL {
         match &ctx.config.managed_credential {
             Some(n) => (ctx.config.system_namespace.clone(), n.clone()),
             None => {
-                return Ok(Err(CredentialProblem::NotFound(
+                return Err(CredentialProblem::NotFound(
                     "no managed credential is configured".into(),
-                )));
+                )
+                .into());
             }
         }
     } else {
@@ -162,13 +164,10 @@ async fn bind(
         .await
         .map_err(Error::kube("get credential"))?
     else {
-        return Ok(Err(CredentialProblem::NotFound(format!(
-            "credential `{name}` not found"
-        ))));
+        return Err(CredentialProblem::NotFound(format!("credential `{name}` not found")).into());
     };
-    Ok(open_credential(ctx, &cred)
-        .await?
-        .map(|opened| (cred, opened.value)))
+    let opened = open_credential(ctx, &cred).await?;
+    Ok((cred, opened.value))
 }
 
 /// The session's two Secrets as they are now (None: not written yet).

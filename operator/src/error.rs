@@ -19,19 +19,52 @@ pub enum Error {
     },
     /// Stored key material is unusable.
     #[error("sealing keys: {0}")]
-    Keys(String),
+    Keys(#[from] KeysError),
     /// The configuration cannot work.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// Revoking a deleted session's runtime tokens failed (retried until the revoke timeout).
     #[error("revoking runtime tokens: {0}")]
     Revoke(#[from] RevokeError),
-    /// The finalizer helper failed around a reconcile.
+    /// The finalizer helper failed around a reconcile (adding or removing the finalizer).
     #[error("finalizer: {0}")]
-    Finalizer(String),
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     /// Serving `/healthz`, `/readyz` and `/metrics` failed.
     #[error("health and metrics listener: {0}")]
     Listener(#[source] std::io::Error),
+}
+
+/// What is wrong with stored key material (messages name Secrets and entries, never a key).
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// A key Secret lacks its entry.
+    #[error("{secret} has no `{entry}`")]
+    MissingEntry {
+        /// The Secret.
+        secret: String,
+        /// The entry.
+        entry: &'static str,
+    },
+    /// A key Secret's entry is not a usable key.
+    #[error("{secret} has no usable `{entry}`")]
+    Unusable {
+        /// The Secret.
+        secret: &'static str,
+        /// The entry.
+        entry: &'static str,
+    },
+    /// The key set is not UTF-8 text.
+    #[error("key set is not UTF-8")]
+    NotUtf8,
+    /// The key set, or a sealed value's key id, does not parse.
+    #[error(transparent)]
+    Sealing(#[from] sealpod_resources::sealing::SealingError),
+    /// The public keys do not serialize.
+    #[error("public keys do not serialize: {0}")]
+    PublicKeys(#[source] serde_json::Error),
+    /// Another replica created the key set, which then could not be read.
+    #[error("sealing keys vanished after a conflict")]
+    Vanished,
 }
 
 /// Why the API server did not revoke a session's runtime tokens.

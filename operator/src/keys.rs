@@ -21,7 +21,7 @@ use sealpod_resources::runtime_token::{
 use sealpod_resources::sealing::KeySet;
 use sealpod_resources::secret::Secret as SecretString;
 
-use crate::error::{Error, is_status};
+use crate::error::{Error, KeysError, is_status};
 
 fn meta(name: &str, namespace: &str) -> ObjectMeta {
     ObjectMeta {
@@ -48,12 +48,13 @@ fn entry<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
 
 fn import(secret: &Secret) -> Result<KeySet, Error> {
     let raw = entry(secret, SEALING_KEYS_ENTRY).ok_or_else(|| {
-        Error::Keys(format!(
-            "{SEALING_PRIVATE_SECRET} has no {SEALING_KEYS_ENTRY}"
-        ))
+        Error::from(KeysError::MissingEntry {
+            secret: SEALING_PRIVATE_SECRET.to_owned(),
+            entry: SEALING_KEYS_ENTRY,
+        })
     })?;
-    let text = std::str::from_utf8(raw).map_err(|_| Error::Keys("key set is not UTF-8".into()))?;
-    KeySet::import(&SecretString::new(text)).map_err(|e| Error::Keys(e.to_string()))
+    let text = std::str::from_utf8(raw).map_err(|_| KeysError::NotUtf8)?;
+    Ok(KeySet::import(&SecretString::new(text)).map_err(KeysError::from)?)
 }
 
 /// Reads the sealing key set, if it exists.
@@ -72,8 +73,7 @@ pub async fn load_sealing_keys(client: &Client, namespace: &str) -> Result<Optio
 /// Writes the public keys of `keys` into the ConfigMap the API server reads.
 async fn publish(client: &Client, namespace: &str, keys: &KeySet) -> Result<(), Error> {
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let public = serde_json::to_string(&keys.public_keys())
-        .map_err(|e| Error::Keys(format!("public keys do not serialize: {e}")))?;
+    let public = serde_json::to_string(&keys.public_keys()).map_err(KeysError::PublicKeys)?;
     let cm = ConfigMap {
         metadata: meta(SEALING_PUBLIC_CONFIGMAP, namespace),
         data: Some(BTreeMap::from([(SEALING_KEYS_ENTRY.to_owned(), public)])),
@@ -119,7 +119,7 @@ pub async fn ensure_sealing_keys(client: &Client, namespace: &str) -> Result<Key
                 // Another replica won the race: use its keys.
                 Err(e) if is_status(&e, 409) => load_sealing_keys(client, namespace)
                     .await?
-                    .ok_or_else(|| Error::Keys("sealing keys vanished after a conflict".into()))?,
+                    .ok_or(KeysError::Vanished)?,
                 Err(e) => return Err(Error::kube("create sealing keys")(e)),
             }
         }
@@ -161,9 +161,10 @@ pub async fn ensure_token_key(client: &Client, namespace: &str) -> Result<TokenK
     })
     .await?;
     TokenKey::from_bytes(&bytes).ok_or_else(|| {
-        Error::Keys(format!(
-            "{TOKEN_KEY_SECRET} has no usable `{TOKEN_KEY_ENTRY}`"
-        ))
+        Error::from(KeysError::Unusable {
+            secret: TOKEN_KEY_SECRET,
+            entry: TOKEN_KEY_ENTRY,
+        })
     })
 }
 
@@ -192,7 +193,12 @@ async fn ensure_key_secret(
     let read = |s: &Secret| {
         entry(s, TOKEN_KEY_ENTRY)
             .map(<[u8]>::to_vec)
-            .ok_or_else(|| Error::Keys(format!("{name} has no `{TOKEN_KEY_ENTRY}`")))
+            .ok_or_else(|| {
+                Error::from(KeysError::MissingEntry {
+                    secret: name.to_owned(),
+                    entry: TOKEN_KEY_ENTRY,
+                })
+            })
     };
     if let Some(s) = secrets
         .get_opt(name)

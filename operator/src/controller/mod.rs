@@ -377,7 +377,7 @@ pub(crate) async fn open_credential(
         .into()),
         Ok(value) => Ok(Opened {
             value,
-            key_id: sealed.key_id().map_err(|e| Error::Keys(e.to_string()))?,
+            key_id: sealed.key_id().map_err(|e| Error::Keys(e.into()))?,
         }),
         // Sealing errors name key ids and causes, never the value.
         Err(e) => Err(CredentialProblem::Unreadable(e.to_string()).into()),

@@ -9,8 +9,8 @@ use sqlx::any::AnyRow;
 
 use super::events::append_in;
 use super::{
-    Draft, Store, StoreResult, StoredEvent, WriteTx, column, db, flag, json_column, now_unix,
-    phase_column,
+    Draft, Store, StoreResult, StoredEvent, TurnState, WriteTx, column, db, flag, json_column,
+    now_unix, phase_column,
 };
 
 /// A session as the store holds it.
@@ -568,7 +568,7 @@ impl Store {
     }
 
     async fn cancel_running_turn(&self, w: &mut WriteTx<'_>, row: &SessionRow) -> StoreResult<()> {
-        if row.last_turn.get("state").and_then(Value::as_str) == Some("running")
+        if row.last_turn.get("state").and_then(Value::as_str) == Some(TurnState::Running.as_str())
             && let Some(turn) = row.last_turn.get("id").and_then(Value::as_str)
         {
             sqlx::query("UPDATE turns SET cancel = 1 WHERE id = $1 AND session = $2")

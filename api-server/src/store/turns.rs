@@ -171,8 +171,9 @@ impl Store {
         if row.status == Phase::Archived {
             return Ok(None);
         }
-        let running = match row.last_turn.get("state").and_then(Value::as_str) {
-            Some("running") => {
+        let last_state = row.last_turn.get("state").and_then(Value::as_str);
+        let running = match last_state.and_then(TurnState::from_stored) {
+            Some(TurnState::Running) => {
                 let id = row.last_turn["id"].as_str().unwrap_or_default().to_owned();
                 Self::turn_in(&mut w.tx, session, &id).await?
             }

@@ -26,6 +26,15 @@ pub enum Error {
     /// Revoking a deleted session's runtime tokens failed (retried until the revoke timeout).
     #[error("revoking runtime tokens: {0}")]
     Revoke(#[from] RevokeError),
+    /// A child object could not be built (its proxy configuration does not serialize).
+    #[error("building {what}: {source}")]
+    Build {
+        /// The object.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: serde_saphyr::SerializeError,
+    },
     /// The finalizer helper failed around a reconcile (adding or removing the finalizer).
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -119,6 +128,7 @@ impl Error {
             Error::Keys(_) => "KeysError",
             Error::Config(_) => "ConfigError",
             Error::Revoke(_) => "RevokeError",
+            Error::Build { .. } => "BuildError",
             Error::Finalizer(_) => "FinalizerError",
             Error::Listener(_) => "ListenerError",
         }

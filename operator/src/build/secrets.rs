@@ -31,11 +31,14 @@ fn bytes(s: &str) -> ByteString {
     ByteString(s.as_bytes().to_vec())
 }
 
-/// The proxy Secret: mounted only into the proxy container.
-pub fn proxy_secret(plan: &SessionPlan, settings: &Settings) -> Secret {
+/// The proxy Secret: mounted only into the proxy container. Fails only when its configuration
+/// does not serialize (never written empty).
+pub fn proxy_secret(
+    plan: &SessionPlan,
+    settings: &Settings,
+) -> Result<Secret, serde_saphyr::SerializeError> {
     let config = proxy_config(plan, settings);
-    // Serializing a struct of strings and lists cannot fail.
-    let yaml = serde_saphyr::to_string(&config).unwrap_or_default();
+    let yaml = serde_saphyr::to_string(&config)?;
     let mut meta = child_meta(
         plan,
         proxy_secret_name(&plan.name),
@@ -62,12 +65,12 @@ pub fn proxy_secret(plan: &SessionPlan, settings: &Settings) -> Secret {
     if let Some(ca) = &settings.upstream_ca {
         data.insert(UPSTREAM_CA_ENTRY.to_owned(), bytes(ca));
     }
-    Secret {
+    Ok(Secret {
         metadata: meta,
         type_: Some("Opaque".to_owned()),
         data: Some(data),
         ..Secret::default()
-    }
+    })
 }
 
 /// The runtime Secret: mounted into the runtime container (token file) and read into its

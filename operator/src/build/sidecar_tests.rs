@@ -103,7 +103,7 @@ async fn proxy_from_secret(
     dir: &std::path::Path,
     edit: impl FnOnce(&mut ProxyConfig),
 ) -> sealpod_sidecar::running::Running {
-    let secret = proxy_secret(&fixture::plan(), settings);
+    let secret = proxy_secret(&fixture::plan(), settings).expect("builds");
     let data = secret.data.as_ref().expect("data");
     // The Secret's entries, as the pod mounts them at PROXY_DIR.
     for (name, bytes) in data {

@@ -408,7 +408,10 @@ fn proxy_secret_is_exactly_the_expected_object() {
         },
         "type": "Opaque"
     });
-    assert_eq!(decoded(&proxy_secret(&plan, &settings)), expected);
+    assert_eq!(
+        decoded(&proxy_secret(&plan, &settings).expect("builds")),
+        expected
+    );
 }
 
 #[test]
@@ -760,7 +763,7 @@ fn no_sealed_value_is_a_real_key() {
         .expect("sealed");
     assert!(is_sealed_token(sealed));
     assert_ne!(sealed, REAL_KEY);
-    let proxy = decoded(&proxy_secret(&plan, &settings));
+    let proxy = decoded(&proxy_secret(&plan, &settings).expect("builds"));
     for cred in proxy["data"][PROXY_CONFIG_ENTRY]["credentials"]
         .as_array()
         .expect("list")
@@ -826,7 +829,7 @@ fn scan_finds_the_real_key_only_in_the_proxy_value_file_entry() {
         ),
         (
             "proxy",
-            serde_json::to_value(proxy_secret(&plan, &settings)).expect("json"),
+            serde_json::to_value(proxy_secret(&plan, &settings).expect("builds")).expect("json"),
         ),
         (
             "runtime",
@@ -891,8 +894,8 @@ fn builders_are_deterministic_and_follow_the_agent() {
     let settings = fixture::settings();
     assert_eq!(sandbox_pod(&plan, &settings), sandbox_pod(&plan, &settings));
     assert_eq!(
-        proxy_secret(&plan, &settings),
-        proxy_secret(&plan, &settings)
+        proxy_secret(&plan, &settings).expect("builds"),
+        proxy_secret(&plan, &settings).expect("builds")
     );
     plan.sandbox.image = Some("example/custom:2".into());
     plan.sandbox.runtime_class_name = None;
@@ -915,7 +918,7 @@ fn builders_are_deterministic_and_follow_the_agent() {
         pod.spec.as_ref().and_then(|s| s.runtime_class_name.clone()),
         None
     );
-    let proxy = decoded(&proxy_secret(&plan, &settings));
+    let proxy = decoded(&proxy_secret(&plan, &settings).expect("builds"));
     assert_eq!(proxy["data"][PROXY_CONFIG_ENTRY]["mode"], "report");
     assert_eq!(
         proxy["data"][PROXY_CONFIG_ENTRY]["allow"],
@@ -948,7 +951,7 @@ fn without_claims_the_workspace_is_an_empty_dir() {
 fn the_proxy_config_passes_the_sidecars_own_validation() {
     use sealpod_resources::proxy_config::ProxyConfig;
     let plan = fixture::plan();
-    let secret = proxy_secret(&plan, &fixture::settings());
+    let secret = proxy_secret(&plan, &fixture::settings()).expect("builds");
     let yaml = String::from_utf8(
         secret.data.as_ref().expect("data")[PROXY_CONFIG_ENTRY]
             .0
@@ -1002,7 +1005,7 @@ const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nfixture\n-----END CERTIFICAT
 #[test]
 fn with_the_flags_the_proxy_secret_adds_overrides_exemptions_and_the_ca_and_nothing_else() {
     let plan = fixture::plan();
-    let mut expected = decoded(&proxy_secret(&plan, &fixture::settings()));
+    let mut expected = decoded(&proxy_secret(&plan, &fixture::settings()).expect("builds"));
     let config = &mut expected["data"]["config.yaml"];
     config["resolve"] = json!({
         "api.anthropic.com": ["127.0.0.1:8443"],
@@ -1012,13 +1015,13 @@ fn with_the_flags_the_proxy_secret_adds_overrides_exemptions_and_the_ca_and_noth
     config["allow_cidrs"] = json!(["10.96.0.10/32", "127.0.0.1/32", "10.96.7.7/32", "::1/128"]);
     config["extra_roots"] = json!(["upstream-ca.pem"]);
     expected["data"][UPSTREAM_CA_ENTRY] = json!(TEST_CA);
-    let got = decoded(&proxy_secret(&plan, &settings_with_overrides(TEST_CA)));
+    let got = decoded(&proxy_secret(&plan, &settings_with_overrides(TEST_CA)).expect("builds"));
     assert_eq!(got, expected);
 }
 
 #[test]
 fn without_the_flags_there_is_no_ca_entry_and_no_override() {
-    let secret = proxy_secret(&fixture::plan(), &fixture::settings());
+    let secret = proxy_secret(&fixture::plan(), &fixture::settings()).expect("builds");
     let data = secret.data.as_ref().expect("data");
     assert!(!data.contains_key(UPSTREAM_CA_ENTRY));
     let v = decoded(&secret);
@@ -1027,7 +1030,7 @@ fn without_the_flags_there_is_no_ca_entry_and_no_override() {
 }
 
 fn written_config(settings: &Settings) -> sealpod_resources::proxy_config::ValidatedProxyConfig {
-    let secret = proxy_secret(&fixture::plan(), settings);
+    let secret = proxy_secret(&fixture::plan(), settings).expect("builds");
     let yaml = String::from_utf8(
         secret.data.as_ref().expect("data")[PROXY_CONFIG_ENTRY]
             .0
@@ -1098,7 +1101,7 @@ async fn the_sidecars_guard_lets_overridden_private_addresses_through() {
 fn the_sidecar_loads_the_ca_entry_as_extra_roots() {
     let ck = rcgen::generate_simple_self_signed(vec!["gateway.local".to_owned()]).expect("cert");
     let settings = settings_with_overrides(&ck.cert.pem());
-    let secret = proxy_secret(&fixture::plan(), &settings);
+    let secret = proxy_secret(&fixture::plan(), &settings).expect("builds");
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join(UPSTREAM_CA_ENTRY);
     std::fs::write(

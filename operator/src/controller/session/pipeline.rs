@@ -289,7 +289,10 @@ async fn apply_children(
     if !up_to_date(existing.runtime.as_ref(), &runtime_secret) {
         apply_child(ctx, ns, &runtime_secret, "apply runtime secret").await?;
     }
-    let proxy_secret = build::proxy_secret(plan, settings);
+    let proxy_secret = build::proxy_secret(plan, settings).map_err(|source| Error::Build {
+        what: "proxy secret",
+        source,
+    })?;
     if !up_to_date(existing.proxy.as_ref(), &proxy_secret) {
         apply_child(ctx, ns, &proxy_secret, "apply proxy secret").await?;
     }
@@ -334,7 +337,7 @@ mod tests {
     #[test]
     fn a_secret_is_up_to_date_only_when_it_holds_everything_built() {
         let plan = fixture::plan();
-        let desired = build::proxy_secret(&plan, &fixture::settings());
+        let desired = build::proxy_secret(&plan, &fixture::settings()).expect("builds");
         assert!(!up_to_date(None, &desired));
         let mut existing = desired.clone();
         existing

@@ -71,6 +71,20 @@ impl std::fmt::Debug for TestCluster {
 /// Starts of a control plane tried before a test gives up.
 const START_ATTEMPTS: u32 = 2;
 
+/// Where a test's control plane keeps its state: in memory (`/dev/shm`) when that has a GiB free,
+/// so etcd neither waits on fsync nor needs free disk; the temporary directory otherwise.
+fn state_root() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    let free = nix::sys::statvfs::statvfs(shm)
+        .map(|s| s.blocks_available() * s.fragment_size())
+        .unwrap_or(0);
+    if free >= 1 << 30 {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// A real control plane in a temporary directory. A start that fails (a program that exits or
 /// never gets ready) is reported and tried once more in a fresh directory before the test fails.
 async fn start_control_plane() -> (ControlPlane, tempfile::TempDir) {
@@ -78,7 +92,7 @@ async fn start_control_plane() -> (ControlPlane, tempfile::TempDir) {
         .expect("the control plane's programs (scripts/setup builds them)");
     let mut attempt = 1;
     loop {
-        let dir = tempfile::tempdir().expect("temporary directory");
+        let dir = tempfile::tempdir_in(state_root()).expect("temporary directory");
         let started = ControlPlane::start(sealpod_controlplane::Config {
             dir: dir.path().to_path_buf(),
             programs: programs.clone(),

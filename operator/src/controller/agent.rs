@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
 use sealpod_resources::agent::{MANAGED_CREDENTIAL, model_provider, prompt_hash};
 use sealpod_resources::conditions::{ConditionStatus, DEGRADED, READY, reasons};
@@ -15,8 +14,8 @@ use sealpod_resources::{Agent, Credential};
 use serde_json::json;
 
 use super::{
-    Conditions, Context, CredentialError, CredentialProblem, apply_status, drain, main_stream,
-    measured, publish_transitions, retry,
+    Conditions, Context, CredentialError, CredentialProblem, apply_status, main_stream, measured,
+    publish_transitions,
 };
 use crate::error::Error;
 use crate::validate;
@@ -167,9 +166,7 @@ pub(crate) async fn run(
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let wc = watcher::Config::default()
-        .page_size(ctx.config.page_size)
-        .timeout(ctx.config.watch_timeout_seconds);
+    let wc = ctx.watcher_config();
     let client = ctx.client.clone();
     let (reader, stream) = main_stream(
         super::scoped::<Agent>(client.clone(), namespace.as_deref()),
@@ -178,28 +175,18 @@ pub(crate) async fn run(
     let store = reader.clone();
     let system_ns = ctx.config.system_namespace.clone();
     let creds = super::metadata_watch::<Credential>(client, namespace.as_deref(), wc);
-    let controller = Controller::for_stream(stream, reader)
-        .watches_stream(creds, move |c| {
-            let ns = c.namespace().unwrap_or_default();
-            if ns == system_ns {
-                // The managed credential can concern every agent.
-                store
-                    .state()
-                    .iter()
-                    .map(|a| ObjectRef::from(a.as_ref()))
-                    .collect()
-            } else {
-                agents_in(&store, &ns)
-            }
-        })
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(
-            reconcile,
-            |a: Arc<Agent>, e: &Error, ctx: Arc<Context>| retry(CONTROLLER, a.as_ref(), e, &ctx),
-            ctx,
-        );
-    drain(controller.boxed()).await;
+    let controller = Controller::for_stream(stream, reader).watches_stream(creds, move |c| {
+        let ns = c.namespace().unwrap_or_default();
+        if ns == system_ns {
+            // The managed credential can concern every agent.
+            store
+                .state()
+                .iter()
+                .map(|a| ObjectRef::from(a.as_ref()))
+                .collect()
+        } else {
+            agents_in(&store, &ns)
+        }
+    });
+    super::run_controller(CONTROLLER, controller, reconcile, ctx, shutdown).await;
 }

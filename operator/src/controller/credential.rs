@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
@@ -20,8 +19,8 @@ use sealpod_resources::labels;
 use serde_json::json;
 
 use super::{
-    Conditions, Context, CredentialError, SAFETY_REQUEUE, apply_status, drain, main_stream,
-    measured, open_credential, publish_transitions, retry,
+    Conditions, Context, CredentialError, SAFETY_REQUEUE, apply_status, main_stream, measured,
+    open_credential, publish_transitions,
 };
 use crate::error::Error;
 
@@ -109,9 +108,7 @@ pub(crate) async fn run(
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let wc = watcher::Config::default()
-        .page_size(ctx.config.page_size)
-        .timeout(ctx.config.watch_timeout_seconds);
+    let wc = ctx.watcher_config();
     let client = ctx.client.clone();
     let (reader, stream) = main_stream(
         super::scoped::<Credential>(client.clone(), namespace.as_deref()),
@@ -119,18 +116,7 @@ pub(crate) async fn run(
     );
     let secrets =
         super::metadata_watch::<Secret>(client, namespace.as_deref(), sealed_secrets(&wc));
-    let controller = Controller::for_stream(stream, reader)
-        .watches_stream(secrets, |s| credential_of(&s))
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(
-            reconcile,
-            |c: Arc<Credential>, e: &Error, ctx: Arc<Context>| {
-                retry(CONTROLLER, c.as_ref(), e, &ctx)
-            },
-            ctx,
-        );
-    drain(controller.boxed()).await;
+    let controller =
+        Controller::for_stream(stream, reader).watches_stream(secrets, |s| credential_of(&s));
+    super::run_controller(CONTROLLER, controller, reconcile, ctx, shutdown).await;
 }

@@ -19,7 +19,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use sealpod_resources::Credential;
 use sealpod_resources::conditions::{self, Condition, ConditionStatus};
@@ -76,6 +76,13 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
+    /// The watcher settings every controller's watches share: page size and server timeout.
+    pub(crate) fn watcher_config(&self) -> watcher::Config {
+        watcher::Config::default()
+            .page_size(self.config.page_size)
+            .timeout(self.config.watch_timeout_seconds)
+    }
+
     /// A context over `client`.
     pub fn new(
         client: Client,
@@ -445,6 +452,31 @@ where
 /// Keeps a controller's stream running until it ends.
 pub(crate) async fn drain<S: Stream + Send>(stream: S) {
     stream.for_each(|_| futures::future::ready(())).await;
+}
+
+/// Runs `controller` until `shutdown` with the settings every controller shares: the configured
+/// concurrency, a graceful shutdown, and [`retry`] (logged, backed off) when `reconcile` fails.
+pub(crate) async fn run_controller<K, R, F>(
+    name: &'static str,
+    controller: Controller<K>,
+    reconcile: R,
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    R: FnMut(Arc<K>, Arc<Context>) -> F + Send + 'static,
+    F: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let concurrency = ctx.config.concurrency;
+    let controller = controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(
+            reconcile,
+            move |obj: Arc<K>, e: &Error, ctx: Arc<Context>| retry(name, obj.as_ref(), e, &ctx),
+            ctx,
+        );
+    drain(controller.boxed()).await;
 }
 
 /// Requeue of an object in a steady state: a safety net for a missed watch event, not a poll.

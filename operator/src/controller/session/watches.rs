@@ -4,20 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
+use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates};
 use sealpod_resources::agent::MANAGED_CREDENTIAL;
 use sealpod_resources::labels;
 use sealpod_resources::{Credential, Session};
 
 use super::super::credential::{credential_of, sealed_secrets};
-use super::super::{Context, drain, main_stream, metadata_watch, retry, scoped};
+use super::super::{Context, main_stream, metadata_watch, run_controller, scoped};
 use super::{CONTROLLER, reconcile};
-use crate::error::Error;
 
 /// Sessions (in `store`) whose pinned credential is `ns/name`.
 fn sessions_using(
@@ -64,9 +62,7 @@ pub(crate) async fn run(
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let wc = watcher::Config::default()
-        .page_size(ctx.config.page_size)
-        .timeout(ctx.config.watch_timeout_seconds);
+    let wc = ctx.watcher_config();
     let owned = wc.clone().labels(&format!(
         "{}={}",
         labels::MANAGED_BY,
@@ -128,16 +124,7 @@ pub(crate) async fn run(
                     )
                 })
                 .unwrap_or_default()
-        })
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(
-            reconcile,
-            |s: Arc<Session>, e: &Error, ctx: Arc<Context>| retry(CONTROLLER, s.as_ref(), e, &ctx),
-            ctx,
-        );
-    drain(controller.boxed()).await;
+        });
+    run_controller(CONTROLLER, controller, reconcile, ctx, shutdown).await;
     gauge.abort();
 }

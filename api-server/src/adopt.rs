@@ -21,16 +21,16 @@
 use futures::StreamExt as _;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt as _};
-use sealpod_resources::agent::{DEFAULT_IDLE_TIMEOUT_SECONDS, MANAGED_CREDENTIAL, prompt_hash};
+use sealpod_resources::agent::{DEFAULT_IDLE_TIMEOUT_SECONDS, MANAGED_CREDENTIAL};
 use sealpod_resources::ids::{Id, IdKind, id_to_object_name, object_name_to_id};
 use sealpod_resources::runtime_api::{Actor, Level};
 use sealpod_resources::session::{DesiredState, Phase};
 use sealpod_resources::{Agent, Session};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::session_input::{input_to_body, resolve_credential};
+use crate::session_input::{effective_limits, input_to_body, resolve_credential, snapshot_of};
 use crate::store::{AdoptedSession, Draft, NewSession, SessionRow};
 use crate::translate::agent_revision;
 
@@ -195,18 +195,13 @@ async fn adopt_inner(
         Ok(i) => i,
         Err(reason) => return Ok(Adoption::Refused(reason)),
     };
-    let effective = spec
-        .limits
-        .clone()
-        .unwrap_or_default()
-        .or(&agent_limits.unwrap_or_default());
     let new = NewSession {
         id: id.clone(),
         namespace: ns.to_owned(),
         agent_id,
         credential_id,
-        snapshot: json!({"prompt_hash": prompt_hash(&prompt), "model": model, "runtime": runtime, "revision": revision}),
-        limits: json!({"tokens": effective.tokens, "turn_seconds": effective.turn_seconds, "turns": effective.turns}),
+        snapshot: snapshot_of(&prompt, &model, &runtime, revision),
+        limits: effective_limits(spec.limits.as_ref(), agent_limits.as_ref()),
         metadata: spec.metadata.clone().unwrap_or(Value::Null),
         key: spec.key.clone(),
         idle_timeout: idle_timeout(agent.as_ref()),
@@ -330,6 +325,7 @@ pub async fn run(state: AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn only_listed_namespaces_and_never_the_system_one_are_served() {

@@ -3,12 +3,15 @@
 //! Validation lives here too, so the handlers only translate; every user-given name, key or
 //! label also passes `input::check_label`.
 
+use sealpod_resources::agent::{DEFAULT_RUNTIME, MAX_PROMPT_BYTES, check_model_runtime};
 use sealpod_resources::common::Limits;
+use sealpod_resources::ids::{Id, IdKind};
+use sealpod_resources::session::MAX_METADATA_BYTES;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::input::check_label;
+use crate::input::{check_idempotency_key, check_label};
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -85,6 +88,63 @@ pub struct CreateAgent {
     pub limits: Option<LimitsDto>,
 }
 
+/// A `POST /v3/agents` body whose fields passed every check that needs no lookup.
+#[derive(Debug, Clone)]
+pub struct ValidAgent {
+    /// Unique per tenant.
+    pub name: String,
+    /// System prompt (empty when not given).
+    pub prompt: String,
+    /// `provider/model`, valid for the runtime.
+    pub model: String,
+    /// Runtime.
+    pub runtime: String,
+    /// Inline provider key (never together with `credential`).
+    pub key: Option<String>,
+    /// `managed` or `cred_…`, not yet resolved.
+    pub credential: Option<String>,
+    /// Default limits.
+    pub limits: Option<Limits>,
+}
+
+impl CreateAgent {
+    /// Checks what needs no lookup: required fields, names, prompt size, model and runtime.
+    pub fn validate(self) -> Result<ValidAgent, ApiError> {
+        let name = self
+            .name
+            .ok_or_else(|| ApiError::invalid("name", "name is required"))?;
+        check_name("name", &name)?;
+        let prompt = self.prompt.unwrap_or_default();
+        check_prompt(&prompt)?;
+        let model = self
+            .model
+            .ok_or_else(|| ApiError::invalid("model", "model is required"))?;
+        check_model(&model)?;
+        let runtime = self.runtime.unwrap_or_else(|| DEFAULT_RUNTIME.to_owned());
+        check_runtime(&runtime)?;
+        check_model_runtime(&model, &runtime).map_err(|m| ApiError::invalid("model", m))?;
+        if self.key.is_some() && self.credential.is_some() {
+            return Err(ApiError::invalid(
+                "credential",
+                "key and credential are mutually exclusive",
+            ));
+        }
+        let limits = self.limits.as_ref().map(LimitsDto::validate).transpose()?;
+        if let Some(key) = &self.key {
+            check_key("key", key)?;
+        }
+        Ok(ValidAgent {
+            name,
+            prompt,
+            model,
+            runtime,
+            key: self.key,
+            credential: self.credential,
+            limits,
+        })
+    }
+}
+
 /// `PATCH /v3/agents/{id}`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct UpdateAgent {
@@ -128,6 +188,76 @@ pub struct CreateSession {
     pub destinations: Option<Value>,
     /// Repository sources (not supported).
     pub sources: Option<Value>,
+}
+
+/// A `POST /v3/sessions` body whose fields passed every check that needs no lookup.
+#[derive(Debug, Clone)]
+pub struct ValidSession {
+    /// `agt_…` (a well-formed id; the agent may still not exist).
+    pub agent: String,
+    /// A string or an envelope object (`session_input::input_to_body` checks its shape).
+    pub input: Value,
+    /// Per-session model override, not yet checked against the agent.
+    pub model: Option<String>,
+    /// Get-or-create routing key.
+    pub key: Option<String>,
+    /// Limits over the agent's.
+    pub limits: Option<Limits>,
+    /// An object of at most `MAX_METADATA_BYTES`, or `None`.
+    pub metadata: Option<Value>,
+    /// Revision pin, not yet checked against the agent.
+    pub revision: Option<Value>,
+    /// Webhook URL.
+    pub webhook: Option<Value>,
+    /// Inline destinations.
+    pub destinations: Option<Value>,
+}
+
+impl CreateSession {
+    /// Checks what needs no lookup: required fields, id shape, metadata, key and limits.
+    pub fn validate(self) -> Result<ValidSession, ApiError> {
+        let agent = self
+            .agent
+            .ok_or_else(|| ApiError::invalid("agent", "agent is required"))?;
+        if Id::parse_kind(&agent, IdKind::Agent).is_err() {
+            return Err(ApiError::invalid("agent", "agent must be an `agt_…` id"));
+        }
+        let input = self
+            .input
+            .ok_or_else(|| ApiError::invalid("input", "input is required"))?;
+        if self.sources.as_ref().is_some_and(|s| !s.is_null()) {
+            return Err(ApiError::unprocessable(
+                "sources_not_supported",
+                "sources are not supported",
+            ));
+        }
+        let metadata = self.metadata.filter(|m| !m.is_null());
+        if let Some(m) = &metadata {
+            if !m.is_object() {
+                return Err(ApiError::invalid("metadata", "metadata must be an object"));
+            }
+            if m.to_string().len() > MAX_METADATA_BYTES {
+                return Err(ApiError::invalid(
+                    "metadata",
+                    "metadata must be at most 16 KiB",
+                ));
+            }
+        }
+        if let Some(k) = &self.key {
+            check_idempotency_key("key", k)?;
+        }
+        Ok(ValidSession {
+            agent,
+            input,
+            model: self.model,
+            key: self.key,
+            limits: self.limits.as_ref().map(LimitsDto::validate).transpose()?,
+            metadata,
+            revision: self.revision.filter(|r| !r.is_null()),
+            webhook: self.webhook,
+            destinations: self.destinations,
+        })
+    }
 }
 
 /// `POST /v3/sessions/{id}/messages`.
@@ -251,6 +381,17 @@ pub fn check_name(param: &str, name: &str) -> Result<(), ApiError> {
         ));
     }
     check_label(param, name)
+}
+
+/// Checks a prompt's size.
+pub fn check_prompt(prompt: &str) -> Result<(), ApiError> {
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(ApiError::invalid(
+            "prompt",
+            "prompt must be at most 100 KiB",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks `provider/model`.

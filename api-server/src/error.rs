@@ -6,7 +6,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+use crate::wire::{ErrorEnvelope, ErrorObject};
 
 tokio::task_local! {
     /// The id of the request being served (set by the request-id middleware).
@@ -174,22 +175,20 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut error = json!({
-            "type": self.kind(),
-            "code": self.kind(),
-            "message": message,
-            "request_id": request_id,
-        });
-        if let ApiError::Invalid {
-            param: Some(param), ..
-        }
-        | ApiError::InvalidJson {
-            param: Some(param), ..
-        } = &self
-        {
-            error["param"] = json!(param);
-        }
-        let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
+        let param = match &self {
+            ApiError::Invalid { param, .. } | ApiError::InvalidJson { param, .. } => param.clone(),
+            _ => None,
+        };
+        let envelope = ErrorEnvelope {
+            error: ErrorObject {
+                type_: self.kind(),
+                code: self.kind(),
+                message,
+                request_id,
+                param,
+            },
+        };
+        let mut response = (status, axum::Json(envelope)).into_response();
         if matches!(self, ApiError::Unavailable { .. }) {
             response
                 .headers_mut()
@@ -205,6 +204,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[tokio::test]
     async fn errors_render_the_envelope_with_the_request_id() {

@@ -18,7 +18,7 @@ use sealpod_resources::labels::{
     PART_OF_VALUE, SEALED_SECRET_KEY, SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP,
 };
 use sealpod_resources::sealing::{PublicKeySet, SealedValue};
-use sealpod_resources::session::DesiredState;
+use sealpod_resources::session::{DesiredState, SessionStatus};
 use sealpod_resources::{Agent, Credential, Session};
 use serde_json::{Value, json};
 
@@ -330,7 +330,7 @@ impl Cluster {
         &self,
         ns: &str,
         name: &str,
-        status: &Value,
+        status: &SessionStatus,
     ) -> KubeResult<()> {
         let patch = json!({
             "apiVersion": "sealpod.dev/v1alpha1", "kind": "Session", "status": status,

@@ -21,6 +21,7 @@ pub mod sse;
 pub mod store;
 pub mod translate;
 pub mod webhooks;
+pub mod wire;
 
 use std::future::IntoFuture as _;
 use std::sync::Arc;

@@ -11,11 +11,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use sealpod_resources::ids::id_to_object_name;
-use sealpod_resources::session::DesiredState;
-use serde_json::{Value, json};
+use sealpod_resources::session::{DesiredState, LastTurn, Phase, SessionStatus};
 use tokio::sync::Notify;
 
 use crate::AppState;
+use crate::wire::TurnSummary;
 
 /// Sessions whose status must be mirrored.
 #[derive(Debug, Default)]
@@ -43,21 +43,20 @@ impl StatusSync {
     }
 }
 
-/// The API server's part of a Session's status.
-pub fn status_patch(status: &str, head: i64, last_turn: &Value) -> Value {
-    let last = if last_turn.is_null() {
-        Value::Null
-    } else {
-        json!({
-            "id": last_turn["id"], "state": last_turn["state"],
-            "yieldReason": last_turn["yield_reason"], "resultEventId": last_turn["result_event_id"],
-        })
-    };
-    let mut s = json!({"phase": status, "head": head});
-    if !last.is_null() {
-        s["lastTurn"] = last;
+/// The API server's part of a Session's status (the operator's fields stay unset, so a
+/// server-side apply of it never touches them).
+pub fn status_patch(phase: Phase, head: i64, last_turn: Option<&TurnSummary>) -> SessionStatus {
+    SessionStatus {
+        phase: Some(phase),
+        head: Some(head),
+        last_turn: last_turn.map(|t| LastTurn {
+            id: t.id.clone(),
+            state: t.state.as_str().to_owned(),
+            yield_reason: t.yield_reason.clone(),
+            result_event_id: t.result_event_id.clone(),
+        }),
+        ..SessionStatus::default()
     }
-    s
 }
 
 /// Mirrors dirty sessions' status, debounced. Runs until shutdown.
@@ -76,7 +75,7 @@ pub async fn run_status_sync(state: AppState) {
             let Ok(name) = id_to_object_name(&id) else {
                 continue;
             };
-            let patch = status_patch(row.status.as_str(), row.head, &row.last_turn);
+            let patch = status_patch(row.status, row.head, row.last_turn.as_ref());
             if let Err(e) = state
                 .cluster()
                 .apply_session_status(&ns, &name, &patch)
@@ -122,21 +121,25 @@ pub async fn run_idle_sweep(state: AppState, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::TurnState;
+    use serde_json::json;
 
     #[test]
     fn status_patch_uses_the_crd_names() {
-        let patch = status_patch(
-            "idle",
-            7,
-            &json!({"id": "trn_a", "state": "ok", "yield_reason": "completed", "result_event_id": "evt_b"}),
-        );
+        let last = TurnSummary {
+            id: "trn_a".into(),
+            state: TurnState::Ok,
+            yield_reason: Some("completed".into()),
+            result_event_id: Some("evt_b".into()),
+        };
+        let patch = status_patch(Phase::Idle, 7, Some(&last));
         assert_eq!(
-            patch,
+            serde_json::to_value(patch).expect("status"),
             json!({"phase": "idle", "head": 7, "lastTurn": {"id": "trn_a", "state": "ok",
                 "yieldReason": "completed", "resultEventId": "evt_b"}})
         );
         assert_eq!(
-            status_patch("queued", 1, &Value::Null),
+            serde_json::to_value(status_patch(Phase::Queued, 1, None)).expect("status"),
             json!({"phase": "queued", "head": 1})
         );
     }

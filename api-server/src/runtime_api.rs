@@ -16,17 +16,18 @@ use sealpod_resources::ids::object_name_to_id;
 use sealpod_resources::runtime_api::{
     Actor, AppendRequest, AppendResponse, AppendedEvent, ClaimRequest, CompleteTurnRequest,
     EGRESS_EVENT_TYPES, EgressEventBatch, Level, MAX_APPEND_BATCH, MAX_WAIT_SECONDS, NewEvent,
-    SessionInfo, Signal, Usage,
+    SessionInfo, Signal,
 };
 use sealpod_resources::runtime_token::Scope;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path, Query};
 use crate::store::{AppendError, SessionRow};
 use crate::translate::turn_to_wire;
+use crate::wire::{Accepted, Revoked, Turn};
 
 /// The routes (under `/runtime/v1`).
 pub fn router() -> Router<AppState> {
@@ -108,30 +109,17 @@ async fn session(
         .get_session_object(&caller.namespace, &name)
         .await?;
     let snapshot = object.as_ref().and_then(|s| s.spec.agent_snapshot.clone());
-    // The row keeps limits in their `/v3` wire shape (snake_case), not the CRD's camelCase.
-    let limit = |key: &str| row.limits[key].as_u64();
-    let limits = sealpod_resources::common::Limits {
-        tokens: limit("tokens"),
-        turn_seconds: limit("turn_seconds").and_then(|v| u32::try_from(v).ok()),
-        turns: limit("turns").and_then(|v| u32::try_from(v).ok()),
-    };
-    let usage: Usage = serde_json::from_value(row.usage.clone()).unwrap_or_default();
     Ok(Json(SessionInfo {
         id: row.id.clone(),
         namespace: row.namespace.clone(),
         status: row.status.as_str().to_owned(),
         head: row.head,
-        model: row.snapshot["model"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        runtime: row.snapshot["runtime"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        model: row.snapshot.model.clone(),
+        runtime: row.snapshot.runtime.clone(),
         prompt: snapshot.map(|s| s.prompt).unwrap_or_default(),
-        limits,
-        usage,
+        limits: row.limits.into(),
+        // No usage yet is zero usage: no turn has completed.
+        usage: row.usage.unwrap_or_default(),
         turns_started: u32::try_from(row.turns_started).unwrap_or(u32::MAX),
     }))
 }
@@ -253,7 +241,7 @@ async fn complete(
     caller: RuntimeCaller,
     Path(turn_id): Path<String>,
     Body(req): Body<CompleteTurnRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Turn>> {
     caller.runtime()?;
     let turn = state
         .store()
@@ -324,7 +312,7 @@ async fn egress(
     State(state): State<AppState>,
     caller: RuntimeCaller,
     Body(req): Body<EgressEventBatch>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
     if caller.scope != Scope::Proxy {
         return Err(ApiError::Forbidden("this route needs the sidecar's token"));
     }
@@ -341,7 +329,7 @@ async fn egress(
         }
         let mut body = e.body;
         if let Value::Object(m) = &mut body {
-            m.insert("decided_at".to_owned(), json!(e.ts));
+            m.insert("decided_at".to_owned(), Value::from(e.ts));
         }
         events.push((
             NewEvent {
@@ -362,13 +350,13 @@ async fn egress(
         .await
         .map_err(append_error)?;
     state.metrics().appended(n);
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": n}))))
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: n })))
 }
 
-async fn revoke(State(state): State<AppState>, caller: RuntimeCaller) -> ApiResult<Json<Value>> {
+async fn revoke(State(state): State<AppState>, caller: RuntimeCaller) -> ApiResult<Json<Revoked>> {
     state
         .store()
         .revoke_runtime_tokens(&caller.namespace, &caller.session)
         .await?;
-    Ok(Json(json!({"revoked": true})))
+    Ok(Json(Revoked { revoked: true }))
 }

@@ -1,17 +1,20 @@
 //! A session's input and credential as a create and an adoption both settle them: the actor of
 //! input sent through `/v3`, an input (a string or an envelope) turned into a `user.message` body,
-//! and the credential an agent resolves to in the documented order. The routes and the adoption
-//! of kubectl-applied Sessions both use it; it depends on neither.
+//! the credential an agent resolves to in the documented order, and the agent snapshot and
+//! effective limits a session keeps. The routes and the adoption of kubectl-applied Sessions both
+//! use it; it depends on neither.
 
 use kube::ResourceExt;
 use sealpod_resources::Agent;
-use sealpod_resources::agent::{MANAGED_CREDENTIAL, model_provider, runtime_provider};
+use sealpod_resources::agent::{MANAGED_CREDENTIAL, model_provider, prompt_hash, runtime_provider};
+use sealpod_resources::common::Limits;
 use sealpod_resources::runtime_api::Actor;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::wire::{WireLimits, WireSnapshot};
 
 /// The actor of input sent through `/v3`.
 pub fn human_actor(caller: &Caller) -> Actor {
@@ -104,4 +107,20 @@ pub(crate) async fn resolve_credential(
             Some(_) => e,
         }),
     }
+}
+
+/// What a session keeps of its agent at start.
+pub fn snapshot_of(prompt: &str, model: &str, runtime: &str, revision: i64) -> WireSnapshot {
+    WireSnapshot {
+        prompt_hash: prompt_hash(prompt),
+        model: model.to_owned(),
+        runtime: runtime.to_owned(),
+        revision,
+    }
+}
+
+/// A session's limits: its own where set, its agent's otherwise.
+pub fn effective_limits(session: Option<&Limits>, agent: Option<&Limits>) -> WireLimits {
+    let session = session.cloned().unwrap_or_default();
+    WireLimits::from(&session.or(&agent.cloned().unwrap_or_default()))
 }

@@ -1,25 +1,29 @@
-//! Pure conversions between the custom resources / store rows and the `/v3` wire objects
-//! (Agent, Credential, Session, Turn). No I/O here; the wire format and the CRD schema evolve
-//! apart through these functions. Never put a key or token into a wire object.
+//! Pure conversions from the custom resources and store rows to the `/v3` wire objects of
+//! [`crate::wire`] (Agent, Credential, Session, Turn, Destination, Delivery). No I/O here; the
+//! wire format and the CRD schema evolve apart through these functions. Never put a key or
+//! token into a wire object.
 
 use kube::ResourceExt;
 use sealpod_resources::agent::{MANAGED_CREDENTIAL, prompt_hash};
 use sealpod_resources::ids::{Id, IdKind, object_name_to_id};
 use sealpod_resources::labels::REVISION_ANNOTATION;
 use sealpod_resources::{Agent, Credential};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::store::outbox::{Delivery, Destination};
 use crate::store::{SessionRow, TurnRow};
+use crate::wire::{self, WireLimits};
 
 /// Annotation with the RFC 3339 time of the last `/v3` update of an object.
 pub const UPDATED_AT_ANNOTATION: &str = "sealpod.dev/updated-at";
 
-fn created_at<K: kube::Resource>(obj: &K) -> Value {
-    obj.meta()
-        .creation_timestamp
-        .as_ref()
-        .and_then(|t| serde_json::to_value(t).ok())
-        .unwrap_or(Value::Null)
+fn created_at<K: kube::Resource>(obj: &K) -> Option<String> {
+    let time = obj.meta().creation_timestamp.as_ref()?;
+    // Kubernetes' own rendering of the time (RFC 3339, seconds, `Z`).
+    match serde_json::to_value(time) {
+        Ok(Value::String(text)) => Some(text),
+        _ => None,
+    }
 }
 
 /// The agent's revision (annotation; absent means 1).
@@ -31,17 +35,16 @@ pub fn agent_revision(agent: &Agent) -> i64 {
         .unwrap_or(1)
 }
 
-/// `managed`, `cred_…`, or null, from a credential reference (object name).
-pub fn credential_ref_to_id(reference: Option<&str>) -> Value {
-    match reference {
-        None => Value::Null,
-        Some(MANAGED_CREDENTIAL) => json!(MANAGED_CREDENTIAL),
-        Some(name) => object_name_to_id(name).map_or(Value::Null, Value::from),
+/// `managed`, `cred_…`, or `None`, from a credential reference (object name).
+pub fn credential_ref_to_id(reference: Option<&str>) -> Option<String> {
+    match reference? {
+        MANAGED_CREDENTIAL => Some(MANAGED_CREDENTIAL.to_owned()),
+        name => object_name_to_id(name).ok(),
     }
 }
 
 /// The wire Agent.
-pub fn agent_to_wire(agent: &Agent) -> Value {
+pub fn agent_to_wire(agent: &Agent) -> wire::Agent {
     let id = object_name_to_id(&agent.name_any()).unwrap_or_default();
     let revision = agent_revision(agent);
     let hash = prompt_hash(&agent.spec.prompt);
@@ -51,80 +54,118 @@ pub fn agent_to_wire(agent: &Agent) -> Value {
     let updated = agent
         .annotations()
         .get(UPDATED_AT_ANNOTATION)
-        .map_or(created.clone(), |v| json!(v));
-    json!({
-        "id": id,
-        "name": agent.spec.display_name,
-        "prompt": agent.spec.prompt,
-        "prompt_hash": hash,
-        "model": agent.spec.model,
-        "runtime": agent.spec.runtime,
-        "revision": revision,
-        "active_revision_id": rev_id,
-        "active_revision": {"id": rev_id, "number": revision, "digest": hash},
-        "credential_id": credential_ref_to_id(agent.spec.credential.as_deref()),
-        "limits": limits_to_wire(agent.spec.limits.as_ref()),
-        "created_at": created,
-        "updated_at": updated,
-    })
-}
-
-/// Wire limits (every field present, null when unset).
-pub fn limits_to_wire(limits: Option<&sealpod_resources::common::Limits>) -> Value {
-    match limits {
-        None => json!({"tokens": null, "turn_seconds": null, "turns": null}),
-        Some(l) => json!({"tokens": l.tokens, "turn_seconds": l.turn_seconds, "turns": l.turns}),
+        .cloned()
+        .or_else(|| created.clone());
+    wire::Agent {
+        id,
+        name: agent.spec.display_name.clone(),
+        prompt: agent.spec.prompt.clone(),
+        prompt_hash: hash.clone(),
+        model: agent.spec.model.clone(),
+        runtime: agent.spec.runtime.clone(),
+        revision,
+        active_revision_id: rev_id.clone(),
+        active_revision: wire::Revision {
+            id: rev_id,
+            number: revision,
+            digest: hash,
+        },
+        credential_id: credential_ref_to_id(agent.spec.credential.as_deref()),
+        limits: agent
+            .spec
+            .limits
+            .as_ref()
+            .map(WireLimits::from)
+            .unwrap_or_default(),
+        created_at: created,
+        updated_at: updated,
     }
 }
 
 /// The wire Credential (metadata only: never the key).
-pub fn credential_to_wire(credential: &Credential) -> Value {
+pub fn credential_to_wire(credential: &Credential) -> wire::Credential {
     let status = credential.status.clone().unwrap_or_default();
-    json!({
-        "id": object_name_to_id(&credential.name_any()).unwrap_or_default(),
-        "provider": credential.spec.provider,
-        "name": credential.spec.display_name,
-        "last4": status.last4,
-        "is_default": credential.spec.default,
-        "version": status.version.unwrap_or(1),
-        "created_at": created_at(credential),
-    })
+    wire::Credential {
+        id: object_name_to_id(&credential.name_any()).unwrap_or_default(),
+        provider: credential.spec.provider.clone(),
+        name: credential.spec.display_name.clone(),
+        last4: status.last4,
+        is_default: credential.spec.default,
+        version: status.version.unwrap_or(1),
+        created_at: created_at(credential),
+    }
 }
 
 /// The wire Session.
-pub fn session_to_wire(row: &SessionRow) -> Value {
-    json!({
-        "id": row.id,
-        "status": row.status,
-        "head": row.head,
-        "input_cursor": row.input_cursor,
-        "agent_id": row.agent_id,
-        "credential_id": row.credential_id,
-        "agent_snapshot": row.snapshot,
-        "last_turn": row.last_turn,
-        "limits": row.limits,
-        "metadata": row.metadata,
-        "key": row.key,
-        "created_at": row.created_at,
-    })
+pub fn session_to_wire(row: &SessionRow) -> wire::Session {
+    wire::Session {
+        id: row.id.clone(),
+        status: row.status,
+        head: row.head,
+        input_cursor: row.input_cursor,
+        agent_id: row.agent_id.clone(),
+        credential_id: row.credential_id.clone(),
+        agent_snapshot: row.snapshot.clone(),
+        last_turn: row.last_turn.clone(),
+        limits: row.limits,
+        metadata: row.metadata.clone(),
+        key: row.key.clone(),
+        created_at: row.created_at.clone(),
+    }
 }
 
 /// The wire Turn.
-pub fn turn_to_wire(turn: &TurnRow) -> Value {
-    json!({
-        "id": turn.id,
-        "state": turn.state,
-        "yield_reason": turn.yield_reason,
-        "result_event_id": turn.result_event_id,
-        "error": turn.error,
-        "started_at": turn.started_at,
-        "completed_at": turn.completed_at,
-        "attempt": turn.attempt,
-        "number": turn.number,
-        "input_from_seq": turn.input_from,
-        "input_to_seq": turn.input_to,
-        "usage": turn.usage,
-    })
+pub fn turn_to_wire(turn: &TurnRow) -> wire::Turn {
+    wire::Turn {
+        id: turn.id.clone(),
+        state: turn.state,
+        yield_reason: turn.yield_reason.clone(),
+        result_event_id: turn.result_event_id.clone(),
+        error: turn.error.clone(),
+        started_at: turn.started_at.clone(),
+        completed_at: turn.completed_at.clone(),
+        attempt: turn.attempt,
+        number: turn.number,
+        input_from_seq: turn.input_from,
+        input_to_seq: turn.input_to,
+        usage: turn.usage,
+    }
+}
+
+/// The wire Destination (whether it signs, never its secret).
+pub fn destination_to_wire(d: &Destination) -> wire::Destination {
+    wire::Destination {
+        id: d.id.clone(),
+        session: d.session.clone(),
+        kind: "webhook",
+        url: d.url.clone(),
+        level: d.level,
+        types: d.types.clone(),
+        include_raw: d.include_raw,
+        enabled: d.enabled,
+        has_secret: d.secret.is_some(),
+        created_after_seq: d.created_after_seq,
+        created_at: d.created_at.clone(),
+        updated_at: d.updated_at.clone(),
+    }
+}
+
+/// The wire Delivery.
+pub fn delivery_to_wire(d: &Delivery) -> wire::Delivery {
+    wire::Delivery {
+        id: d.id.clone(),
+        session: d.session.clone(),
+        destination: d.destination.clone(),
+        event_id: d.event_id.clone(),
+        event_seq: d.event_seq,
+        status: d.status,
+        attempts: d.attempts,
+        last_attempt_at: d.last_attempt_at.clone(),
+        response_code: d.response_code,
+        error: d.error.clone(),
+        created_at: d.created_at.clone(),
+        updated_at: d.updated_at.clone(),
+    }
 }
 
 /// The object name of an API id of the given kind, or `None` when it is not one.
@@ -163,7 +204,7 @@ mod tests {
         agent
             .annotations_mut()
             .insert(REVISION_ANNOTATION.into(), "3".into());
-        let wire = agent_to_wire(&agent);
+        let wire = serde_json::to_value(agent_to_wire(&agent)).expect("agent");
         assert_eq!(wire["id"], "agt_abc");
         assert_eq!(wire["name"], "reviewer");
         assert_eq!(wire["revision"], 3);

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use sealpod_api_server::store::hub::Hub;
-use sealpod_api_server::store::{CreateOutcome, Draft, NewSession, SteerOutcome, Store, TurnState};
+use sealpod_api_server::store::{CreateOutcome, Draft, NewSession, SteerOutcome, Store};
+use sealpod_api_server::wire::{TurnState, WireLimits, WireSnapshot};
 use sealpod_resources::runtime_api::{
     Actor, CompleteTurnRequest, Level, NewEvent, Usage, YieldReason,
 };
@@ -35,8 +36,13 @@ fn new_session(ns: &str) -> NewSession {
         namespace: ns.to_owned(),
         agent_id: "agt_a".into(),
         credential_id: Some("managed".into()),
-        snapshot: json!({"model": "anthropic/x", "runtime": "claude"}),
-        limits: json!({"tokens": null, "turn_seconds": null, "turns": null}),
+        snapshot: WireSnapshot {
+            prompt_hash: sealpod_resources::agent::prompt_hash("be brief"),
+            model: "anthropic/x".into(),
+            runtime: "claude".into(),
+            revision: 1,
+        },
+        limits: WireLimits::default(),
         metadata: json!({"pullNumber": 42}),
         key: None,
         idle_timeout: 900,
@@ -257,8 +263,9 @@ async fn turn_life_cycle_moves_the_status() {
             .expect("get")
             .expect("row");
         assert_eq!(row.status, Phase::AwaitingInput);
-        assert_eq!(row.last_turn["yield_reason"], "needs_input");
-        assert_eq!(row.usage["output_tokens"], 7);
+        let last = row.last_turn.expect("last turn");
+        assert_eq!(last.yield_reason.as_deref(), Some("needs_input"));
+        assert_eq!(row.usage.expect("usage").output_tokens, 7);
         assert!(
             store.claim("t", &id).await.expect("claim").is_none(),
             "no pending input"

@@ -11,9 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use kube::{Resource, ResourceExt};
-use sealpod_resources::agent::{
-    DEFAULT_RUNTIME, MANAGED_CREDENTIAL, MAX_PROMPT_BYTES, check_model_runtime, model_provider,
-};
+use sealpod_resources::agent::{MANAGED_CREDENTIAL, check_model_runtime, model_provider};
 use sealpod_resources::ids::IdKind;
 use sealpod_resources::labels::REVISION_ANNOTATION;
 use sealpod_resources::secret::Secret;
@@ -23,29 +21,19 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{
-    CreateAgent, PageQuery, UpdateAgent, check_key, check_model, check_name, check_runtime,
+    CreateAgent, PageQuery, UpdateAgent, ValidAgent, check_key, check_model, check_prompt,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path, Query, cursor, page_limit};
 use crate::routes::credentials::{create_credential, rotate_credential};
-use crate::routes::page;
 use crate::translate::{UPDATED_AT_ANNOTATION, agent_id_for_name, agent_to_wire, name_of};
+use crate::wire::{self, Page};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/agents", get(list).post(create))
         .route("/agents/{id}", get(get_one).patch(update))
-}
-
-fn check_prompt(prompt: &str) -> ApiResult<()> {
-    if prompt.len() > MAX_PROMPT_BYTES {
-        return Err(ApiError::invalid(
-            "prompt",
-            "prompt must be at most 100 KiB",
-        ));
-    }
-    Ok(())
 }
 
 /// Resolves a `credential` parameter (`managed` or `cred_…`) to a reference (object name).
@@ -76,37 +64,18 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Body(req): Body<CreateAgent>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<wire::Agent>)> {
     let ns = caller.org()?.to_owned();
-    let name = req
-        .name
-        .clone()
-        .ok_or_else(|| ApiError::invalid("name", "name is required"))?;
-    check_name("name", &name)?;
-    let prompt = req.prompt.clone().unwrap_or_default();
-    check_prompt(&prompt)?;
-    let model = req
-        .model
-        .clone()
-        .ok_or_else(|| ApiError::invalid("model", "model is required"))?;
-    check_model(&model)?;
-    let runtime = req
-        .runtime
-        .clone()
-        .unwrap_or_else(|| DEFAULT_RUNTIME.to_owned());
-    check_runtime(&runtime)?;
-    check_model_runtime(&model, &runtime).map_err(|m| ApiError::invalid("model", m))?;
-    if req.key.is_some() && req.credential.is_some() {
-        return Err(ApiError::invalid(
-            "credential",
-            "key and credential are mutually exclusive",
-        ));
-    }
-    let limits = req.limits.as_ref().map(|l| l.validate()).transpose()?;
-    if let Some(key) = &req.key {
-        check_key("key", key)?;
-    }
-    let credential = match &req.credential {
+    let ValidAgent {
+        name,
+        prompt,
+        model,
+        runtime,
+        key,
+        credential,
+        limits,
+    } = req.validate()?;
+    let credential = match &credential {
         Some(c) => Some(credential_ref(&state, &ns, c).await?),
         None => None,
     };
@@ -119,7 +88,7 @@ async fn create(
             && s.model == model
             && s.runtime == runtime
             && s.limits == limits
-            && match (&req.key, &wanted_credential) {
+            && match (&key, &wanted_credential) {
                 (None, _) => s.credential == wanted_credential,
                 (Some(_), _) => s
                     .credential
@@ -137,7 +106,7 @@ async fn create(
             ))
         };
     }
-    let credential = match &req.key {
+    let credential = match &key {
         Some(key) => {
             let provider = model_provider(&model).unwrap_or("anthropic").to_owned();
             let created = create_credential(
@@ -205,7 +174,7 @@ async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Agent>> {
     let ns = caller.org()?;
     Ok(Json(agent_to_wire(&find_agent(&state, ns, &id).await?)))
 }
@@ -214,7 +183,7 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<PageQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<wire::Agent>>> {
     let ns = caller.org()?;
     let limit = page_limit(q.limit.as_deref(), 50, 200)? as usize;
     let offset = usize::try_from(cursor(q.cursor.as_deref())?.unwrap_or(0))
@@ -227,14 +196,17 @@ async fn list(
             .then_with(|| a.name_any().cmp(&b.name_any()))
     });
     let total = items.len();
-    let data: Vec<Value> = items
+    let data = items
         .iter()
         .skip(offset)
         .take(limit)
         .map(agent_to_wire)
         .collect();
     let next = (offset + limit < total).then(|| (offset + limit).to_string());
-    Ok(Json(page(data, next)))
+    Ok(Json(Page {
+        data,
+        next_cursor: next,
+    }))
 }
 
 async fn update(
@@ -242,7 +214,7 @@ async fn update(
     caller: Caller,
     Path(id): Path<String>,
     Body(req): Body<UpdateAgent>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Agent>> {
     let ns = caller.org()?.to_owned();
     let agent = find_agent(&state, &ns, &id).await?;
     if req.runtime.is_some() {

@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{Caller, ClientClaims, DEFAULT_TTL, MAX_TTL, MIN_TTL, Scopes};
@@ -14,6 +13,7 @@ use crate::dto::MintToken;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path};
 use crate::routes::session_id;
+use crate::wire::ClientToken;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -27,7 +27,7 @@ pub fn mint_token(
     session: &str,
     scopes: Scopes,
     ttl: i64,
-) -> Value {
+) -> ClientToken {
     let now = chrono::Utc::now();
     let expires = now + chrono::Duration::seconds(ttl);
     let token = state.client_key().mint(&ClientClaims {
@@ -37,11 +37,11 @@ pub fn mint_token(
         issued_at: now.timestamp(),
         expires_at: expires.timestamp(),
     });
-    json!({
-        "token": token.expose(),
-        "scopes": scopes.to_list(),
-        "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    })
+    ClientToken {
+        token: token.expose().to_owned(),
+        scopes: scopes.to_list(),
+        expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
 }
 
 async fn mint(
@@ -49,7 +49,7 @@ async fn mint(
     caller: Caller,
     Path(id): Path<String>,
     Body(req): Body<MintToken>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ClientToken>)> {
     let ns = caller.org()?.to_owned();
     let id = session_id(&id)?;
     let row = crate::adopt::session(&state, &ns, &id)

@@ -12,7 +12,7 @@ use sealpod_resources::Credential;
 use sealpod_resources::credential::{CredentialSpec, SealedSecretRef, default_allowed_hosts};
 use sealpod_resources::ids::{Id, IdKind};
 use sealpod_resources::secret::Secret;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -21,8 +21,8 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path};
-use crate::routes::page;
 use crate::translate::{credential_to_wire, name_of};
+use crate::wire::{self, Page};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -142,7 +142,7 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Body(req): Body<CreateCredential>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<wire::Credential>)> {
     let ns = caller.org()?.to_owned();
     let provider = req
         .provider
@@ -170,7 +170,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(credential_to_wire(&created))))
 }
 
-async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Page<wire::Credential>>> {
     let ns = caller.org()?;
     let mut items = state.cluster().list_credentials(ns).await?;
     items.sort_by(|a, b| {
@@ -179,17 +182,17 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<V
             .cmp(&a.meta().creation_timestamp)
             .then_with(|| a.name_any().cmp(&b.name_any()))
     });
-    Ok(Json(page(
-        items.iter().map(credential_to_wire).collect(),
-        None,
-    )))
+    Ok(Json(Page {
+        data: items.iter().map(credential_to_wire).collect(),
+        next_cursor: None,
+    }))
 }
 
 async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Credential>> {
     let ns = caller.org()?;
     Ok(Json(credential_to_wire(&find(&state, ns, &id).await?)))
 }
@@ -199,7 +202,7 @@ async fn rotate(
     caller: Caller,
     Path(id): Path<String>,
     Body(req): Body<RotateCredential>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Credential>> {
     let ns = caller.org()?.to_owned();
     let credential = find(&state, &ns, &id).await?;
     let key = Secret::new(
@@ -216,7 +219,7 @@ async fn set_default(
     State(state): State<AppState>,
     caller: Caller,
     Body(req): Body<SetDefault>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Credential>> {
     let ns = caller.org()?.to_owned();
     let id = req
         .credential

@@ -16,9 +16,11 @@ use crate::auth::Caller;
 use crate::dto::DeliveriesQuery;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path, Query, check_label, page_limit};
-use crate::routes::{page, session_id};
-use crate::store::outbox::{DeliveryFilter, DeliveryStatus, DestinationPatch, NewDestination};
+use crate::routes::session_id;
+use crate::store::outbox::{DeliveryFilter, DestinationPatch, NewDestination};
+use crate::translate::{delivery_to_wire, destination_to_wire};
 use crate::webhooks::guard;
+use crate::wire::{self, DeliveryStatus, Page};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -195,7 +197,7 @@ async fn create(
     caller: Caller,
     Path(id): Path<String>,
     Body(req): Body<Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<wire::Destination>)> {
     let ns = caller.org()?.to_owned();
     let id = session_id(&id)?;
     let new = parse_new(&state, &req, "body", true).await?;
@@ -204,37 +206,40 @@ async fn create(
         .create_destination(&ns, &id, new)
         .await?
         .ok_or(ApiError::NotFound("session"))?;
-    Ok((StatusCode::CREATED, Json(dest.to_wire())))
+    Ok((StatusCode::CREATED, Json(destination_to_wire(&dest))))
 }
 
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<wire::Destination>>> {
     let id = owned_session(&state, &caller, &id).await?;
     let data = state
         .store()
         .list_destinations(&id)
         .await?
         .iter()
-        .map(|d| d.to_wire())
+        .map(destination_to_wire)
         .collect();
-    Ok(Json(page(data, None)))
+    Ok(Json(Page {
+        data,
+        next_cursor: None,
+    }))
 }
 
 async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, did)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Destination>> {
     let id = owned_session(&state, &caller, &id).await?;
     let d = state
         .store()
         .get_destination(&id, &did)
         .await?
         .ok_or(ApiError::NotFound("destination"))?;
-    Ok(Json(d.to_wire()))
+    Ok(Json(destination_to_wire(&d)))
 }
 
 async fn update(
@@ -242,7 +247,7 @@ async fn update(
     caller: Caller,
     Path((id, did)): Path<(String, String)>,
     Body(req): Body<Value>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Destination>> {
     let id = owned_session(&state, &caller, &id).await?;
     let obj = req
         .as_object()
@@ -264,7 +269,7 @@ async fn update(
         .update_destination(&id, &did, patch)
         .await?
         .ok_or(ApiError::NotFound("destination"))?;
-    Ok(Json(d.to_wire()))
+    Ok(Json(destination_to_wire(&d)))
 }
 
 async fn remove(
@@ -285,7 +290,7 @@ async fn list_deliveries(
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<DeliveriesQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<wire::Delivery>>> {
     let id = owned_session(&state, &caller, &id).await?;
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
@@ -309,33 +314,36 @@ async fn list_deliveries(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = more.then(|| rows.last().map(|d| d.id.clone())).flatten();
-    Ok(Json(page(rows.iter().map(|d| d.to_wire()).collect(), next)))
+    Ok(Json(Page {
+        data: rows.iter().map(delivery_to_wire).collect(),
+        next_cursor: next,
+    }))
 }
 
 async fn get_delivery(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, dlv)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Delivery>> {
     let id = owned_session(&state, &caller, &id).await?;
     let d = state
         .store()
         .get_delivery(&id, &dlv)
         .await?
         .ok_or(ApiError::NotFound("delivery"))?;
-    Ok(Json(d.to_wire()))
+    Ok(Json(delivery_to_wire(&d)))
 }
 
 async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, dlv)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<wire::Delivery>)> {
     let id = owned_session(&state, &caller, &id).await?;
     let d = state
         .store()
         .redeliver(&id, &dlv)
         .await?
         .ok_or(ApiError::NotFound("delivery"))?;
-    Ok((StatusCode::ACCEPTED, Json(d.to_wire())))
+    Ok((StatusCode::ACCEPTED, Json(delivery_to_wire(&d))))
 }

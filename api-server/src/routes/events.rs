@@ -10,16 +10,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use sealpod_resources::runtime_api::Level;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::AppState;
 use crate::auth::{Caller, Need, StreamCaller};
 use crate::dto::EventsQuery;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Path, Query, last_event_id, page_limit, seq};
-use crate::routes::{page, session_id};
+use crate::routes::session_id;
 use crate::sse::{StreamParams, stream, wants_sse};
-use crate::store::EventFilter;
+use crate::store::{EventFilter, StoredEvent};
+use crate::wire::Page;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -66,7 +67,7 @@ pub async fn events_page(
     after: i64,
     filter: &EventFilter,
     limit: i64,
-) -> ApiResult<Value> {
+) -> ApiResult<Page<Box<RawValue>>> {
     let mut rows = state
         .store()
         .list_events(session, after, filter, limit + 1)
@@ -78,9 +79,12 @@ pub async fn events_page(
         .flatten();
     let data = rows
         .iter()
-        .map(|e| e.to_value())
+        .map(StoredEvent::to_raw)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(page(data, next))
+    Ok(Page {
+        data,
+        next_cursor: next,
+    })
 }
 
 async fn events(
@@ -151,7 +155,7 @@ async fn one(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, event_id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Box<RawValue>>> {
     let id = session_id(&id)?;
     let ns = caller.session(&state, &id, Need::Read).await?;
     if crate::adopt::session(&state, &ns, &id).await?.is_none() {
@@ -162,5 +166,5 @@ async fn one(
         .get_event(&id, &event_id)
         .await?
         .ok_or(ApiError::NotFound("event"))?;
-    Ok(Json(event.to_value()?))
+    Ok(Json(event.to_raw()?))
 }

@@ -10,7 +10,8 @@ use axum::{Json, Router};
 use sealpod_resources::ids::IdKind;
 use sealpod_resources::runtime_api::Level;
 use sealpod_resources::session::DesiredState;
-use serde_json::{Value, json};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::AppState;
 use crate::auth::{Caller, Need, sha256_hex};
@@ -22,6 +23,7 @@ use crate::routes::session_id;
 use crate::session_input::{human_actor, input_to_body};
 use crate::store::{Draft, EventFilter, SteerOutcome};
 use crate::translate::name_of;
+use crate::wire::{EventRef, Page, SessionHead, Steered};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -33,7 +35,7 @@ async fn list(
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<Box<RawValue>>>> {
     let id = session_id(&id)?;
     let ns = caller.session(&state, &id, Need::Read).await?;
     if crate::adopt::session(&state, &ns, &id).await?.is_none() {
@@ -55,14 +57,14 @@ async fn steer(
     caller: Caller,
     Path(id): Path<String>,
     Body(req): Body<Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Steered>)> {
     let id = session_id(&id)?;
     let ns = caller.session(&state, &id, Need::Steer).await?;
     let fingerprint = sha256_hex(&req.to_string());
     let parsed: Steer = json_value(req)?;
     let (body, refs, envelope_id) = match (&parsed.envelope, &parsed.text) {
         (Some(env), _) => input_to_body(env, "envelope")?,
-        (None, Some(text)) => (json!({"text": text}), json!({}), None),
+        (None, Some(text)) => input_to_body(&Value::String(text.clone()), "text")?,
         (None, None) => return Err(ApiError::invalid("text", "text or envelope is required")),
     };
     let key = parsed.idempotency_key.clone().or(envelope_id);
@@ -109,9 +111,16 @@ async fn steer(
     };
     Ok((
         status,
-        Json(json!({
-            "event": {"id": event.id, "seq": event.seq},
-            "session": {"id": row.id, "status": row.status, "head": row.head},
-        })),
+        Json(Steered {
+            event: EventRef {
+                id: event.id,
+                seq: event.seq,
+            },
+            session: SessionHead {
+                id: row.id,
+                status: row.status,
+                head: row.head,
+            },
+        }),
     ))
 }

@@ -37,14 +37,3 @@ pub(crate) fn session_id(id: &str) -> Result<String, ApiError> {
         .map(|_| id.to_owned())
         .ok_or(ApiError::NotFound("session"))
 }
-
-/// A `{data, next_cursor}` page.
-pub(crate) fn page(data: Vec<serde_json::Value>, next: Option<String>) -> serde_json::Value {
-    let mut out = serde_json::Map::new();
-    out.insert("data".into(), serde_json::Value::Array(data));
-    out.insert(
-        "next_cursor".into(),
-        next.map_or(serde_json::Value::Null, serde_json::Value::String),
-    );
-    serde_json::Value::Object(out)
-}

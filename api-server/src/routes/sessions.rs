@@ -12,24 +12,24 @@ use sealpod_resources::agent::{
     DEFAULT_IDLE_TIMEOUT_SECONDS, MANAGED_CREDENTIAL, model_provider, prompt_hash,
 };
 use sealpod_resources::ids::{Id, IdKind, object_name_to_id};
-use sealpod_resources::session::{AgentSnapshot, DesiredState, MAX_METADATA_BYTES, SessionInput};
+use sealpod_resources::session::{AgentSnapshot, DesiredState, SessionInput};
 use sealpod_resources::{Session, SessionSpec};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::{Caller, DEFAULT_TTL, Scopes, sha256_hex};
 use crate::dto::{CreateSession, SessionsQuery, check_model};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{
-    Body, Path, Query, check_idempotency_key, cursor, idempotency_key, json_value, page_limit,
-    rfc3339,
-};
+use crate::input::{Body, Path, Query, cursor, idempotency_key, json_value, page_limit, rfc3339};
 use crate::routes::agents::find_agent;
 use crate::routes::client_tokens::mint_token;
-use crate::routes::{page, session_id};
-use crate::session_input::{human_actor, input_to_body, resolve_credential};
+use crate::routes::session_id;
+use crate::session_input::{
+    effective_limits, human_actor, input_to_body, resolve_credential, snapshot_of,
+};
 use crate::store::{CreateOutcome, ListSessions, NewSession, SessionRow};
 use crate::translate::{agent_revision, name_of, session_to_wire};
+use crate::wire::{self, Page, SessionCreated};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -45,56 +45,21 @@ async fn create(
     caller: Caller,
     headers: HeaderMap,
     Body(req): Body<Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
     let ns = caller.org()?.to_owned();
     let fingerprint = sha256_hex(&req.to_string());
-    let parsed: CreateSession = json_value(req)?;
+    let parsed = json_value::<CreateSession>(req)?.validate()?;
     let idempotency = idempotency_key(&headers)?;
-    let agent_id = parsed
-        .agent
-        .clone()
-        .ok_or_else(|| ApiError::invalid("agent", "agent is required"))?;
-    if name_of(&agent_id, IdKind::Agent).is_none() {
-        return Err(ApiError::invalid("agent", "agent must be an `agt_…` id"));
-    }
-    let input = parsed
-        .input
-        .clone()
-        .ok_or_else(|| ApiError::invalid("input", "input is required"))?;
-    let (body, refs, _) = input_to_body(&input, "input")?;
-    if parsed.sources.as_ref().is_some_and(|s| !s.is_null()) {
-        return Err(ApiError::unprocessable(
-            "sources_not_supported",
-            "sources are not supported",
-        ));
-    }
+    let (body, refs, _) = input_to_body(&parsed.input, "input")?;
     let destinations = crate::routes::destinations::parse_inline(
         &state,
         parsed.webhook.as_ref(),
         parsed.destinations.as_ref(),
     )
     .await?;
-    if let Some(m) = &parsed.metadata
-        && !m.is_null()
-    {
-        if !m.is_object() {
-            return Err(ApiError::invalid("metadata", "metadata must be an object"));
-        }
-        if m.to_string().len() > MAX_METADATA_BYTES {
-            return Err(ApiError::invalid(
-                "metadata",
-                "metadata must be at most 16 KiB",
-            ));
-        }
-    }
-    if let Some(k) = &parsed.key {
-        check_idempotency_key("key", k)?;
-    }
-    let limits = parsed.limits.as_ref().map(|l| l.validate()).transpose()?;
-    let agent = find_agent(&state, &ns, &agent_id).await?;
+    let agent = find_agent(&state, &ns, &parsed.agent).await?;
     let revision = agent_revision(&agent);
     if let Some(r) = &parsed.revision
-        && !r.is_null()
         && r.as_i64() != Some(revision)
     {
         return Err(ApiError::invalid(
@@ -121,11 +86,6 @@ async fn create(
     } else {
         object_name_to_id(&credential).map_err(ApiError::internal)?
     };
-    let effective = limits.clone().unwrap_or_default().or(&agent
-        .spec
-        .limits
-        .clone()
-        .unwrap_or_default());
     let hash = prompt_hash(&agent.spec.prompt);
     let id = Id::generate(IdKind::Session);
     let mut claims = Vec::new();
@@ -138,10 +98,10 @@ async fn create(
     let new = NewSession {
         id: id.to_string(),
         namespace: ns.clone(),
-        agent_id: agent_id.clone(),
+        agent_id: parsed.agent.clone(),
         credential_id: Some(credential_id),
-        snapshot: json!({"prompt_hash": hash, "model": model, "runtime": agent.spec.runtime, "revision": revision}),
-        limits: json!({"tokens": effective.tokens, "turn_seconds": effective.turn_seconds, "turns": effective.turns}),
+        snapshot: snapshot_of(&agent.spec.prompt, &model, &agent.spec.runtime, revision),
+        limits: effective_limits(parsed.limits.as_ref(), agent.spec.limits.as_ref()),
         metadata: parsed.metadata.clone().unwrap_or(Value::Null),
         key: parsed.key.clone(),
         idle_timeout: i64::from(
@@ -190,14 +150,14 @@ async fn create(
                         credential: credential.clone(),
                     }),
                     input: Some(SessionInput {
-                        text: match &input {
+                        text: match &parsed.input {
                             Value::String(s) => Some(s.clone()),
                             _ => None,
                         },
-                        envelope: input.is_object().then(|| input.clone()),
+                        envelope: parsed.input.is_object().then(|| parsed.input.clone()),
                     }),
-                    limits,
-                    metadata: parsed.metadata.clone().filter(|m| !m.is_null()),
+                    limits: parsed.limits.clone(),
+                    metadata: parsed.metadata.clone(),
                     key: parsed.key.clone(),
                     desired_state: DesiredState::Running,
                 },
@@ -222,9 +182,11 @@ async fn create(
     );
     Ok((
         status,
-        Json(
-            json!({"session": session_to_wire(&row), "client_token": token["token"], "sources": []}),
-        ),
+        Json(SessionCreated {
+            session: session_to_wire(&row),
+            client_token: token.token,
+            sources: Vec::new(),
+        }),
     ))
 }
 
@@ -232,7 +194,7 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<SessionsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<wire::Session>>> {
     let ns = caller.org()?;
     let limit = page_limit(q.limit.as_deref(), 50, 200)?;
     let below_n = cursor(q.cursor.as_deref())?;
@@ -254,7 +216,10 @@ async fn list(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.n.to_string()))
         .flatten();
-    Ok(Json(page(rows.iter().map(session_to_wire).collect(), next)))
+    Ok(Json(Page {
+        data: rows.iter().map(session_to_wire).collect(),
+        next_cursor: next,
+    }))
 }
 
 /// A session of the caller's tenant (org key only).
@@ -275,7 +240,7 @@ async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Session>> {
     let (_, row) = org_session(&state, &caller, &id).await?;
     Ok(Json(session_to_wire(&row)))
 }
@@ -284,7 +249,7 @@ async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Session>> {
     let (ns, _) = org_session(&state, &caller, &id).await?;
     let row = state
         .store()
@@ -298,7 +263,7 @@ async fn archive(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Session>> {
     let (ns, _) = org_session(&state, &caller, &id).await?;
     let row = state
         .store()

@@ -4,16 +4,15 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::PageQuery;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Path, Query, cursor, page_limit};
-use crate::routes::page;
 use crate::routes::sessions::org_session;
 use crate::translate::turn_to_wire;
+use crate::wire::{Page, Turn, TurnResult};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -27,7 +26,7 @@ async fn result(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TurnResult>> {
     let (_, row) = org_session(&state, &caller, &id).await?;
     let last = state
         .store()
@@ -35,16 +34,17 @@ async fn result(
         .await?
         .into_iter()
         .next();
-    let result = match last.as_ref().and_then(|t| t.result_event_id.clone()) {
-        Some(evt) => match state.store().get_event(&row.id, &evt).await? {
-            Some(e) => e.to_value()?,
-            None => Value::Null,
+    let result = match last.as_ref().and_then(|t| t.result_event_id.as_deref()) {
+        Some(evt) => match state.store().get_event(&row.id, evt).await? {
+            Some(e) => Some(e.to_raw()?),
+            None => None,
         },
-        None => Value::Null,
+        None => None,
     };
-    Ok(Json(
-        json!({"last_turn": last.as_ref().map(turn_to_wire), "result": result}),
-    ))
+    Ok(Json(TurnResult {
+        last_turn: last.as_ref().map(turn_to_wire),
+        result,
+    }))
 }
 
 async fn list(
@@ -52,7 +52,7 @@ async fn list(
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<Turn>>> {
     let (_, row) = org_session(&state, &caller, &id).await?;
     let limit = page_limit(q.limit.as_deref(), 50, 200)?;
     let below = cursor(q.cursor.as_deref())?;
@@ -60,14 +60,17 @@ async fn list(
     let next = (turns.len() as i64 == limit)
         .then(|| turns.last().map(|t| t.number.to_string()))
         .flatten();
-    Ok(Json(page(turns.iter().map(turn_to_wire).collect(), next)))
+    Ok(Json(Page {
+        data: turns.iter().map(turn_to_wire).collect(),
+        next_cursor: next,
+    }))
 }
 
 async fn one(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, turn_id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Turn>> {
     let (_, row) = org_session(&state, &caller, &id).await?;
     let turn = state
         .store()

@@ -5,6 +5,7 @@
 use sealpod_resources::ids::{Id, IdKind};
 use sealpod_resources::runtime_api::{Actor, Event, Level};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::Any;
 use sqlx::Transaction;
 use sqlx::any::AnyRow;
@@ -52,9 +53,12 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// The event as a value.
-    pub fn to_value(&self) -> StoreResult<Value> {
-        super::parse_json("event", &self.data)
+    /// The event's JSON as stored (checked, not re-encoded).
+    pub fn to_raw(&self) -> StoreResult<Box<RawValue>> {
+        RawValue::from_string(self.data.clone()).map_err(|source| StoreError::Corrupt {
+            what: "event",
+            source,
+        })
     }
 
     /// The event as the typed envelope.

@@ -20,7 +20,6 @@ mod turns;
 use std::sync::Arc;
 
 use sealpod_resources::session::Phase;
-use serde_json::Value;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -32,7 +31,7 @@ pub(crate) use events::{level_code, level_column};
 pub use sessions::{
     AdoptedSession, CreateOutcome, IdemKey, ListSessions, NewSession, SessionRow, SteerOutcome,
 };
-pub use turns::{AppendError, TurnRow, TurnState};
+pub use turns::{AppendError, TurnRow};
 
 /// A store failure (detail is logged, never returned to clients).
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +86,21 @@ pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Db { op, source }
 }
 
-pub(crate) fn parse_json(what: &'static str, text: &str) -> StoreResult<Value> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+/// The JSON text a nullable column stores for a value (`None`, SQL NULL, for JSON `null`).
+pub(crate) fn json_text<T: serde::Serialize>(
+    what: &'static str,
+    value: &T,
+) -> StoreResult<Option<String>> {
+    let value =
+        serde_json::to_value(value).map_err(|source| StoreError::Corrupt { what, source })?;
+    Ok((!value.is_null()).then(|| value.to_string()))
 }
 
 /// Which database the store runs on.
@@ -224,9 +236,18 @@ pub(crate) fn phase_column(row: &AnyRow, name: &'static str) -> StoreResult<Phas
     })
 }
 
-/// A nullable column of JSON text; NULL reads as JSON `null`.
-pub(crate) fn json_column(row: &AnyRow, name: &'static str) -> StoreResult<Value> {
-    column::<Option<String>>(row, name)?.map_or(Ok(Value::Null), |text| parse_json(name, &text))
+/// A nullable column of JSON text decoded as `T`; NULL reads as JSON `null` (so `None` for an
+/// `Option`, and an error for a type that cannot be null).
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    name: &'static str,
+) -> StoreResult<T> {
+    parse_json(
+        name,
+        column::<Option<String>>(row, name)?
+            .as_deref()
+            .unwrap_or("null"),
+    )
 }
 
 /// Now as RFC 3339 with milliseconds (UTC).

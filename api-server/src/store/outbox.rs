@@ -6,12 +6,14 @@
 
 use sealpod_resources::ids::{Id, IdKind};
 use sealpod_resources::runtime_api::Level;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
+use crate::wire::DeliveryStatus;
+
 use super::{
-    Backend, Store, StoreResult, StoredEvent, column, db, flag, json_column, level_code,
+    Backend, Store, StoreResult, StoredEvent, column, db, flag, json_column, json_text, level_code,
     level_column, now_rfc3339,
 };
 
@@ -83,17 +85,6 @@ impl std::fmt::Debug for Destination {
 }
 
 impl Destination {
-    /// The wire object (API.md §4.8).
-    pub fn to_wire(&self) -> Value {
-        json!({
-            "id": self.id, "session": self.session, "kind": "webhook", "url": self.url,
-            "level": self.level.as_str(), "types": self.types, "include_raw": self.include_raw,
-            "enabled": self.enabled, "has_secret": self.secret.is_some(),
-            "created_after_seq": self.created_after_seq, "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        })
-    }
-
     fn accepts(&self, event: &StoredEvent) -> bool {
         self.enabled
             && event.seq > self.created_after_seq
@@ -105,19 +96,13 @@ const DEST_COLUMNS: &str = "id, session, url, secret, level, types, include_raw,
     created_after_seq, created_at, updated_at";
 
 fn row_to_destination(row: &AnyRow) -> StoreResult<Destination> {
-    let types = serde_json::from_value(json_column(row, "types")?).map_err(|source| {
-        super::StoreError::Corrupt {
-            what: "destination types",
-            source,
-        }
-    })?;
     Ok(Destination {
         id: column(row, "id")?,
         session: column(row, "session")?,
         url: column(row, "url")?,
         secret: column(row, "secret")?,
         level: level_column(row, "level")?,
-        types,
+        types: json_column(row, "types")?,
         include_raw: flag(row, "include_raw")?,
         enabled: flag(row, "enabled")?,
         created_after_seq: column(row, "created_after_seq")?,
@@ -157,19 +142,6 @@ pub struct Delivery {
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
-}
-
-impl Delivery {
-    /// The wire object (API.md §4.9).
-    pub fn to_wire(&self) -> Value {
-        json!({
-            "id": self.id, "session": self.session, "destination": self.destination,
-            "event_id": self.event_id, "event_seq": self.event_seq, "status": self.status,
-            "attempts": self.attempts, "last_attempt_at": self.last_attempt_at,
-            "response_code": self.response_code, "error": self.error,
-            "created_at": self.created_at, "updated_at": self.updated_at,
-        })
-    }
 }
 
 const DLV_COLUMNS: &str = "id, session, destination, event_id, event_seq, status, attempts, \
@@ -220,7 +192,7 @@ pub(crate) async fn insert_destinations_in(
         .bind(&d.url)
         .bind(d.secret.clone())
         .bind(level_code(d.level))
-        .bind(d.types.as_ref().map(|t| json!(t).to_string()))
+        .bind(json_text("destination types", &d.types)?)
         .bind(i64::from(d.include_raw))
         .bind(i64::from(d.enabled))
         .bind(after_seq)
@@ -296,49 +268,6 @@ pub struct DestinationPatch {
     pub include_raw: Option<bool>,
     /// New enabled.
     pub enabled: Option<bool>,
-}
-
-/// Where a delivery stands (API.md §4.9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Due (now or at its next attempt).
-    Pending,
-    /// Claimed by a worker under a lease.
-    Delivering,
-    /// Acknowledged with a 2xx.
-    Delivered,
-    /// The last attempt failed; another is scheduled.
-    Failed,
-    /// Given up: its retry budget is spent, or its destination or event is gone.
-    DeadLetter,
-}
-
-impl DeliveryStatus {
-    /// Every status.
-    pub const ALL: [DeliveryStatus; 5] = [
-        DeliveryStatus::Pending,
-        DeliveryStatus::Delivering,
-        DeliveryStatus::Delivered,
-        DeliveryStatus::Failed,
-        DeliveryStatus::DeadLetter,
-    ];
-
-    /// The stored and wire name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivering => "delivering",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::DeadLetter => "dead_letter",
-        }
-    }
-
-    /// The status of a wire name, if it is one.
-    pub fn from_wire(name: &str) -> Option<DeliveryStatus> {
-        DeliveryStatus::ALL.into_iter().find(|s| s.as_str() == name)
-    }
 }
 
 fn status_column(row: &AnyRow, name: &'static str) -> StoreResult<DeliveryStatus> {
@@ -467,7 +396,7 @@ impl Store {
         .bind(&d.url)
         .bind(d.secret.clone())
         .bind(level_code(d.level))
-        .bind(d.types.as_ref().map(|t| json!(t).to_string()))
+        .bind(json_text("destination types", &d.types)?)
         .bind(i64::from(d.include_raw))
         .bind(i64::from(d.enabled))
         .bind(now_rfc3339())

@@ -3,13 +3,16 @@
 //! sweep. The store row is the read model of `GET /v3/sessions`; the `Session` object holds the
 //! desired state. Never change `status` or `head` without the row lock.
 
+use sealpod_resources::runtime_api::Usage;
 use sealpod_resources::session::Phase;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 
+use crate::wire::{TurnState, TurnSummary, WireLimits, WireSnapshot};
+
 use super::events::append_in;
 use super::{
-    Draft, Store, StoreResult, StoredEvent, TurnState, WriteTx, column, db, flag, json_column,
+    Draft, Store, StoreResult, StoredEvent, WriteTx, column, db, flag, json_column, json_text,
     now_unix, phase_column,
 };
 
@@ -24,10 +27,10 @@ pub struct SessionRow {
     pub agent_id: String,
     /// `managed`, `cred_…`.
     pub credential_id: Option<String>,
-    /// The `/v3` agent snapshot (JSON object).
-    pub snapshot: Value,
-    /// Session limits as given (JSON object) or null.
-    pub limits: Value,
+    /// The agent as it was at start.
+    pub snapshot: WireSnapshot,
+    /// Effective limits.
+    pub limits: WireLimits,
     /// Metadata verbatim, or null.
     pub metadata: Value,
     /// Routing key.
@@ -38,12 +41,12 @@ pub struct SessionRow {
     pub head: i64,
     /// How far the runtime has consumed input.
     pub input_cursor: i64,
-    /// `{id, state, yield_reason, result_event_id}` or null.
-    pub last_turn: Value,
+    /// The last turn, or `None` before the first.
+    pub last_turn: Option<TurnSummary>,
     /// Turns started.
     pub turns_started: i64,
-    /// Usage summed over completed turns (JSON object) or null.
-    pub usage: Value,
+    /// Usage summed over completed turns, or `None` before the first completes.
+    pub usage: Option<Usage>,
     /// Seconds idle before hibernation (0 = never).
     pub idle_timeout: i64,
     /// True once hibernation was requested.
@@ -81,10 +84,6 @@ pub(crate) fn row_to_session(row: &AnyRow) -> StoreResult<SessionRow> {
     })
 }
 
-fn opt_json(value: &Value) -> Option<String> {
-    (!value.is_null()).then(|| value.to_string())
-}
-
 /// What a new session is made of.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -96,10 +95,10 @@ pub struct NewSession {
     pub agent_id: String,
     /// `managed` or `cred_…`.
     pub credential_id: Option<String>,
-    /// `/v3` agent snapshot.
-    pub snapshot: Value,
-    /// Limits as given, or null.
-    pub limits: Value,
+    /// The agent as it is at start.
+    pub snapshot: WireSnapshot,
+    /// Effective limits.
+    pub limits: WireLimits,
     /// Metadata, or null.
     pub metadata: Value,
     /// Routing key.
@@ -199,9 +198,9 @@ impl Store {
         .bind(row.status.as_str())
         .bind(row.head)
         .bind(row.input_cursor)
-        .bind(opt_json(&row.last_turn))
+        .bind(json_text("session last turn", &row.last_turn)?)
         .bind(row.turns_started)
-        .bind(opt_json(&row.usage))
+        .bind(json_text("session usage", &row.usage)?)
         .bind(i64::from(row.hibernated))
         .bind(now_unix())
         .execute(&mut *w.tx)
@@ -295,9 +294,9 @@ impl Store {
         .bind(&new.namespace)
         .bind(&new.agent_id)
         .bind(new.credential_id.clone())
-        .bind(new.snapshot.to_string())
-        .bind(opt_json(&new.limits))
-        .bind(opt_json(&new.metadata))
+        .bind(json_text("session snapshot", &new.snapshot)?)
+        .bind(json_text("session limits", &new.limits)?)
+        .bind(json_text("session metadata", &new.metadata)?)
         .bind(new.key.clone())
         .bind(new.idle_timeout)
         .bind(now.timestamp())
@@ -357,9 +356,9 @@ impl Store {
         .bind(&new.namespace)
         .bind(&new.agent_id)
         .bind(new.credential_id.clone())
-        .bind(new.snapshot.to_string())
-        .bind(opt_json(&new.limits))
-        .bind(opt_json(&new.metadata))
+        .bind(json_text("session snapshot", &new.snapshot)?)
+        .bind(json_text("session limits", &new.limits)?)
+        .bind(json_text("session metadata", &new.metadata)?)
         .bind(new.key.clone())
         .bind(status.as_str())
         .bind(head)
@@ -568,11 +567,11 @@ impl Store {
     }
 
     async fn cancel_running_turn(&self, w: &mut WriteTx<'_>, row: &SessionRow) -> StoreResult<()> {
-        if row.last_turn.get("state").and_then(Value::as_str) == Some(TurnState::Running.as_str())
-            && let Some(turn) = row.last_turn.get("id").and_then(Value::as_str)
+        if let Some(turn) = &row.last_turn
+            && turn.state == TurnState::Running
         {
             sqlx::query("UPDATE turns SET cancel = 1 WHERE id = $1 AND session = $2")
-                .bind(turn)
+                .bind(&turn.id)
                 .bind(&row.id)
                 .execute(&mut *w.tx)
                 .await

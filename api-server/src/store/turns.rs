@@ -5,47 +5,21 @@
 
 use sealpod_resources::ids::{Id, IdKind};
 use sealpod_resources::runtime_api::{
-    Actor, ClaimedTurn, CompleteTurnRequest, Level, NewEvent, Usage, YieldReason,
+    Actor, ClaimedTurn, CompleteTurnRequest, Level, NewEvent, TurnError, Usage, YieldReason,
 };
 use sealpod_resources::session::Phase;
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 
+use crate::wire::{TurnState, TurnSummary};
+
 use super::events::{append_in, row_to_event};
 use super::{
-    Draft, SessionRow, Store, StoreResult, StoredEvent, column, db, flag, json_column, now_rfc3339,
+    Draft, SessionRow, Store, StoreResult, StoredEvent, column, db, flag, json_column, json_text,
+    now_rfc3339,
 };
 
 /// A turn as stored.
-/// Where a turn stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TurnState {
-    /// Executing (or waiting to be picked up again after a restart).
-    Running,
-    /// Ended without an error.
-    Ok,
-    /// Ended with an error.
-    Error,
-}
-
-impl TurnState {
-    /// The stored and wire name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TurnState::Running => "running",
-            TurnState::Ok => "ok",
-            TurnState::Error => "error",
-        }
-    }
-
-    fn from_stored(name: &str) -> Option<TurnState> {
-        [TurnState::Running, TurnState::Ok, TurnState::Error]
-            .into_iter()
-            .find(|s| s.as_str() == name)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnRow {
     /// `trn_…`
@@ -66,10 +40,10 @@ pub struct TurnRow {
     pub yield_reason: Option<String>,
     /// Result event.
     pub result_event_id: Option<String>,
-    /// Error object or null.
-    pub error: Value,
-    /// Usage object or null.
-    pub usage: Value,
+    /// Why it failed, when it did.
+    pub error: Option<TurnError>,
+    /// Usage of the turn, once completed.
+    pub usage: Option<Usage>,
     /// Cancel requested.
     pub cancel: bool,
     /// RFC 3339.
@@ -108,11 +82,13 @@ fn row_to_turn(row: &AnyRow) -> StoreResult<TurnRow> {
 
 impl TurnRow {
     /// `last_turn` of a session.
-    pub fn summary(&self) -> Value {
-        json!({
-            "id": self.id, "state": self.state, "yield_reason": self.yield_reason,
-            "result_event_id": self.result_event_id,
-        })
+    pub fn summary(&self) -> TurnSummary {
+        TurnSummary {
+            id: self.id.clone(),
+            state: self.state,
+            yield_reason: self.yield_reason.clone(),
+            result_event_id: self.result_event_id.clone(),
+        }
     }
 }
 
@@ -171,11 +147,9 @@ impl Store {
         if row.status == Phase::Archived {
             return Ok(None);
         }
-        let last_state = row.last_turn.get("state").and_then(Value::as_str);
-        let running = match last_state.and_then(TurnState::from_stored) {
-            Some(TurnState::Running) => {
-                let id = row.last_turn["id"].as_str().unwrap_or_default().to_owned();
-                Self::turn_in(&mut w.tx, session, &id).await?
+        let running = match &row.last_turn {
+            Some(last) if last.state == TurnState::Running => {
+                Self::turn_in(&mut w.tx, session, &last.id).await?
             }
             _ => None,
         };
@@ -213,8 +187,8 @@ impl Store {
                     input_to: column(last, "seq")?,
                     yield_reason: None,
                     result_event_id: None,
-                    error: Value::Null,
-                    usage: Value::Null,
+                    error: None,
+                    usage: None,
                     cancel: false,
                     started_at: now_rfc3339(),
                     completed_at: None,
@@ -248,7 +222,7 @@ impl Store {
         row.head += 1;
         row.status = Phase::Running;
         turn.state = TurnState::Running;
-        row.last_turn = turn.summary();
+        row.last_turn = Some(turn.summary());
         Self::save_session(&mut w, &row).await?;
         let inputs = sqlx::query(
             "SELECT session, seq, id, type, level, turn_id, client_id, data FROM events \
@@ -398,8 +372,8 @@ impl Store {
         };
         turn.yield_reason = Some(reason.to_owned());
         turn.result_event_id = req.result_event_id.clone();
-        turn.error = req.error.as_ref().map_or(Value::Null, |e| json!(e));
-        turn.usage = json!(req.usage);
+        turn.error = req.error.clone();
+        turn.usage = Some(req.usage);
         turn.completed_at = Some(now_rfc3339());
         sqlx::query(
             "UPDATE turns SET state = $2, yield_reason = $3, result_event_id = $4, error = $5, \
@@ -409,15 +383,15 @@ impl Store {
         .bind(turn.state.as_str())
         .bind(reason)
         .bind(turn.result_event_id.clone())
-        .bind((!turn.error.is_null()).then(|| turn.error.to_string()))
-        .bind(turn.usage.to_string())
+        .bind(json_text("turn error", &turn.error)?)
+        .bind(json_text("turn usage", &turn.usage)?)
         .bind(turn.completed_at.clone())
         .execute(&mut *w.tx)
         .await
         .map_err(db("complete turn"))?;
-        let previous: Usage = serde_json::from_value(row.usage.clone()).unwrap_or_default();
-        row.usage = json!(previous.add(&req.usage));
-        row.last_turn = turn.summary();
+        // No usage yet is zero usage: no turn has completed before this one.
+        row.usage = Some(row.usage.unwrap_or_default().add(&req.usage));
+        row.last_turn = Some(turn.summary());
         if row.status != Phase::Archived {
             let pending = sqlx::query(
                 "SELECT seq FROM events WHERE session = $1 AND seq > $2 \

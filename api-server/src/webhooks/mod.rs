@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sealpod_util::metrics::{Exposition, Histogram, Kind};
 
-use crate::store::outbox::DeliveryStatus;
+use crate::wire::DeliveryStatus;
 
 /// The outcomes of an attempt, in the order of the attempt counters.
 const ATTEMPT_OUTCOMES: [DeliveryStatus; 3] = [

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::{client, guard, signing};
 use crate::AppState;
-use crate::store::outbox::{Delivery, DeliveryStatus, Settle, now_ms};
+use crate::store::outbox::{Delivery, Settle, now_ms};
+use crate::wire::{DeliveryStatus, WebhookPayload};
 
 /// Deliveries in flight at once per replica; a slow receiver holds one slot, not a round.
 const IN_FLIGHT: usize = 64;
@@ -71,21 +72,23 @@ async fn round(
 }
 
 /// The POST body of a delivery (API.md §8).
-pub fn body(
-    session: &str,
-    event_id: &str,
-    metadata: &Value,
+pub fn body<'a>(
+    session: &'a str,
+    event_id: &'a str,
+    metadata: &'a Value,
     mut event: Value,
     include_raw: bool,
-) -> Value {
+) -> WebhookPayload<'a> {
     if !include_raw && let Some(body) = event.get_mut("body").and_then(Value::as_object_mut) {
         body.remove("raw");
     }
-    let type_ = event.get("type").cloned().unwrap_or(Value::Null);
-    json!({
-        "type": type_, "sessionId": session, "eventId": event_id,
-        "metadata": metadata, "event": event,
-    })
+    WebhookPayload {
+        type_: event.get("type").cloned().unwrap_or(Value::Null),
+        session_id: session,
+        event_id,
+        metadata,
+        event,
+    }
 }
 
 async fn deliver(state: &AppState, d: Delivery) {
@@ -134,9 +137,21 @@ async fn deliver(state: &AppState, d: Delivery) {
         }
     };
     let (metadata, data) = payload;
-    let event: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+    let event: Value = match serde_json::from_str(&data) {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::warn!(error = %e, event = %d.event_id, "cannot read the stored event");
+            return;
+        }
+    };
     let body = body(&d.session, &d.event_id, &metadata, event, dest.include_raw);
-    let body = Bytes::from(body.to_string());
+    let body = match serde_json::to_vec(&body) {
+        Ok(bytes) => Bytes::from(bytes),
+        Err(e) => {
+            tracing::warn!(error = %e, event = %d.event_id, "cannot encode the delivery");
+            return;
+        }
+    };
     let timestamp = chrono::Utc::now().timestamp();
     let mut headers = vec![
         ("webhook-id", d.event_id.clone()),
@@ -198,19 +213,22 @@ async fn deliver(state: &AppState, d: Delivery) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn body_is_the_documented_envelope() {
         let event =
             json!({"id": "evt_1", "type": "user.message", "body": {"text": "hi", "raw": {"x": 1}}});
-        let b = body("ses_1", "evt_1", &json!({"k": 1}), event.clone(), false);
+        let metadata = json!({"k": 1});
+        let b = body("ses_1", "evt_1", &metadata, event.clone(), false);
         assert_eq!(
-            b,
+            serde_json::to_value(b).expect("body"),
             json!({"type": "user.message", "sessionId": "ses_1", "eventId": "evt_1",
                    "metadata": {"k": 1},
                    "event": {"id": "evt_1", "type": "user.message", "body": {"text": "hi"}}})
         );
         let raw = body("ses_1", "evt_1", &Value::Null, event.clone(), true);
+        let raw = serde_json::to_value(raw).expect("body");
         assert_eq!(raw["event"], event);
         assert_eq!(raw["metadata"], Value::Null);
     }

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::input::{check_idempotency_key, check_label};
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -24,7 +24,7 @@ where
 
 /// `limits` as sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct LimitsDto {
+pub(crate) struct LimitsDto {
     /// Token budget.
     #[serde(default)]
     pub tokens: Option<u64>,
@@ -38,7 +38,7 @@ pub struct LimitsDto {
 
 impl LimitsDto {
     /// Checks the ranges and converts.
-    pub fn validate(&self) -> Result<Limits, ApiError> {
+    pub(crate) fn validate(&self) -> Result<Limits, ApiError> {
         if self.tokens == Some(0) {
             return Err(ApiError::invalid(
                 "limits.tokens",
@@ -71,7 +71,7 @@ impl LimitsDto {
 
 /// `POST /v3/agents`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CreateAgent {
+pub(crate) struct CreateAgent {
     /// Unique per tenant.
     pub name: Option<String>,
     /// System prompt.
@@ -90,7 +90,7 @@ pub struct CreateAgent {
 
 /// A `POST /v3/agents` body whose fields passed every check that needs no lookup.
 #[derive(Debug, Clone)]
-pub struct ValidAgent {
+pub(crate) struct ValidAgent {
     /// Unique per tenant.
     pub name: String,
     /// System prompt (empty when not given).
@@ -109,7 +109,7 @@ pub struct ValidAgent {
 
 impl CreateAgent {
     /// Checks what needs no lookup: required fields, names, prompt size, model and runtime.
-    pub fn validate(self) -> Result<ValidAgent, ApiError> {
+    pub(crate) fn validate(self) -> Result<ValidAgent, ApiError> {
         let name = self
             .name
             .ok_or_else(|| ApiError::invalid("name", "name is required"))?;
@@ -147,7 +147,7 @@ impl CreateAgent {
 
 /// `PATCH /v3/agents/{id}`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct UpdateAgent {
+pub(crate) struct UpdateAgent {
     /// New prompt (new revision).
     pub prompt: Option<String>,
     /// New model (new revision).
@@ -167,7 +167,7 @@ pub struct UpdateAgent {
 
 /// `POST /v3/sessions`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CreateSession {
+pub(crate) struct CreateSession {
     /// `agt_…`
     pub agent: Option<String>,
     /// A string or an envelope object.
@@ -192,7 +192,7 @@ pub struct CreateSession {
 
 /// A `POST /v3/sessions` body whose fields passed every check that needs no lookup.
 #[derive(Debug, Clone)]
-pub struct ValidSession {
+pub(crate) struct ValidSession {
     /// `agt_…` (a well-formed id; the agent may still not exist).
     pub agent: String,
     /// A string or an envelope object (`session_input::input_to_body` checks its shape).
@@ -215,7 +215,7 @@ pub struct ValidSession {
 
 impl CreateSession {
     /// Checks what needs no lookup: required fields, id shape, metadata, key and limits.
-    pub fn validate(self) -> Result<ValidSession, ApiError> {
+    pub(crate) fn validate(self) -> Result<ValidSession, ApiError> {
         let agent = self
             .agent
             .ok_or_else(|| ApiError::invalid("agent", "agent is required"))?;
@@ -262,7 +262,7 @@ impl CreateSession {
 
 /// `POST /v3/sessions/{id}/messages`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Steer {
+pub(crate) struct Steer {
     /// The text.
     pub text: Option<String>,
     /// Per-session idempotency key.
@@ -273,7 +273,7 @@ pub struct Steer {
 
 /// `POST /v3/sessions/{id}/client-tokens`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct MintToken {
+pub(crate) struct MintToken {
     /// `read`, `steer`.
     pub scopes: Option<Vec<String>>,
     /// Seconds (60-86400).
@@ -282,7 +282,7 @@ pub struct MintToken {
 
 /// `POST /v3/credentials`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CreateCredential {
+pub(crate) struct CreateCredential {
     /// `anthropic` (default) or `openai`, ….
     pub provider: Option<String>,
     /// The key (write-only).
@@ -295,14 +295,14 @@ pub struct CreateCredential {
 
 /// `PATCH /v3/credentials/{id}`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct RotateCredential {
+pub(crate) struct RotateCredential {
     /// The new key.
     pub key: Option<String>,
 }
 
 /// `PUT /v3/credentials/default`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct SetDefault {
+pub(crate) struct SetDefault {
     /// `cred_…`
     pub credential: Option<String>,
     /// Must match the credential's provider when given.
@@ -311,7 +311,7 @@ pub struct SetDefault {
 
 /// Query of list routes.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     /// Page size.
     pub limit: Option<String>,
     /// Opaque cursor.
@@ -320,7 +320,7 @@ pub struct PageQuery {
 
 /// Query of `GET /v3/sessions`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct SessionsQuery {
+pub(crate) struct SessionsQuery {
     /// Agent id.
     pub agent: Option<String>,
     /// Status.
@@ -339,7 +339,7 @@ pub struct SessionsQuery {
 
 /// Query of the event routes.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     /// Seq cursor.
     pub after: Option<String>,
     /// Alias of `after`.
@@ -359,7 +359,7 @@ pub struct EventsQuery {
 
 /// Query of `GET /v3/sessions/{id}/deliveries`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct DeliveriesQuery {
+pub(crate) struct DeliveriesQuery {
     /// Destination id.
     pub destination: Option<String>,
     /// Delivery status.
@@ -373,7 +373,7 @@ pub struct DeliveriesQuery {
 }
 
 /// Checks a display name.
-pub fn check_name(param: &str, name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(param: &str, name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() || name.chars().count() > 128 {
         return Err(ApiError::invalid(
             param,
@@ -384,7 +384,7 @@ pub fn check_name(param: &str, name: &str) -> Result<(), ApiError> {
 }
 
 /// Checks a prompt's size.
-pub fn check_prompt(prompt: &str) -> Result<(), ApiError> {
+pub(crate) fn check_prompt(prompt: &str) -> Result<(), ApiError> {
     if prompt.len() > MAX_PROMPT_BYTES {
         return Err(ApiError::invalid(
             "prompt",
@@ -395,7 +395,7 @@ pub fn check_prompt(prompt: &str) -> Result<(), ApiError> {
 }
 
 /// Checks `provider/model`.
-pub fn check_model(model: &str) -> Result<(), ApiError> {
+pub(crate) fn check_model(model: &str) -> Result<(), ApiError> {
     let ok = model.split_once('/').is_some_and(|(p, m)| {
         !p.is_empty()
             && p.len() <= 63
@@ -417,7 +417,7 @@ pub fn check_model(model: &str) -> Result<(), ApiError> {
 }
 
 /// Checks a runtime name.
-pub fn check_runtime(runtime: &str) -> Result<(), ApiError> {
+pub(crate) fn check_runtime(runtime: &str) -> Result<(), ApiError> {
     let ok = !runtime.is_empty()
         && runtime.len() <= 32
         && runtime.as_bytes()[0].is_ascii_lowercase()
@@ -435,7 +435,7 @@ pub fn check_runtime(runtime: &str) -> Result<(), ApiError> {
 }
 
 /// Checks a provider name.
-pub fn check_provider(provider: &str) -> Result<(), ApiError> {
+pub(crate) fn check_provider(provider: &str) -> Result<(), ApiError> {
     if check_runtime(provider).is_ok() {
         Ok(())
     } else {
@@ -448,7 +448,7 @@ pub fn check_provider(provider: &str) -> Result<(), ApiError> {
 
 /// Checks a provider key (or a webhook secret). A control character in a key (a trailing NUL
 /// or newline) would break the header it is sent in, or be cut there.
-pub fn check_key(param: &str, key: &str) -> Result<(), ApiError> {
+pub(crate) fn check_key(param: &str, key: &str) -> Result<(), ApiError> {
     if key.trim().is_empty() || key.len() > 4096 {
         return Err(ApiError::invalid(
             param,

@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult};
 
 /// A JSON body; an empty body reads as `{}` (the SDK sends none on some POSTs).
 #[derive(Debug)]
-pub struct Body<T>(pub T);
+pub(crate) struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
@@ -36,7 +36,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
 /// The query string decoded into `T` (see [`query`]).
 #[derive(Debug)]
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
@@ -48,7 +48,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
 /// Path parameters; a segment that is not percent-encoded UTF-8 is a `400` in the envelope.
 #[derive(Debug)]
-pub struct Path<T>(pub T);
+pub(crate) struct Path<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
     type Rejection = ApiError;
@@ -66,7 +66,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
 }
 
 /// Parses a JSON body into `T`; a blank body reads as `{}`.
-pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+pub(crate) fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -79,7 +79,7 @@ pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
 }
 
 /// Converts a body already read as a JSON value (kept to fingerprint it) into `T`.
-pub fn json_value<T: DeserializeOwned>(value: Value) -> ApiResult<T> {
+pub(crate) fn json_value<T: DeserializeOwned>(value: Value) -> ApiResult<T> {
     serde_path_to_error::deserialize(value).map_err(|e| json_error(&e))
 }
 
@@ -162,7 +162,7 @@ fn expected_of(message: &str) -> &'static str {
 /// Decodes a query string into `T` (a struct of optional string fields): names and values are
 /// percent-decoded as forms are (`+` is a space, invalid UTF-8 becomes U+FFFD). A field given
 /// twice is refused (which `after` would win is a guess); unknown parameters are ignored.
-pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
+pub(crate) fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
     let mut map = Map::new();
     let mut repeated = Vec::new();
     for (name, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -196,7 +196,7 @@ pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
 }
 
 /// A seq cursor (`after`, `cursor`): absent or empty is 0, otherwise a non-negative integer.
-pub fn seq(param: &str, raw: Option<&str>) -> ApiResult<i64> {
+pub(crate) fn seq(param: &str, raw: Option<&str>) -> ApiResult<i64> {
     match raw.map(str::trim) {
         None | Some("") => Ok(0),
         Some(s) => {
@@ -208,7 +208,7 @@ pub fn seq(param: &str, raw: Option<&str>) -> ApiResult<i64> {
 }
 
 /// The opaque numeric cursor of a list (`None` when absent or empty).
-pub fn cursor(raw: Option<&str>) -> ApiResult<Option<i64>> {
+pub(crate) fn cursor(raw: Option<&str>) -> ApiResult<Option<i64>> {
     match raw {
         None | Some("") => Ok(None),
         Some(s) => s
@@ -221,7 +221,7 @@ pub fn cursor(raw: Option<&str>) -> ApiResult<Option<i64>> {
 }
 
 /// A page size: `default` when absent, clamped to `1..=max`.
-pub fn page_limit(raw: Option<&str>, default: i64, max: i64) -> ApiResult<i64> {
+pub(crate) fn page_limit(raw: Option<&str>, default: i64, max: i64) -> ApiResult<i64> {
     match raw {
         None | Some("") => Ok(default),
         Some(s) => s
@@ -234,7 +234,7 @@ pub fn page_limit(raw: Option<&str>, default: i64, max: i64) -> ApiResult<i64> {
 }
 
 /// An RFC 3339 time as Unix seconds (`None` when absent or empty).
-pub fn rfc3339(param: &str, raw: Option<&str>) -> ApiResult<Option<i64>> {
+pub(crate) fn rfc3339(param: &str, raw: Option<&str>) -> ApiResult<Option<i64>> {
     match raw {
         None | Some("") => Ok(None),
         Some(v) => chrono::DateTime::parse_from_rfc3339(v)
@@ -245,7 +245,7 @@ pub fn rfc3339(param: &str, raw: Option<&str>) -> ApiResult<Option<i64>> {
 
 /// `Last-Event-ID`: the seq a browser resumes from. It echoes an `id:` this server wrote, so
 /// anything else (absent, unreadable, negative) resumes from 0 rather than failing the stream.
-pub fn last_event_id(headers: &HeaderMap) -> i64 {
+pub(crate) fn last_event_id(headers: &HeaderMap) -> i64 {
     headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -256,7 +256,7 @@ pub fn last_event_id(headers: &HeaderMap) -> i64 {
 
 /// The `Idempotency-Key` header of a create. A header that cannot be read is refused rather
 /// than ignored: ignoring it would turn a retry into a second create.
-pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     const PARAM: &str = "Idempotency-Key";
     let mut values = headers.get_all("idempotency-key").iter();
     let Some(value) = values.next() else {
@@ -277,7 +277,7 @@ pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 
 /// An idempotency or routing key (`Idempotency-Key`, session `key`, steer `idempotency_key`):
 /// 1-256 characters, and a label ([`check_label`]).
-pub fn check_idempotency_key(param: &str, key: &str) -> ApiResult<()> {
+pub(crate) fn check_idempotency_key(param: &str, key: &str) -> ApiResult<()> {
     if key.is_empty() || key.len() > 256 {
         return Err(ApiError::invalid(
             param,
@@ -291,7 +291,7 @@ pub fn check_idempotency_key(param: &str, key: &str) -> ApiResult<()> {
 /// log line, a terminal): a control character (Unicode category Cc: U+0000-U+001F,
 /// U+007F-U+009F) or a bidirectional formatting character (the embeddings and overrides
 /// U+202A-U+202E, the isolates U+2066-U+2069, and the marks U+200E, U+200F and U+061C).
-pub fn is_hidden(c: char) -> bool {
+pub(crate) fn is_hidden(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
@@ -301,7 +301,7 @@ pub fn is_hidden(c: char) -> bool {
 
 /// The one check of user-given names, keys and other identifiers or labels: no
 /// [hidden](is_hidden) character. A `400 invalid` naming `param`; the value is never repeated.
-pub fn check_label(param: &str, value: &str) -> ApiResult<()> {
+pub(crate) fn check_label(param: &str, value: &str) -> ApiResult<()> {
     if value.chars().any(is_hidden) {
         return Err(ApiError::invalid(
             param,

@@ -4,22 +4,27 @@
 //! [`app`] is the public router as a value (driven by tests with `oneshot`), [`runtime_app`]
 //! the runtime API's, [`admin_app`] the admin endpoints'; [`serve`] wires them to sockets.
 //! It holds only the sealing public key; it must never return or log a key or token.
+//!
+//! Public are the app builders, [`serve`], the [`store`], the [`wire`] types and what the
+//! binary and the integration tests drive (adoption, org keys, configuration, the cluster
+//! client, the background sweeps, webhook settings); request handling (`routes`, `input`,
+//! `dto`, `translate`, `sse`, `runtime_api`) is private to the crate.
 
 pub mod adopt;
 pub mod auth;
 pub mod config;
-pub mod dto;
-pub mod error;
-pub mod input;
+mod dto;
+mod error;
+mod input;
 pub mod kube;
 pub mod lifecycle;
-pub mod metrics;
-pub mod routes;
-pub mod runtime_api;
-pub mod session_input;
-pub mod sse;
+mod metrics;
+mod routes;
+mod runtime_api;
+mod session_input;
+mod sse;
 pub mod store;
-pub mod translate;
+mod translate;
 pub mod webhooks;
 pub mod wire;
 

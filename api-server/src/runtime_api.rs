@@ -30,7 +30,7 @@ use crate::translate::turn_to_wire;
 use crate::wire::{Accepted, Revoked, Turn};
 
 /// The routes (under `/runtime/v1`).
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/session", get(session))
         .route("/claim", post(claim))
@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
 
 /// A verified runtime caller.
 #[derive(Debug, Clone)]
-pub struct RuntimeCaller {
+pub(crate) struct RuntimeCaller {
     scope: Scope,
     namespace: String,
     session: String,

@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::wire::{WireLimits, WireSnapshot};
 
 /// The actor of input sent through `/v3`.
-pub fn human_actor(caller: &Caller) -> Actor {
+pub(crate) fn human_actor(caller: &Caller) -> Actor {
     Actor {
         id: match caller {
             Caller::Org { .. } => "user".to_owned(),
@@ -29,7 +29,10 @@ pub fn human_actor(caller: &Caller) -> Actor {
 }
 
 /// Turns an input (a string or an envelope) into a `user.message` body and refs.
-pub fn input_to_body(input: &Value, param: &str) -> ApiResult<(Value, Value, Option<String>)> {
+pub(crate) fn input_to_body(
+    input: &Value,
+    param: &str,
+) -> ApiResult<(Value, Value, Option<String>)> {
     match input {
         Value::String(text) => Ok((json!({"text": text}), json!({}), None)),
         Value::Object(env) => {
@@ -110,7 +113,7 @@ pub(crate) async fn resolve_credential(
 }
 
 /// What a session keeps of its agent at start.
-pub fn snapshot_of(prompt: &str, model: &str, runtime: &str, revision: i64) -> WireSnapshot {
+pub(crate) fn snapshot_of(prompt: &str, model: &str, runtime: &str, revision: i64) -> WireSnapshot {
     WireSnapshot {
         prompt_hash: prompt_hash(prompt),
         model: model.to_owned(),
@@ -120,7 +123,7 @@ pub fn snapshot_of(prompt: &str, model: &str, runtime: &str, revision: i64) -> W
 }
 
 /// A session's limits: its own where set, its agent's otherwise.
-pub fn effective_limits(session: Option<&Limits>, agent: Option<&Limits>) -> WireLimits {
+pub(crate) fn effective_limits(session: Option<&Limits>, agent: Option<&Limits>) -> WireLimits {
     let session = session.cloned().unwrap_or_default();
     WireLimits::from(&session.or(&agent.cloned().unwrap_or_default()))
 }

@@ -26,7 +26,7 @@ const STORE_PAGE: i64 = 500;
 
 /// The `stream` query parameter of the event route.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct StreamParam {
+pub(crate) struct StreamParam {
     /// `sse` for a stream.
     pub stream: Option<String>,
 }
@@ -34,7 +34,7 @@ pub struct StreamParam {
 /// True when a request to the event route asks for the SSE stream: `stream=sse`, or `Accept:
 /// text/event-stream` (what `EventSource` and the Go CLI send). The handler streams exactly when
 /// this holds, and only then may a client token come as `?token=`.
-pub fn wants_sse(stream: Option<&str>, headers: &axum::http::HeaderMap) -> bool {
+pub(crate) fn wants_sse(stream: Option<&str>, headers: &axum::http::HeaderMap) -> bool {
     stream == Some("sse")
         || headers
             .get(axum::http::header::ACCEPT)
@@ -44,7 +44,7 @@ pub fn wants_sse(stream: Option<&str>, headers: &axum::http::HeaderMap) -> bool 
 
 /// What one client's stream needs.
 #[derive(Debug)]
-pub struct StreamParams {
+pub(crate) struct StreamParams {
     /// The store (catch-up reads, archived check).
     pub store: Arc<Store>,
     /// Tenant of the session.
@@ -239,7 +239,7 @@ impl StreamState {
 }
 
 /// The body stream of one SSE client: replay from the cursor, then tail.
-pub fn stream(mut p: StreamParams) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+pub(crate) fn stream(mut p: StreamParams) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let (tail, ctl) = match p.subscribed.take() {
         Some(pair) => pair,
         None => {

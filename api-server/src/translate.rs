@@ -15,7 +15,7 @@ use crate::store::{SessionRow, TurnRow};
 use crate::wire::{self, WireLimits};
 
 /// Annotation with the RFC 3339 time of the last `/v3` update of an object.
-pub const UPDATED_AT_ANNOTATION: &str = "sealpod.dev/updated-at";
+pub(crate) const UPDATED_AT_ANNOTATION: &str = "sealpod.dev/updated-at";
 
 fn created_at<K: kube::Resource>(obj: &K) -> Option<String> {
     let time = obj.meta().creation_timestamp.as_ref()?;
@@ -27,7 +27,7 @@ fn created_at<K: kube::Resource>(obj: &K) -> Option<String> {
 }
 
 /// The agent's revision (annotation; absent means 1).
-pub fn agent_revision(agent: &Agent) -> i64 {
+pub(crate) fn agent_revision(agent: &Agent) -> i64 {
     agent
         .annotations()
         .get(REVISION_ANNOTATION)
@@ -36,7 +36,7 @@ pub fn agent_revision(agent: &Agent) -> i64 {
 }
 
 /// `managed`, `cred_…`, or `None`, from a credential reference (object name).
-pub fn credential_ref_to_id(reference: Option<&str>) -> Option<String> {
+pub(crate) fn credential_ref_to_id(reference: Option<&str>) -> Option<String> {
     match reference? {
         MANAGED_CREDENTIAL => Some(MANAGED_CREDENTIAL.to_owned()),
         name => object_name_to_id(name).ok(),
@@ -44,7 +44,7 @@ pub fn credential_ref_to_id(reference: Option<&str>) -> Option<String> {
 }
 
 /// The wire Agent.
-pub fn agent_to_wire(agent: &Agent) -> wire::Agent {
+pub(crate) fn agent_to_wire(agent: &Agent) -> wire::Agent {
     let id = object_name_to_id(&agent.name_any()).unwrap_or_default();
     let revision = agent_revision(agent);
     let hash = prompt_hash(&agent.spec.prompt);
@@ -83,7 +83,7 @@ pub fn agent_to_wire(agent: &Agent) -> wire::Agent {
 }
 
 /// The wire Credential (metadata only: never the key).
-pub fn credential_to_wire(credential: &Credential) -> wire::Credential {
+pub(crate) fn credential_to_wire(credential: &Credential) -> wire::Credential {
     let status = credential.status.clone().unwrap_or_default();
     wire::Credential {
         id: object_name_to_id(&credential.name_any()).unwrap_or_default(),
@@ -97,7 +97,7 @@ pub fn credential_to_wire(credential: &Credential) -> wire::Credential {
 }
 
 /// The wire Session.
-pub fn session_to_wire(row: &SessionRow) -> wire::Session {
+pub(crate) fn session_to_wire(row: &SessionRow) -> wire::Session {
     wire::Session {
         id: row.id.clone(),
         status: row.status,
@@ -115,7 +115,7 @@ pub fn session_to_wire(row: &SessionRow) -> wire::Session {
 }
 
 /// The wire Turn.
-pub fn turn_to_wire(turn: &TurnRow) -> wire::Turn {
+pub(crate) fn turn_to_wire(turn: &TurnRow) -> wire::Turn {
     wire::Turn {
         id: turn.id.clone(),
         state: turn.state,
@@ -133,7 +133,7 @@ pub fn turn_to_wire(turn: &TurnRow) -> wire::Turn {
 }
 
 /// The wire Destination (whether it signs, never its secret).
-pub fn destination_to_wire(d: &Destination) -> wire::Destination {
+pub(crate) fn destination_to_wire(d: &Destination) -> wire::Destination {
     wire::Destination {
         id: d.id.clone(),
         session: d.session.clone(),
@@ -151,7 +151,7 @@ pub fn destination_to_wire(d: &Destination) -> wire::Destination {
 }
 
 /// The wire Delivery.
-pub fn delivery_to_wire(d: &Delivery) -> wire::Delivery {
+pub(crate) fn delivery_to_wire(d: &Delivery) -> wire::Delivery {
     wire::Delivery {
         id: d.id.clone(),
         session: d.session.clone(),
@@ -169,12 +169,12 @@ pub fn delivery_to_wire(d: &Delivery) -> wire::Delivery {
 }
 
 /// The object name of an API id of the given kind, or `None` when it is not one.
-pub fn name_of(id: &str, kind: IdKind) -> Option<String> {
+pub(crate) fn name_of(id: &str, kind: IdKind) -> Option<String> {
     Id::parse_kind(id, kind).ok().map(|id| id.object_name())
 }
 
 /// The deterministic agent id of a name in a tenant (create is idempotent by name).
-pub fn agent_id_for_name(name: &str) -> String {
+pub(crate) fn agent_id_for_name(name: &str) -> String {
     let digest = crate::auth::sha256_hex(name);
     // 24 characters of [a-z0-9] from the digest: a hash of the name, stable and DNS-safe.
     let body: String = digest.chars().take(24).collect();

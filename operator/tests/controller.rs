@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Harness, NS, eventually};
+use common::{Harness, NS, eventually, lease_renewals};
 use k8s_openapi::api::core::v1::{
     Event as CoreEvent, Namespace, PersistentVolumeClaim, Pod, Secret,
 };
@@ -851,10 +849,11 @@ async fn an_invalid_spec_is_degraded_and_not_requeued() {
         agent.message
     );
 
-    // No requeue storm: with nothing changing, the reconcile count stays put.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No requeue storm: with nothing changing, the reconcile count stays put while the leader
+    // renews its lease three times (two seconds of the operator's clock).
+    lease_renewals(&h, 1).await;
     let before = op.metrics.reconcile_count("session") + op.metrics.reconcile_count("agent");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    lease_renewals(&h, 3).await;
     let after = op.metrics.reconcile_count("session") + op.metrics.reconcile_count("agent");
     assert!(
         after - before <= 1,
@@ -872,8 +871,9 @@ async fn a_second_replica_stays_passive_until_the_leader_lease_lapses() {
     setup(&h).await;
     new_session(&h, "ses-seven").await;
     wait_pod(&h, "ses-seven").await;
-    // Several lease periods pass: b never leads and never reconciles.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Several lease periods pass (six renewals by a, two lease durations): b never leads and
+    // never reconciles.
+    lease_renewals(&h, 6).await;
     assert!(!b.metrics.is_leader());
     assert_eq!(b.metrics.reconcile_count("session"), 0);
     assert!(a.metrics.reconcile_count("session") > 0);

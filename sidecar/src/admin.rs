@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::proxy::Proxy;
 
 /// Serves the admin endpoints until the listener fails.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+pub(crate) async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,

@@ -62,7 +62,7 @@ enum Sender {
 }
 
 /// Serves one intercepted connection until the client closes it.
-pub async fn serve(
+pub(crate) async fn serve(
     proxy: Arc<Proxy>,
     client: Upgraded,
     target: Target,

@@ -11,25 +11,25 @@
 //! connection reads), [`events`], [`metrics`], [`admin`], and [`lock`]. Imports point one way:
 //! down this list, never back up.
 
-pub mod admin;
-pub mod allowlist;
-pub mod ca;
+mod admin;
+mod allowlist;
+mod ca;
 pub mod cli;
 pub mod config;
 pub mod events;
-pub mod intercept;
-pub mod lock;
-pub mod metrics;
-pub mod proxy;
-pub mod redact;
-pub mod relay;
+mod intercept;
+mod lock;
+mod metrics;
+mod proxy;
+mod redact;
+mod relay;
 pub mod resolve;
-pub mod respond;
+mod respond;
 pub mod running;
-pub mod server;
+mod server;
 pub mod ssrf;
-pub mod swap;
+mod swap;
 pub mod target;
 pub mod tls;
-pub mod tripwire;
-pub mod tunnel;
+mod tripwire;
+mod tunnel;

@@ -13,11 +13,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The nftables table the lock owns.
-pub const TABLE: &str = "sealpod_lock";
+pub(crate) const TABLE: &str = "sealpod_lock";
 
 /// Why locking or verifying failed.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// `nft` could not be run.
     #[error("cannot run nft: {0}")]
     Spawn(#[source] std::io::Error),
@@ -35,7 +35,7 @@ pub enum LockError {
 /// The ruleset for `proxy_uid` and `proxy_port`. Established and related traffic is let through
 /// so that replies of connections *accepted* by sandbox processes still flow; new outgoing
 /// connections are what the lock refuses.
-pub fn ruleset(proxy_uid: u32, proxy_port: u16) -> String {
+pub(crate) fn ruleset(proxy_uid: u32, proxy_port: u16) -> String {
     format!(
         "table inet {TABLE} {{
 \tchain output {{
@@ -77,7 +77,7 @@ fn nft(args: &[&str], stdin: Option<&str>) -> Result<String, LockError> {
 }
 
 /// Programs the lock atomically, replacing an earlier one.
-pub fn apply(proxy_uid: u32, proxy_port: u16) -> Result<(), LockError> {
+pub(crate) fn apply(proxy_uid: u32, proxy_port: u16) -> Result<(), LockError> {
     // Declaring then deleting the table first makes the whole file idempotent and atomic.
     let script = format!(
         "table inet {TABLE}\ndelete table inet {TABLE}\n{}",
@@ -88,7 +88,7 @@ pub fn apply(proxy_uid: u32, proxy_port: u16) -> Result<(), LockError> {
 
 /// What `lock --verify` probes.
 #[derive(Debug, Clone)]
-pub struct VerifyPlan {
+pub(crate) struct VerifyPlan {
     /// The proxy's UID.
     pub proxy_uid: u32,
     /// The proxy's port.
@@ -103,7 +103,7 @@ pub struct VerifyPlan {
 
 /// Proves the lock: the table matches, and a probe under the sandbox UID reaches the proxy port
 /// but not a TCP or UDP listener on loopback (set up here) nor any of the extra destinations.
-pub fn verify(plan: &VerifyPlan) -> Result<(), LockError> {
+pub(crate) fn verify(plan: &VerifyPlan) -> Result<(), LockError> {
     let listed = nft(&["list", "table", "inet", TABLE], None)
         .map_err(|e| LockError::NotLocked(format!("table {TABLE} missing ({e})")))?;
     if squash(&listed) != squash(&ruleset(plan.proxy_uid, plan.proxy_port)) {
@@ -179,7 +179,7 @@ fn squash(text: &str) -> String {
 /// The probe itself (run under the sandbox UID): every `open` address must accept a TCP
 /// connection, every `closed_tcp` must refuse, every `closed_udp` must not answer. Returns the
 /// failures, one line each.
-pub fn probe(
+pub(crate) fn probe(
     open: &[SocketAddr],
     closed_tcp: &[SocketAddr],
     closed_udp: &[SocketAddr],

@@ -196,11 +196,11 @@ impl Metrics {
 
 /// Counts an open connection for as long as it lives.
 #[derive(Debug)]
-pub struct ConnectionGuard<'a>(&'a Metrics);
+pub(crate) struct ConnectionGuard<'a>(&'a Metrics);
 
 impl<'a> ConnectionGuard<'a> {
     /// Increments the gauge until dropped.
-    pub fn new(metrics: &'a Metrics) -> Self {
+    pub(crate) fn new(metrics: &'a Metrics) -> Self {
         metrics.open_connections.fetch_add(1, Ordering::Relaxed);
         Self(metrics)
     }

@@ -80,7 +80,7 @@ pub struct Proxy {
 }
 
 /// A shared HTTP/2 upstream sender.
-pub type H2Sender = hyper::client::conn::http2::SendRequest<hyper::body::Incoming>;
+pub(crate) type H2Sender = hyper::client::conn::http2::SendRequest<hyper::body::Incoming>;
 
 impl Proxy {
     /// Builds the state (mints the CA). Needs a Tokio runtime when `events` is configured.

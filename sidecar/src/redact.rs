@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 
 /// A real value and what replaces it.
 #[derive(Clone)]
-pub struct Needle {
+pub(crate) struct Needle {
     real: Bytes,
     sealed: Bytes,
 }
@@ -37,7 +37,7 @@ impl std::fmt::Debug for Needle {
 
 impl Needle {
     /// Replace `real` with `sealed` (an empty `real` never matches).
-    pub fn new(real: &str, sealed: &str) -> Self {
+    pub(crate) fn new(real: &str, sealed: &str) -> Self {
         Self {
             real: Bytes::copy_from_slice(real.as_bytes()),
             sealed: Bytes::copy_from_slice(sealed.as_bytes()),
@@ -54,7 +54,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Replaces every needle in `input`; returns the result and the number of replacements.
-pub fn replace_all(input: &[u8], needles: &[Needle]) -> (Vec<u8>, usize) {
+pub(crate) fn replace_all(input: &[u8], needles: &[Needle]) -> (Vec<u8>, usize) {
     let mut out = input.to_vec();
     let mut count = 0;
     for n in needles {
@@ -103,7 +103,7 @@ fn partial_suffix(buf: &[u8], needles: &[Needle]) -> usize {
 /// A value holding a key gets the sealed token in its place. A header whose *name* holds a key
 /// is dropped: names arrive lowercased (HTTP/2 requires it, and `http` folds HTTP/1.1 names), so
 /// the key is matched ignoring ASCII case, and a rewritten name could not be faithful anyway.
-pub fn redact_headers(headers: &mut HeaderMap, needles: &[Needle]) -> usize {
+pub(crate) fn redact_headers(headers: &mut HeaderMap, needles: &[Needle]) -> usize {
     let named: Vec<HeaderName> = headers
         .keys()
         .filter(|name| {
@@ -137,7 +137,7 @@ pub fn redact_headers(headers: &mut HeaderMap, needles: &[Needle]) -> usize {
 /// Replaces the client's `Accept-Encoding` with `identity` on a request to a credential host, so
 /// the response body comes back as plain bytes the redactor can read (a compressed body would
 /// carry a key past it).
-pub fn ask_for_identity(headers: &mut HeaderMap) {
+pub(crate) fn ask_for_identity(headers: &mut HeaderMap) {
     headers.remove(ACCEPT_ENCODING);
     headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
 }
@@ -145,7 +145,7 @@ pub fn ask_for_identity(headers: &mut HeaderMap) {
 /// True when a response with these headers has a body of plain bytes: no content coding but
 /// `identity` and no transfer coding but `chunked` (which hyper decodes). Anything else (a value
 /// that is not even text included) must not be relayed from a credential host.
-pub fn is_plain(headers: &HeaderMap) -> bool {
+pub(crate) fn is_plain(headers: &HeaderMap) -> bool {
     let only = |name: HeaderName, allowed: &str| {
         headers.get_all(name).iter().all(|value| {
             value.to_str().is_ok_and(|v| {
@@ -160,7 +160,7 @@ pub fn is_plain(headers: &HeaderMap) -> bool {
 
 /// A body that redacts needles frame by frame.
 #[derive(Debug)]
-pub struct Redacting<B> {
+pub(crate) struct Redacting<B> {
     inner: B,
     needles: Vec<Needle>,
     carry: BytesMut,
@@ -171,7 +171,7 @@ pub struct Redacting<B> {
 
 impl<B> Redacting<B> {
     /// Wraps `inner`.
-    pub fn new(inner: B, needles: Vec<Needle>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(inner: B, needles: Vec<Needle>, metrics: Arc<Metrics>) -> Self {
         Self {
             inner,
             needles,

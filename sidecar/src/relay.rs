@@ -18,10 +18,10 @@ use crate::target::Target;
 use crate::tripwire;
 
 /// Largest request head buffered from a client (bounded, unlike hyper's ~400 KiB default).
-pub const MAX_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
 
 /// The redaction needles (real value → sealed token) of the given credentials.
-pub fn needles(proxy: &Proxy, credentials: &[usize]) -> Vec<redact::Needle> {
+pub(crate) fn needles(proxy: &Proxy, credentials: &[usize]) -> Vec<redact::Needle> {
     credentials
         .iter()
         .filter_map(|&i| proxy.credentials.get(i))
@@ -35,7 +35,7 @@ pub fn needles(proxy: &Proxy, credentials: &[usize]) -> Vec<redact::Needle> {
 
 /// A response from a credential host: where it came from and the keys to redact from it.
 #[derive(Debug)]
-pub struct Bound<'a> {
+pub(crate) struct Bound<'a> {
     /// The credential host.
     pub target: &'a Target,
     /// The request's method (for the event of a refusal).
@@ -47,7 +47,7 @@ pub struct Bound<'a> {
 /// Streams an upstream response back to the client. A response from a credential host (`bound`)
 /// has its real keys redacted, or is refused (`502 encoded_response`) when its body is not plain
 /// bytes the redactor can read.
-pub fn relay_response(
+pub(crate) fn relay_response(
     proxy: &Proxy,
     response: Response<Incoming>,
     bound: Option<Bound<'_>>,

@@ -12,17 +12,17 @@ use crate::metrics::DenyReason;
 use crate::resolve::DialError;
 
 /// Error type of response bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of every response the proxy writes.
-pub type ProxyBody = BoxBody<Bytes, BoxError>;
+pub(crate) type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// Header naming why the proxy refused a request.
-pub const DENY_REASON_HEADER: &str = "x-sealpod-deny-reason";
+pub(crate) const DENY_REASON_HEADER: &str = "x-sealpod-deny-reason";
 
 /// Why a request did not go through.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Refused by policy (403, or 421 for a host mismatch, 400 for a bad request, 502 for a
     /// response that cannot be redacted).
     #[error("refused: {}", .0.as_str())]
@@ -39,19 +39,19 @@ pub enum Failure {
 }
 
 /// An empty body.
-pub fn empty() -> ProxyBody {
+pub(crate) fn empty() -> ProxyBody {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
 /// A small text body.
-pub fn text(message: &'static str) -> ProxyBody {
+pub(crate) fn text(message: &'static str) -> ProxyBody {
     Full::new(Bytes::from_static(message.as_bytes()))
         .map_err(|never| match never {})
         .boxed()
 }
 
 /// Turns a failure into the response the sandbox sees.
-pub fn rescue(failure: &Failure) -> Response<ProxyBody> {
+pub(crate) fn rescue(failure: &Failure) -> Response<ProxyBody> {
     let (status, reason, message) = match failure {
         Failure::Deny(DenyReason::HostMismatch) => (
             StatusCode::MISDIRECTED_REQUEST,
@@ -128,7 +128,7 @@ const HOP_BY_HOP: [&str; 8] = [
 
 /// Removes hop-by-hop headers (and those named in `Connection`), and `transfer-encoding`, which
 /// hyper re-derives for the next hop.
-pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     let named: Vec<http::HeaderName> = headers
         .get_all(http::header::CONNECTION)
         .iter()

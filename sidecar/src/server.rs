@@ -31,7 +31,7 @@ use crate::{intercept, tripwire, tunnel};
 const HTTP: u16 = 80;
 
 /// Accepts proxy connections until the listener fails.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+pub(crate) async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,

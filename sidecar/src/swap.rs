@@ -125,7 +125,7 @@ fn slot_token<'v>(slot: &HeaderSlot, value: &'v HeaderValue) -> Option<&'v str> 
 
 /// Replaces `sealed` with `real` in the declared `slots` of `headers`; returns how many values
 /// were replaced. Values of a slot that do not hold exactly the sealed token are left alone.
-pub fn swap_slots(
+pub(crate) fn swap_slots(
     headers: &mut HeaderMap,
     sealed: &str,
     slots: &[HeaderSlot],

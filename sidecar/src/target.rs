@@ -87,7 +87,7 @@ impl Target {
 /// target, or HTTP/2's `:authority`), and each of them that is present names `target`
 /// (`default_port` when it has no port). Checking only one of them is host fronting: the other
 /// one is what a next hop may route by.
-pub fn request_names(
+pub(crate) fn request_names(
     target: &Target,
     version: Version,
     uri: &Uri,

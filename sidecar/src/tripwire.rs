@@ -18,7 +18,7 @@ use crate::target::Target;
 
 /// The index of a credential whose sealed token appears anywhere in the head of `req` (method,
 /// URI, header names and values) although `target` is not one of its hosts, if any.
-pub fn find_misuse<B>(
+pub(crate) fn find_misuse<B>(
     req: &Request<B>,
     target: &Target,
     credentials: &[Arc<Credential>],
@@ -48,7 +48,7 @@ pub fn find_misuse<B>(
 
 /// True when a configured sealed token appears in `text` (a destination name: a token smuggled
 /// into a host name is never bound to it).
-pub fn carries_token(text: &str, credentials: &[Arc<Credential>]) -> bool {
+pub(crate) fn carries_token(text: &str, credentials: &[Arc<Credential>]) -> bool {
     tokens_in(text.as_bytes(), credentials).next().is_some()
 }
 
@@ -75,7 +75,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// `text` with anything shaped like a sealed token replaced by `[redacted]`, for host names that
 /// go into logs and events.
-pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
     let lower = text.to_ascii_lowercase();
     if !lower.contains(SEALED_TOKEN_PREFIX) {
         return std::borrow::Cow::Borrowed(text);

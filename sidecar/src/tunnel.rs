@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 const BUF: usize = 4 * 1024;
 
 /// Copies between the client's upgraded connection and the upstream until both sides close.
-pub async fn run(client: Upgraded, mut upstream: TcpStream) {
+pub(crate) async fn run(client: Upgraded, mut upstream: TcpStream) {
     let mut client = TokioIo::new(client);
     if let Err(error) =
         tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUF, BUF).await

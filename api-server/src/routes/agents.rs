@@ -30,7 +30,7 @@ use crate::translate::{UPDATED_AT_ANNOTATION, agent_id_for_name, agent_to_wire, 
 use crate::wire::{self, Page};
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/agents", get(list).post(create))
         .route("/agents/{id}", get(get_one).patch(update))
@@ -161,7 +161,7 @@ async fn create(
 }
 
 /// Finds an agent of a tenant by id.
-pub async fn find_agent(state: &AppState, ns: &str, id: &str) -> ApiResult<Agent> {
+pub(crate) async fn find_agent(state: &AppState, ns: &str, id: &str) -> ApiResult<Agent> {
     let name = name_of(id, IdKind::Agent).ok_or(ApiError::NotFound("agent"))?;
     state
         .cluster()

@@ -16,12 +16,12 @@ use crate::routes::session_id;
 use crate::wire::ClientToken;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/sessions/{id}/client-tokens", post(mint))
 }
 
 /// Mints a client token: `{token, scopes, expires_at}`.
-pub fn mint_token(
+pub(crate) fn mint_token(
     state: &AppState,
     namespace: &str,
     session: &str,

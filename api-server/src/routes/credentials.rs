@@ -25,7 +25,7 @@ use crate::translate::{credential_to_wire, name_of};
 use crate::wire::{self, Page};
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/credentials", get(list).post(create))
         .route("/credentials/default", put(set_default))
@@ -47,7 +47,7 @@ async fn sealing_keys(state: &AppState) -> ApiResult<sealpod_resources::sealing:
 }
 
 /// Creates a credential from a key (sealed at once) and returns the object.
-pub async fn create_credential(
+pub(crate) async fn create_credential(
     state: &AppState,
     ns: &str,
     provider: &str,
@@ -93,7 +93,7 @@ pub async fn create_credential(
 }
 
 /// Seals a new value for an existing credential.
-pub async fn rotate_credential(
+pub(crate) async fn rotate_credential(
     state: &AppState,
     ns: &str,
     credential: &Credential,

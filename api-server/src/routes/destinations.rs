@@ -23,7 +23,7 @@ use crate::webhooks::guard;
 use crate::wire::{self, DeliveryStatus, Page};
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/sessions/{id}/destinations", get(list).post(create))
         .route(
@@ -37,7 +37,7 @@ pub fn router() -> Router<AppState> {
 
 /// Checks a URL with the outbound guard (DNS included): 400 when it is not a URL or points at
 /// one of the platform's own listeners, 422 when it is otherwise refused.
-pub async fn check_url(state: &AppState, param: &str, url: &str) -> ApiResult<()> {
+pub(crate) async fn check_url(state: &AppState, param: &str, url: &str) -> ApiResult<()> {
     check_label(param, url)?;
     match guard::check(url, state.webhooks().config()).await {
         Ok(_) => Ok(()),
@@ -116,7 +116,7 @@ fn opt_string(obj: &Map<String, Value>, key: &str) -> ApiResult<Option<String>> 
 
 /// Parses and checks one destination of a create body. `allow_secret` is false for the inline
 /// destinations of session create (API.md §3.3).
-pub async fn parse_new(
+pub(crate) async fn parse_new(
     state: &AppState,
     value: &Value,
     param: &str,
@@ -145,7 +145,7 @@ pub async fn parse_new(
 }
 
 /// Parses `webhook` and `destinations` of a session create into destinations.
-pub async fn parse_inline(
+pub(crate) async fn parse_inline(
     state: &AppState,
     webhook: Option<&Value>,
     destinations: Option<&Value>,

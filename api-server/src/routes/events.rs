@@ -23,19 +23,19 @@ use crate::store::{EventFilter, StoredEvent};
 use crate::wire::Page;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/sessions/{id}/events", get(events))
         .route("/sessions/{id}/events/{event_id}", get(one))
 }
 
 /// The seq cursor of a page or stream: the larger of `after` and its alias `cursor`.
-pub fn after_of(q: &EventsQuery) -> ApiResult<i64> {
+pub(crate) fn after_of(q: &EventsQuery) -> ApiResult<i64> {
     Ok(seq("after", q.after.as_deref())?.max(seq("cursor", q.cursor.as_deref())?))
 }
 
 /// Parses the shared filters.
-pub fn filter_of(q: &EventsQuery) -> ApiResult<EventFilter> {
+pub(crate) fn filter_of(q: &EventsQuery) -> ApiResult<EventFilter> {
     let level = match q.level.as_deref() {
         None | Some("") => None,
         Some(l) => Some(Level::parse(l).ok_or_else(|| {
@@ -61,7 +61,7 @@ pub fn filter_of(q: &EventsQuery) -> ApiResult<EventFilter> {
 }
 
 /// A JSON page of events.
-pub async fn events_page(
+pub(crate) async fn events_page(
     state: &AppState,
     session: &str,
     after: i64,

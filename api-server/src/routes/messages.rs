@@ -26,7 +26,7 @@ use crate::translate::name_of;
 use crate::wire::{EventRef, Page, SessionHead, Steered};
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/sessions/{id}/messages", get(list).post(steer))
 }
 

@@ -1,14 +1,14 @@
 //! The `/v3` routes, one module per resource; this root only merges them. Each handler
 //! authenticates through the `Caller` extractor, translates, and answers through `ApiError`.
 
-pub mod agents;
-pub mod client_tokens;
-pub mod credentials;
-pub mod destinations;
-pub mod events;
-pub mod messages;
-pub mod sessions;
-pub mod turns;
+pub(crate) mod agents;
+pub(crate) mod client_tokens;
+pub(crate) mod credentials;
+pub(crate) mod destinations;
+pub(crate) mod events;
+pub(crate) mod messages;
+pub(crate) mod sessions;
+pub(crate) mod turns;
 
 use axum::Router;
 
@@ -18,7 +18,7 @@ use crate::translate::name_of;
 use sealpod_resources::ids::IdKind;
 
 /// Every `/v3` route.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .merge(agents::router())
         .merge(credentials::router())

@@ -32,7 +32,7 @@ use crate::translate::{agent_revision, name_of, session_to_wire};
 use crate::wire::{self, Page, SessionCreated};
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/sessions", get(list).post(create))
         .route("/sessions/{id}", get(get_one))
@@ -223,7 +223,7 @@ async fn list(
 }
 
 /// A session of the caller's tenant (org key only).
-pub async fn org_session(
+pub(crate) async fn org_session(
     state: &AppState,
     caller: &Caller,
     id: &str,

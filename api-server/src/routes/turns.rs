@@ -15,7 +15,7 @@ use crate::translate::turn_to_wire;
 use crate::wire::{Page, Turn, TurnResult};
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/sessions/{id}/result", get(result))
         .route("/sessions/{id}/turns", get(list))

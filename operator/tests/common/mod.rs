@@ -7,6 +7,7 @@
 
 use clap::Parser;
 use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
@@ -197,5 +198,31 @@ impl Harness {
         api.create(&PostParams::default(), &obj)
             .await
             .expect("create")
+    }
+}
+
+/// Waits until the leader has renewed its Lease `n` more times: `n` renew periods of the
+/// operator's own clock have passed. Absence checks ("nothing happens while …") are bounded by
+/// this observed event rather than by a sleep.
+pub async fn lease_renewals(h: &Harness, n: usize) {
+    let leases: Api<Lease> = Api::namespaced(h.client.clone(), SYSTEM);
+    let renew_time = || {
+        let leases = leases.clone();
+        async move {
+            leases
+                .get_opt("sealpod-operator")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|l| l.spec?.renew_time)
+        }
+    };
+    let mut last = eventually("the leader's lease", || async { renew_time().await }).await;
+    for seen in 0..n {
+        last = eventually(&format!("lease renewal {} of {n}", seen + 1), || {
+            let last = last.clone();
+            async move { renew_time().await.filter(|t| *t != last) }
+        })
+        .await;
     }
 }

@@ -15,6 +15,7 @@ use sealpod_api_server::adopt::{Adoption, Refusal, adopt};
 use sealpod_resources::ids::id_to_object_name;
 use sealpod_resources::runtime_token::Scope;
 use sealpod_resources::{Agent, Session, SessionSpec};
+use sealpod_util::wait::until;
 use serde_json::{Value, json};
 
 /// Applies a Session the way `kubectl apply -f examples/session.yaml` does (no snapshot: no
@@ -75,13 +76,11 @@ async fn listed(env: &Env) -> Vec<String> {
 
 /// Waits until the watch has adopted `id` (it shows in the list); false after 20 s.
 async fn wait_listed(env: &Env, id: &str) -> bool {
-    for _ in 0..400 {
-        if listed(env).await.iter().any(|s| s == id) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+    until("the session listed", Duration::from_secs(20), || async {
+        listed(env).await.iter().any(|s| s == id).then_some(())
+    })
+    .await
+    .is_ok()
 }
 
 #[tokio::test]
@@ -354,13 +353,11 @@ async fn an_unknown_agent_is_refused_with_a_warning_naming_the_session() {
 /// Polls `check` on the Session object until it holds; false after 20 s.
 async fn object_until(env: &Env, name: &str, check: impl Fn(&Session) -> bool) -> bool {
     let api: Api<Session> = Api::namespaced(env.cluster.client(), TENANT_A);
-    for _ in 0..200 {
-        if check(&api.get(name).await.expect("object")) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    until("the Session object", Duration::from_secs(20), || async {
+        check(&api.get(name).await.expect("object")).then_some(())
+    })
+    .await
+    .is_ok()
 }
 
 #[tokio::test]

@@ -422,16 +422,11 @@ async fn sessions_pin_the_agent_and_honour_keys() {
     let snap = obj.spec.agent_snapshot.expect("snapshot");
     assert_eq!((snap.prompt.as_str(), snap.revision), ("p", Some(1)));
     assert!(snap.credential.starts_with("cred-"));
-    let mut mirrored = false;
-    for _ in 0..100 {
+    sealpod_testkit::eventually("status.head mirrored", || async {
         let o = api.get(&name).await.expect("session");
-        if o.status.as_ref().and_then(|s| s.head) == Some(1) {
-            mirrored = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(mirrored, "status.head mirrored");
+        (o.status.as_ref().and_then(|s| s.head) == Some(1)).then_some(())
+    })
+    .await;
 
     let (s, got) = env
         .call("GET", &format!("/v3/sessions/{id}"), a, None)
@@ -1533,30 +1528,22 @@ async fn idle_sessions_hibernate_and_input_wakes_them() {
     ));
     let sessions = Api::<Session>::namespaced(env.cluster.client(), TENANT_A);
     let name = id.replace('_', "-");
-    let desired = |want: sealpod_resources::session::DesiredState| {
+    let desired = |what: &'static str, want: sealpod_resources::session::DesiredState| {
         let sessions = sessions.clone();
         let name = name.clone();
         async move {
-            for _ in 0..100 {
-                if sessions
-                    .get(&name)
-                    .await
-                    .expect("session")
-                    .spec
-                    .desired_state
-                    == want
-                {
-                    return true;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            false
+            sealpod_testkit::eventually(what, || async {
+                let session = sessions.get(&name).await.expect("session");
+                (session.spec.desired_state == want).then_some(())
+            })
+            .await;
         }
     };
-    assert!(
-        desired(sealpod_resources::session::DesiredState::Hibernated).await,
-        "hibernated after the idle timeout"
-    );
+    desired(
+        "hibernated after the idle timeout",
+        sealpod_resources::session::DesiredState::Hibernated,
+    )
+    .await;
     let (s, _) = env
         .call(
             "POST",
@@ -1566,10 +1553,11 @@ async fn idle_sessions_hibernate_and_input_wakes_them() {
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED);
-    assert!(
-        desired(sealpod_resources::session::DesiredState::Running).await,
-        "new input wakes it"
-    );
+    desired(
+        "new input wakes it",
+        sealpod_resources::session::DesiredState::Running,
+    )
+    .await;
 }
 
 /// With watch namespaces, org keys are watched in those namespaces only (RBAC granted per

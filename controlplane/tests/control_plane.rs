@@ -4,6 +4,7 @@
 //! `baseline` level is enforced (and admits it where `privileged` is), and a second start on the
 //! same directory resumes the same objects. Needs the programs `scripts/setup` builds.
 
+use sealpod_util::wait::until;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -64,15 +65,22 @@ async fn a_real_control_plane_collects_garbage_admits_by_pod_security_and_resume
     maps.delete("owner", &DeleteParams::default())
         .await
         .expect("delete owner");
-    let mut collected = false;
-    for _ in 0..300 {
-        if maps.get_opt("dependent").await.expect("get").is_none() {
-            collected = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(collected, "the garbage collector removes the dependent");
+    let collected = until(
+        "the dependent collected",
+        Duration::from_secs(30),
+        || async {
+            maps.get_opt("dependent")
+                .await
+                .expect("get")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        collected.is_ok(),
+        "the garbage collector removes the dependent"
+    );
 
     // Pod Security admission: NET_ADMIN is not `baseline`.
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -100,23 +108,18 @@ async fn a_real_control_plane_collects_garbage_admits_by_pod_security_and_resume
     );
     // The namespace's service account comes from the controller manager; the pod waits for it.
     let sandboxes: Api<Pod> = Api::namespaced(client.clone(), "sandboxes");
-    let mut admitted = None;
-    for _ in 0..300 {
+    let admitted = until("the pod admitted", Duration::from_secs(30), || async {
         match sandboxes
             .create(&PostParams::default(), &lock_like_pod("lock"))
             .await
         {
-            Ok(pod) => {
-                admitted = Some(pod);
-                break;
-            }
-            Err(kube::Error::Api(s)) if s.message.contains("serviceaccount") => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            Ok(pod) => Some(pod),
+            Err(kube::Error::Api(s)) if s.message.contains("serviceaccount") => None,
             Err(e) => panic!("privileged admits the pod: {e:?}"),
         }
-    }
-    assert!(admitted.is_some(), "the pod is admitted under privileged");
+    })
+    .await;
+    assert!(admitted.is_ok(), "the pod is admitted under privileged");
     plane.shutdown().await;
 
     // A second start resumes the same cluster.

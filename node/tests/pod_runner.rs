@@ -2,6 +2,7 @@
 //! container on its startup probe, volumes (Secret refreshed on change, emptyDir, a kept claim),
 //! restarts with backoff, terminal phases, graceful deletion, and (as root) network isolation.
 
+use sealpod_util::wait::until;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,14 +31,14 @@ fn config(dir: &Path) -> RunnerConfig {
 
 /// Polls the pod until `check` holds (bounded; the bound is a hang guard, not a timing claim).
 async fn wait_for(api: &Api<Pod>, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..600 {
-        if let Some(pod) = api.get_opt(name).await.expect("get") {
-            let value = serde_json::to_value(&pod).expect("json");
-            if check(&value) {
-                return value;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let reached = until(what, Duration::from_secs(60), || async {
+        let pod = api.get_opt(name).await.expect("get")?;
+        let value = serde_json::to_value(&pod).expect("json");
+        check(&value).then_some(value)
+    })
+    .await;
+    if let Ok(value) = reached {
+        return value;
     }
     let pod = api.get_opt(name).await.expect("get");
     let status = pod.and_then(|p| p.status);
@@ -45,15 +46,13 @@ async fn wait_for(api: &Api<Pod>, name: &str, what: &str, check: impl Fn(&Value)
 }
 
 async fn wait_file(path: &Path, want: &str) -> String {
-    for _ in 0..300 {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && text.contains(want)
-        {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{} never contained {want:?}", path.display());
+    until(want, Duration::from_secs(30), || async {
+        std::fs::read_to_string(path)
+            .ok()
+            .filter(|text| text.contains(want))
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} never contained {want:?}", path.display()))
 }
 
 fn pod_dir(data: &Path, name: &str, uid: &str) -> PathBuf {
@@ -178,15 +177,11 @@ async fn runs_init_then_gated_sidecar_then_main_with_volumes() {
     pods.delete("p1", &DeleteParams::default())
         .await
         .expect("delete");
-    let mut gone = false;
-    for _ in 0..100 {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(gone, "main process {pid} survived its pod");
+    let gone = until("the main process gone", Duration::from_secs(10), || async {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    })
+    .await;
+    assert!(gone.is_ok(), "main process {pid} survived its pod");
     // The claim's directory is kept after the pod is gone.
     assert!(claim.join("copied").exists());
 
@@ -202,23 +197,21 @@ async fn the_runner_registers_its_node_ready() {
     let data = tempfile::tempdir().expect("tmp");
     let runner = PodRunner::start(client.clone(), config(data.path()));
     let nodes: Api<Node> = Api::all(client.clone());
-    let mut ready = None;
-    for _ in 0..100 {
-        if let Some(node) = nodes.get_opt("devcluster-node").await.expect("get") {
-            ready = node
-                .status
+    let ready = until(
+        "the node's Ready condition",
+        Duration::from_secs(10),
+        || async {
+            let node = nodes.get_opt("devcluster-node").await.expect("get")?;
+            node.status
                 .and_then(|s| s.conditions)
                 .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
-                .map(|c| c.status);
-            if ready.is_some() {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+                .map(|c| c.status)
+        },
+    )
+    .await;
     assert_eq!(
         ready.as_deref(),
-        Some("True"),
+        Ok("True"),
         "the node registers itself Ready"
     );
     runner.shutdown().await;
@@ -651,12 +644,12 @@ async fn a_pod_reaches_only_its_own_volumes_and_no_key_outlives_it() {
     pods.delete("a", &DeleteParams::default())
         .await
         .expect("delete");
-    for _ in 0..100 {
-        if !a.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let _ = until(
+        "the pod's directory removed",
+        Duration::from_secs(10),
+        || async { (!a.exists()).then_some(()) },
+    )
+    .await;
     assert!(!a.exists(), "{} outlived its pod", a.display());
     let again = pods
         .create(

@@ -3,6 +3,7 @@
 
 mod support;
 
+use sealpod_util::wait::until;
 use std::time::Duration;
 
 use sealpod_resources::common::Limits;
@@ -42,23 +43,28 @@ fn process_alive(needle: &str) -> bool {
 }
 
 async fn eventually_alive(needle: &str) -> bool {
-    for _ in 0..50 {
-        if process_alive(needle) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
+    until("the process alive", Duration::from_secs(5), || async {
+        process_alive(needle).then_some(())
+    })
+    .await
+    .is_ok()
 }
 
 async fn eventually_gone(needle: &str) -> bool {
-    for _ in 0..50 {
-        if !process_alive(needle) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    until("the process gone", Duration::from_secs(5), || async {
+        (!process_alive(needle)).then_some(())
+    })
+    .await
+    .is_ok()
+}
+
+/// Waits until the model has been asked once (the stream is running).
+async fn model_asked(h: &Harness) {
+    until("a model request", Duration::from_secs(5), || async {
+        (!h.model_requests().is_empty()).then_some(())
+    })
+    .await
+    .expect("the model is asked");
 }
 
 #[tokio::test]
@@ -279,12 +285,7 @@ async fn cancel_mid_stream_aborts_the_model_call() {
             !s.of_type("turn.started").is_empty()
         })
         .await;
-    for _ in 0..100 {
-        if !h.model_requests().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    model_asked(&h).await;
     assert_eq!(h.model_requests().len(), 1, "the stream is running");
     h.api.cancel();
     let done = h.api.completed(1, Duration::from_secs(10)).await;
@@ -537,12 +538,7 @@ async fn sigkill_mid_stream_re_asks_the_model_and_answers_once() {
     let mut h = Harness::new(no_limits()).await;
     h.start();
     h.api.steer("[[scenario:slow:30:100]] stream then crash");
-    for _ in 0..100 {
-        if !h.model_requests().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    model_asked(&h).await;
     assert_eq!(h.model_requests().len(), 1, "the stream is running");
     assert!(!h.signal_and_wait("KILL").await.success());
     h.start();

@@ -213,22 +213,14 @@ impl TestCluster {
     }
 }
 
-/// Polls `f` every 50 ms until it returns `Some`, failing the test after a generous bound (one
-/// minute: the real garbage collector and controller manager are slower than devcluster's).
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+/// Polls `f` until it returns `Some`, failing the test after a generous bound (one minute: the
+/// real garbage collector and controller manager are slower than devcluster's).
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    sealpod_util::wait::until(what, PATIENCE, f)
+        .await
+        .unwrap_or_else(|timed_out| panic!("{timed_out}"))
 }

@@ -119,14 +119,11 @@ impl Env {
             state.wait_ready(Duration::from_secs(10)).await,
             "org keys loaded"
         );
-        for key in [key_a.expose(), key_b.expose()] {
-            for _ in 0..200 {
-                if state.org_keys().namespace_of(key).is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        org_keys_loaded(
+            &state,
+            [(TENANT_A, key_a.expose()), (TENANT_B, key_b.expose())],
+        )
+        .await;
         Env {
             app: app(state.clone()),
             runtime: runtime_app(state.clone()),
@@ -161,14 +158,7 @@ impl Env {
             state.wait_ready(Duration::from_secs(10)).await,
             "org keys loaded"
         );
-        for key in [&self.key_a, &self.key_b] {
-            for _ in 0..200 {
-                if state.org_keys().namespace_of(key).is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        org_keys_loaded(&state, [(TENANT_A, &self.key_a), (TENANT_B, &self.key_b)]).await;
         self.app = app(state.clone());
         self.runtime = runtime_app(state.clone());
         self.admin = admin_app(state.clone());
@@ -327,5 +317,19 @@ impl Env {
             .await;
         assert_eq!(s, StatusCode::OK, "{done}");
         (turn_id, result)
+    }
+}
+
+/// Waits until the API server authenticates the org key of each namespace it serves.
+async fn org_keys_loaded(state: &AppState, keys: [(&str, &str); 2]) {
+    let served = &state.settings().watch_namespaces;
+    for (namespace, key) in keys {
+        if !served.is_empty() && !served.iter().any(|s| s == namespace) {
+            continue;
+        }
+        sealpod_testkit::eventually("an org key to authenticate", || async {
+            state.org_keys().namespace_of(key).map(|_| ())
+        })
+        .await;
     }
 }

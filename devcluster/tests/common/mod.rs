@@ -64,20 +64,12 @@ pub fn widget(name: &str, size: i32) -> Widget {
 }
 
 /// Polls `f` until it returns `Some`, for at most 15 seconds (a bound, not a timing assertion).
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    sealpod_util::wait::until(what, Duration::from_secs(15), f)
+        .await
+        .unwrap_or_else(|timed_out| panic!("{timed_out}"))
 }

@@ -618,14 +618,26 @@ async fn credential_resolution_order() {
     );
 }
 
-#[tokio::test]
-async fn events_steer_turns_result_cancel_archive() {
-    let env = Env::start().await;
+/// A session through two turns, steered in between: once with an idempotency key (then
+/// replayed) and once with an envelope. What the focused tests below read.
+struct TwoTurns {
+    id: String,
+    turn1: String,
+    result1: String,
+    turn2: String,
+    result2: String,
+    /// The steer's answer, its replay's and the envelope steer's (status and body).
+    steered: (StatusCode, Value),
+    replay: (StatusCode, Value),
+    envelope: (StatusCode, Value),
+}
+
+async fn two_turns(env: &Env) -> TwoTurns {
     let a = Some(env.key_a.as_str());
     let agent = env.agent("flow").await;
     let (id, _) = env.session(&agent, "start").await;
     let (turn1, result1) = env.run_turn(&id, "first").await;
-    let (s, steered) = env
+    let steered = env
         .call(
             "POST",
             &format!("/v3/sessions/{id}/messages"),
@@ -633,8 +645,6 @@ async fn events_steer_turns_result_cancel_archive() {
             Some(json!({"text": "more", "idempotency_key": "k"})),
         )
         .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{steered}");
-    assert_eq!(steered["session"]["status"], "queued");
     let (s, replay) = env
         .call(
             "POST",
@@ -643,17 +653,16 @@ async fn events_steer_turns_result_cancel_archive() {
             Some(json!({"text": "more", "idempotency_key": "k"})),
         )
         .await;
-    assert_eq!((s, &replay["event"]), (StatusCode::OK, &steered["event"]));
-    let (s, env_steer) = env
+    let replay = (s, replay);
+    let envelope = env
         .call("POST", &format!("/v3/sessions/{id}/messages"), a, Some(json!({"envelope": {"id": "client:1", "text": "via envelope", "source": "client", "refs": {"thread": "t"}, "raw": {"x": 1}}})))
         .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
     let (_, ev) = env
         .call(
             "GET",
             &format!(
                 "/v3/sessions/{id}/events/{}",
-                env_steer["event"]["id"].as_str().expect("id")
+                envelope.1["event"]["id"].as_str().expect("id")
             ),
             a,
             None,
@@ -662,7 +671,37 @@ async fn events_steer_turns_result_cancel_archive() {
     assert_eq!(ev["body"], json!({"text": "via envelope", "raw": {"x": 1}}));
     assert_eq!(ev["refs"], json!({"thread": "t", "source": "client"}));
     let (turn2, result2) = env.run_turn(&id, "second").await;
+    TwoTurns {
+        id,
+        turn1,
+        result1,
+        turn2,
+        result2,
+        steered,
+        replay,
+        envelope,
+    }
+}
 
+#[tokio::test]
+async fn steers_are_idempotent_and_envelopes_keep_refs_and_raw() {
+    let env = Env::start().await;
+    let flow = two_turns(&env).await;
+    let (s, steered) = &flow.steered;
+    assert_eq!(*s, StatusCode::ACCEPTED, "{steered}");
+    assert_eq!(steered["session"]["status"], "queued");
+    assert_eq!(
+        (flow.replay.0, &flow.replay.1["event"]),
+        (StatusCode::OK, &steered["event"])
+    );
+    assert_eq!(flow.envelope.0, StatusCode::ACCEPTED, "{}", flow.envelope.1);
+}
+
+#[tokio::test]
+async fn event_pages_filter_paginate_and_refuse_bad_queries() {
+    let env = Env::start().await;
+    let TwoTurns { id, turn1, .. } = two_turns(&env).await;
+    let a = Some(env.key_a.as_str());
     let (_, page) = env
         .call("GET", &format!("/v3/sessions/{id}/events"), a, None)
         .await;
@@ -798,7 +837,20 @@ async fn events_steer_turns_result_cancel_archive() {
             "agent.message"
         ]
     );
+}
 
+#[tokio::test]
+async fn result_and_turns_name_the_last_turn() {
+    let env = Env::start().await;
+    let TwoTurns {
+        id,
+        turn1,
+        result1,
+        turn2,
+        result2,
+        ..
+    } = two_turns(&env).await;
+    let a = Some(env.key_a.as_str());
     let (_, result) = env
         .call("GET", &format!("/v3/sessions/{id}/result"), a, None)
         .await;
@@ -833,7 +885,13 @@ async fn events_steer_turns_result_cancel_archive() {
         (&session["status"], &session["last_turn"]["id"]),
         (&json!("idle"), &json!(turn2))
     );
+}
 
+#[tokio::test]
+async fn cancel_when_idle_answers_the_session_and_archive_is_read_only() {
+    let env = Env::start().await;
+    let TwoTurns { id, .. } = two_turns(&env).await;
+    let a = Some(env.key_a.as_str());
     // Cancel with no running turn is a no-op answering the session; archive is read-only.
     let (s, c) = env
         .call("POST", &format!("/v3/sessions/{id}/cancel"), a, None)

@@ -102,17 +102,18 @@ async fn deliver(state: &AppState, d: Delivery) {
             }
         }
     };
+    // What is gone cannot be delivered: dead-lettered without an attempt.
+    let gone = |why: &str| Settle {
+        status: DeliveryStatus::DeadLetter,
+        attempted: false,
+        next_attempt: 0,
+        response_code: None,
+        error: Some(why.to_owned()),
+    };
     let dest = match store.get_destination(&d.session, &d.destination).await {
         Ok(Some(dest)) => dest,
         Ok(None) => {
-            return settle(Settle {
-                status: DeliveryStatus::DeadLetter,
-                attempted: false,
-                next_attempt: 0,
-                response_code: None,
-                error: Some("the destination was deleted".into()),
-            })
-            .await;
+            return settle(gone("the destination was deleted")).await;
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot read destination");
@@ -122,14 +123,7 @@ async fn deliver(state: &AppState, d: Delivery) {
     let payload = match store.delivery_payload(&d.session, d.event_seq).await {
         Ok(Some(p)) => p,
         Ok(None) => {
-            return settle(Settle {
-                status: DeliveryStatus::DeadLetter,
-                attempted: false,
-                next_attempt: 0,
-                response_code: None,
-                error: Some("the event no longer exists".into()),
-            })
-            .await;
+            return settle(gone("the event no longer exists")).await;
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot read delivery payload");

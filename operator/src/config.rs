@@ -5,8 +5,7 @@
 //! it reads, `--upstream-ca-file`, is read once here at start and must hold public certificates
 //! only (a private key in it is refused, so it is never copied into session Secrets).
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,7 +14,6 @@ use ipnet::IpNet;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::{self, SectionKind};
 use sealpod_resources::labels::DEFAULT_SYSTEM_NAMESPACE;
-use sealpod_resources::proxy_config::ProxyConfig;
 
 use crate::build::{ProxyResolve, Settings};
 
@@ -288,58 +286,20 @@ impl Config {
 /// `base * 2^(n-1)`, capped at `max` (the workspace's one backoff).
 pub use sealpod_util::backoff::exponential as backoff;
 
-/// Parses every `--proxy-resolve` entry with the sidecar's own parser (a one-entry
-/// [`ProxyConfig`] through [`ProxyConfig::validate`]), so the operator cannot accept what the
-/// proxy would refuse. Entries are returned in canonical form, in the order given; empty ones
+/// Parses every `--proxy-resolve` entry ([`ProxyResolve::parse`]: the proxy's own parser, so
+/// the operator cannot accept what the proxy would refuse). Entries are returned in canonical form, in the order given; empty ones
 /// (an empty `SEALPOD_PROXY_RESOLVE`, a trailing comma) are skipped.
 pub fn parse_proxy_resolve(entries: &[String]) -> Result<Vec<ProxyResolve>, ConfigError> {
     entries
         .iter()
         .filter(|entry| !entry.trim().is_empty())
         .map(|entry| {
-            parse_resolve_entry(entry).map_err(|message| ConfigError::ProxyResolve {
+            ProxyResolve::parse(entry).map_err(|message| ConfigError::ProxyResolve {
                 entry: entry.clone(),
                 message,
             })
         })
         .collect()
-}
-
-fn parse_resolve_entry(entry: &str) -> Result<ProxyResolve, String> {
-    let (key, target) = entry
-        .trim()
-        .split_once('=')
-        .ok_or("expected `HOST[:PORT]=ADDR[:PORT]`")?;
-    let (key, target) = (key.trim(), target.trim());
-    if key.is_empty() || target.is_empty() {
-        return Err("expected `HOST[:PORT]=ADDR[:PORT]`".into());
-    }
-    let probe = ProxyConfig {
-        listen: "127.0.0.1:1".into(),
-        admin_listen: "127.0.0.1:2".into(),
-        ca_cert_out: "/ca.pem".into(),
-        mode: Default::default(),
-        allow: Vec::new(),
-        deny_cidrs: Vec::new(),
-        allow_cidrs: Vec::new(),
-        credentials: Vec::new(),
-        events: None,
-        resolve: BTreeMap::from([(key.to_owned(), vec![target.to_owned()])]),
-        extra_roots: Vec::new(),
-    };
-    let valid = probe.validate().map_err(|e| e.message)?;
-    let (key, targets) = valid
-        .resolve
-        .into_iter()
-        .next()
-        .ok_or("no override parsed")?;
-    let target = targets.into_iter().next().ok_or("no address parsed")?;
-    if key.host.parse::<IpAddr>().is_ok() {
-        // The proxy dials IP literals as they are, without resolving: the override would be a
-        // silent no-op.
-        return Err("HOST must be a DNS name: an IP address is never resolved".into());
-    }
-    Ok(ProxyResolve { key, target })
 }
 
 /// Reads and checks the upstream CA bundle: every PEM section must be a certificate rustls

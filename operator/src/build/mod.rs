@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use sealpod_resources::agent::SandboxSpec;
 use sealpod_resources::labels;
-use sealpod_resources::proxy_config::{ResolveKey, ResolveTarget};
+use sealpod_resources::proxy_config::{ProxyConfig, ResolveKey, ResolveTarget};
 use sealpod_resources::secret::{SealedToken, Secret};
 use sealpod_resources::session::AgentSnapshot;
 
@@ -91,6 +91,46 @@ pub struct ProxyResolve {
 }
 
 impl ProxyResolve {
+    /// Parses one `HOST[:PORT]=ADDR[:PORT]` entry with the sidecar's own parser (a one-entry
+    /// [`ProxyConfig`] through [`ProxyConfig::validate`]), so the operator cannot accept what the
+    /// proxy would refuse; the result is in canonical form.
+    pub fn parse(entry: &str) -> Result<ProxyResolve, String> {
+        let (key, target) = entry
+            .trim()
+            .split_once('=')
+            .ok_or("expected `HOST[:PORT]=ADDR[:PORT]`")?;
+        let (key, target) = (key.trim(), target.trim());
+        if key.is_empty() || target.is_empty() {
+            return Err("expected `HOST[:PORT]=ADDR[:PORT]`".into());
+        }
+        let probe = ProxyConfig {
+            listen: "127.0.0.1:1".into(),
+            admin_listen: "127.0.0.1:2".into(),
+            ca_cert_out: "/ca.pem".into(),
+            mode: Default::default(),
+            allow: Vec::new(),
+            deny_cidrs: Vec::new(),
+            allow_cidrs: Vec::new(),
+            credentials: Vec::new(),
+            events: None,
+            resolve: BTreeMap::from([(key.to_owned(), vec![target.to_owned()])]),
+            extra_roots: Vec::new(),
+        };
+        let valid = probe.validate().map_err(|e| e.message)?;
+        let (key, targets) = valid
+            .resolve
+            .into_iter()
+            .next()
+            .ok_or("no override parsed")?;
+        let target = targets.into_iter().next().ok_or("no address parsed")?;
+        if key.host.parse::<IpAddr>().is_ok() {
+            // The proxy dials IP literals as they are, without resolving: the override would be a
+            // silent no-op.
+            return Err("HOST must be a DNS name: an IP address is never resolved".into());
+        }
+        Ok(ProxyResolve { key, target })
+    }
+
     /// The key as written in the proxy configuration (`host` or `host:port`).
     pub fn key_text(&self) -> String {
         match self.key.port {

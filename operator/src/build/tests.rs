@@ -994,7 +994,10 @@ fn settings_with_overrides(ca: &str) -> Settings {
     ]
     .map(str::to_owned);
     Settings {
-        proxy_resolve: crate::config::parse_proxy_resolve(&entries).expect("entries"),
+        proxy_resolve: entries
+            .iter()
+            .map(|e| ProxyResolve::parse(e).expect("entry"))
+            .collect(),
         upstream_ca: Some(ca.to_owned()),
         ..fixture::settings()
     }
@@ -1128,7 +1131,10 @@ fn with_overrides_the_network_policy_adds_one_host_rule_per_non_loopback_address
     ]
     .map(str::to_owned);
     let settings = Settings {
-        proxy_resolve: crate::config::parse_proxy_resolve(&entries).expect("entries"),
+        proxy_resolve: entries
+            .iter()
+            .map(|e| ProxyResolve::parse(e).expect("entry"))
+            .collect(),
         ..fixture::settings()
     };
     let mut expected =

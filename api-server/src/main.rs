@@ -24,7 +24,11 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&serve.log))
+        .with_env_filter(sealpod_util::log::parse(
+            "--log/SEALPOD_LOG",
+            &serve.log,
+            "info",
+        ))
         .with_current_span(false)
         .init();
     sealpod_api_server::serve(serve)

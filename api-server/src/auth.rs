@@ -1,6 +1,8 @@
 //! Who is calling: an org API key (a tenant namespace) or a session client token (one session,
-//! scopes `read`/`steer`). Org keys are found by their SHA-256 in Secrets labelled
-//! `sealpod.dev/component=api-key`, cached by a watch so a new key works without a restart.
+//! scopes `read`/`steer`). Org keys are found by their SHA-256 in ConfigMaps labelled
+//! `sealpod.dev/component=api-key` (a hash of a 192-bit random key opens nothing, so it needs no
+//! Secret, and this server needs no access to a tenant's Secrets), cached by a watch so a new key
+//! works without a restart.
 //! Client tokens are `sct_<payload>.<mac>`, HMAC-SHA256 under a key kept in a system Secret.
 //!
 //! Keys and tokens are never logged or returned except the one time a token is minted.
@@ -18,16 +20,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt as _;
 use hmac::{Hmac, Mac};
-use k8s_openapi::api::core::v1::Secret as K8sSecret;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use sealpod_resources::labels::{COMPONENT_API_KEY, COMPONENT_LABEL};
+use sealpod_resources::labels::{API_KEY_HASH_ENTRY, COMPONENT_API_KEY, COMPONENT_LABEL};
 use sealpod_resources::secret::{Secret, random_hex};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::kube::{API_KEY_HASH_ENTRY, Cluster};
+use crate::kube::Cluster;
 
 /// Prefix of org API keys.
 pub const ORG_KEY_PREFIX: &str = "osb_";
@@ -72,30 +74,31 @@ impl OrgKeys {
         self.ready.load(Ordering::Acquire)
     }
 
-    fn entry(secret: &K8sSecret) -> Option<(String, (String, String))> {
-        let hash = secret.data.as_ref()?.get(API_KEY_HASH_ENTRY)?;
-        let hash = String::from_utf8(hash.0.clone())
-            .ok()?
+    fn entry(record: &ConfigMap) -> Option<(String, (String, String))> {
+        let hash = record
+            .data
+            .as_ref()?
+            .get(API_KEY_HASH_ENTRY)?
             .trim()
             .to_ascii_lowercase();
-        Some((hash, (secret.namespace()?, secret.name_any())))
+        Some((hash, (record.namespace()?, record.name_any())))
     }
 
-    fn remove(&self, secret: &K8sSecret) {
-        let key = (secret.namespace().unwrap_or_default(), secret.name_any());
+    fn remove(&self, record: &ConfigMap) {
+        let key = (record.namespace().unwrap_or_default(), record.name_any());
         let mut map = self.by_hash.write().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, v| *v != key);
     }
 
-    fn apply(&self, secret: &K8sSecret) {
-        self.remove(secret);
-        if let Some((hash, owner)) = Self::entry(secret) {
+    fn apply(&self, record: &ConfigMap) {
+        self.remove(record);
+        if let Some((hash, owner)) = Self::entry(record) {
             let mut map = self.by_hash.write().unwrap_or_else(|p| p.into_inner());
             map.insert(hash, owner);
         }
     }
 
-    /// Watches org key Secrets in `namespaces` (empty: every namespace) and keeps the cache
+    /// Watches org key records (labelled ConfigMaps) in `namespaces` (empty: every namespace) and keeps the cache
     /// current; ready once each namespace has been listed. Runs forever.
     pub async fn run(&self, cluster: Cluster, namespaces: Vec<String>) {
         let client = cluster.client().clone();
@@ -108,7 +111,7 @@ impl OrgKeys {
             namespaces.into_iter().map(Some).collect()
         };
         let streams = scopes.iter().enumerate().map(|(i, scope)| {
-            let api: Api<K8sSecret> = match scope {
+            let api: Api<ConfigMap> = match scope {
                 Some(ns) => Api::namespaced(client.clone(), ns),
                 None => Api::all(client.clone()),
             };

@@ -33,7 +33,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ApiKeyCommand {
     /// Create an org API key for a namespace (tenant); prints the key once. Only its SHA-256 is
-    /// stored, in a Secret of that namespace labelled `sealpod.dev/component=api-key`.
+    /// stored, in a ConfigMap of that namespace labelled `sealpod.dev/component=api-key`.
     Create {
         /// The tenant namespace the key belongs to.
         #[arg(long, env = "SEALPOD_NAMESPACE")]

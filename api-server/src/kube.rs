@@ -1,5 +1,5 @@
 //! Access to the Kubernetes API (kube 5): the `Agent`, `Session` and `Credential` objects of a
-//! tenant namespace, the sealed-value Secrets owned by Credentials, org API key Secrets, and the
+//! tenant namespace (a Credential carries its own sealed value), org API key records, and the
 //! system namespace's sealing public keys and token keys. Writes use the API server's field
 //! manager; session status goes through server-side apply of only the fields this server owns
 //! (`phase`, `head`, `lastTurn`), credential status of only `last4` and `version`.
@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use sealpod_resources::labels::{
-    API_SERVER_FIELD_MANAGER, COMPONENT_API_KEY, COMPONENT_LABEL, MANAGED_BY, PART_OF,
-    PART_OF_VALUE, SEALED_SECRET_KEY, SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP,
+    API_KEY_HASH_ENTRY, API_SERVER_FIELD_MANAGER, COMPONENT_API_KEY, COMPONENT_LABEL, MANAGED_BY,
+    PART_OF, PART_OF_VALUE, SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP,
 };
 use sealpod_resources::sealing::{PublicKeySet, SealedValue};
 use sealpod_resources::session::{DesiredState, SessionStatus};
@@ -24,9 +24,6 @@ use serde_json::{Value, json};
 
 /// How long [`Cluster::system_key`] waits for the operator to create a key Secret.
 pub const KEY_WAIT: Duration = Duration::from_secs(120);
-
-/// Entry of an org API key Secret holding the key's SHA-256 (hex).
-pub const API_KEY_HASH_ENTRY: &str = "sha256";
 
 /// A Kubernetes call failed.
 #[derive(Debug, thiserror::Error)]
@@ -174,13 +171,12 @@ impl Cluster {
             .items)
     }
 
-    /// Creates a Credential and its sealed-value Secret (owned by it), then records `last4` and
-    /// `version` 1 in its status. On a failure after the Credential exists, deletes it again.
+    /// Creates a Credential (its sealed value in its spec), then records `last4` and `version` 1
+    /// in its status. On a failure after the Credential exists, deletes it again.
     pub async fn create_credential(
         &self,
         ns: &str,
         credential: &Credential,
-        sealed: &SealedValue,
         last4: &str,
     ) -> KubeResult<Credential> {
         let created = self
@@ -189,49 +185,14 @@ impl Cluster {
             .await
             .map_err(op("create credential"))?;
         let name = created.name_any();
-        let result = async {
-            self.write_sealed_secret(ns, &created, sealed).await?;
-            self.set_credential_status(ns, &name, last4, 1).await
-        }
-        .await;
+        let result = self.set_credential_status(ns, &name, last4, 1).await;
         if result.is_err() {
             let _ = self.delete_credential(ns, &name).await;
         }
         result
     }
 
-    async fn write_sealed_secret(
-        &self,
-        ns: &str,
-        credential: &Credential,
-        sealed: &SealedValue,
-    ) -> KubeResult<()> {
-        let mut secret = sealpod_resources::credential::sealed_secret(
-            credential,
-            sealed,
-            API_SERVER_FIELD_MANAGER,
-        );
-        secret.metadata.namespace = Some(ns.to_owned());
-        let api = self.api::<Secret>(ns);
-        match api.create(&post(), &secret).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                let patch = json!({"data": {SEALED_SECRET_KEY: secret.data.as_ref()
-                    .and_then(|d| d.get(SEALED_SECRET_KEY))}});
-                api.patch(
-                    &credential.spec.sealed_secret_ref.name,
-                    &merge(),
-                    &Patch::Merge(&patch),
-                )
-                .await
-                .map(|_| ())
-                .map_err(op("replace sealed secret"))
-            }
-            Err(e) => Err(op("create sealed secret")(e)),
-        }
-    }
-
-    /// Rotates a credential's value: replaces the sealed Secret and bumps `status.version`.
+    /// Rotates a credential's value: replaces `spec.sealedValue` and bumps `status.version`.
     pub async fn rotate_credential(
         &self,
         ns: &str,
@@ -239,15 +200,20 @@ impl Cluster {
         sealed: &SealedValue,
         last4: &str,
     ) -> KubeResult<Credential> {
-        self.write_sealed_secret(ns, credential, sealed).await?;
+        let name = credential.name_any();
+        self.patch_credential(
+            ns,
+            &name,
+            &json!({"spec": {"sealedValue": sealed.as_str()}}),
+        )
+        .await?;
         let version = credential
             .status
             .as_ref()
             .and_then(|s| s.version)
             .unwrap_or(1)
             + 1;
-        self.set_credential_status(ns, &credential.name_any(), last4, version)
-            .await
+        self.set_credential_status(ns, &name, last4, version).await
     }
 
     async fn set_credential_status(
@@ -284,7 +250,7 @@ impl Cluster {
             .map_err(op("patch credential"))
     }
 
-    /// Deletes a Credential (its Secret goes with it by owner reference). Absent is success.
+    /// Deletes a Credential. Absent is success.
     pub async fn delete_credential(&self, ns: &str, name: &str) -> KubeResult<()> {
         match self
             .api::<Credential>(ns)
@@ -417,10 +383,10 @@ impl Cluster {
         }
     }
 
-    /// Stores a new org API key's hash in a labelled Secret of `ns`.
+    /// Stores a new org API key's hash in a labelled ConfigMap of `ns`.
     pub async fn store_api_key_hash(&self, ns: &str, hash_hex: &str) -> KubeResult<String> {
         let name = format!("sealpod-api-key-{}", &hash_hex[..12]);
-        let secret = Secret {
+        let record = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 namespace: Some(ns.to_owned()),
@@ -429,15 +395,14 @@ impl Cluster {
             },
             data: Some(BTreeMap::from([(
                 API_KEY_HASH_ENTRY.to_owned(),
-                ByteString(hash_hex.as_bytes().to_vec()),
+                hash_hex.to_owned(),
             )])),
-            type_: Some("Opaque".to_owned()),
-            ..Secret::default()
+            ..ConfigMap::default()
         };
-        self.api::<Secret>(ns)
-            .create(&post(), &secret)
+        self.api::<ConfigMap>(ns)
+            .create(&post(), &record)
             .await
-            .map_err(op("create api key secret"))?;
+            .map_err(op("create api key record"))?;
         Ok(name)
     }
 }

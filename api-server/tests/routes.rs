@@ -8,6 +8,7 @@ mod common;
 use axum::http::StatusCode;
 use common::{Env, Options, TENANT_A, TENANT_B};
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use sealpod_api_server::auth::{ClientClaims, Scopes};
 use sealpod_resources::credential::CredentialSpec;
@@ -191,19 +192,14 @@ async fn credentials_are_sealed_on_arrival_and_never_returned() {
     );
     assert_eq!(cred.status.as_ref().and_then(|s| s.version), Some(1));
     assert_eq!(cred.spec.allowed_hosts, ["api.anthropic.com"]);
-    let secret = Api::<Secret>::namespaced(env.cluster.client(), TENANT_A)
-        .get(&cred.spec.sealed_secret_ref.name)
+    // The sealed value lives in the Credential itself: the API server writes no Secret.
+    assert_eq!(cred.spec.sealed_secret_ref, None);
+    let written = Api::<Secret>::namespaced(env.cluster.client(), TENANT_A)
+        .list(&ListParams::default().labels(&format!("sealpod.dev/credential={name}")))
         .await
-        .expect("sealed secret");
-    assert_eq!(secret.owner_references()[0].name, name);
-    assert_eq!(
-        secret
-            .labels()
-            .get("sealpod.dev/component")
-            .map(String::as_str),
-        Some("sealed-credential")
-    );
-    let sealed = String::from_utf8(secret.data.expect("data")["sealed"].0.clone()).expect("utf8");
+        .expect("secrets");
+    assert!(written.items.is_empty(), "no Secret for the credential");
+    let sealed = cred.spec.sealed_value.clone().expect("sealed value");
     assert!(!sealed.contains("RECOGNISABLE"));
     let opened = env
         .keys
@@ -235,6 +231,18 @@ async fn credentials_are_sealed_on_arrival_and_never_returned() {
         (s, &r["last4"], &r["version"]),
         (StatusCode::OK, &json!("WXYZ"), &json!(2))
     );
+    let rotated = Api::<Credential>::namespaced(env.cluster.client(), TENANT_A)
+        .get(&name)
+        .await
+        .expect("credential");
+    let opened = env
+        .keys
+        .open_text(
+            &SealedValue::from_text(rotated.spec.sealed_value.expect("sealed value")),
+            &CredentialSpec::sealing_context(TENANT_A, &name),
+        )
+        .expect("the rotated value opens");
+    assert_eq!(opened.expose(), "sk-ant-rotated-WXYZ");
     // Default moves to a second credential.
     let (_, c2) = env
         .call(

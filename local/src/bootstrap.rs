@@ -5,13 +5,11 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use sealpod_resources::Credential;
-use sealpod_resources::credential::{
-    CredentialSpec, SealedSecretRef, default_allowed_hosts, sealed_secret,
-};
+use sealpod_resources::credential::{CredentialSpec, default_allowed_hosts};
 use sealpod_resources::labels::{SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP};
 use sealpod_resources::sealing::PublicKeySet;
 
@@ -91,8 +89,8 @@ pub async fn sealing_keys(
     Err(BootstrapError::NoSealingKey(secs))
 }
 
-/// Creates the managed Anthropic Credential `name` in the system namespace and its sealed
-/// Secret, unless they exist (a resumed `up` keeps them).
+/// Creates the managed Anthropic Credential `name` in the system namespace, its key sealed into
+/// its spec, unless it exists (a resumed `up` keeps it).
 pub async fn managed_credential(
     client: &kube::Client,
     system_ns: &str,
@@ -100,52 +98,37 @@ pub async fn managed_credential(
     key: &str,
     public: &PublicKeySet,
 ) -> Result<(), BootstrapError> {
+    let creds: Api<Credential> = Api::namespaced(client.clone(), system_ns);
+    // Kept as is on resume: the key file is the same, and resealing would rotate the value.
+    if creds
+        .get_opt(name)
+        .await
+        .map_err(kube_err("get credential"))?
+        .is_some()
+    {
+        return Ok(());
+    }
     let sealed = public
         .seal(
             &CredentialSpec::sealing_context(system_ns, name),
             key.as_bytes(),
         )
         .map_err(|e| BootstrapError::Seal(e.to_string()))?;
-    let creds: Api<Credential> = Api::namespaced(client.clone(), system_ns);
-    let credential = match creds
-        .get_opt(name)
+    let credential = Credential::new(
+        name,
+        CredentialSpec {
+            display_name: Some(name.to_owned()),
+            provider: "anthropic".to_owned(),
+            allowed_hosts: default_allowed_hosts("anthropic"),
+            headers: None,
+            sealed_value: Some(sealed.as_str().to_owned()),
+            sealed_secret_ref: None,
+            default: false,
+        },
+    );
+    creds
+        .create(&PostParams::default(), &credential)
         .await
-        .map_err(kube_err("get credential"))?
-    {
-        Some(c) => c,
-        None => creds
-            .create(
-                &PostParams::default(),
-                &Credential::new(
-                    name,
-                    CredentialSpec {
-                        display_name: Some(name.to_owned()),
-                        provider: "anthropic".to_owned(),
-                        allowed_hosts: default_allowed_hosts("anthropic"),
-                        headers: None,
-                        sealed_secret_ref: SealedSecretRef {
-                            name: format!("{name}-sealed"),
-                        },
-                        default: false,
-                    },
-                ),
-            )
-            .await
-            .map_err(kube_err("create credential"))?,
-    };
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), system_ns);
-    // Kept as is on resume: the key file is the same, and resealing would rotate the value.
-    if secrets
-        .get_opt(&credential.spec.sealed_secret_ref.name)
-        .await
-        .map_err(kube_err("get sealed secret"))?
-        .is_none()
-    {
-        let secret = sealed_secret(&credential, &sealed, "sealpod-up");
-        secrets
-            .create(&PostParams::default(), &secret)
-            .await
-            .map_err(kube_err("create sealed secret"))?;
-    }
+        .map_err(kube_err("create credential"))?;
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod http;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod moves;
 pub mod runner;
 pub mod validate;
 

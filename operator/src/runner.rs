@@ -140,6 +140,7 @@ async fn start_controllers(
     } else {
         config.watch_namespaces.iter().cloned().map(Some).collect()
     };
+    crate::moves::move_api_keys(client, &scopes).await?;
     let mut handles = Vec::new();
     for ns in scopes {
         handles.push(tokio::spawn(controller::credential::run(

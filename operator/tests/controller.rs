@@ -9,11 +9,11 @@ mod common;
 
 use common::{Harness, NS, eventually, lease_renewals};
 use k8s_openapi::api::core::v1::{
-    Event as CoreEvent, Namespace, PersistentVolumeClaim, Pod, Secret,
+    ConfigMap, Event as CoreEvent, Namespace, PersistentVolumeClaim, Pod, Secret,
 };
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use sealpod_operator::build;
 use sealpod_resources::conditions::{self, ConditionStatus, reasons};
@@ -27,13 +27,13 @@ const KEY1: &str = "sk-ant-api03-first-REAL-key-0001";
 const KEY2: &str = "sk-ant-api03-second-REAL-key-0002";
 
 async fn setup(h: &Harness) {
-    h.write_sealed("cred-a", KEY1).await;
+    let sealed = h.seal("cred-a", KEY1).await;
     let _: Credential = h
         .create(json!({
             "apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
             "metadata": {"name": "cred-a"},
             "spec": {"provider": "anthropic", "allowedHosts": ["api.anthropic.com"],
-                     "sealedSecretRef": {"name": "cred-a-sealed"}, "default": true}
+                     "sealedValue": sealed, "default": true}
         }))
         .await;
     let _: Agent = h
@@ -597,20 +597,8 @@ async fn credential_rotation_rewrites_the_proxy_secret_and_keeps_the_sealed_toke
     assert_eq!(data(&before, build::PROXY_VALUE_ENTRY), KEY1);
     let runtime_before = secrets.get("ses-four-runtime").await.expect("runtime");
 
-    // Rotate as the API server does: new sealed value, version bumped in status.
-    h.write_sealed("cred-a", KEY2).await;
-    let creds: Api<Credential> = api(&h);
-    creds
-        .patch_status(
-            "cred-a",
-            &PatchParams::apply(labels::API_SERVER_FIELD_MANAGER).force(),
-            &Patch::Apply(
-                json!({"apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
-                                  "status": {"version": 2, "last4": "0002"}}),
-            ),
-        )
-        .await
-        .expect("version");
+    // Rotate as the API server does: a new sealed value in the spec, version bumped in status.
+    h.rotate("cred-a", KEY2, 2).await;
     let after = eventually("rotated value in the proxy secret", || {
         let secrets = secrets.clone();
         async move {
@@ -950,6 +938,137 @@ async fn renewing_the_sealing_key_keeps_old_values_opening_and_new_ones_open_too
     op.stop().await.expect("stop");
 }
 
+/// A sealed value the API server once kept in a Secret of its own moves into the Credential's
+/// spec and the Secret goes; a Secret the user wrote stays where the Credential points.
+#[tokio::test]
+async fn sealed_secrets_written_by_sealpod_move_into_the_credential() {
+    let h = Harness::new().await;
+    let op = h.operator("replica-a", &[]).await;
+    h.write_sealed_by("cred-old", KEY1, Some(labels::API_SERVER_FIELD_MANAGER))
+        .await;
+    h.write_sealed("cred-mine", KEY2).await;
+    for name in ["cred-old", "cred-mine"] {
+        let _: Credential = h
+            .create(json!({
+                "apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
+                "metadata": {"name": name},
+                "spec": {"provider": "anthropic", "allowedHosts": ["api.anthropic.com"],
+                         "sealedSecretRef": {"name": format!("{name}-sealed")}}
+            }))
+            .await;
+    }
+    let creds: Api<Credential> = api(&h);
+    let ready = |name: &'static str| {
+        let creds = creds.clone();
+        async move {
+            eventually(&format!("{name} ready"), || {
+                let creds = creds.clone();
+                async move {
+                    let c = creds.get(name).await.ok()?;
+                    let st = c.status.clone()?;
+                    conditions::is_true(&st.conditions, conditions::READY).then_some(c)
+                }
+            })
+            .await
+        }
+    };
+    let moved = eventually("the sealed value moved", || {
+        let creds = creds.clone();
+        async move {
+            let c = creds.get("cred-old").await.ok()?;
+            (c.spec.sealed_secret_ref.is_none()).then_some(c)
+        }
+    })
+    .await;
+    let sealed = moved.spec.sealed_value.expect("sealed value in the spec");
+    assert!(sealed.starts_with("spseal"), "ciphertext only");
+    let secrets: Api<Secret> = api(&h);
+    eventually("the moved Secret deleted", || {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .get_opt("cred-old-sealed")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    ready("cred-old").await;
+    let mine = ready("cred-mine").await;
+    assert_eq!(
+        mine.spec.sealed_secret_ref.map(|r| r.name).as_deref(),
+        Some("cred-mine-sealed")
+    );
+    assert_eq!(mine.spec.sealed_value, None);
+    assert!(
+        secrets
+            .get_opt("cred-mine-sealed")
+            .await
+            .expect("get")
+            .is_some(),
+        "the user's Secret stays"
+    );
+    op.stop().await.expect("stop");
+}
+
+/// An org API key's hash that an earlier API server kept in a Secret moves into a ConfigMap of
+/// the same name once the operator leads, and the Secret goes (the API server reads no Secrets).
+#[tokio::test]
+async fn org_api_key_secrets_move_into_config_maps() {
+    let h = Harness::new().await;
+    let hash = "ab".repeat(32);
+    let legacy: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "sealpod-api-key-abababababab",
+                     "labels": {labels::COMPONENT_LABEL: labels::COMPONENT_API_KEY}},
+        "stringData": {labels::API_KEY_HASH_ENTRY: hash},
+    }))
+    .expect("secret");
+    let secrets: Api<Secret> = api(&h);
+    secrets
+        .create(&PostParams::default(), &legacy)
+        .await
+        .expect("legacy secret");
+    let op = h.operator("replica-a", &[]).await;
+    let records: Api<ConfigMap> = api(&h);
+    let record = eventually("the org key record", || {
+        let records = records.clone();
+        async move {
+            records
+                .get_opt("sealpod-api-key-abababababab")
+                .await
+                .ok()
+                .flatten()
+        }
+    })
+    .await;
+    assert_eq!(
+        record.data.as_ref().expect("data")[labels::API_KEY_HASH_ENTRY],
+        hash
+    );
+    assert_eq!(
+        record
+            .labels()
+            .get(labels::COMPONENT_LABEL)
+            .map(String::as_str),
+        Some(labels::COMPONENT_API_KEY)
+    );
+    eventually("the moved Secret deleted", || {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .get_opt("sealpod-api-key-abababababab")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    op.stop().await.expect("stop");
+}
+
 #[tokio::test]
 async fn with_watch_namespaces_only_those_namespaces_are_reconciled() {
     let h = Harness::new().await;
@@ -1060,20 +1179,8 @@ async fn proxy_resolve_and_upstream_ca_flags_reach_every_proxy_secret_and_surviv
     );
     assert!(!policy.to_string().contains("127.0.0.1/32"), "{policy}");
 
-    // Rotation rewrites the Secret: the CA entry and the overrides stay.
-    h.write_sealed("cred-a", KEY2).await;
-    let creds: Api<Credential> = api(&h);
-    creds
-        .patch_status(
-            "cred-a",
-            &PatchParams::apply(labels::API_SERVER_FIELD_MANAGER).force(),
-            &Patch::Apply(
-                json!({"apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
-                                  "status": {"version": 2, "last4": "0002"}}),
-            ),
-        )
-        .await
-        .expect("version");
+    // Rotation rewrites the proxy Secret: the CA entry and the overrides stay.
+    h.rotate("cred-a", KEY2, 2).await;
     let after = eventually("rotated value in the proxy secret", || {
         let secrets = secrets.clone();
         async move {

@@ -1,8 +1,9 @@
 //! The `Credential` custom resource: a model provider key, sealed at rest, bound to the hosts it
 //! may be sent to and to the header slots the proxy may fill.
 //!
-//! The key itself never appears in the resource: only a reference to the Secret holding its
-//! sealed value (see `sealing`).
+//! The key itself never appears in the resource: only its sealed value (`spec.sealedValue`,
+//! ciphertext that only the operator's private keys open; see `sealing`), or a reference to a
+//! Secret holding that sealed value.
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -56,8 +57,16 @@ pub struct CredentialSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 8), inner(regex(pattern = HEADER_REGEX)))]
     pub headers: Option<Vec<String>>,
-    /// The Secret (same namespace) holding the sealed value under key `sealed`.
-    pub sealed_secret_ref: SealedSecretRef,
+    /// The key sealed with the cluster's public sealing key under context `namespace/name`
+    /// (`spseal1.…`): ciphertext only, opened by the operator alone. Where the API keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16384))]
+    pub sealed_value: Option<String>,
+    /// A Secret (same namespace) holding the sealed value under key `sealed`, for credentials
+    /// applied with their value in a Secret. Read only when `sealedValue` is unset; the operator
+    /// moves a value the API server once wrote this way into `sealedValue` and deletes the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_secret_ref: Option<SealedSecretRef>,
     /// The namespace's default credential for its provider.
     #[serde(default)]
     pub default: bool,
@@ -135,84 +144,28 @@ impl CredentialSpec {
     }
 }
 
-/// The Secret holding a credential's sealed value: named by `spec.sealedSecretRef`, labelled with
-/// the credential and owned by it (so it is collected with it). `managed_by` names the writer.
-/// `credential` must be the stored object (its uid makes the owner reference).
-pub fn sealed_secret(
-    credential: &Credential,
-    sealed: &crate::sealing::SealedValue,
-    managed_by: &str,
-) -> k8s_openapi::api::core::v1::Secret {
-    use crate::labels::{
-        COMPONENT_LABEL, COMPONENT_SEALED_CREDENTIAL, CREDENTIAL_LABEL, MANAGED_BY, PART_OF,
-        PART_OF_VALUE, SEALED_SECRET_KEY,
-    };
-    use k8s_openapi::ByteString;
-    use kube::api::ObjectMeta;
-    use kube::{Resource as _, ResourceExt as _};
-    let labels = std::collections::BTreeMap::from([
-        (MANAGED_BY.to_owned(), managed_by.to_owned()),
-        (PART_OF.to_owned(), PART_OF_VALUE.to_owned()),
-        (
-            COMPONENT_LABEL.to_owned(),
-            COMPONENT_SEALED_CREDENTIAL.to_owned(),
-        ),
-        (CREDENTIAL_LABEL.to_owned(), credential.name_any()),
-    ]);
-    k8s_openapi::api::core::v1::Secret {
-        metadata: ObjectMeta {
-            name: Some(credential.spec.sealed_secret_ref.name.clone()),
-            namespace: credential.namespace(),
-            labels: Some(labels),
-            owner_references: credential.controller_owner_ref(&()).map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
-        data: Some(std::collections::BTreeMap::from([(
-            SEALED_SECRET_KEY.to_owned(),
-            ByteString(sealed.as_str().as_bytes().to_vec()),
-        )])),
-        type_: Some("Opaque".to_owned()),
-        ..Default::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_sealed_secret_is_named_labelled_and_owned_by_its_credential() {
-        let mut c = Credential::new(
-            "cred-a",
-            CredentialSpec {
-                display_name: None,
-                provider: "anthropic".into(),
-                allowed_hosts: default_allowed_hosts("anthropic"),
-                headers: None,
-                sealed_secret_ref: SealedSecretRef {
-                    name: "cred-a-sealed".into(),
-                },
-                default: false,
-            },
-        );
-        c.metadata.namespace = Some("tenant".into());
-        c.metadata.uid = Some("uid-1".into());
-        let sealed = crate::sealing::SealedValue::from_text("spseal1.k.v");
-        let s = sealed_secret(&c, &sealed, "writer");
-        assert_eq!(s.metadata.name.as_deref(), Some("cred-a-sealed"));
-        assert_eq!(s.metadata.namespace.as_deref(), Some("tenant"));
-        let labels = s.metadata.labels.expect("labels");
-        assert_eq!(labels[crate::labels::CREDENTIAL_LABEL], "cred-a");
-        assert_eq!(labels[crate::labels::MANAGED_BY], "writer");
-        let owner = &s.metadata.owner_references.expect("owner")[0];
+    fn a_credential_keeps_its_sealed_value_in_the_spec_and_a_legacy_one_a_reference() {
+        let spec = |value: serde_json::Value| -> CredentialSpec {
+            serde_json::from_value(value).expect("spec")
+        };
+        let new = spec(serde_json::json!({"provider": "anthropic",
+            "allowedHosts": ["api.anthropic.com"], "sealedValue": "spseal1.k.v"}));
+        assert_eq!(new.sealed_value.as_deref(), Some("spseal1.k.v"));
+        assert_eq!(new.sealed_secret_ref, None);
+        let legacy = spec(serde_json::json!({"provider": "anthropic",
+            "allowedHosts": ["api.anthropic.com"], "sealedSecretRef": {"name": "cred-a-sealed"}}));
+        assert_eq!(legacy.sealed_value, None);
         assert_eq!(
-            (owner.name.as_str(), owner.uid.as_str()),
-            ("cred-a", "uid-1")
+            legacy.sealed_secret_ref.map(|r| r.name).as_deref(),
+            Some("cred-a-sealed")
         );
-        assert_eq!(
-            s.data.expect("data")[crate::labels::SEALED_SECRET_KEY].0,
-            b"spseal1.k.v"
-        );
+        let written = serde_json::to_value(&new).expect("json");
+        assert!(written.get("sealedSecretRef").is_none(), "{written}");
     }
 
     #[test]

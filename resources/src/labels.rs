@@ -35,8 +35,11 @@ pub const COMPONENT_PROXY_SECRET: &str = "proxy-config";
 pub const COMPONENT_RUNTIME_SECRET: &str = "runtime-token";
 /// [`COMPONENT_LABEL`] of a Credential's sealed-value Secret.
 pub const COMPONENT_SEALED_CREDENTIAL: &str = "sealed-credential";
-/// [`COMPONENT_LABEL`] of an org API key Secret (holds only its SHA-256 hash).
+/// [`COMPONENT_LABEL`] of an org API key record: a ConfigMap holding only the key's SHA-256
+/// (earlier versions kept it in a Secret; the operator moves those).
 pub const COMPONENT_API_KEY: &str = "api-key";
+/// Entry of an org API key record holding the key's SHA-256 (hex).
+pub const API_KEY_HASH_ENTRY: &str = "sha256";
 /// [`COMPONENT_LABEL`] of the workspace volume claim.
 pub const COMPONENT_WORKSPACE: &str = "workspace";
 

@@ -65,6 +65,7 @@ test("no fake key appears in responses, logs, objects, Secrets or metrics", asyn
     }
   }
   for (const token of [h.orgKeyA, s.clientToken]) assert.equal(logs.includes(token), false, "no token in logs");
-  // The sealed Secrets exist and hold only ciphertext.
-  assert.ok(decoded.some((d) => d.includes("/sealed=spseal1.")), "sealed values are stored");
+  // The sealed values live in the Credentials, as ciphertext only; no Secret holds one.
+  assert.ok(objects.includes('"sealedValue": "spseal1.'), "sealed values are stored in the Credentials");
+  assert.equal(decoded.some((d) => d.includes("/sealed=")), false, "no sealed-value Secret");
 });

@@ -180,7 +180,11 @@ test("kubectl auth can-i: each ServiceAccount has what it needs and no more", ()
     [API_SERVER_SA, "patch", "sessions.sealpod.dev:status", TENANT, "yes"],
     [API_SERVER_SA, "get", "secrets/sealpod-runtime-token-key", SYSTEM, "yes"],
     [API_SERVER_SA, "get", "credentials.sealpod.dev/fake-model", SYSTEM, "yes"],
-    // …never the operator's private sealing keys, pods, or anything outside its namespaces.
+    [API_SERVER_SA, "create", "configmaps", TENANT, "yes"],
+    // …never a Secret of a tenant (a session's proxy Secret holds the real key), the operator's
+    // private sealing keys, pods, or anything outside its namespaces.
+    ...["get", "list", "watch", "create", "update", "delete"].map((verb) => [API_SERVER_SA, verb, "secrets", TENANT, "no"]),
+    [API_SERVER_SA, "get", "secrets/ses-example-proxy", TENANT, "no"],
     [API_SERVER_SA, "get", "secrets/sealpod-sealing-keys", SYSTEM, "no"],
     [API_SERVER_SA, "list", "secrets", SYSTEM, "no"],
     [API_SERVER_SA, "create", "pods", TENANT, "no"],

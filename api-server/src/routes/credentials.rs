@@ -9,7 +9,7 @@ use axum::routing::{get, patch, put};
 use axum::{Json, Router};
 use kube::{Resource, ResourceExt};
 use sealpod_resources::Credential;
-use sealpod_resources::credential::{CredentialSpec, SealedSecretRef, default_allowed_hosts};
+use sealpod_resources::credential::{CredentialSpec, default_allowed_hosts};
 use sealpod_resources::ids::{Id, IdKind};
 use sealpod_resources::secret::Secret;
 use serde_json::json;
@@ -80,15 +80,14 @@ pub(crate) async fn create_credential(
             provider: provider.to_owned(),
             allowed_hosts: hosts,
             headers: None,
-            sealed_secret_ref: SealedSecretRef {
-                name: format!("{name}-sealed"),
-            },
+            sealed_value: Some(sealed.as_str().to_owned()),
+            sealed_secret_ref: None,
             default: is_default,
         },
     );
     Ok(state
         .cluster()
-        .create_credential(ns, &credential, &sealed, &key.last4())
+        .create_credential(ns, &credential, &key.last4())
         .await?)
 }
 

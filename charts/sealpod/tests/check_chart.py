@@ -470,12 +470,12 @@ class Rbac(unittest.TestCase):
                 (("",), ("pods", "secrets", "persistentvolumeclaims"), ("get", "list", "watch", "create", "patch", "delete")),
                 (("networking.k8s.io",), ("networkpolicies",), ("get", "list", "watch", "create", "patch", "delete")),
                 (("events.k8s.io",), ("events",), ("create", "patch")),
+                (("",), ("configmaps",), ("create",)),
             ],
             API: [
                 (("sealpod.dev",), ("agents", "sessions", "credentials"), ("get", "list", "watch", "create", "update", "patch", "delete")),
                 (("sealpod.dev",), ("sessions/status",), ("get", "update", "patch")),
-                (("sealpod.dev",), ("credentials/finalizers",), ("update",)),
-                (("",), ("secrets",), ("get", "list", "watch", "create", "update", "patch", "delete")),
+                (("",), ("configmaps",), ("get", "list", "watch", "create")),
             ],
         }
         for name in VALUE_SETS:
@@ -500,20 +500,23 @@ class Rbac(unittest.TestCase):
         # and never the operator's status fields of agents and credentials.
         self.assertTrue(can(docs, API, "create", "sealpod.dev", "sessions", tenant))
         self.assertTrue(can(docs, API, "patch", "sealpod.dev", "sessions/status", tenant))
-        self.assertTrue(can(docs, API, "create", "", "secrets", tenant))
+        self.assertTrue(can(docs, API, "create", "", "configmaps", tenant))
         for verb in ("patch", "update"):
             self.assertFalse(can(docs, API, verb, "sealpod.dev", "agents/status", tenant))
             self.assertFalse(can(docs, API, verb, "sealpod.dev", "credentials/status", tenant))
         for group, res in (("", "pods"), ("", "persistentvolumeclaims"), ("networking.k8s.io", "networkpolicies"),
-                           ("coordination.k8s.io", "leases"), ("events.k8s.io", "events"), ("", "configmaps")):
+                           ("coordination.k8s.io", "leases"), ("events.k8s.io", "events"), ("", "secrets")):
             for verb in ("get", "create"):
                 self.assertFalse(can(docs, API, verb, group, res, tenant), f"{verb} {res}")
-        # ConfigMaps and Leases only in the release namespace.
+        # In a tenant namespace ConfigMaps are only created (org API key records: the API server's
+        # `api-key create`, the operator moving a Secret of an earlier version) and read by the API
+        # server; Leases only in the release namespace.
         for sa in (OPERATOR, API):
-            for verb in WRITE:
+            for verb in ("update", "patch", "delete"):
                 self.assertFalse(can(docs, sa, verb, "", "configmaps", tenant))
+            for verb in WRITE:
                 self.assertFalse(can(docs, sa, verb, "coordination.k8s.io", "leases", tenant))
-            self.assertFalse(can(docs, sa, "get", "", "configmaps", "kube-system", "kube-root-ca.crt"))
+        self.assertFalse(can(docs, OPERATOR, "get", "", "configmaps", tenant))
         # Cluster-scoped objects: nothing at all.
         for sa in (OPERATOR, API):
             for group, res in (("", "namespaces"), ("", "nodes"), ("rbac.authorization.k8s.io", "clusterroles"),
@@ -543,7 +546,10 @@ class Rbac(unittest.TestCase):
                 for key in (TOKEN_KEY, CLIENT_TOKEN_KEY):
                     self.assertTrue(can(docs, OPERATOR, "get", "", "secrets", NAMESPACE, key))
                     self.assertTrue(can(docs, API, "get", "", "secrets", NAMESPACE, key))
-                for verb in WRITE:
+                # (Create cannot be limited by name: cluster-wide, the right to create org key
+                # records reaches the release namespace; the operator re-applies the public keys
+                # at every start, and rbac.tenantNamespaces keeps it out, below.)
+                for verb in ("update", "patch", "delete"):
                     self.assertFalse(can(docs, API, verb, "", "configmaps", NAMESPACE, SEALING_PUBLIC))
 
     def test_tenant_namespaces_limit_every_namespaced_right(self) -> None:
@@ -551,7 +557,7 @@ class Rbac(unittest.TestCase):
         self.assertFalse(objects(docs, "ClusterRoleBinding"))
         for sa in (OPERATOR, API):
             for ns in ("team-a", "team-b"):
-                self.assertTrue(can(docs, sa, "create", "", "secrets", ns))
+                self.assertEqual(can(docs, sa, "create", "", "secrets", ns), sa == OPERATOR)
             for ns in ("team-c", "kube-system", "default"):
                 for verb in ["get", "list"] + WRITE:
                     self.assertFalse(can(docs, sa, verb, "", "secrets", ns), f"{sa} {verb} secrets in {ns}")
@@ -559,6 +565,8 @@ class Rbac(unittest.TestCase):
         for verb in ["get", "list", "watch"] + WRITE:
             self.assertFalse(can(docs, API, verb, "", "secrets", NAMESPACE, SEALING_KEYS))
         self.assertFalse(can(docs, API, "create", "", "secrets", NAMESPACE))
+        self.assertFalse(can(docs, API, "create", "", "configmaps", NAMESPACE))
+        self.assertTrue(can(docs, API, "create", "", "configmaps", "team-a"))
         self.assertTrue(can(docs, OPERATOR, "get", "", "secrets", NAMESPACE, SEALING_KEYS))
         # The operator also acts in the release namespace (managed Credential, its own keys); the
         # API server does not.
@@ -567,6 +575,19 @@ class Rbac(unittest.TestCase):
         for dep in (OPERATOR, API):
             (c,) = one(docs, "Deployment", dep)["spec"]["template"]["spec"]["containers"]
             self.assertEqual(env_of(c)["SEALPOD_WATCH_NAMESPACES"]["value"], "team-a,team-b")
+
+    def test_the_api_server_reads_no_secret_but_its_two_token_keys(self) -> None:
+        # Not a tenant's Secrets (a session's proxy Secret holds the real key), not the sealing
+        # keys, not anything in kube-system: only the token-signing keys, by name.
+        for name in VALUE_SETS:
+            docs = render(name)
+            for ns in ("team-a", "team-x", NAMESPACE, "kube-system", "default"):
+                for secret in (None, "ses-abc-proxy", "ses-abc-runtime", SEALING_KEYS, "cred-abc-sealed"):
+                    for verb in ["get", "list", "watch"] + WRITE:
+                        with self.subTest(values=name, ns=ns, secret=secret, verb=verb):
+                            self.assertFalse(can(docs, API, verb, "", "secrets", ns, secret))
+            for key in (TOKEN_KEY, CLIENT_TOKEN_KEY):
+                self.assertTrue(can(docs, API, "get", "", "secrets", NAMESPACE, key))
 
     def test_managed_credential_is_readable_by_name_only(self) -> None:
         docs = render("postgres-ha")

@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::{Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use sealpod_resources::Credential;
 use sealpod_resources::conditions::{ConditionStatus, DEGRADED, READY, reasons};
 use sealpod_resources::labels;
@@ -54,12 +55,79 @@ pub(crate) fn sealed_secrets(wc: &watcher::Config) -> watcher::Config {
     ))
 }
 
+/// Writers whose sealed Secrets are moved into the Credential: the API server and `sealpod up`
+/// kept a credential's sealed value in a Secret of their own before it moved into the spec.
+const MOVED_WRITERS: [&str; 2] = [labels::API_SERVER_FIELD_MANAGER, "sealpod-up"];
+
+/// Moves a sealed value that sealpod itself once kept in a Secret into `spec.sealedValue` and
+/// deletes that Secret, so that the API server needs no access to Secrets. A Secret written by
+/// anyone else (a Credential applied with its value in a Secret) stays as it is. True when the
+/// Credential was patched.
+async fn move_sealed_value(ctx: &Context, cred: &Credential) -> Result<bool, Error> {
+    let Some(reference) = &cred.spec.sealed_secret_ref else {
+        return Ok(false);
+    };
+    let ns = cred.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret = secrets
+        .get_opt(&reference.name)
+        .await
+        .map_err(Error::kube("get sealed secret"))?;
+    let ours = |s: &Secret| {
+        s.labels()
+            .get(labels::MANAGED_BY)
+            .is_some_and(|w| MOVED_WRITERS.contains(&w.as_str()))
+    };
+    let value = match &secret {
+        Some(s) if ours(s) => cred
+            .spec
+            .sealed_value
+            .clone()
+            .or_else(|| super::sealed_entry(s)),
+        // Only a Secret of our own is moved; a missing one when the value is already in the
+        // spec (a rotation through the API) just drops the reference.
+        None if cred.spec.sealed_value.is_some() => cred.spec.sealed_value.clone(),
+        _ => None,
+    };
+    let Some(value) = value else {
+        return Ok(false);
+    };
+    let patch = json!({"spec": {"sealedValue": value, "sealedSecretRef": null}});
+    Api::<Credential>::namespaced(ctx.client.clone(), &ns)
+        .patch(
+            &cred.name_any(),
+            &PatchParams {
+                field_manager: Some(labels::OPERATOR_FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(Error::kube("move the sealed value into the credential"))?;
+    if secret.is_some() {
+        match secrets
+            .delete(&reference.name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::kube("delete the moved sealed secret")(e)),
+        }
+    }
+    tracing::info!(credential = %cred.name_any(), namespace = %ns, "moved the sealed value into the credential");
+    Ok(true)
+}
+
 async fn reconcile(cred: Arc<Credential>, ctx: Arc<Context>) -> Result<Action, Error> {
     measured(CONTROLLER, cred.as_ref(), &ctx, apply(&cred, &ctx)).await
 }
 
 async fn apply(cred: &Credential, ctx: &Context) -> Result<Action, Error> {
     if cred.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    if move_sealed_value(ctx, cred).await? {
+        // The patch brings the Credential back, its value in its spec.
         return Ok(Action::await_change());
     }
     let old = cred.status.clone().unwrap_or_default();

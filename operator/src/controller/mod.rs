@@ -330,15 +330,21 @@ pub(crate) struct Opened {
     pub(crate) key_id: KeyId,
 }
 
-/// Opens a Credential's sealed value with the operator's keys.
-pub(crate) async fn open_credential(
-    ctx: &Context,
-    credential: &Credential,
-) -> Result<Opened, CredentialError> {
+/// A Credential's sealed value: `spec.sealedValue`, else the entry `sealed` of the Secret that
+/// `spec.sealedSecretRef` names.
+async fn sealed_text(ctx: &Context, credential: &Credential) -> Result<String, CredentialError> {
+    if let Some(text) = &credential.spec.sealed_value {
+        return Ok(text.clone());
+    }
+    let Some(reference) = &credential.spec.sealed_secret_ref else {
+        return Err(CredentialProblem::NotFound(
+            "the Credential has neither `sealedValue` nor `sealedSecretRef`".into(),
+        )
+        .into());
+    };
     let ns = credential.namespace().unwrap_or_default();
-    let name = credential.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let secret_name = &credential.spec.sealed_secret_ref.name;
+    let secret_name = &reference.name;
     let Some(secret) = secrets
         .get_opt(secret_name)
         .await
@@ -349,18 +355,32 @@ pub(crate) async fn open_credential(
         ))
         .into());
     };
-    let Some(text) = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(SEALED_SECRET_KEY))
-        .and_then(|b| std::str::from_utf8(&b.0).ok())
-    else {
-        return Err(CredentialProblem::Unreadable(format!(
+    sealed_entry(&secret).ok_or_else(|| {
+        CredentialProblem::Unreadable(format!(
             "sealed Secret `{secret_name}` has no text entry `{SEALED_SECRET_KEY}`"
         ))
-        .into());
-    };
-    let sealed = SealedValue::from_text(text.trim());
+        .into()
+    })
+}
+
+/// The text of a sealed Secret's `sealed` entry.
+pub(crate) fn sealed_entry(secret: &Secret) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(SEALED_SECRET_KEY)
+        .and_then(|b| std::str::from_utf8(&b.0).ok())
+        .map(str::to_owned)
+}
+
+/// Opens a Credential's sealed value with the operator's keys.
+pub(crate) async fn open_credential(
+    ctx: &Context,
+    credential: &Credential,
+) -> Result<Opened, CredentialError> {
+    let ns = credential.namespace().unwrap_or_default();
+    let name = credential.name_any();
+    let sealed = SealedValue::from_text(sealed_text(ctx, credential).await?.trim());
     let context = CredentialSpec::sealing_context(&ns, &name);
     let open = |keys: &RwLock<KeySet>| {
         keys.read()

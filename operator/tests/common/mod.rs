@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use sealpod_operator::{Config, Running};
+use sealpod_resources::Credential;
 use sealpod_resources::credential::CredentialSpec;
 use sealpod_resources::labels;
 use sealpod_resources::sealing::PublicKeySet;
@@ -149,27 +150,64 @@ impl Harness {
         serde_json::from_str(&text).expect("public key set")
     }
 
-    /// Seals `key` for Credential `name` and writes its sealed Secret (as the API server does).
-    pub async fn write_sealed(&self, name: &str, key: &str) {
+    /// Seals `key` for Credential `name` (as the API server does).
+    pub async fn seal(&self, name: &str, key: &str) -> String {
         let keys = self.public_keys().await;
-        let sealed = keys
-            .seal(&CredentialSpec::sealing_context(NS, name), key.as_bytes())
-            .expect("seal");
+        keys.seal(&CredentialSpec::sealing_context(NS, name), key.as_bytes())
+            .expect("seal")
+            .as_str()
+            .to_owned()
+    }
+
+    /// Rotates Credential `name` to `key` as the API server does: a new `spec.sealedValue` and
+    /// `version` in its status.
+    pub async fn rotate(&self, name: &str, key: &str, version: i64) {
+        let creds: Api<Credential> = Api::namespaced(self.client.clone(), NS);
+        let sealed = self.seal(name, key).await;
+        creds
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"spec": {"sealedValue": sealed}})),
+            )
+            .await
+            .expect("sealed value");
+        creds
+            .patch_status(
+                name,
+                &kube::api::PatchParams::apply(labels::API_SERVER_FIELD_MANAGER).force(),
+                &kube::api::Patch::Apply(json!({
+                    "apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
+                    "status": {"version": version, "last4": &key[key.len() - 4..]},
+                })),
+            )
+            .await
+            .expect("version");
+    }
+
+    /// Seals `key` for Credential `name` into a Secret `<name>-sealed` written by `writer`
+    /// (a Credential applied with its value in a Secret references it).
+    pub async fn write_sealed_by(&self, name: &str, key: &str, writer: Option<&str>) {
+        let sealed = self.seal(name, key).await;
+        let mut labels = BTreeMap::from([
+            (
+                labels::COMPONENT_LABEL.to_owned(),
+                labels::COMPONENT_SEALED_CREDENTIAL.to_owned(),
+            ),
+            (labels::CREDENTIAL_LABEL.to_owned(), name.to_owned()),
+        ]);
+        if let Some(writer) = writer {
+            labels.insert(labels::MANAGED_BY.to_owned(), writer.to_owned());
+        }
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(format!("{name}-sealed")),
-                labels: Some(BTreeMap::from([
-                    (
-                        labels::COMPONENT_LABEL.to_owned(),
-                        labels::COMPONENT_SEALED_CREDENTIAL.to_owned(),
-                    ),
-                    (labels::CREDENTIAL_LABEL.to_owned(), name.to_owned()),
-                ])),
+                labels: Some(labels),
                 ..ObjectMeta::default()
             },
             data: Some(BTreeMap::from([(
                 labels::SEALED_SECRET_KEY.to_owned(),
-                ByteString(sealed.as_str().as_bytes().to_vec()),
+                ByteString(sealed.into_bytes()),
             )])),
             ..Secret::default()
         };
@@ -182,6 +220,11 @@ impl Harness {
             )
             .await
             .expect("sealed secret");
+    }
+
+    /// Seals `key` for Credential `name` into a Secret `<name>-sealed` of the user's.
+    pub async fn write_sealed(&self, name: &str, key: &str) {
+        self.write_sealed_by(name, key, None).await;
     }
 
     /// Applies any object from JSON in the tenant namespace.

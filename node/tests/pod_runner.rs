@@ -664,8 +664,9 @@ async fn a_pod_reaches_only_its_own_volumes_and_no_key_outlives_it() {
         "work-of-a",
         "the next pod on a claim reads what the last one wrote"
     );
+    // It writes `seen` before it appends to the notes: wait for the append, then compare.
     assert_eq!(
-        std::fs::read_to_string(claim_a.join("notes")).expect("notes"),
+        wait_file(&claim_a.join("notes"), "work-of-a2").await,
         "work-of-a\nwork-of-a2\n",
         "and writes there"
     );

@@ -983,18 +983,7 @@ async fn sealed_secrets_written_by_sealpod_move_into_the_credential() {
     let sealed = moved.spec.sealed_value.expect("sealed value in the spec");
     assert!(sealed.starts_with("spseal"), "ciphertext only");
     let secrets: Api<Secret> = api(&h);
-    eventually("the moved Secret deleted", || {
-        let secrets = secrets.clone();
-        async move {
-            secrets
-                .get_opt("cred-old-sealed")
-                .await
-                .ok()?
-                .is_none()
-                .then_some(())
-        }
-    })
-    .await;
+    wait_gone::<Secret>(&h, "cred-old-sealed").await;
     ready("cred-old").await;
     let mine = ready("cred-mine").await;
     assert_eq!(
@@ -1054,18 +1043,7 @@ async fn org_api_key_secrets_move_into_config_maps() {
             .map(String::as_str),
         Some(labels::COMPONENT_API_KEY)
     );
-    eventually("the moved Secret deleted", || {
-        let secrets = secrets.clone();
-        async move {
-            secrets
-                .get_opt("sealpod-api-key-abababababab")
-                .await
-                .ok()?
-                .is_none()
-                .then_some(())
-        }
-    })
-    .await;
+    wait_gone::<Secret>(&h, "sealpod-api-key-abababababab").await;
     op.stop().await.expect("stop");
 }
 

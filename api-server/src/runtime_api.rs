@@ -324,7 +324,7 @@ async fn egress(
         if !EGRESS_EVENT_TYPES.contains(&e.type_.as_str()) {
             return Err(ApiError::invalid(
                 "type",
-                "type must be egress.allowed, egress.denied or egress.token_misuse",
+                "type must be egress.allowed, egress.denied, egress.token_misuse or egress.request",
             ));
         }
         let mut body = e.body;

@@ -1139,8 +1139,18 @@ async fn runtime_api_tokens_claims_and_signals() {
             (StatusCode::BAD_REQUEST, Some(param))
         );
     }
-    // Egress events: proxy scope only, appended at level internal.
-    let batch = json!({"events": [{"type": "egress.denied", "ts": "2026-11-27T00:00:00Z", "body": {"host": "evil.example", "port": 443, "reason": "not_allowlisted"}}]});
+    // Egress events and audit records: proxy scope only, appended at level internal.
+    let batch = json!({"events": [
+        {"type": "egress.denied", "ts": "2026-11-27T00:00:00Z", "body": {"host": "evil.example", "port": 443, "reason": "not_allowlisted"}},
+        {"type": "egress.request", "ts": "2026-11-27T00:00:01Z", "body": {"host": "api.anthropic.com", "port": 443,
+            "reason": "allowed", "method": "POST", "path": "/v1/messages", "status": 200, "bytes_sent": 10,
+            "bytes_received": 20, "duration_ms": 3, "swapped": true, "unrecorded": 0}},
+    ]});
+    let bogus = json!({"events": [{"type": "egress.bogus", "ts": "2026-11-27T00:00:00Z", "body": {}}]});
+    assert_eq!(
+        env.rt(&proxy, "POST", "/egress-events", Some(bogus)).await.0,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(
         env.rt(&token, "POST", "/egress-events", Some(batch.clone()))
             .await
@@ -1148,7 +1158,7 @@ async fn runtime_api_tokens_claims_and_signals() {
         StatusCode::FORBIDDEN
     );
     let (s, acc) = env.rt(&proxy, "POST", "/egress-events", Some(batch)).await;
-    assert_eq!((s, acc), (StatusCode::ACCEPTED, json!({"accepted": 1})));
+    assert_eq!((s, acc), (StatusCode::ACCEPTED, json!({"accepted": 2})));
     let (_, page) = env
         .call(
             "GET",
@@ -1159,6 +1169,13 @@ async fn runtime_api_tokens_claims_and_signals() {
         .await;
     assert_eq!(page["data"][0]["level"], "internal");
     assert_eq!(page["data"][0]["actor"]["type"], "system");
+    let record = &page["data"][1];
+    assert_eq!(
+        (&record["type"], &record["level"]),
+        (&json!("egress.request"), &json!("internal"))
+    );
+    assert_eq!(record["body"]["path"], "/v1/messages");
+    assert_eq!(record["body"]["decided_at"], "2026-11-27T00:00:01Z");
     // The token of one session does not reach another; revoke ends the session's tokens.
     let other_token = env.runtime_token(TENANT_A, &other, Scope::Runtime);
     let (_, info) = env.rt(&other_token, "GET", "/session", None).await;

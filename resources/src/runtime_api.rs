@@ -340,12 +340,14 @@ pub struct Signal {
 /// One egress event from the sidecar.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EgressEvent {
-    /// `egress.allowed`, `egress.denied` or `egress.token_misuse`.
+    /// `egress.allowed`, `egress.denied`, `egress.token_misuse` or `egress.request`.
     #[serde(rename = "type")]
     pub type_: String,
     /// RFC 3339 time of the decision.
     pub ts: String,
-    /// `{host, port, reason, method, mode}`; never a token value.
+    /// `{host, port, reason, method, mode}`, and for `egress.request` the traffic (`path`,
+    /// `status`, `bytes_sent`, `bytes_received`, `duration_ms`, `swapped`, `unrecorded`); never a
+    /// token value, a header, a query or a body.
     pub body: Value,
 }
 
@@ -357,8 +359,12 @@ pub struct EgressEventBatch {
 }
 
 /// The event types an egress event may have.
-pub const EGRESS_EVENT_TYPES: [&str; 3] =
-    ["egress.allowed", "egress.denied", "egress.token_misuse"];
+pub const EGRESS_EVENT_TYPES: [&str; 4] = [
+    "egress.allowed",
+    "egress.denied",
+    "egress.token_misuse",
+    "egress.request",
+];
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! Egress events (`egress.allowed` on the first use of each host, `egress.denied`,
-//! `egress.token_misuse`), batched and posted to the configured sink.
+//! `egress.token_misuse`, and the `egress.request` audit records of [`crate::audit`] behind their
+//! rate bound), batched and posted to the configured sink.
 //!
 //! Emitting never blocks and never fails: events go into a bounded queue and are dropped and
 //! counted when it is full; a background task posts batches of up to 100 events or 1 s. An event
@@ -7,9 +8,10 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -32,6 +34,67 @@ pub const LINGER: Duration = Duration::from_secs(1);
 /// Distinct hosts remembered for `egress.allowed` (first use); past this, no more first-use events.
 const SEEN_LIMIT: usize = 10_000;
 
+/// Records the bucket holds: a burst of this many goes out at once.
+pub const BURST: f64 = 200.0;
+/// Records per second the bucket refills with.
+pub const RATE: f64 = 5.0;
+
+/// What a record adds to an event's body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    /// The request path without its query (none for a tunnel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The response status (none for a tunnel, or when no response came).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Bytes from the sandbox to the destination (request body, or tunnel bytes).
+    pub bytes_sent: u64,
+    /// Bytes from the destination to the sandbox (response body, or tunnel bytes).
+    pub bytes_received: u64,
+    /// From the request (or `CONNECT`) to the end of the response (or tunnel).
+    pub duration_ms: u64,
+    /// A sealed token was swapped for a real key in this request.
+    pub swapped: bool,
+    /// Requests the rate bound left unrecorded since the previous record.
+    pub unrecorded: u64,
+}
+
+/// The token bucket every `egress.request` record passes (see [`crate::audit`]).
+#[derive(Debug)]
+pub struct Bucket {
+    state: Mutex<(f64, Instant)>,
+    unrecorded: AtomicU64,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new((BURST, Instant::now())),
+            unrecorded: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Bucket {
+    /// Takes a token at `now`: `Some(requests left out before this one)`, or `None` (and one
+    /// more left out) when the bucket is empty.
+    pub fn take(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = &mut *state;
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * RATE;
+        *tokens = (*tokens + refill).min(BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Some(self.unrecorded.swap(0, Ordering::Relaxed))
+        } else {
+            self.unrecorded.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 /// The kind of an egress event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Kind {
@@ -44,6 +107,9 @@ pub enum Kind {
     /// A sealed token sent to a host it is not bound to.
     #[serde(rename = "egress.token_misuse")]
     TokenMisuse,
+    /// The audit record of a relayed request or a tunnel.
+    #[serde(rename = "egress.request")]
+    Request,
 }
 
 /// One event, as posted: `{"type", "ts", "body": {...}}`.
@@ -71,6 +137,9 @@ pub struct EventBody {
     pub method: String,
     /// `enforce` or `report`.
     pub mode: &'static str,
+    /// An audit record's traffic (`egress.request` only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
 }
 
 impl Event {
@@ -96,6 +165,7 @@ impl Event {
                 reason,
                 method: method.to_owned(),
                 mode: mode.as_str(),
+                traffic: None,
             },
         }
     }
@@ -106,6 +176,7 @@ impl Event {
 pub struct Events {
     tx: Option<mpsc::Sender<Event>>,
     seen: Mutex<HashSet<(String, u16)>>,
+    bucket: Bucket,
     metrics: Arc<Metrics>,
 }
 
@@ -115,6 +186,7 @@ impl Events {
         Self {
             tx: None,
             seen: Mutex::default(),
+            bucket: Bucket::default(),
             metrics,
         }
     }
@@ -130,6 +202,7 @@ impl Events {
         Self {
             tx: Some(tx),
             seen: Mutex::default(),
+            bucket: Bucket::default(),
             metrics,
         }
     }
@@ -150,6 +223,11 @@ impl Events {
         {
             self.metrics.events_dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The bound on `egress.request` records.
+    pub fn bucket(&self) -> &Bucket {
+        &self.bucket
     }
 
     /// Emits `egress.allowed` the first time `host:port` is used.
@@ -359,6 +437,7 @@ mod tests {
         let events = Events {
             tx: Some(tx),
             seen: Mutex::default(),
+            bucket: Bucket::default(),
             metrics: Arc::clone(&metrics),
         };
         for _ in 0..3 {
@@ -372,5 +451,46 @@ mod tests {
             3,
             "only the first use is emitted"
         );
+    }
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_its_rate_and_counts_what_it_refuses() {
+        let bucket = Bucket::default();
+        let t0 = Instant::now();
+        for _ in 0..BURST as usize {
+            assert_eq!(bucket.take(t0), Some(0));
+        }
+        assert_eq!(bucket.take(t0), None);
+        assert_eq!(bucket.take(t0), None);
+        // One second refills RATE tokens; the first record says two were left out.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(bucket.take(t1), Some(2));
+        for _ in 1..RATE as usize {
+            assert_eq!(bucket.take(t1), Some(0));
+        }
+        assert_eq!(bucket.take(t1), None);
+        // Never more than a burst, however long it rests.
+        let later = t1 + Duration::from_secs_f64(BURST / RATE) * 10;
+        let granted = (0..1000).filter(|_| bucket.take(later).is_some()).count();
+        assert_eq!(granted, BURST as usize);
+    }
+
+    #[test]
+    fn a_record_leaves_out_what_a_tunnel_has_not() {
+        let traffic = Traffic {
+            path: Some("/v1/messages".into()),
+            status: Some(200),
+            bytes_sent: 10,
+            bytes_received: 20,
+            duration_ms: 3,
+            swapped: true,
+            unrecorded: 0,
+        };
+        let v = serde_json::to_value(&traffic).expect("json");
+        assert_eq!(v["path"], "/v1/messages");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["swapped"], true);
+        let tunnel = serde_json::to_value(Traffic::default()).expect("json");
+        assert!(tunnel.get("path").is_none() && tunnel.get("status").is_none());
     }
 }

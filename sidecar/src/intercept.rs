@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -24,6 +25,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::audit::Pending;
+use crate::counted::{Counted, UpstreamBody};
 use crate::metrics::DenyReason;
 use crate::proxy::Proxy;
 use crate::relay::{self, MAX_HEAD};
@@ -57,8 +60,8 @@ struct Upstream {
 
 #[derive(Debug)]
 enum Sender {
-    H1(http1::SendRequest<Incoming>),
-    H2(http2::SendRequest<Incoming>),
+    H1(http1::SendRequest<UpstreamBody>),
+    H2(http2::SendRequest<UpstreamBody>),
 }
 
 /// Serves one intercepted connection until the client closes it.
@@ -159,6 +162,14 @@ async fn handle(
         );
         return Err(Failure::Deny(DenyReason::TokenMisuse));
     }
+    // Refusals above are recorded as `egress.denied`; from here on, as `egress.request`.
+    let mut record = Pending::start(
+        &session.proxy,
+        target.host(),
+        target.port(),
+        &method,
+        Some(req.uri().path()),
+    );
     for &i in &session.credentials {
         let Some(cred) = proxy.credentials.get(i) else {
             continue;
@@ -173,10 +184,14 @@ async fn handle(
         })?;
         let n = swap::swap_slots(req.headers_mut(), cred.sealed(), cred.slots(), &value);
         proxy.metrics.swaps.fetch_add(n as u64, Ordering::Relaxed);
+        if n > 0 {
+            record.swapped();
+        }
     }
     let needles = relay::needles(proxy, &session.credentials);
     respond::strip_hop_by_hop(req.headers_mut());
     redact::ask_for_identity(req.headers_mut());
+    let req = req.map(|body| Counted::new(body, record.sent()));
     let started = Instant::now();
     let response = session.send(req).await?;
     proxy.metrics.observe_upstream(started.elapsed());
@@ -185,11 +200,13 @@ async fn handle(
         method: &method,
         needles,
     };
-    relay::relay_response(proxy, response, Some(bound))
+    let response = relay::relay_response(proxy, response, Some(bound))?;
+    let status = response.status().as_u16();
+    Ok(response.map(|body| record.attach(status, body).boxed()))
 }
 
 impl Session {
-    async fn send(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, Failure> {
+    async fn send(&self, mut req: Request<UpstreamBody>) -> Result<Response<Incoming>, Failure> {
         let upstream_error = |e: hyper::Error| Failure::Upstream(e.to_string());
         let sender = self.sender().await?;
         match sender {

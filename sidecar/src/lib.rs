@@ -7,15 +7,18 @@
 //! Modules, in request order: [`config`] (load, validate) → [`running`] (start, bind, serve) →
 //! [`server`] (accept, `CONNECT`, plain HTTP) → [`target`] → [`tripwire`] → [`allowlist`] →
 //! [`resolve`] + [`ssrf`] → [`tunnel`] or [`intercept`] ([`tls`], [`ca`], [`swap`]) → [`relay`]
-//! (responses, [`redact`]) → [`respond`]; beside them [`proxy`] (the shared state every
+//! (responses, [`redact`]) → [`respond`], with [`audit`] recording each relayed request and
+//! tunnel (its request bodies [`counted`]); beside them [`proxy`] (the shared state every
 //! connection reads), [`events`], [`metrics`], [`admin`], and [`lock`]. Imports point one way:
 //! down this list, never back up.
 
 mod admin;
 mod allowlist;
+mod audit;
 mod ca;
 pub mod cli;
 pub mod config;
+mod counted;
 pub mod events;
 mod intercept;
 mod lock;

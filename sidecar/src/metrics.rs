@@ -77,6 +77,8 @@ pub struct Metrics {
     pub events_failed: AtomicU64,
     /// Events delivered.
     pub events_sent: AtomicU64,
+    /// Relayed requests and tunnels left without an `egress.request` record by its rate bound.
+    pub audit_unrecorded: AtomicU64,
     /// Connections currently open (client side).
     pub open_connections: AtomicI64,
     latency: Histogram,
@@ -152,6 +154,11 @@ impl Metrics {
                 "sealpod_sidecar_event_batches_failed_total",
                 "Event batches the sink refused.",
                 &self.events_failed,
+            ),
+            (
+                "sealpod_sidecar_audit_unrecorded_total",
+                "Relayed requests and tunnels the audit's rate bound left unrecorded.",
+                &self.audit_unrecorded,
             ),
         ] {
             out.single(name, help, Kind::Counter, get(value));

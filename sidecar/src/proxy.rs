@@ -12,7 +12,7 @@ use sealpod_resources::proxy_config::{Mode, ValidatedProxyConfig};
 
 use crate::allowlist::Allowlist;
 use crate::ca::{CaError, PodCa};
-use crate::events::{Event, Events, Kind};
+use crate::events::{Event, Events, Kind, Traffic};
 use crate::metrics::{DenyReason, Metrics};
 use crate::resolve::Net;
 use crate::ssrf::Guard;
@@ -80,7 +80,7 @@ pub struct Proxy {
 }
 
 /// A shared HTTP/2 upstream sender.
-pub(crate) type H2Sender = hyper::client::conn::http2::SendRequest<hyper::body::Incoming>;
+pub(crate) type H2Sender = hyper::client::conn::http2::SendRequest<crate::counted::UpstreamBody>;
 
 impl Proxy {
     /// Builds the state (mints the CA). Needs a Tokio runtime when `events` is configured.
@@ -118,7 +118,7 @@ impl Proxy {
     }
 
     /// A live shared HTTP/2 upstream connection to `host:port`, if any.
-    pub fn pooled_h2(&self, host: &str, port: u16) -> Option<H2Sender> {
+    pub(crate) fn pooled_h2(&self, host: &str, port: u16) -> Option<H2Sender> {
         let mut pool = self.upstream_h2.lock().unwrap_or_else(|p| p.into_inner());
         let key = (host.to_owned(), port);
         match pool.get(&key) {
@@ -132,7 +132,7 @@ impl Proxy {
     }
 
     /// Shares an HTTP/2 upstream connection to `host:port`.
-    pub fn pool_h2(&self, host: &str, port: u16, sender: &H2Sender) {
+    pub(crate) fn pool_h2(&self, host: &str, port: u16, sender: &H2Sender) {
         let mut pool = self.upstream_h2.lock().unwrap_or_else(|p| p.into_inner());
         pool.insert((host.to_owned(), port), sender.clone());
     }
@@ -153,6 +153,13 @@ impl Proxy {
             method,
             self.mode,
         ));
+    }
+
+    /// Sends the `egress.request` audit record of a relayed request or a tunnel.
+    pub fn record(&self, host: &str, port: u16, method: &str, traffic: Traffic) {
+        let mut event = Event::new(Kind::Request, host, port, "allowed", method, self.mode);
+        event.body.traffic = Some(traffic);
+        self.events.emit(event);
     }
 
     /// Counts and reports what report mode lets through.

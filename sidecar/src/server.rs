@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, Uri};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -18,6 +19,8 @@ use sealpod_resources::proxy_config::Mode;
 use tokio::net::TcpListener;
 
 use crate::allowlist::Decision;
+use crate::audit::Pending;
+use crate::counted::Counted;
 use crate::metrics::{ConnectionGuard, DenyReason};
 use crate::proxy::Proxy;
 use crate::redact;
@@ -181,7 +184,9 @@ async fn connect(
             }
             (Decision::Tunnel | Decision::Deny, Some((upstream, _))) => {
                 proxy.metrics.tunnels.fetch_add(1, Ordering::Relaxed);
-                tunnel::run(upgraded, upstream).await;
+                let record = Pending::start(&proxy, target.host(), target.port(), "CONNECT", None);
+                let (sent, received) = tunnel::run(upgraded, upstream).await;
+                record.finish_tunnel(sent, received);
             }
             (Decision::Tunnel | Decision::Deny, None) => {}
         }
@@ -223,6 +228,13 @@ async fn forward(
         .events
         .allowed(target.host(), target.port(), &method, proxy.mode);
 
+    let record = Pending::start(
+        proxy,
+        target.host(),
+        target.port(),
+        &method,
+        Some(uri.path()),
+    );
     strip_proxy_headers(req.headers_mut());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     *req.uri_mut() = Uri::try_from(path).map_err(|_| bad())?;
@@ -236,6 +248,7 @@ async fn forward(
         .await
         .map_err(|e| Failure::Upstream(e.to_string()))?;
     tokio::spawn(conn);
+    let req = req.map(|body| Counted::new(body, record.sent()));
     let started = Instant::now();
     let response = sender
         .send_request(req)
@@ -250,7 +263,9 @@ async fn forward(
         }),
         _ => None,
     };
-    relay_response(proxy, response, bound)
+    let response = relay_response(proxy, response, bound)?;
+    let status = response.status().as_u16();
+    Ok(response.map(|body| record.attach(status, body).boxed()))
 }
 
 fn strip_proxy_headers(headers: &mut http::HeaderMap) {

@@ -11,12 +11,16 @@ use tokio::net::TcpStream;
 /// Copy buffer per direction. Small on purpose: idle tunnels are the common case in a sandbox.
 const BUF: usize = 4 * 1024;
 
-/// Copies between the client's upgraded connection and the upstream until both sides close.
-pub(crate) async fn run(client: Upgraded, mut upstream: TcpStream) {
+/// Copies between the client's upgraded connection and the upstream until both sides close;
+/// returns the bytes sent and received (zero both ways when the tunnel ends with an error, which
+/// loses the counts).
+pub(crate) async fn run(client: Upgraded, mut upstream: TcpStream) -> (u64, u64) {
     let mut client = TokioIo::new(client);
-    if let Err(error) =
-        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUF, BUF).await
-    {
-        tracing::debug!(%error, "tunnel closed with an error");
+    match tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUF, BUF).await {
+        Ok(counts) => counts,
+        Err(error) => {
+            tracing::debug!(%error, "tunnel closed with an error");
+            (0, 0)
+        }
     }
 }

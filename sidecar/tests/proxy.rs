@@ -794,14 +794,23 @@ async fn ready_and_events_for_first_use() {
     // `egress.denied` has arrived, a second (wrong) first-use event would have arrived before it.
     let marker = support::connect(h.running.listen, "unlisted.fake.test:443", &[]).await;
     assert_eq!(marker.status, 403);
-    let events = h.wait_for_events(2).await;
-    assert_eq!(
-        events.last().map(|(_, e)| e["type"].clone()),
-        Some("egress.denied".into()),
-        "{events:?}"
-    );
+    // (The tunnels' audit records arrive whenever each tunnel ends: they are not counted.)
+    let events = sealpod_util::wait::until(
+        "the denied marker",
+        std::time::Duration::from_secs(60),
+        || async {
+            let events = h.sink.events();
+            events
+                .iter()
+                .any(|(_, e)| e["type"] == "egress.denied")
+                .then_some(events)
+        },
+    )
+    .await
+    .expect("the marker arrives");
     let allowed: Vec<_> = events
         .iter()
+        .take_while(|(_, e)| e["type"] != "egress.denied")
         .filter(|(_, e)| e["type"] == "egress.allowed")
         .collect();
     assert_eq!(allowed.len(), 1, "first use only: {events:?}");
@@ -1305,4 +1314,98 @@ async fn bound_hosts_are_asked_for_identity_and_a_compressed_answer_is_refused()
         h.plain.state.records()[0].header("accept-encoding"),
         Some("gzip")
     );
+}
+
+#[tokio::test]
+async fn every_relayed_request_and_tunnel_leaves_an_audit_record() {
+    let h = Harness::start("enforce", &[b"http/1.1"]).await;
+    // Intercepted: a sealed token swapped, a body sent, a sized answer, a query never recorded.
+    let mut c = h.intercepted("api.fake.test", "api.fake.test").await;
+    let host = h.target("api.fake.test");
+    let r = support::send(
+        &mut c,
+        support::request(
+            "POST",
+            "/public?size=300&note=QUERY-MARKER",
+            &host,
+            &[("x-api-key", SEALED_A)],
+            "hello",
+        ),
+    )
+    .await;
+    assert_eq!((r.0, r.2.len()), (200, 300));
+    // Plain HTTP, forwarded.
+    let authority = format!("plain.fake.test:{}", h.plain.addr.port());
+    let mut s = h.plain_client().await;
+    let mut req = support::request("GET", "/", &authority, &[], "");
+    *req.uri_mut() = format!("http://{authority}/public?q=QUERY-MARKER")
+        .parse()
+        .expect("uri");
+    assert_eq!(support::send(&mut s, req).await.0, 200);
+    // A tunnel, closed by the client after one exchange.
+    let t = support::connect(h.running.listen, &h.target("tunnel.fake.test"), &[]).await;
+    assert_eq!(t.status, 200);
+    let mut tunnel = support::https_client(
+        t.stream.expect("s"),
+        "tunnel.fake.test",
+        std::slice::from_ref(&h.pki.root_der),
+    )
+    .await
+    .expect("end-to-end TLS");
+    let r = support::send(
+        &mut tunnel,
+        support::request("GET", "/public", "tunnel.fake.test", &[], ""),
+    )
+    .await;
+    assert_eq!(r.0, 200);
+    drop(tunnel);
+
+    // Three first uses and three records.
+    let events = h.wait_for_events(6).await;
+    let records: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|(_, e)| e["type"] == "egress.request")
+        .map(|(_, e)| &e["body"])
+        .collect();
+    assert_eq!(records.len(), 3, "{events:?}");
+    let of = |host: &str| {
+        *records
+            .iter()
+            .find(|r| r["host"] == host)
+            .unwrap_or_else(|| panic!("no record for {host}: {records:?}"))
+    };
+    let intercepted = of("api.fake.test");
+    assert_eq!(intercepted["method"], "POST");
+    assert_eq!(intercepted["path"], "/public");
+    assert_eq!(intercepted["status"], 200);
+    assert_eq!(intercepted["bytes_sent"], 5);
+    assert_eq!(intercepted["bytes_received"], 300);
+    assert_eq!(intercepted["swapped"], true);
+    assert_eq!(intercepted["unrecorded"], 0);
+    let forwarded = of("plain.fake.test");
+    assert_eq!(
+        (
+            &forwarded["method"],
+            &forwarded["path"],
+            &forwarded["status"]
+        ),
+        (&"GET".into(), &"/public".into(), &200.into())
+    );
+    assert_eq!(forwarded["bytes_received"], "public\n".len());
+    assert_eq!(forwarded["swapped"], false);
+    let tunnelled = of("tunnel.fake.test");
+    assert_eq!(tunnelled["method"], "CONNECT");
+    assert!(tunnelled.get("path").is_none() && tunnelled.get("status").is_none());
+    assert!(
+        tunnelled["bytes_sent"].as_u64() > Some(0)
+            && tunnelled["bytes_received"].as_u64() > Some(0),
+        "{tunnelled}"
+    );
+    let text = serde_json::to_string(&events).expect("json");
+    assert!(
+        !text.contains("QUERY-MARKER"),
+        "a query reached the audit: {text}"
+    );
+    assert!(!text.contains(SEALED_A), "a sealed token reached the audit");
+    assert_no_secret(&text);
 }

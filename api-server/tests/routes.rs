@@ -1146,9 +1146,12 @@ async fn runtime_api_tokens_claims_and_signals() {
             "reason": "allowed", "method": "POST", "path": "/v1/messages", "status": 200, "bytes_sent": 10,
             "bytes_received": 20, "duration_ms": 3, "swapped": true, "unrecorded": 0}},
     ]});
-    let bogus = json!({"events": [{"type": "egress.bogus", "ts": "2026-11-27T00:00:00Z", "body": {}}]});
+    let bogus =
+        json!({"events": [{"type": "egress.bogus", "ts": "2026-11-27T00:00:00Z", "body": {}}]});
     assert_eq!(
-        env.rt(&proxy, "POST", "/egress-events", Some(bogus)).await.0,
+        env.rt(&proxy, "POST", "/egress-events", Some(bogus))
+            .await
+            .0,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(

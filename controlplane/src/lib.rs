@@ -15,6 +15,16 @@
 pub mod children;
 pub mod pki;
 
+/// The control planes sealpod runs on (`sealpod up --control-plane`, the tests'
+/// `SEALPOD_TEST_CONTROL_PLANE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ControlPlaneKind {
+    /// devcluster, in process.
+    Devcluster,
+    /// The upstream etcd, kube-apiserver and kube-controller-manager (this crate).
+    Kubernetes,
+}
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// sealpod on one machine.
 #[derive(Debug, Parser)]
@@ -117,11 +117,4 @@ pub struct UpArgs {
     pub restart_backoff_ms: u64,
 }
 
-/// The control planes `sealpod up` can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ControlPlaneKind {
-    /// devcluster, in process.
-    Devcluster,
-    /// The upstream etcd, kube-apiserver and kube-controller-manager.
-    Kubernetes,
-}
+pub use sealpod_controlplane::ControlPlaneKind;

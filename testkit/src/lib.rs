@@ -23,24 +23,17 @@ const MANAGER: &str = "sealpod-testkit";
 /// How long [`eventually`] waits.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The control planes tests run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ControlPlaneKind {
-    /// devcluster, in process.
-    Devcluster,
-    /// The upstream programs.
-    Kubernetes,
-}
+pub use sealpod_controlplane::ControlPlaneKind;
 
-impl ControlPlaneKind {
-    /// The plane `SEALPOD_TEST_CONTROL_PLANE` names (unset: devcluster). Any other value fails
-    /// the test, so a typo never silently tests the default.
-    pub fn from_env() -> ControlPlaneKind {
-        match std::env::var(CONTROL_PLANE_ENV).as_deref() {
-            Err(_) | Ok("" | "devcluster") => ControlPlaneKind::Devcluster,
-            Ok("kubernetes") => ControlPlaneKind::Kubernetes,
-            Ok(other) => panic!("{CONTROL_PLANE_ENV}={other}: expected devcluster or kubernetes"),
-        }
+/// The plane `SEALPOD_TEST_CONTROL_PLANE` names (unset: devcluster). Any other value fails the
+/// test, so a typo never silently tests the default.
+pub fn control_plane_from_env() -> ControlPlaneKind {
+    use clap::ValueEnum as _;
+    match std::env::var(CONTROL_PLANE_ENV).as_deref() {
+        Err(_) | Ok("") => ControlPlaneKind::Devcluster,
+        Ok(name) => ControlPlaneKind::from_str(name, false).unwrap_or_else(|_| {
+            panic!("{CONTROL_PLANE_ENV}={name}: expected devcluster or kubernetes")
+        }),
     }
 }
 
@@ -115,7 +108,7 @@ impl TestCluster {
     /// creates `namespaces` (on Kubernetes, also waits for each one's `default` service account,
     /// without which the API server refuses pods).
     pub async fn start(namespaces: &[&str]) -> TestCluster {
-        let cluster = TestCluster::start_plane(ControlPlaneKind::from_env()).await;
+        let cluster = TestCluster::start_plane(control_plane_from_env()).await;
         let crds: Vec<_> = sealpod_resources::crds::all()
             .into_iter()
             .map(|(_, c)| c)

@@ -21,7 +21,7 @@ pub mod pki;
 pub enum ControlPlaneKind {
     /// devcluster, in process.
     Devcluster,
-    /// The upstream etcd, kube-apiserver and kube-controller-manager (this crate).
+    /// The upstream etcd, kube-apiserver and kube-controller-manager, as child processes.
     Kubernetes,
 }
 

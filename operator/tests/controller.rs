@@ -97,6 +97,20 @@ async fn wait_pod(h: &Harness, name: &str) -> Pod {
     .await
 }
 
+/// Waits until Credential `name` is `Ready` (its value opens) and returns it.
+async fn ready_credential(h: &Harness, name: &str) -> Credential {
+    let creds: Api<Credential> = api(h);
+    eventually(&format!("{name} ready"), || {
+        let creds = creds.clone();
+        async move {
+            let c = creds.get(name).await.ok()?;
+            let st = c.status.as_ref()?;
+            conditions::is_true(&st.conditions, conditions::READY).then_some(c)
+        }
+    })
+    .await
+}
+
 async fn wait_gone<K>(h: &Harness, name: &str)
 where
     K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
@@ -889,19 +903,11 @@ async fn renewing_the_sealing_key_keeps_old_values_opening_and_new_ones_open_too
     let h = Harness::new().await;
     let op = h.operator("replica-a", &[]).await;
     setup(&h).await;
-    let creds: Api<Credential> = api(&h);
     let ready_with = |name: &'static str| {
-        let creds = creds.clone();
+        let h = &h;
         async move {
-            eventually(&format!("{name} ready"), || {
-                let creds = creds.clone();
-                async move {
-                    let c = creds.get(name).await.ok()?;
-                    let st = c.status?;
-                    conditions::is_true(&st.conditions, conditions::READY).then_some(st.key_id?)
-                }
-            })
-            .await
+            let ready = ready_credential(h, name).await;
+            ready.status.and_then(|s| s.key_id).expect("key id")
         }
     };
     let old_key = ready_with("cred-a").await;
@@ -958,20 +964,7 @@ async fn sealed_secrets_written_by_sealpod_move_into_the_credential() {
             .await;
     }
     let creds: Api<Credential> = api(&h);
-    let ready = |name: &'static str| {
-        let creds = creds.clone();
-        async move {
-            eventually(&format!("{name} ready"), || {
-                let creds = creds.clone();
-                async move {
-                    let c = creds.get(name).await.ok()?;
-                    let st = c.status.clone()?;
-                    conditions::is_true(&st.conditions, conditions::READY).then_some(c)
-                }
-            })
-            .await
-        }
-    };
+    let ready = |name: &'static str| ready_credential(&h, name);
     let moved = eventually("the sealed value moved", || {
         let creds = creds.clone();
         async move {

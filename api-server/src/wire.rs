@@ -45,7 +45,7 @@ impl TurnState {
     }
 
     /// The state of a stored name, if it is one.
-    pub fn from_stored(name: &str) -> Option<TurnState> {
+    pub fn from_wire(name: &str) -> Option<TurnState> {
         [TurnState::Running, TurnState::Ok, TurnState::Error]
             .into_iter()
             .find(|s| s.as_str() == name)
@@ -480,13 +480,13 @@ mod tests {
             summary
         );
         for state in [TurnState::Running, TurnState::Ok, TurnState::Error] {
-            assert_eq!(TurnState::from_stored(state.as_str()), Some(state));
+            assert_eq!(TurnState::from_wire(state.as_str()), Some(state));
             assert_eq!(
                 serde_json::to_value(state).expect("state"),
                 json!(state.as_str())
             );
         }
-        assert_eq!(TurnState::from_stored("done"), None);
+        assert_eq!(TurnState::from_wire("done"), None);
     }
 
     #[test]

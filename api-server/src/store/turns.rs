@@ -62,7 +62,7 @@ fn row_to_turn(row: &AnyRow) -> StoreResult<TurnRow> {
         number: column(row, "number")?,
         state: {
             let value: String = column(row, "state")?;
-            TurnState::from_stored(&value).ok_or(super::StoreError::Unknown {
+            TurnState::from_wire(&value).ok_or(super::StoreError::Unknown {
                 column: "turns.state",
                 value,
             })?

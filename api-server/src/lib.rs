@@ -18,6 +18,7 @@ mod error;
 mod input;
 pub mod kube;
 pub mod lifecycle;
+mod limits;
 mod metrics;
 mod routes;
 mod runtime_api;
@@ -150,6 +151,7 @@ impl AppState {
         let namespaces = state.settings().watch_namespaces.clone();
         tokio::spawn(async move { org_keys.run(cluster, namespaces).await });
         tokio::spawn(lifecycle::run_status_sync(state.clone()));
+        tokio::spawn(limits::run_deadline_sweep(state.clone()));
         tokio::spawn(adopt::run(state.clone()));
         if state.store().backend() == store::Backend::Postgres {
             tokio::spawn(store::postgres::listen(state.store().clone()));

@@ -1,8 +1,9 @@
 //! The runtime API (its own listener, default port 8081; contract in `docs/runtime-api.md`, wire
 //! types in `sealpod_resources::runtime_api`): claim the next turn's input (long-poll), append
 //! event batches (idempotent by `client_id`), complete turns, long-poll cancel signals, the
-//! sidecar's egress-event sink, and token revocation. A runtime token reaches only its own
-//! session and scope; unknown, forged or revoked tokens get 401, the wrong scope 403.
+//! sidecar's egress-event sink and egress gate (see [`crate::limits`]), and token revocation. A
+//! runtime token reaches only its own session and scope; unknown, forged or revoked tokens get
+//! 401, the wrong scope 403.
 
 use std::time::Duration;
 
@@ -15,8 +16,8 @@ use axum::{Json, Router};
 use sealpod_resources::ids::object_name_to_id;
 use sealpod_resources::runtime_api::{
     Actor, AppendRequest, AppendResponse, AppendedEvent, ClaimRequest, CompleteTurnRequest,
-    EGRESS_EVENT_TYPES, EgressEventBatch, Level, MAX_APPEND_BATCH, MAX_WAIT_SECONDS, NewEvent,
-    SessionInfo, Signal,
+    EGRESS_EVENT_TYPES, EgressEventBatch, EgressGate, EgressGateRequest, Level, MAX_APPEND_BATCH,
+    MAX_WAIT_SECONDS, NewEvent, SessionInfo, Signal,
 };
 use sealpod_resources::runtime_token::Scope;
 use serde::Deserialize;
@@ -38,6 +39,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/turns/{turn_id}/complete", post(complete))
         .route("/turns/{turn_id}/signal", get(signal))
         .route("/egress-events", post(egress))
+        .route("/egress-gate", post(egress_gate))
         .route("/revoke", post(revoke))
 }
 
@@ -86,6 +88,14 @@ impl RuntimeCaller {
             Ok(())
         } else {
             Err(ApiError::Forbidden("this route needs the runtime token"))
+        }
+    }
+
+    fn proxy(&self) -> ApiResult<()> {
+        if self.scope == Scope::Proxy {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this route needs the sidecar's token"))
         }
     }
 
@@ -151,6 +161,16 @@ async fn claim(
         {
             state.metrics().appended(1);
             state.sync().mark(&caller.namespace, &caller.session);
+            if crate::limits::end_if_past_max_turns(
+                &state,
+                &caller.namespace,
+                &caller.session,
+                &turn,
+            )
+            .await?
+            {
+                continue;
+            }
             return Ok(Json(turn).into_response());
         }
         let _waiting = state.metrics().long_poll();
@@ -313,9 +333,7 @@ async fn egress(
     caller: RuntimeCaller,
     Body(req): Body<EgressEventBatch>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    if caller.scope != Scope::Proxy {
-        return Err(ApiError::Forbidden("this route needs the sidecar's token"));
-    }
+    caller.proxy()?;
     if req.events.len() > MAX_APPEND_BATCH {
         return Err(ApiError::invalid("events", "at most 500 events per batch"));
     }
@@ -351,6 +369,22 @@ async fn egress(
         .map_err(append_error)?;
     state.metrics().appended(n);
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: n })))
+}
+
+async fn egress_gate(
+    State(state): State<AppState>,
+    caller: RuntimeCaller,
+    Body(req): Body<EgressGateRequest>,
+) -> ApiResult<Json<EgressGate>> {
+    caller.proxy()?;
+    let gate = crate::limits::gate(
+        &state,
+        &caller.namespace,
+        &caller.session,
+        req.metered_tokens,
+    )
+    .await?;
+    Ok(Json(gate))
 }
 
 async fn revoke(State(state): State<AppState>, caller: RuntimeCaller) -> ApiResult<Json<Revoked>> {

@@ -1179,6 +1179,17 @@ async fn runtime_api_tokens_claims_and_signals() {
     );
     assert_eq!(record["body"]["path"], "/v1/messages");
     assert_eq!(record["body"]["decided_at"], "2026-11-27T00:00:01Z");
+    // The egress gate: proxy scope only, and a report never lowers the metered total.
+    let report = |n: i64| Some(json!({"metered_tokens": n}));
+    let (s, _) = env.rt(&token, "POST", "/egress-gate", report(1)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = env.rt(&proxy, "POST", "/egress-gate", report(-1)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, answer) = env.rt(&proxy, "POST", "/egress-gate", report(40)).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    assert_eq!(answer["metered_tokens"], 40);
+    let (_, answer) = env.rt(&proxy, "POST", "/egress-gate", report(7)).await;
+    assert_eq!(answer["metered_tokens"], 40);
     // The token of one session does not reach another; revoke ends the session's tokens.
     let other_token = env.runtime_token(TENANT_A, &other, Scope::Runtime);
     let (_, info) = env.rt(&other_token, "GET", "/session", None).await;

@@ -125,6 +125,12 @@ pub struct EventsConfig {
     pub url: String,
     /// File holding the bearer token for the sink (trimmed).
     pub token_file: PathBuf,
+    /// `http://` or `https://` URL of the session's egress gate (`POST`, same token). When set,
+    /// a sealed token is swapped only while the gate is open (a turn is running, within its
+    /// `turn_seconds` and the session's token budget), and the model usage metered from
+    /// credential hosts' responses is reported to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_url: Option<String>,
 }
 
 /// A configuration error naming the key at fault (`credentials[0].hosts[1]`).
@@ -434,15 +440,9 @@ impl ProxyConfig {
             }
         }
         if let Some(events) = &self.events {
-            let url = events.url.as_str();
-            let rest = url
-                .strip_prefix("http://")
-                .or_else(|| url.strip_prefix("https://"));
-            if !rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) {
-                return Err(ConfigError::new(
-                    "events.url",
-                    "must be an http:// or https:// URL with a host",
-                ));
+            check_http_url("events.url", &events.url)?;
+            if let Some(gate) = &events.gate_url {
+                check_http_url("events.gate_url", gate)?;
             }
             if events.token_file.as_os_str().is_empty() {
                 return Err(ConfigError::new("events.token_file", "must be a file path"));
@@ -489,6 +489,20 @@ impl ProxyConfig {
 fn parse_socket_addr(key: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
     raw.parse()
         .map_err(|_| ConfigError::new(key, format!("`{raw}` is not an `ip:port` socket address")))
+}
+
+fn check_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    if rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            "must be an http:// or https:// URL with a host",
+        ))
+    }
 }
 
 fn parse_cidrs(key: &str, raw: &[String]) -> Result<Vec<Cidr>, ConfigError> {
@@ -675,9 +689,20 @@ mod tests {
                     c.events = Some(EventsConfig {
                         url: "ftp://x".into(),
                         token_file: "/t".into(),
+                        gate_url: None,
                     });
                 }),
                 "events.url",
+            ),
+            (
+                Box::new(|c| {
+                    c.events = Some(EventsConfig {
+                        url: "http://api:8081/runtime/v1/egress-events".into(),
+                        token_file: "/t".into(),
+                        gate_url: Some("http:///runtime/v1/egress-gate".into()),
+                    });
+                }),
+                "events.gate_url",
             ),
             (
                 Box::new(|c| {

@@ -366,6 +366,51 @@ pub const EGRESS_EVENT_TYPES: [&str; 4] = [
     "egress.request",
 ];
 
+/// `POST /runtime/v1/egress-gate` request (scope `proxy`): the sidecar reports the model tokens
+/// it has metered for the session (a running total; the server keeps the largest it was told) and
+/// asks whether it may swap sealed tokens now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressGateRequest {
+    /// Model tokens the sidecar has metered from the provider's responses, in total.
+    pub metered_tokens: u64,
+}
+
+/// Why the gate is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateClosed {
+    /// No turn of the session is running: the key is usable only during a turn.
+    NoTurn,
+    /// The running turn is past `limits.turn_seconds`.
+    DeadlineExceeded,
+    /// The session's metered usage reached `limits.tokens`.
+    BudgetExceeded,
+}
+
+impl GateClosed {
+    /// The wire (and deny-reason) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateClosed::NoTurn => "no_turn",
+            GateClosed::DeadlineExceeded => "deadline_exceeded",
+            GateClosed::BudgetExceeded => "budget_exceeded",
+        }
+    }
+}
+
+/// `POST /runtime/v1/egress-gate` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressGate {
+    /// Why sealed tokens must not be swapped now; absent when they may be.
+    pub closed: Option<GateClosed>,
+    /// The session's metered model tokens as the server knows them (at least what was reported).
+    pub metered_tokens: u64,
+    /// `limits.tokens` of the session, if any.
+    pub tokens_limit: Option<u64>,
+    /// Milliseconds left of the running turn's `limits.turn_seconds`, if it has one.
+    pub turn_ms_left: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

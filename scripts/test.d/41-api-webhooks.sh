@@ -11,5 +11,6 @@ fi
 # shellcheck source=/dev/null
 . tests/conformance/pg.sh
 pg_start
+trap pg_stop EXIT
 url="$(pg_new_database sealpod_webhooks)"
 SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked -p sealpod-api-server --test webhooks -- --include-ignored

@@ -1,6 +1,7 @@
 //! The egress audit: one `egress.request` record for every request the proxy relays (intercepted
 //! or forwarded) and for every tunnel, with what a security team reviews — host, port, method,
-//! path without its query, status, bytes each way, duration, whether a sealed token was swapped —
+//! path without its query, status, bytes each way, duration, whether a sealed token was swapped,
+//! the model usage its answer reported ([`crate::meter`]) —
 //! and never a header, a body, a query or a key.
 //!
 //! Records go out through the event queue (batched, never blocking a request) behind a token
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::events::Traffic;
+use crate::meter::UsageSlot;
 use crate::proxy::Proxy;
 
 /// A request on its way: what its record will say once its response has ended.
@@ -32,6 +34,7 @@ pub(crate) struct Pending {
     started: Instant,
     traffic: Traffic,
     sent: Arc<AtomicU64>,
+    usage: UsageSlot,
 }
 
 impl Pending {
@@ -55,6 +58,7 @@ impl Pending {
                 ..Traffic::default()
             },
             sent: Arc::new(AtomicU64::new(0)),
+            usage: UsageSlot::default(),
         }
     }
 
@@ -66,6 +70,16 @@ impl Pending {
     /// Notes that a sealed token was swapped.
     pub(crate) fn swapped(&mut self) {
         self.traffic.swapped = true;
+    }
+
+    /// Whether a sealed token was swapped.
+    pub(crate) fn is_swapped(&self) -> bool {
+        self.traffic.swapped
+    }
+
+    /// Where the response's metered model usage goes (see [`crate::meter`]).
+    pub(crate) fn usage_slot(&self) -> UsageSlot {
+        Arc::clone(&self.usage)
     }
 
     /// Ends a tunnel's record with its byte counts.
@@ -98,6 +112,7 @@ impl Drop for Pending {
         traffic.bytes_sent = self.sent.load(Ordering::Relaxed);
         traffic.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         traffic.unrecorded = unrecorded;
+        traffic.usage = self.usage.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.proxy
             .record(&self.host, self.port, &self.method, traffic);
     }

@@ -7,23 +7,17 @@
 //! must never carry a token or key value: its body holds only host, port, reason, method, mode.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use sealpod_resources::proxy_config::{EventsConfig, Mode};
-use sealpod_resources::secret::Secret;
 use serde::Serialize;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::sink;
 
 /// Events queued before new ones are dropped.
 pub const QUEUE: usize = 4096;
@@ -58,6 +52,9 @@ pub struct Traffic {
     pub swapped: bool,
     /// Requests the rate bound left unrecorded since the previous record.
     pub unrecorded: u64,
+    /// Model usage the response reported (a credential host's answer to a swapped request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<sealpod_resources::runtime_api::Usage>,
 }
 
 /// The token bucket every `egress.request` record passes (see [`crate::audit`]).
@@ -255,7 +252,7 @@ async fn post_loop(
     tls: Arc<rustls::ClientConfig>,
     metrics: Arc<Metrics>,
 ) {
-    let Some(target) = Target::parse(&config.url) else {
+    let Some(target) = sink::Target::parse(&config.url) else {
         tracing::error!("events.url cannot be parsed; events are dropped");
         return;
     };
@@ -274,14 +271,14 @@ async fn post_loop(
         };
         match tokio::time::timeout(
             Duration::from_secs(5),
-            post(&target, &config.token_file, body, &tls),
+            sink::post(&target, &config.token_file, body, &tls),
         )
         .await
         {
-            Ok(Ok(status)) if status.is_success() => {
+            Ok(Ok((status, _))) if status.is_success() => {
                 metrics.events_sent.fetch_add(n, Ordering::Relaxed);
             }
-            Ok(Ok(status)) => {
+            Ok(Ok((status, _))) => {
                 tracing::warn!(%status, events = n, "event sink refused a batch");
                 metrics.events_failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -295,94 +292,6 @@ async fn post_loop(
             }
         }
     }
-}
-
-/// A parsed sink URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
-    tls: bool,
-    host: String,
-    port: u16,
-    path: String,
-}
-
-impl Target {
-    fn parse(url: &str) -> Option<Self> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else {
-            (false, url.strip_prefix("http://")?)
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let uri: http::uri::Authority = authority.parse().ok()?;
-        Some(Self {
-            tls,
-            host: uri
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
-            path: path.to_owned(),
-        })
-    }
-}
-
-type PostError = Box<dyn std::error::Error + Send + Sync>;
-
-async fn post(
-    target: &Target,
-    token_file: &PathBuf,
-    body: Vec<u8>,
-    tls: &Arc<rustls::ClientConfig>,
-) -> Result<http::StatusCode, PostError> {
-    // Read on every batch, so a rotated sink token takes effect without a restart.
-    let token = Secret::new(
-        tokio::fs::read_to_string(token_file)
-            .await?
-            .trim()
-            .to_owned(),
-    );
-    let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
-    let authority = if (target.tls && target.port == 443) || (!target.tls && target.port == 80) {
-        target.host.clone()
-    } else {
-        format!("{}:{}", target.host, target.port)
-    };
-    let request = Request::post(target.path.as_str())
-        .header(http::header::HOST, authority)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(
-            http::header::AUTHORIZATION,
-            format!("Bearer {}", token.expose()),
-        )
-        .body(Full::new(Bytes::from(body)))?;
-    let status = if target.tls {
-        let name = rustls::pki_types::ServerName::try_from(target.host.clone())?;
-        let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
-            .connect(name, tcp)
-            .await?;
-        send(TokioIo::new(stream), request).await?
-    } else {
-        send(TokioIo::new(tcp), request).await?
-    };
-    Ok(status)
-}
-
-async fn send<T>(io: T, request: Request<Full<Bytes>>) -> Result<http::StatusCode, PostError>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-    tokio::spawn(conn);
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    // Drain the (small) reply so the connection closes cleanly.
-    let _ = response.into_body().collect().await;
-    Ok(status)
 }
 
 #[cfg(test)]
@@ -413,21 +322,6 @@ mod tests {
             )
             .is_ok()
         );
-    }
-
-    #[test]
-    fn sink_urls_parse() {
-        let t = Target::parse("http://api.sealpod:8081/runtime/v1/egress").expect("url");
-        assert_eq!(
-            (t.tls, t.host.as_str(), t.port, t.path.as_str()),
-            (false, "api.sealpod", 8081, "/runtime/v1/egress")
-        );
-        let t = Target::parse("https://[::1]").expect("url");
-        assert_eq!(
-            (t.tls, t.host.as_str(), t.port, t.path.as_str()),
-            (true, "::1", 443, "/")
-        );
-        assert!(Target::parse("ftp://x").is_none());
     }
 
     #[tokio::test]
@@ -485,12 +379,21 @@ mod tests {
             duration_ms: 3,
             swapped: true,
             unrecorded: 0,
+            usage: Some(sealpod_resources::runtime_api::Usage {
+                input_tokens: 7,
+                ..Default::default()
+            }),
         };
         let v = serde_json::to_value(&traffic).expect("json");
         assert_eq!(v["path"], "/v1/messages");
         assert_eq!(v["status"], 200);
         assert_eq!(v["swapped"], true);
+        assert_eq!(v["usage"]["input_tokens"], 7);
         let tunnel = serde_json::to_value(Traffic::default()).expect("json");
-        assert!(tunnel.get("path").is_none() && tunnel.get("status").is_none());
+        assert!(
+            ["path", "status", "usage"]
+                .iter()
+                .all(|k| tunnel.get(k).is_none())
+        );
     }
 }

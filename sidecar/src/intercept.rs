@@ -27,6 +27,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::audit::Pending;
 use crate::counted::{Counted, UpstreamBody};
+use crate::meter::{self, Metering};
 use crate::metrics::DenyReason;
 use crate::proxy::Proxy;
 use crate::relay::{self, MAX_HEAD};
@@ -162,6 +163,19 @@ async fn handle(
         );
         return Err(Failure::Deny(DenyReason::TokenMisuse));
     }
+    let swapping = session
+        .credentials
+        .iter()
+        .filter_map(|&i| proxy.credentials.get(i))
+        .any(|c| c.slot_carries_token(req.headers()));
+    if swapping
+        && let Some(gate) = &proxy.gate
+        && let Err(refusal) = gate.admit().await
+    {
+        let reason = DenyReason::from(refusal);
+        proxy.refuse(reason, target.host(), target.port(), &method);
+        return Err(Failure::Deny(reason));
+    }
     // Refusals above are recorded as `egress.denied`; from here on, as `egress.request`.
     let mut record = Pending::start(
         &session.proxy,
@@ -200,9 +214,34 @@ async fn handle(
         method: &method,
         needles,
     };
-    let response = relay::relay_response(proxy, response, Some(bound))?;
+    let mut response = relay::relay_response(proxy, response, Some(bound))?;
+    if record.is_swapped() {
+        response = metered(proxy, response, record.usage_slot());
+    }
     let status = response.status().as_u16();
     Ok(response.map(|body| record.attach(status, body).boxed()))
+}
+
+/// The answer to a swapped request, its model usage metered: into the gate's total (the
+/// session's budget) and the request's audit record.
+fn metered(
+    proxy: &Proxy,
+    response: Response<ProxyBody>,
+    slot: meter::UsageSlot,
+) -> Response<ProxyBody> {
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let gate = proxy.gate.clone();
+    let sink: meter::UsageSink = Box::new(move |usage| {
+        if let Some(gate) = gate {
+            gate.meter(&usage);
+        }
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(usage);
+    });
+    response.map(|body| Metering::new(body, content_type.as_deref(), sink).boxed())
 }
 
 impl Session {

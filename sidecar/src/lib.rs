@@ -6,11 +6,11 @@
 //!
 //! Modules, in request order: [`config`] (load, validate) → [`running`] (start, bind, serve) →
 //! [`server`] (accept, `CONNECT`, plain HTTP) → [`target`] → [`tripwire`] → [`allowlist`] →
-//! [`resolve`] + [`ssrf`] → [`tunnel`] or [`intercept`] ([`tls`], [`ca`], [`swap`]) → [`relay`]
-//! (responses, [`redact`]) → [`respond`], with [`audit`] recording each relayed request and
-//! tunnel (its request bodies [`counted`]); beside them [`proxy`] (the shared state every
-//! connection reads), [`events`], [`metrics`], [`admin`], and [`lock`]. Imports point one way:
-//! down this list, never back up.
+//! [`resolve`] + [`ssrf`] → [`tunnel`] or [`intercept`] ([`tls`], [`ca`], [`gate`], [`swap`]) →
+//! [`relay`] (responses, [`redact`], [`meter`]) → [`respond`], with [`audit`] recording each
+//! relayed request and tunnel (its request bodies [`counted`]); beside them [`proxy`] (the shared
+//! state every connection reads), [`events`] and [`gate`] (both through [`sink`]), [`metrics`],
+//! [`admin`], and [`lock`]. Imports point one way: down this list, never back up.
 
 mod admin;
 mod allowlist;
@@ -20,8 +20,10 @@ pub mod cli;
 pub mod config;
 mod counted;
 pub mod events;
+pub mod gate;
 mod intercept;
 mod lock;
+mod meter;
 mod metrics;
 mod proxy;
 mod redact;
@@ -30,6 +32,7 @@ pub mod resolve;
 mod respond;
 pub mod running;
 mod server;
+mod sink;
 pub mod ssrf;
 mod swap;
 pub mod target;

@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use sealpod_resources::runtime_api::GateClosed;
 use sealpod_util::metrics::{Exposition, Histogram, Kind};
 
 /// Why a request was refused (the label of `sealpod_sidecar_denials_total`).
@@ -24,17 +25,29 @@ pub enum DenyReason {
     BadRequest,
     /// A credential host answered with a content or transfer coding the redactor cannot read.
     EncodedResponse,
+    /// A sealed token was sent while no turn of the session is running.
+    NoTurn,
+    /// A sealed token was sent after the running turn's `limits.turn_seconds`.
+    DeadlineExceeded,
+    /// A sealed token was sent after the session's `limits.tokens` were spent.
+    BudgetExceeded,
+    /// A sealed token was sent and the egress gate could not be asked.
+    GateUnavailable,
 }
 
 impl DenyReason {
     /// Every reason, in label order.
-    pub const ALL: [DenyReason; 6] = [
+    pub const ALL: [DenyReason; 10] = [
         DenyReason::NotAllowlisted,
         DenyReason::NonPublicAddress,
         DenyReason::TokenMisuse,
         DenyReason::HostMismatch,
         DenyReason::BadRequest,
         DenyReason::EncodedResponse,
+        DenyReason::NoTurn,
+        DenyReason::DeadlineExceeded,
+        DenyReason::BudgetExceeded,
+        DenyReason::GateUnavailable,
     ];
 
     /// The label value (also sent in the `x-sealpod-deny-reason` header and events).
@@ -46,6 +59,10 @@ impl DenyReason {
             DenyReason::HostMismatch => "host_mismatch",
             DenyReason::BadRequest => "bad_request",
             DenyReason::EncodedResponse => "encoded_response",
+            DenyReason::NoTurn => GateClosed::NoTurn.as_str(),
+            DenyReason::DeadlineExceeded => GateClosed::DeadlineExceeded.as_str(),
+            DenyReason::BudgetExceeded => GateClosed::BudgetExceeded.as_str(),
+            DenyReason::GateUnavailable => "gate_unavailable",
         }
     }
 

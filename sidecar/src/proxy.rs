@@ -13,6 +13,7 @@ use sealpod_resources::proxy_config::{Mode, ValidatedProxyConfig};
 use crate::allowlist::Allowlist;
 use crate::ca::{CaError, PodCa};
 use crate::events::{Event, Events, Kind, Traffic};
+use crate::gate::Gate;
 use crate::metrics::{DenyReason, Metrics};
 use crate::resolve::Net;
 use crate::ssrf::Guard;
@@ -71,6 +72,8 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// Egress events.
     pub events: Events,
+    /// The egress gate, when `events.gate_url` is configured: no swap while it is closed.
+    pub gate: Option<Arc<Gate>>,
     /// Set once both listeners are bound.
     pub ready: AtomicBool,
     /// HTTP/2 upstream connections shared by every intercepted client connection to the same
@@ -95,7 +98,12 @@ impl Proxy {
             ),
             None => Events::disabled(Arc::clone(&metrics)),
         };
+        let gate = config
+            .events
+            .as_ref()
+            .and_then(|sink| Gate::spawn(sink, Arc::clone(&upstream_tls)));
         Ok(Self {
+            gate,
             mode: config.mode,
             allowlist: Allowlist::new(
                 config.allow.clone(),

@@ -78,6 +78,26 @@ pub(crate) fn rescue(failure: &Failure) -> Response<ProxyBody> {
             Some(DenyReason::EncodedResponse),
             "the credential host answered with a content coding the proxy cannot check for keys\n",
         ),
+        Failure::Deny(DenyReason::NoTurn) => (
+            StatusCode::FORBIDDEN,
+            Some(DenyReason::NoTurn),
+            "no turn of this session is running; the credential is usable only during a turn\n",
+        ),
+        Failure::Deny(DenyReason::DeadlineExceeded) => (
+            StatusCode::FORBIDDEN,
+            Some(DenyReason::DeadlineExceeded),
+            "the running turn is past the session's limits.turn_seconds\n",
+        ),
+        Failure::Deny(DenyReason::BudgetExceeded) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(DenyReason::BudgetExceeded),
+            "the session's limits.tokens are spent\n",
+        ),
+        Failure::Deny(DenyReason::GateUnavailable) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(DenyReason::GateUnavailable),
+            "the session's limits cannot be checked right now; try again\n",
+        ),
         Failure::Deny(DenyReason::NonPublicAddress) | Failure::Dial(DialError::NonPublic(_)) => (
             StatusCode::FORBIDDEN,
             Some(DenyReason::NonPublicAddress),

@@ -1,6 +1,6 @@
 # Sourced by the API suites: starts (once, idempotently) a private PostgreSQL 15 cluster from
 # Debian's postgresql-15 on a loopback port, with its data dir under /tmp, and defines
-# `pg_new_database NAME` which prints a fresh database URL.
+# `pg_new_database NAME` which prints a fresh database URL, and `pg_stop`.
 PG_BIN=/usr/lib/postgresql/15/bin
 # Under /tmp: the postgres user must be able to reach it (a clone under /root is not).
 PG_DATA="${SEALPOD_PG_DATA:-/tmp/sealpod-pg-api}"
@@ -24,4 +24,11 @@ pg_new_database() {
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS $name" >/dev/null
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $name" >/dev/null
   echo "postgres://postgres@127.0.0.1:$PG_PORT/$name"
+}
+
+# Stops the cluster (suites call it on exit: tests stop every process they start).
+pg_stop() {
+  if pg_as "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+    pg_as "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
+  fi
 }

@@ -634,6 +634,30 @@ impl Store {
         Ok(())
     }
 
+    /// Records the model tokens a session's sidecar reports having metered (a running total: the
+    /// largest report wins, so a late or repeated one never lowers it) and returns the total.
+    pub async fn meter(&self, id: &str, reported: u64) -> StoreResult<u64> {
+        let reported = i64::try_from(reported).unwrap_or(i64::MAX);
+        sqlx::query(
+            "UPDATE sessions SET metered_tokens = $2 WHERE id = $1 AND metered_tokens < $2",
+        )
+        .bind(id)
+        .bind(reported)
+        .execute(self.pool())
+        .await
+        .map_err(db("meter"))?;
+        let row = sqlx::query("SELECT metered_tokens FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("metered tokens"))?;
+        let total: i64 = row
+            .map(|r| column(&r, "metered_tokens"))
+            .transpose()?
+            .unwrap_or(0);
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
     /// The namespace of a session (for the runtime API and the hub), if it exists.
     pub async fn session_namespace(&self, id: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT namespace FROM sessions WHERE id = $1")

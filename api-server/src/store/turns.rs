@@ -50,10 +50,12 @@ pub struct TurnRow {
     pub started_at: String,
     /// RFC 3339.
     pub completed_at: Option<String>,
+    /// When `limits.turn_seconds` runs out (Unix milliseconds), if the session has the limit.
+    pub deadline_ms: Option<i64>,
 }
 
 const TURN_COLUMNS: &str = "id, session, number, state, attempt, input_from, input_to, \
-    yield_reason, result_event_id, error, usage, cancel, started_at, completed_at";
+    yield_reason, result_event_id, error, usage, cancel, started_at, completed_at, deadline_ms";
 
 fn row_to_turn(row: &AnyRow) -> StoreResult<TurnRow> {
     Ok(TurnRow {
@@ -77,6 +79,7 @@ fn row_to_turn(row: &AnyRow) -> StoreResult<TurnRow> {
         cancel: flag(row, "cancel")?,
         started_at: column(row, "started_at")?,
         completed_at: column(row, "completed_at")?,
+        deadline_ms: column(row, "deadline_ms")?,
     })
 }
 
@@ -192,10 +195,15 @@ impl Store {
                     cancel: false,
                     started_at: now_rfc3339(),
                     completed_at: None,
+                    deadline_ms: row
+                        .limits
+                        .turn_seconds
+                        .map(|s| chrono::Utc::now().timestamp_millis() + i64::from(s) * 1000),
                 };
                 sqlx::query(
                     "INSERT INTO turns (id, session, number, state, attempt, input_from, input_to, \
-                     cancel, started_at) VALUES ($1, $2, $3, 'running', 1, $4, $5, 0, $6)",
+                     cancel, started_at, deadline_ms) \
+                     VALUES ($1, $2, $3, 'running', 1, $4, $5, 0, $6, $7)",
                 )
                 .bind(&turn.id)
                 .bind(session)
@@ -203,6 +211,7 @@ impl Store {
                 .bind(turn.input_from)
                 .bind(turn.input_to)
                 .bind(&turn.started_at)
+                .bind(turn.deadline_ms)
                 .execute(&mut *w.tx)
                 .await
                 .map_err(db("insert turn"))?;
@@ -459,6 +468,27 @@ impl Store {
             .get_turn(session, id)
             .await?
             .is_some_and(|t| t.cancel && t.state == TurnState::Running))
+    }
+
+    /// Running turns whose `turn_seconds` ran out before `now_ms`: `(namespace, session, turn)`.
+    pub async fn overdue_turns(&self, now_ms: i64) -> StoreResult<Vec<(String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT s.namespace, t.session, t.id FROM turns t JOIN sessions s ON s.id = t.session \
+             WHERE t.state = 'running' AND t.deadline_ms < $1",
+        )
+        .bind(now_ms)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("overdue turns"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    column(r, "namespace")?,
+                    column(r, "session")?,
+                    column(r, "id")?,
+                ))
+            })
+            .collect()
     }
 
     /// The session row as the runtime API sees it (no namespace check beyond the token's).

@@ -64,6 +64,10 @@ pub fn proxy_config(plan: &SessionPlan, settings: &Settings) -> ProxyConfig {
         events: Some(EventsConfig {
             url: format!("{}/runtime/v1/egress-events", settings.runtime_api_url),
             token_file: sealpod_resources::runtime_token::PROXY_SECRET_EVENTS_TOKEN_ENTRY.into(),
+            gate_url: Some(format!(
+                "{}/runtime/v1/egress-gate",
+                settings.runtime_api_url
+            )),
         }),
         resolve: resolve(settings),
         extra_roots: settings

@@ -373,6 +373,7 @@ fn proxy_secret_is_exactly_the_expected_object() {
                 ],
                 "events": {
                     "url": "http://sealpod-api.sealpod-system.svc:8081/runtime/v1/egress-events",
+                    "gate_url": "http://sealpod-api.sealpod-system.svc:8081/runtime/v1/egress-gate",
                     "token_file": "events-token"
                 },
                 "resolve": {},

@@ -1,8 +1,9 @@
 //! TLS interception for credential hosts: terminate the client's TLS with a leaf from the per-pod
 //! CA, check that the request has exactly one `Host` and that it, the URI authority, SNI and the
-//! `CONNECT` target agree (421 otherwise), run the tripwire, swap sealed tokens in the declared
-//! header slots, and relay to the verified upstream (HTTP/2 when its ALPN offers it) with bodies
-//! streaming frame by frame in both directions.
+//! `CONNECT` target agree (421 otherwise), run the tripwire, ask the egress gate ([`crate::gate`])
+//! before a swap, swap sealed tokens in the declared header slots, and relay to the verified
+//! upstream (HTTP/2 when its ALPN offers it) with bodies streaming frame by frame in both
+//! directions; the answer to a swapped request has its model usage metered ([`crate::meter`]).
 //!
 //! It must never rewrite a body, a path or a query, never forward a request whose host disagrees
 //! with the `CONNECT` target, never relay the client's `Host` (the upstream gets one written from

@@ -8,7 +8,7 @@
 // tests/conformance/node_modules (the SDK).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, existsSync, readdirSync, statSync, rmSync, chmodSync, writeFileSync, symlinkSync, mkdirSync } from "node:fs";
@@ -21,6 +21,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const binDir = process.env.SEALPOD_BIN_DIR ?? join(repo, "target/debug");
 const { waitFor, streamUntilCompleted, fakeModelRequests } = await import(pathToFileURL(join(repo, "tests/conformance/lib/sessions.mjs")).href);
 const { freePort } = await import(pathToFileURL(join(repo, "tests/conformance/lib/harness.mjs")).href);
+const { startUp: startUpIn, stopUp } = await import(pathToFileURL(join(repo, "tests/conformance/lib/up.mjs")).href);
 const { OpenComputer } = await import(
   pathToFileURL(join(repo, "tests/conformance/node_modules/@opencomputer/sdk/dist/index.js")).href
 );
@@ -40,37 +41,10 @@ let env; // the env file's variables
 let oc;
 let fakeKey;
 
-
-
 /** Starts `sealpod up --fake-model` on the data directory and waits for its env file. */
-async function startUp(port) {
-  rmSync(envFile, { force: true });
-  const child = spawn(join(binDir, "sealpod"), [
-    "up", "--fake-model", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--env-file", envFile,
-    "--idle-sweep-seconds", "1", "--control-plane", controlPlane,
-  ], { env: { ...process.env, SEALPOD_UP_LOG: "info" }, stdio: ["ignore", "pipe", "pipe"] });
-  const run = { child, stdout: "", stderr: "", exited: null };
-  child.stdout.on("data", (d) => (run.stdout += d));
-  child.stderr.on("data", (d) => (run.stderr += d));
-  child.on("exit", (code, signal) => (run.exited = { code, signal }));
-  await waitFor("sealpod up to write its env file", async () => {
-    if (run.exited) throw new Error(`sealpod up exited early: ${JSON.stringify(run.exited)}\n${run.stderr}`);
-    return existsSync(envFile);
-  }, 180000).catch((e) => {
-    throw new Error(`${e.message}\n--- sealpod up stderr ---\n${run.stderr}`);
-  });
-  const vars = Object.fromEntries(
-    readFileSync(envFile, "utf8").trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
-  );
-  return { run, vars };
-}
-
-/** Ctrl-C, as a user stops it; resolves with the exit status. */
-async function stopUp(run) {
-  run.child.kill("SIGINT");
-  await waitFor("sealpod up to stop", async () => run.exited, 90000);
-  return run.exited;
-}
+const startUp = (port) => startUpIn({
+  binDir, dataDir, envFile, port, args: ["--idle-sweep-seconds", "1", "--control-plane", controlPlane],
+});
 
 function kubectl(...args) {
   return execFileSync("kubectl", args, { env: { ...process.env, KUBECONFIG: env.KUBECONFIG }, encoding: "utf8" });

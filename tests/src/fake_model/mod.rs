@@ -133,6 +133,9 @@ pub struct RecordedRequest {
     pub seq: u64,
     /// Milliseconds since the server started.
     pub at_ms: u64,
+    /// Unix time of arrival in milliseconds, comparable with the other clocks of the machine
+    /// (the session-latency benchmark measures against it).
+    pub received_unix_ms: u64,
     /// HTTP method.
     pub method: String,
     /// Path and query.
@@ -419,6 +422,9 @@ async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
+    let received_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let auth = classify(&headers, &inner.api_key);
     let real = inner.api_key.expose();
     let raw_body = String::from_utf8_lossy(&body);
@@ -471,6 +477,7 @@ async fn messages(
     let record = RecordedRequest {
         seq,
         at_ms: inner.started.elapsed().as_millis() as u64,
+        received_unix_ms,
         method: method.to_string(),
         path: uri
             .path_and_query()

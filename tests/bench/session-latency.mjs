@@ -1,0 +1,117 @@
+// Session start latency (a benchmark, not a test): how long a new session takes to reach work,
+// and a warm session to answer a steer, in local mode as a user runs it — `sealpod up
+// --fake-model` (the fake model answers at once, so what is measured is the platform), driven
+// with the official @opencomputer/sdk.
+//
+//   node tests/bench/session-latency.mjs [--sessions N] [--bin-dir DIR] [--control-plane KIND]
+//
+// Or `tests/bench/session-latency.sh`, which builds the binaries first. Needs root (as `sealpod
+// up` does) and tests/conformance/node_modules. Sessions run one after another; each is archived
+// before the next starts, so the machine runs one sandbox at a time. Printed per measure: p50,
+// p95 and max in milliseconds over N sessions (default 5):
+//
+// - create → turn.started: from before the SDK's create call to the `turn.started` event reaching
+//   the SDK's event stream;
+// - create → model request: to the first request of the session reaching the fake model (its
+//   arrival time, `received_unix_ms`, on the same machine clock);
+// - steer → model request: on the warm session (its turn completed), from before the SDK's steer
+//   call to the turn's first model request.
+//
+// Everything it starts it stops (Ctrl-C to `sealpod up`), and its temporary directory goes unless
+// SEALPOD_KEEP_BENCH_DIRS is set.
+import { parseArgs } from "node:util";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, chmodSync, rmSync } from "node:fs";
+import { tmpdir, loadavg, cpus } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const lib = (name) => import(pathToFileURL(join(repo, "tests/conformance/lib", name)).href);
+const { waitFor, fakeModelRequests } = await lib("sessions.mjs");
+const { freePort } = await lib("harness.mjs");
+const { startUp, stopUp } = await lib("up.mjs");
+const { OpenComputer } = await import(
+  pathToFileURL(join(repo, "tests/conformance/node_modules/@opencomputer/sdk/dist/index.js")).href
+);
+
+const { values: opts } = parseArgs({
+  options: {
+    sessions: { type: "string", default: "5" },
+    "bin-dir": { type: "string", default: process.env.SEALPOD_BIN_DIR ?? join(repo, "target/debug") },
+    "control-plane": { type: "string", default: "devcluster" },
+  },
+});
+const sessions = Number(opts.sessions);
+if (!Number.isInteger(sessions) || sessions < 1) throw new Error("--sessions must be a positive integer");
+
+const work = mkdtempSync(join(tmpdir(), "sealpod-bench-"));
+chmodSync(work, 0o755); // sandbox users reach their volumes under it
+const started = await startUp({
+  binDir: opts["bin-dir"], dataDir: join(work, "data"), envFile: join(work, "env"), port: await freePort(),
+  args: ["--control-plane", opts["control-plane"]],
+});
+const env = started.vars;
+
+/** When the fake model first received a request whose messages carry `tag` (Unix ms). */
+async function modelReached(tag) {
+  const port = new URL(env.SEALPOD_FAKE_MODEL_URL).port;
+  return waitFor(`a model request for ${tag}`, async () => {
+    const hits = (await fakeModelRequests(port, env.SEALPOD_FAKE_MODEL_CA))
+      .filter((r) => JSON.stringify(r.body?.messages ?? "").includes(tag));
+    return hits.length > 0 && Math.min(...hits.map((r) => r.received_unix_ms));
+  }, 60000);
+}
+
+/** Streams the session's events until `n` turns completed; returns when each type first arrived. */
+async function streamTurns(session, n) {
+  const firstSeen = {};
+  let completed = 0;
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), 120000);
+  try {
+    for await (const ev of session.events({ signal: ac.signal })) {
+      firstSeen[ev.type] ??= Date.now();
+      if (ev.type === "turn.completed" && ++completed >= n) break;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  if (completed < n) throw new Error(`session ${session.id}: ${completed} of ${n} turns completed`);
+  return firstSeen;
+}
+
+const measures = { "create → turn.started": [], "create → model request": [], "steer → model request": [] };
+try {
+  const oc = new OpenComputer({ apiKey: env.SEALPOD_API_KEY, baseUrl: env.SEALPOD_URL });
+  const agent = await oc.agents.create({
+    name: `bench-${randomBytes(4).toString("hex")}`, prompt: "You answer.", model: "anthropic/claude-bench-1",
+  });
+  for (let i = 0; i < sessions; i++) {
+    const tag = `bench-${randomBytes(6).toString("hex")}`;
+    const created = Date.now();
+    const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:answer]] ${tag}` });
+    const first = await streamTurns(s, 1);
+    measures["create → turn.started"].push(first["turn.started"] - created);
+    measures["create → model request"].push((await modelReached(tag)) - created);
+    const steered = Date.now();
+    await s.steer(`[[scenario:answer]] ${tag}-steer`);
+    measures["steer → model request"].push((await modelReached(`${tag}-steer`)) - steered);
+    await streamTurns(s, 2);
+    await s.archive();
+    process.stderr.write(`session ${i + 1}/${sessions} done\n`);
+  }
+} finally {
+  await stopUp(started.run);
+  if (!process.env.SEALPOD_KEEP_BENCH_DIRS) rmSync(work, { recursive: true, force: true });
+}
+
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+console.log(`sealpod session latency: ${sessions} sessions, control plane ${opts["control-plane"]}, ` +
+  `binaries ${opts["bin-dir"]}, ${cpus().length} CPUs, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+console.log(`${"measure".padEnd(26)}${"p50 ms".padStart(9)}${"p95 ms".padStart(9)}${"max ms".padStart(9)}`);
+for (const [name, values] of Object.entries(measures)) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const row = [50, 95, 100].map((p) => String(percentile(sorted, p)).padStart(9)).join("");
+  console.log(`${name.padEnd(26)}${row}`);
+}

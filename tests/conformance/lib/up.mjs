@@ -1,0 +1,39 @@
+// `sealpod up`, run as a user runs it: started on a data directory, ready once its env file is
+// written, stopped with Ctrl-C. Shared by the system test and the session-latency benchmark.
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+
+import { waitFor } from "./sessions.mjs";
+
+/**
+ * Starts `BIN_DIR/sealpod up --fake-model` with `args` added and waits for its env file.
+ * Returns `{ run: { child, stdout, stderr, exited }, vars }`, `vars` being the env file's lines.
+ */
+export async function startUp({ binDir, dataDir, envFile, port, args = [] }) {
+  rmSync(envFile, { force: true });
+  const child = spawn(join(binDir, "sealpod"), [
+    "up", "--fake-model", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--env-file", envFile, ...args,
+  ], { env: { ...process.env, SEALPOD_UP_LOG: "info" }, stdio: ["ignore", "pipe", "pipe"] });
+  const run = { child, stdout: "", stderr: "", exited: null };
+  child.stdout.on("data", (d) => (run.stdout += d));
+  child.stderr.on("data", (d) => (run.stderr += d));
+  child.on("exit", (code, signal) => (run.exited = { code, signal }));
+  await waitFor("sealpod up to write its env file", async () => {
+    if (run.exited) throw new Error(`sealpod up exited early: ${JSON.stringify(run.exited)}\n${run.stderr}`);
+    return existsSync(envFile);
+  }, 180000).catch((e) => {
+    throw new Error(`${e.message}\n--- sealpod up stderr ---\n${run.stderr}`);
+  });
+  const vars = Object.fromEntries(
+    readFileSync(envFile, "utf8").trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+  return { run, vars };
+}
+
+/** Ctrl-C, as a user stops it; resolves with the exit status. */
+export async function stopUp(run) {
+  run.child.kill("SIGINT");
+  await waitFor("sealpod up to stop", async () => run.exited, 90000);
+  return run.exited;
+}

@@ -10,6 +10,8 @@ use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The nftables table the lock owns.
@@ -130,16 +132,13 @@ pub(crate) fn verify(plan: &VerifyPlan) -> Result<(), LockError> {
     }
     tcp.extend(&plan.tcp);
     udp.extend(&plan.udp);
+    // Each UDP decoy echoes the first datagram it gets, until the probe has finished.
+    let probed = Arc::new(AtomicBool::new(false));
     let echoes: Vec<_> = udp_decoys
         .into_iter()
         .map(|decoy| {
-            std::thread::spawn(move || {
-                let _ = decoy.set_read_timeout(Some(Duration::from_secs(3)));
-                let mut buf = [0u8; 64];
-                if let Ok((n, from)) = decoy.recv_from(&mut buf) {
-                    let _ = decoy.send_to(&buf[..n], from);
-                }
-            })
+            let probed = Arc::clone(&probed);
+            std::thread::spawn(move || echo_until(&decoy, &probed))
         })
         .collect();
     let exe = std::env::current_exe().map_err(LockError::Probe)?;
@@ -159,6 +158,7 @@ pub(crate) fn verify(plan: &VerifyPlan) -> Result<(), LockError> {
         .stdin(Stdio::null())
         .output()
         .map_err(LockError::Probe)?;
+    probed.store(true, Ordering::Relaxed);
     for echo in echoes {
         let _ = echo.join();
     }
@@ -169,6 +169,24 @@ pub(crate) fn verify(plan: &VerifyPlan) -> Result<(), LockError> {
         Err(LockError::NotLocked(
             String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         ))
+    }
+}
+
+/// How often a UDP decoy looks whether the probe has finished.
+const DECOY_POLL: Duration = Duration::from_millis(20);
+
+/// Echoes the first datagram `decoy` receives, or returns once `probed` is set: the verifier
+/// waits for the probe, never for a decoy's timeout.
+fn echo_until(decoy: &UdpSocket, probed: &AtomicBool) {
+    if decoy.set_read_timeout(Some(DECOY_POLL)).is_err() {
+        return;
+    }
+    let mut buf = [0u8; 64];
+    while !probed.load(Ordering::Relaxed) {
+        if let Ok((n, from)) = decoy.recv_from(&mut buf) {
+            let _ = decoy.send_to(&buf[..n], from);
+            return;
+        }
     }
 }
 

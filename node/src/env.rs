@@ -28,6 +28,10 @@ pub struct PodFields {
     pub pod_ip: String,
     /// `spec.serviceAccountName`
     pub service_account: String,
+    /// `metadata.annotations`
+    pub annotations: BTreeMap<String, String>,
+    /// `metadata.labels`
+    pub labels: BTreeMap<String, String>,
 }
 
 impl PodFields {
@@ -39,7 +43,16 @@ impl PodFields {
             "spec.nodeName" => self.node_name.clone(),
             "status.podIP" | "status.hostIP" => self.pod_ip.clone(),
             "spec.serviceAccountName" => self.service_account.clone(),
-            _ => return None,
+            // A key the pod does not have reads as empty, as a kubelet has it.
+            _ => {
+                if let Some(key) = subscript(path, "metadata.annotations") {
+                    self.annotations.get(key).cloned().unwrap_or_default()
+                } else if let Some(key) = subscript(path, "metadata.labels") {
+                    self.labels.get(key).cloned().unwrap_or_default()
+                } else {
+                    return None;
+                }
+            }
         })
     }
 
@@ -53,8 +66,17 @@ impl PodFields {
             node_name: spec.node_name.unwrap_or_default(),
             pod_ip: pod_ip.to_owned(),
             service_account: spec.service_account_name.unwrap_or_default(),
+            annotations: pod.metadata.annotations.clone().unwrap_or_default(),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
         }
     }
+}
+
+/// The key of `FIELD['KEY']` (the downward API's form for one annotation or label).
+fn subscript<'a>(path: &'a str, field: &str) -> Option<&'a str> {
+    path.strip_prefix(field)?
+        .strip_prefix("['")?
+        .strip_suffix("']")
 }
 
 /// Expands `$(NAME)` references to earlier variables; `$$(NAME)` escapes to a literal `$(NAME)`.
@@ -214,5 +236,25 @@ mod tests {
         assert_eq!(expand("$$(A)", &env), "$(A)");
         assert_eq!(expand("cost $5", &env), "cost $5");
         assert_eq!(expand("$(A", &env), "$(A");
+    }
+
+    #[test]
+    fn field_refs_read_one_annotation_or_label() {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("p".into());
+        pod.metadata.annotations = Some(BTreeMap::from([("a.io/t".into(), "1".into())]));
+        pod.metadata.labels = Some(BTreeMap::from([("app".into(), "x".into())]));
+        let fields = PodFields::of(&pod, "10.0.0.1");
+        assert_eq!(
+            fields.get("metadata.annotations['a.io/t']").as_deref(),
+            Some("1")
+        );
+        assert_eq!(fields.get("metadata.labels['app']").as_deref(), Some("x"));
+        assert_eq!(
+            fields.get("metadata.annotations['missing']").as_deref(),
+            Some("")
+        );
+        assert_eq!(fields.get("metadata.annotations").as_deref(), None);
+        assert_eq!(fields.get("metadata.name").as_deref(), Some("p"));
     }
 }

@@ -54,6 +54,10 @@ pub const REQUEST_HASH_ANNOTATION: &str = "sealpod.dev/request-hash";
 /// Annotation recording the credential value version a proxy Secret was built from.
 pub const CREDENTIAL_VERSION_ANNOTATION: &str = "sealpod.dev/credential-version";
 
+/// Annotation on a sandbox pod: when the operator created it (RFC 3339, milliseconds). The
+/// runtime reads it (downward API) to report the start phases of its sandbox.
+pub const POD_CREATED_AT_ANNOTATION: &str = "sealpod.dev/created-at";
+
 /// Name of the ConfigMap holding the sealing public keys (in the operator's namespace).
 pub const SEALING_PUBLIC_CONFIGMAP: &str = "sealpod-sealing-public";
 /// Name of the Secret holding the sealing key set (private; read only by the operator).

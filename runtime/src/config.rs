@@ -88,6 +88,8 @@ pub struct Config {
     pub model: ModelSettings,
     /// Optional knobs.
     pub tunables: Tunables,
+    /// `SEALPOD_POD_CREATED_AT`: when the operator created the pod (RFC 3339), if it says.
+    pub pod_created_at: Option<String>,
 }
 
 fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {
@@ -212,6 +214,7 @@ impl Config {
                 ca_file: get("SSL_CERT_FILE").map(PathBuf::from),
             },
             tunables,
+            pod_created_at: get("SEALPOD_POD_CREATED_AT"),
         })
     }
 }

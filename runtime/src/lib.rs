@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod model;
 pub mod net;
+pub mod started;
 pub mod tools;
 pub mod transcript;
 pub mod turn;
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 use crate::api::{ApiError, RuntimeApi};
 use crate::config::{Config, Tunables};
 use crate::model::ModelClient;
+use crate::started::StartPhases;
 use crate::transcript::Transcript;
 use crate::turn::{Stop, TurnEnd};
 
@@ -54,6 +56,8 @@ pub struct Runtime {
     workspace: PathBuf,
     tunables: Tunables,
     transcript: Transcript,
+    /// Until the first claim: the moments of this sandbox's start, reported then.
+    start: Option<StartPhases>,
 }
 
 impl Runtime {
@@ -65,7 +69,12 @@ impl Runtime {
         })?;
         let tls = net::tls_config(config.model.ca_file.as_deref()).map_err(RuntimeError::Trust)?;
         let transcript = transcript::load(&config.workspace).map_err(RuntimeError::Transcript)?;
+        let start = StartPhases::now(
+            config.pod_created_at.clone(),
+            config.model.ca_file.as_deref(),
+        );
         Ok(Runtime {
+            start: Some(start),
             api: RuntimeApi::new(
                 config.api.clone(),
                 config.runtime_token.clone(),
@@ -98,6 +107,12 @@ impl Runtime {
             match claim {
                 Ok(None) => {}
                 Ok(Some(turn)) => {
+                    if let Some(start) = self.start.take()
+                        && let Err(error) = self.api.append(vec![start.event(&turn)]).await
+                    {
+                        // Only a report: the turn goes on without it.
+                        tracing::warn!(%error, "cannot record the sandbox start");
+                    }
                     let (stop_tx, stop_rx) = watch::channel(None);
                     let watchers = [
                         tokio::spawn(watch_cancel(

@@ -78,9 +78,18 @@ async fn a_plain_answer_completes_the_turn_with_its_result_event() {
         [
             "user.message",
             "turn.started",
+            "sandbox.started",
             "agent.message",
             "turn.completed"
         ]
+    );
+    // The runtime's first claim reports its start, at level internal, with the turn.
+    let started = h.api.state().of_type("sandbox.started")[0].clone();
+    assert_eq!(started.level, Level::Internal);
+    assert!(
+        started.body["runtime_started_at"].is_string() && started.body["claimed_at"].is_string(),
+        "{}",
+        started.body
     );
     let answer = h.api.state().of_type("agent.message")[0].clone();
     assert_eq!(answer.level, Level::User);

@@ -17,6 +17,10 @@
 // - steer → model request: on the warm session (its turn completed), from before the SDK's steer
 //   call to the turn's first model request.
 //
+// Then where a cold start's time goes (median per phase), from the moments the components record:
+// the session's `created_at` (API server), the runtime's `sandbox.started` event (pod created by
+// the operator, proxy ready, runtime started, turn claimed) and the model request's arrival.
+//
 // Everything it starts it stops (Ctrl-C to `sealpod up`), and its temporary directory goes unless
 // SEALPOD_KEEP_BENCH_DIRS is set.
 import { parseArgs } from "node:util";
@@ -63,6 +67,30 @@ async function modelReached(tag) {
   }, 60000);
 }
 
+/** GET a `/v3` path with the org key; the JSON answer. */
+async function v3(path) {
+  const res = await fetch(`${env.SEALPOD_URL}${path}`, { headers: { authorization: `Bearer ${env.SEALPOD_API_KEY}` } });
+  if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** The cold start of `session` in phases (ms), from `created` (client clock) to `modelAt`. */
+async function phasesOf(session, created, modelAt) {
+  const { created_at: createdAt } = await v3(`/sessions/${session}`);
+  const page = await v3(`/sessions/${session}/events?level=internal&type=sandbox.started&limit=10`);
+  const started = page.data[0]?.body ?? {};
+  const at = (t) => (t ? Date.parse(t) : NaN);
+  const moments = [
+    ["create call → session stored", created, at(createdAt)],
+    ["stored → pod created", at(createdAt), at(started.pod_created_at)],
+    ["pod created → proxy ready", at(started.pod_created_at), at(started.proxy_ready_at)],
+    ["proxy ready → runtime started", at(started.proxy_ready_at), at(started.runtime_started_at)],
+    ["runtime started → claimed", at(started.runtime_started_at), at(started.claimed_at)],
+    ["claimed → model request", at(started.claimed_at), modelAt],
+  ];
+  return Object.fromEntries(moments.map(([name, from, to]) => [name, to - from]));
+}
+
 /** Streams the session's events until `n` turns completed; returns when each type first arrived. */
 async function streamTurns(session, n) {
   const firstSeen = {};
@@ -82,6 +110,7 @@ async function streamTurns(session, n) {
 }
 
 const measures = { "create → turn.started": [], "create → model request": [], "steer → model request": [] };
+const phases = {};
 try {
   const oc = new OpenComputer({ apiKey: env.SEALPOD_API_KEY, baseUrl: env.SEALPOD_URL });
   const agent = await oc.agents.create({
@@ -93,7 +122,11 @@ try {
     const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:answer]] ${tag}` });
     const first = await streamTurns(s, 1);
     measures["create → turn.started"].push(first["turn.started"] - created);
-    measures["create → model request"].push((await modelReached(tag)) - created);
+    const modelAt = await modelReached(tag);
+    measures["create → model request"].push(modelAt - created);
+    for (const [name, ms] of Object.entries(await phasesOf(s.id, created, modelAt))) {
+      (phases[name] ??= []).push(ms);
+    }
     const steered = Date.now();
     await s.steer(`[[scenario:answer]] ${tag}-steer`);
     measures["steer → model request"].push((await modelReached(`${tag}-steer`)) - steered);
@@ -114,4 +147,9 @@ for (const [name, values] of Object.entries(measures)) {
   const sorted = [...values].sort((a, b) => a - b);
   const row = [50, 95, 100].map((p) => String(percentile(sorted, p)).padStart(9)).join("");
   console.log(`${name.padEnd(26)}${row}`);
+}
+console.log(`\n${"cold start, by phase".padEnd(32)}${"p50 ms".padStart(9)}`);
+for (const [name, values] of Object.entries(phases)) {
+  const known = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  console.log(`${name.padEnd(32)}${(known.length ? String(percentile(known, 50)) : "unknown").padStart(9)}`);
 }

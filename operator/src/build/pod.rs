@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    Volume, VolumeMount,
+    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext,
+    PodSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -222,6 +222,21 @@ fn runtime_container(plan: &SessionPlan, settings: &Settings) -> Container {
             ),
             env("SEALPOD_WORKSPACE", WORKSPACE_DIR),
             env("HOME", WORKSPACE_DIR),
+            // When the operator created the pod (empty on a pod created without the stamp).
+            EnvVar {
+                name: "SEALPOD_POD_CREATED_AT".to_owned(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: format!(
+                            "metadata.annotations['{}']",
+                            labels::POD_CREATED_AT_ANNOTATION
+                        ),
+                        ..ObjectFieldSelector::default()
+                    }),
+                    ..EnvVarSource::default()
+                }),
+            },
         ]),
         resources: Some(ResourceRequirements {
             requests: quantities(&resources.requests),

@@ -129,6 +129,12 @@ fn sandbox_pod_is_exactly_the_expected_object() {
                         {
                             "name": "HOME",
                             "value": "/workspace"
+                        },
+                        {
+                            "name": "SEALPOD_POD_CREATED_AT",
+                            "valueFrom": {"fieldRef": {
+                                "fieldPath": "metadata.annotations['sealpod.dev/created-at']"
+                            }}
                         }
                     ],
                     "image": "ghcr.io/sealpod/runtime:1",

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
-use sealpod_resources::Session;
+use sealpod_resources::{Session, labels};
 
 use super::super::Context;
 use super::super::lifecycle::{LockState, Restart, lock_state, pod_health};
@@ -63,7 +63,13 @@ pub(super) async fn lifecycle(
         match step {
             Step::DeletePod => delete_pod(&pods, &pod_name).await?,
             Step::CreatePod => {
-                let created = build::sandbox_pod(session_plan, &ctx.settings);
+                let mut created = build::sandbox_pod(session_plan, &ctx.settings);
+                // Stamped here, not in the (pure) build: the runtime reports its start phases
+                // from it.
+                created.metadata.annotations.get_or_insert_default().insert(
+                    labels::POD_CREATED_AT_ANNOTATION.to_owned(),
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                );
                 apply_child(ctx, &session_plan.namespace, &created, "create pod").await?;
                 if let Some(r) = decided.restart {
                     remember(

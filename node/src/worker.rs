@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::env::{PodFields, resolve};
 use super::identity::{IdentityPool, PodIdentity, PodNamespaces};
 use super::probe::ProbeState;
-use super::process::{Join, Launch, exit_code, spawn, stop};
+use super::process::{Join, Launch, exit_code, run_to_completion, spawn, stop};
 use super::volumes::{self, Materialized, MountMap, Owner, PodDirs, materialize_all};
 use super::{RunnerConfig, RunnerError};
 
@@ -36,6 +36,22 @@ pub(super) enum Stop {
     /// The pod is deleted: its directory goes too (kept claims stay).
     Deleted,
 }
+/// The longest a `postStart` hook may run (a kubelet has no limit; a stuck hook must not hold
+/// the pod's worker forever).
+const POST_START_LIMIT: Duration = Duration::from_secs(300);
+
+/// The command of a container's `postStart` exec handler (the only kind the runner runs).
+fn post_start(spec: &Container) -> Option<Vec<String>> {
+    spec.lifecycle
+        .as_ref()?
+        .post_start
+        .as_ref()?
+        .exec
+        .as_ref()?
+        .command
+        .clone()
+}
+
 /// How often Secret and ConfigMap volumes are checked for changes.
 const REFRESH: Duration = Duration::from_secs(1);
 
@@ -286,17 +302,34 @@ impl Worker {
             if *stop_rx.borrow() != Stop::No {
                 break;
             }
+            let before = self.progress();
             if let Err(e) = self.step().await {
                 self.message = e.to_string();
                 tracing::warn!(pod = ?self.pod.metadata.name, error = %e, "pod step failed");
             }
             self.write_status().await;
+            // A step that moved the pod on is followed at once by the next: a container that has
+            // just started or finished lets the next one start now, not a tick later.
+            if self.progress() != before {
+                interval.reset_immediately();
+            }
         }
         let reason = match *stop_rx.borrow() {
             Stop::No => Stop::Runner,
             reason => reason,
         };
         self.teardown(reason).await;
+    }
+
+    /// Where the pod stands: its stage and each container's state and startedness.
+    fn progress(&self) -> (Stage, Vec<(std::mem::Discriminant<State>, bool)>) {
+        (
+            self.stage,
+            self.containers
+                .iter()
+                .map(|c| (std::mem::discriminant(&c.state), c.started))
+                .collect(),
+        )
     }
 
     async fn step(&mut self) -> Result<(), RunnerError> {
@@ -549,7 +582,24 @@ impl Worker {
         c.startup = mapped(&c.spec.startup_probe);
         c.readiness = mapped(&c.spec.readiness_probe);
         c.started = c.startup.is_none();
+        let hook = post_start(&c.spec).map(|command| Launch {
+            argv: command.iter().map(|w| mounts.map_word(w)).collect(),
+            ..launch.clone()
+        });
         c.launch = Some(launch);
+        // A `postStart` exec handler runs to its end before the container counts as started
+        // (the next container waits for it, as a kubelet's pod sync does); one that fails kills
+        // the container, which its restart policy then restarts.
+        if let Some(hook) = hook
+            && !run_to_completion(&hook, POST_START_LIMIT).await
+        {
+            tracing::warn!(pod = %self.pod.metadata.name.as_deref().unwrap_or_default(),
+                container = %self.containers[index].spec.name, "postStart hook failed");
+            if let Some(child) = self.containers[index].child.as_mut() {
+                stop(child, Duration::from_secs(1)).await;
+            }
+            self.reap();
+        }
         Ok(())
     }
 

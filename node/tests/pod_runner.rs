@@ -190,6 +190,73 @@ async fn runs_init_then_gated_sidecar_then_main_with_volumes() {
 }
 
 #[tokio::test]
+async fn a_post_start_hook_gates_the_next_container_and_a_failing_one_restarts_its_own() {
+    let cluster = DevCluster::start(Config::default()).await.expect("cluster");
+    let client = cluster.client();
+    let data = tempfile::tempdir().expect("tmp");
+    let runner = PodRunner::start(client.clone(), config(data.path()));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = |name: &str, hook: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "nodeName": "devcluster-node",
+                "terminationGracePeriodSeconds": 1,
+                "volumes": [{"name": "shared", "emptyDir": {}}],
+                "initContainers": [
+                    {"name": "side", "image": "tools", "restartPolicy": "Always",
+                     "command": ["sh", "-c", "sleep 0.3; echo up > /shared/up; exec sleep 300"],
+                     "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", hook]}}},
+                     "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
+                ],
+                "containers": [
+                    {"name": "main", "image": "tools",
+                     "command": ["sh", "-c", "echo main >> /shared/order; exec sleep 300"],
+                     "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
+                ]
+            }
+        }))
+        .expect("pod")
+    };
+    // The hook waits for the sidecar's work; the main container starts only once it is done.
+    let created = pods
+        .create(
+            &PostParams::default(),
+            &pod(
+                "hooked",
+                "until test -f /shared/up; do sleep 0.05; done; echo hooked >> /shared/order",
+            ),
+        )
+        .await
+        .expect("create");
+    let uid = created.metadata.uid.clone().expect("uid");
+    wait_for(&pods, "hooked", "main running", |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    })
+    .await;
+    let order = pod_dir(data.path(), "hooked", &uid).join("volumes/shared/order");
+    assert_eq!(wait_file(&order, "main").await, "hooked\nmain\n");
+
+    // A failing hook kills its container, which is restarted; the next container never starts.
+    pods.create(&PostParams::default(), &pod("failing", "exit 1"))
+        .await
+        .expect("create");
+    let status = wait_for(&pods, "failing", "the sidecar restarted", |p| {
+        p["status"]["initContainerStatuses"][0]["restartCount"]
+            .as_i64()
+            .is_some_and(|n| n >= 2)
+    })
+    .await;
+    assert!(
+        status["status"]["containerStatuses"][0]["state"]["running"].is_null(),
+        "{status:#}"
+    );
+
+    runner.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_runner_registers_its_node_ready() {
     use k8s_openapi::api::core::v1::Node;
     let cluster = DevCluster::start(Config::default()).await.expect("cluster");

@@ -1,5 +1,6 @@
-//! Command-line interface of `sealpod-sidecar`: `proxy`, `lock` (and `lock --verify`), plus the
-//! hidden `lock-probe` that `lock --verify` runs under the sandbox UID.
+//! Command-line interface of `sealpod-sidecar`: `proxy`, `ready` (waits until a proxy serves),
+//! `lock` (and `lock --verify`), plus the hidden `lock-probe` that `lock --verify` runs under the
+//! sandbox UID.
 //!
 //! Every flag has an `SEALPOD_…` environment variable. Exit codes are part of the contract with
 //! the operator (see `sidecar/README.md`); this module must never print a secret.
@@ -8,10 +9,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{config, lock, resolve, running};
+use crate::{admin, config, lock, resolve, running};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -36,6 +38,10 @@ pub struct Cli {
 pub enum Cmd {
     /// Run the egress proxy (native sidecar).
     Proxy(ProxyArgs),
+    /// Wait until the proxy serves (its admin `GET /ready` answers 200): exit 0 then, 1 when the
+    /// wait runs out. The proxy container's `postStart` hook, so the next container starts the
+    /// moment the proxy is ready, not at a probe's next period.
+    Ready(ReadyArgs),
     /// Program the egress lock in this network namespace (init container, needs NET_ADMIN), or
     /// verify it with `--verify`.
     Lock(LockArgs),
@@ -61,6 +67,17 @@ pub struct ProxyArgs {
     /// Runtime worker threads (default: one per available CPU). Match the container's CPU limit.
     #[arg(long, env = "SEALPOD_SIDECAR_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,
+}
+
+/// Flags of `ready`.
+#[derive(Debug, Args)]
+pub struct ReadyArgs {
+    /// The proxy's admin address.
+    #[arg(long, env = "SEALPOD_SIDECAR_ADMIN", default_value = "127.0.0.1:9901")]
+    pub admin: SocketAddr,
+    /// How long to wait, in seconds.
+    #[arg(long, env = "SEALPOD_SIDECAR_READY_WAIT_SECONDS", default_value_t = 60)]
+    pub wait_seconds: u64,
 }
 
 /// Flags of `lock`.
@@ -112,6 +129,17 @@ pub struct ProbeArgs {
 pub fn run(cli: Cli) -> ExitCode {
     ExitCode::from(match cli.command {
         Cmd::Proxy(args) => run_proxy(&args),
+        Cmd::Ready(args) => {
+            if admin::wait_ready(args.admin, Duration::from_secs(args.wait_seconds)) {
+                EXIT_OK
+            } else {
+                eprintln!(
+                    "sealpod-sidecar: the proxy at {} was not ready within {} s",
+                    args.admin, args.wait_seconds
+                );
+                EXIT_FAILURE
+            }
+        }
         Cmd::Lock(args) => run_lock(&args),
         Cmd::LockProbe(args) => {
             let failures = lock::probe(&args.open, &args.closed_tcp, &args.closed_udp);

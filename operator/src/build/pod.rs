@@ -5,13 +5,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext,
-    PodSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, Pod,
+    PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sealpod_resources::credential::provider_env_var;
 use sealpod_resources::runtime_token::RUNTIME_SECRET_TOKEN_ENTRY;
 use sealpod_resources::{agent, ids, labels};
@@ -146,15 +145,23 @@ fn proxy_container(settings: &Settings) -> Container {
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         }]),
-        startup_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/ready".to_owned()),
-                port: IntOrString::Int(i32::from(settings.proxy_admin_port)),
-                ..HTTPGetAction::default()
+        // The runtime starts once this hook has seen the proxy serve: at once, where a startup
+        // probe would let it wait for the probe's next period (up to a second).
+        lifecycle: Some(Lifecycle {
+            post_start: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec![
+                        "sealpod-sidecar".to_owned(),
+                        "ready".to_owned(),
+                        "--admin".to_owned(),
+                        format!("127.0.0.1:{}", settings.proxy_admin_port),
+                        "--wait-seconds".to_owned(),
+                        "60".to_owned(),
+                    ]),
+                }),
+                ..LifecycleHandler::default()
             }),
-            period_seconds: Some(1),
-            failure_threshold: Some(60),
-            ..Probe::default()
+            ..Lifecycle::default()
         }),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([

@@ -258,13 +258,11 @@ fn sandbox_pod_is_exactly_the_expected_object() {
                         "runAsNonRoot": true,
                         "runAsUser": 1337
                     },
-                    "startupProbe": {
-                        "failureThreshold": 60,
-                        "httpGet": {
-                            "path": "/ready",
-                            "port": 9901
-                        },
-                        "periodSeconds": 1
+                    "lifecycle": {
+                        "postStart": {"exec": {"command": [
+                            "sealpod-sidecar", "ready", "--admin", "127.0.0.1:9901",
+                            "--wait-seconds", "60"
+                        ]}}
                     },
                     "volumeMounts": [
                         {
@@ -711,15 +709,17 @@ fn only_the_proxy_mounts_the_proxy_secret() {
         .map(|c| c.name.as_str())
         .collect();
     assert_eq!(mounting, [CONTAINER_PROXY]);
-    // The proxy is a native sidecar gated by its readiness endpoint.
+    // The proxy is a native sidecar; the runtime starts once its postStart hook saw it serve.
     let proxy = container(&pod, CONTAINER_PROXY);
     assert_eq!(proxy.restart_policy.as_deref(), Some("Always"));
-    let probe = proxy
-        .startup_probe
+    let hook = proxy
+        .lifecycle
         .as_ref()
-        .and_then(|p| p.http_get.as_ref())
-        .expect("probe");
-    assert_eq!(probe.path.as_deref(), Some("/ready"));
+        .and_then(|l| l.post_start.as_ref())
+        .and_then(|h| h.exec.as_ref())
+        .and_then(|e| e.command.as_deref())
+        .expect("postStart");
+    assert_eq!(&hook[..2], ["sealpod-sidecar", "ready"]);
 }
 
 #[test]

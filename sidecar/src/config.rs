@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use sealpod_resources::proxy_config::{ConfigError, ProxyConfig, ValidatedProxyConfig};
+use sealpod_resources::secret::SEALED_TOKEN_PREFIX;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -76,27 +77,64 @@ pub fn parse(text: &str) -> Result<ValidatedProxyConfig, LoadError> {
         serde_saphyr::from_str(text).map_err(|e| LoadError::Yaml(scrub(&e.to_string())))?;
     let config: ProxyConfig =
         serde_path_to_error::deserialize(tree).map_err(|e| LoadError::Shape {
-            key: e.path().to_string(),
+            key: scrub(&e.path().to_string()),
             message: scrub(&e.inner().to_string()),
         })?;
-    Ok(config.validate()?)
+    config.validate().map_err(|e| {
+        LoadError::Invalid(ConfigError {
+            key: scrub(&e.key),
+            message: scrub(&e.message),
+        })
+    })
 }
 
-/// Serde messages quote offending values (`invalid type: string "sp_sealed_…"`); drop quoted
-/// values longer than a key name could be, so a misplaced secret never reaches a log.
+/// What replaces a value an error must not repeat.
+const OMITTED: &str = "[value omitted]";
+
+/// Error texts repeat what they are about: serde quotes values and unknown keys
+/// (`invalid type: string "…"`, ``unknown field `…` ``), validation quotes values
+/// (`` `…` is not a valid host name ``), and key paths name map keys (`resolve.<key>`). Drop every
+/// quoted value longer than a key name could be, every longer run of the characters keys are
+/// made of, and every sealed token, so a secret pasted in the wrong place never reaches a log.
 fn scrub(message: &str) -> String {
+    omit_long_runs(&omit_quoted(&omit_quoted(message, '"'), '`'))
+}
+
+/// `message` with each `quote`-delimited part longer than 24 bytes replaced by [`OMITTED`].
+fn omit_quoted(message: &str, quote: char) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut parts = message.split('"');
-    if let Some(first) = parts.next() {
-        out.push_str(first);
-    }
-    for (i, part) in parts.enumerate() {
-        out.push('"');
-        if i % 2 == 0 && (part.len() > 24 || part.contains("sp_sealed_")) {
-            out.push_str("[value omitted]");
-        } else {
-            out.push_str(part);
+    for (i, part) in message.split(quote).enumerate() {
+        if i > 0 {
+            out.push(quote);
         }
+        out.push_str(if i % 2 == 1 && part.len() > 24 {
+            OMITTED
+        } else {
+            part
+        });
+    }
+    out
+}
+
+/// `message` with each run of key characters (`[A-Za-z0-9_+/=-]`, what API keys and sealed tokens
+/// are made of) longer than 24 bytes, or holding a sealed token's prefix and more, replaced by
+/// [`OMITTED`]. Key paths and the messages' own words are made of shorter runs.
+fn omit_long_runs(message: &str) -> String {
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || "_+/=-".contains(c);
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while !rest.is_empty() {
+        let run = rest.find(|c| !is_key_char(c)).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(run);
+        let token = word.len() > SEALED_TOKEN_PREFIX.len() && word.contains(SEALED_TOKEN_PREFIX);
+        out.push_str(if word.len() > 24 || token {
+            OMITTED
+        } else {
+            word
+        });
+        let gap = tail.find(is_key_char).unwrap_or(tail.len());
+        out.push_str(&tail[..gap]);
+        rest = &tail[gap..];
     }
     out
 }
@@ -208,6 +246,37 @@ extra_roots: [/tmp/up.pem]
             LoadError::Invalid(e) => e.key,
             other => other.to_string(),
         }
+    }
+
+    #[test]
+    fn errors_never_repeat_a_secret() {
+        const SEALED: &str = "sp_sealed_0123456789abcdef0123456789abcdef";
+        const KEY: &str = "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz";
+        let cases = [
+            // Found by the `proxy_config` fuzz target: validation quoted the value.
+            GOOD.replace("listen: 127.0.0.1:3128", &format!("listen: {SEALED}")),
+            GOOD.replace("mode: report", &format!("mode: report\n{KEY}: 1")),
+            GOOD.replace("api.fake:443:", &format!("{KEY}..:")),
+            GOOD.replace("api.fake:443:", &format!("\"{KEY}:0\":")),
+            GOOD.replace("github.com,", &format!("\"{KEY}..\",")),
+            GOOD.replace("10.96.0.0/12", SEALED),
+            GOOD.replace("[/tmp/up.pem]", &format!("{{{SEALED}: 1}}")),
+        ];
+        for text in cases {
+            let err = parse(&text).expect_err("invalid").to_string();
+            assert!(!err.contains(SEALED) && !err.contains(KEY), "{err}");
+        }
+        let bad = parse(&GOOD.replace("api.fake:443:", "api..fake:443:"))
+            .expect_err("invalid")
+            .to_string();
+        assert!(bad.contains("resolve.api..fake:443"), "{bad}");
+        let sealed = parse(&GOOD.replace(SEALED, "sp_sealed_x"))
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            sealed.contains("expected `sp_sealed_` followed by"),
+            "{sealed}"
+        );
     }
 
     #[test]

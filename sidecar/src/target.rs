@@ -21,21 +21,40 @@ pub struct Target {
 
 impl Target {
     /// Parses `host[:port]` (an authority), with `default_port` when none is given. `None` for
-    /// userinfo (`user@host`) and for a host [`normalize_host`] refuses (`a..`, `a..b`, `.a`).
+    /// userinfo (`user@host`), for a port that is not a number of 0-65535, for brackets around
+    /// anything but an IPv6 address (or anywhere else), and for a host [`normalize_host`] refuses
+    /// (`a..`, `a..b`, `.a`).
     pub fn parse(authority: &str, default_port: u16) -> Option<Self> {
         let authority: http::uri::Authority = authority.parse().ok()?;
         if authority.as_str().contains('@') {
             return None;
         }
         let host = authority.host();
-        // Brackets are authority syntax around an IPv6 literal, not part of the name.
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        // `http` accepts what follows the host loosely (`a[::1]x`, `host:99999`) and reports a
+        // port it cannot read as no port: refused here, or the default port would be dialled.
+        let port = match &authority.as_str()[host.len()..] {
+            "" | ":" => default_port,
+            rest => {
+                let digits = rest.strip_prefix(':')?;
+                if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                digits.parse().ok()?
+            }
+        };
+        // Brackets are authority syntax around an IPv6 literal, not part of the name; nothing
+        // else may stand in them, and they stand nowhere else.
+        let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(literal) => {
+                literal.parse::<std::net::Ipv6Addr>().ok()?;
+                literal
+            }
+            None if host.contains(['[', ']']) => return None,
+            None => host,
+        };
         Some(Self {
             host: normalize_host(host)?,
-            port: authority.port_u16().unwrap_or(default_port),
+            port,
         })
     }
 
@@ -132,6 +151,32 @@ mod tests {
         assert!(t.is_named_by("API.example.com."));
         assert!(!t.is_named_by("api.example.com.."));
         assert!(!t.is_named_by("other.example.com"));
+    }
+
+    #[test]
+    fn unreadable_ports_and_stray_brackets_are_refused() {
+        // Found by the `sidecar_request_head` fuzz target: `http` reads the first authority's
+        // host as `connect&aap.noap[` and its port as absent, and the second's host as
+        // `[r%dacted]`, which would be written back without its brackets.
+        assert!(Target::parse("CONNECT&aap.noap[::1]80enai.com4", 443).is_none());
+        assert!(Target::parse("[r%dacted]:", 443).is_none());
+        for bad in [
+            "[v1.fe]",
+            "[fe80::1%25eth0]",
+            "[127.0.0.1]",
+            "example.com:99999",
+            "example.com:+443",
+            "example.com:44x",
+            "a[b]",
+            "a[b]:443",
+            "[::1]x",
+        ] {
+            assert!(Target::parse(bad, 443).is_none(), "{bad}");
+        }
+        let t = Target::parse("example.com:", 443).expect("an empty port is the default");
+        assert_eq!((t.host(), t.port()), ("example.com", 443));
+        let t = Target::parse("[::1]:8443", 443).expect("IPv6 literal with a port");
+        assert_eq!((t.host(), t.port()), ("::1", 8443));
     }
 
     #[test]

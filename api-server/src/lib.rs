@@ -405,3 +405,38 @@ pub async fn create_api_key(
     cluster.store_api_key_hash(namespace, &hash).await?;
     Ok(key)
 }
+
+/// The `/v3` request bodies for the fuzz target in `fuzz/` (built with `--cfg fuzzing` only), each
+/// decoded, and checked as far as its route checks it before any lookup: a normal build has no
+/// such module. Not an API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::dto::{
+        CreateAgent, CreateCredential, CreateSession, MintToken, RotateCredential, SetDefault,
+        Steer, UpdateAgent,
+    };
+    pub use crate::error::ApiError;
+    use crate::input::{json_body, json_value};
+
+    /// `POST /v3/agents`: `CreateAgent::validate`.
+    pub fn create_agent(body: &[u8]) -> Result<(), ApiError> {
+        json_body::<CreateAgent>(body)?.validate().map(drop)
+    }
+    /// `POST /v3/sessions`: `CreateSession::validate`, then the input's shape.
+    pub fn create_session(body: &[u8]) -> Result<(), ApiError> {
+        let session = json_value::<CreateSession>(json_body(body)?)?.validate()?;
+        crate::session_input::input_to_body(&session.input, "input").map(drop)
+    }
+    /// The bodies whose routes check them inline, against stored objects: decoded only.
+    pub fn decode(body: &[u8]) -> [Result<(), ApiError>; 6] {
+        [
+            json_body::<UpdateAgent>(body).map(drop),
+            json_body::<CreateCredential>(body).map(drop),
+            json_body::<RotateCredential>(body).map(drop),
+            json_body::<SetDefault>(body).map(drop),
+            json_body::<MintToken>(body).map(drop),
+            json_body(body).and_then(json_value::<Steer>).map(drop),
+        ]
+    }
+}

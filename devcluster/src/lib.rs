@@ -346,3 +346,74 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         source,
     })
 }
+
+/// The patch engines for the fuzz targets in `fuzz/` (built with `--cfg fuzzing` only), as the
+/// store calls them for a built-in kind: a normal build has no such module. Not an API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use serde_json::Value;
+
+    use crate::patch::apply::{self, Writer};
+    use crate::patch::fields::Scope;
+    use crate::patch::{json, merge, strategic};
+    use crate::registry::{ListKind, ResourceDef};
+
+    /// The built-in kinds (`Pod`, `Service`, …).
+    pub fn kinds() -> Vec<&'static str> {
+        defs().iter().map(|d| d.kind.as_str()).collect()
+    }
+    fn defs() -> &'static [ResourceDef] {
+        static DEFS: std::sync::OnceLock<Vec<ResourceDef>> = std::sync::OnceLock::new();
+        DEFS.get_or_init(crate::registry::builtins)
+    }
+    /// Calls `f` with a writer for the built-in `kind`, as `Store::patch` builds it.
+    fn with_writer<T>(kind: &str, manager: &str, f: impl FnOnce(&Writer<'_>) -> T) -> T {
+        let def = defs().iter().find(|d| d.kind == kind).unwrap_or(&defs()[0]);
+        let version = def.preferred_version();
+        let list_kind = |p: &[&str]| def.list_kind(version, p);
+        let scope = Scope::Main {
+            exclude_status: def.status_subresource,
+        };
+        let api_version = def.api_version(version);
+        f(&Writer {
+            manager,
+            api_version: &api_version,
+            scope,
+            list_kind: &list_kind,
+        })
+    }
+
+    /// The merge keys of the list at `path` of `kind` when it is a map list.
+    pub fn map_list_keys(kind: &str, path: &[&str]) -> Option<Vec<String>> {
+        with_writer(kind, "", |w| match (w.list_kind)(path) {
+            ListKind::Map(keys) => Some(keys),
+            ListKind::Atomic | ListKind::Set => None,
+        })
+    }
+    pub fn merge_patch(target: &mut Value, patch: &Value) {
+        merge::merge_patch(target, patch);
+    }
+    pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
+        json::json_patch(doc, ops).map_err(|e| format!("{e:?}"))
+    }
+    pub fn strategic_merge(target: &mut Value, patch: &Value, kind: &str) -> Result<(), String> {
+        with_writer(kind, "", |w| {
+            strategic::strategic_merge(target, patch, w.list_kind)
+        })
+    }
+    pub fn apply(
+        live: &mut Value,
+        config: &Value,
+        force: bool,
+        manager: &str,
+        kind: &str,
+    ) -> Result<(), String> {
+        with_writer(kind, manager, |w| {
+            apply::apply(live, config, force, w).map_err(|e| e.message)
+        })
+    }
+    pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, kind: &str) {
+        with_writer(kind, manager, |w| apply::record_update(old, new, w));
+    }
+}

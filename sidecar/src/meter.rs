@@ -128,6 +128,14 @@ impl Scan {
         }
     }
 
+    /// Bytes held between pieces (the current SSE line, or the JSON tail) and their bound: what
+    /// keeps a scanner's memory independent of the body's size.
+    #[cfg(fuzzing)]
+    pub(crate) fn held(&self) -> (usize, usize) {
+        let bound = if self.sse { MAX_LINE } else { 2 * TAIL };
+        (self.buffer.len(), bound)
+    }
+
     fn sse_line(&mut self, line: &[u8]) {
         let Some(data) = line.strip_prefix(b"data:") else {
             return;

@@ -8,7 +8,7 @@
 //! repeats the caller's value"); no error at all repeats the body's `key`; a URL the guard passes
 //! is https (or http when insecure is allowed), has a host, and carries no user or password.
 //!
-//! Opt-in (`--features api-server`): the API server is too heavy to build within CI's budget.
+//! Opt-in (`scripts/fuzz --target api_bodies`): the API server adds a third to a cold build.
 
 #![no_main]
 

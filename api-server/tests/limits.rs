@@ -176,40 +176,20 @@ async fn claim(env: &Env, session: &str) -> (StatusCode, Value) {
 }
 
 async fn internal_events(env: &Env, session: &str, kind: &str) -> Vec<Value> {
-    let (s, page) = env
-        .call(
-            "GET",
-            &format!("/v3/sessions/{session}/events?level=internal&limit=500"),
-            Some(&env.key_a),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{page}");
-    page["data"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .cloned()
-        .collect()
+    env.data(&format!(
+        "/v3/sessions/{session}/events?level=internal&limit=500"
+    ))
+    .await
+    .into_iter()
+    .filter(|e| e["type"] == kind)
+    .collect()
 }
 
 async fn turn(env: &Env, session: &str, number: u64) -> Option<Value> {
-    let (s, page) = env
-        .call(
-            "GET",
-            &format!("/v3/sessions/{session}/turns"),
-            Some(&env.key_a),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{page}");
-    page["data"]
-        .as_array()
-        .expect("turns")
-        .iter()
+    env.data(&format!("/v3/sessions/{session}/turns"))
+        .await
+        .into_iter()
         .find(|t| t["number"] == number)
-        .cloned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

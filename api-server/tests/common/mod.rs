@@ -215,6 +215,13 @@ impl Env {
         (s, v)
     }
 
+    /// The `data` of a `/v3` list answer for tenant A (which must be 200).
+    pub async fn data(&self, path: &str) -> Vec<Value> {
+        let (s, page) = self.call("GET", path, Some(&self.key_a), None).await;
+        assert_eq!(s, StatusCode::OK, "GET {path}: {page}");
+        page["data"].as_array().expect("data").clone()
+    }
+
     /// Calls the runtime API.
     pub async fn rt(
         &self,

@@ -189,14 +189,19 @@ after(async () => {
   await h.stop();
 });
 
-test("a plain answer: the SDK stream shows user.message, turn.started, agent.message, turn.completed", async () => {
+test("a plain answer: the SDK stream shows user.message, turn.started, sandbox.started, agent.message, turn.completed", async () => {
   const { s, pod, tag } = await session("[[scenario:answer]] hello");
   const all = await streamUntilCompleted(s, 1);
   // The sidecar's egress.* events (internal) interleave wherever its batches land.
   const events = all.filter((e) => !e.type.startsWith("egress."));
-  assert.deepEqual(events.map((e) => e.type), ["user.message", "turn.started", "agent.message", "turn.completed"]);
-  const [, started, answer, done] = events;
+  assert.deepEqual(events.map((e) => e.type), ["user.message", "turn.started", "sandbox.started", "agent.message", "turn.completed"]);
+  const [, started, sandbox, answer, done] = events;
   assert.equal(started.level, "progress");
+  // The runtime's first claim reports the sandbox's start.
+  assert.equal(sandbox.level, "internal");
+  for (const moment of ["proxyReadyAt", "runtimeStartedAt", "claimedAt"]) {
+    assert.ok(!Number.isNaN(Date.parse(sandbox.body[moment])), JSON.stringify(sandbox.body));
+  }
   assert.equal(answer.level, "user");
   assert.match(answer.body.text, /^Answer to: hello/);
   assert.equal(done.level, "user");

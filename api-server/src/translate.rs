@@ -199,6 +199,7 @@ mod tests {
                 limits: None,
                 egress: None,
                 sandbox: None,
+                warm_pool: None,
             },
         );
         agent

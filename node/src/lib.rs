@@ -190,6 +190,8 @@ impl PodRunner {
 
 struct Running {
     stop: watch::Sender<worker::Stop>,
+    /// The pod's labels and annotations as last seen; a change is sent to the worker.
+    metadata: watch::Sender<worker::PodMetadata>,
     task: JoinHandle<()>,
 }
 
@@ -243,21 +245,40 @@ async fn watch_loop(
                 match (pods.contains_key(&uid), deleting) {
                     (false, false) => {
                         let (stop, rx) = watch::channel(worker::Stop::No);
+                        let (metadata, metadata_rx) = watch::channel(worker::PodMetadata::of(&pod));
                         let worker = worker::Worker::new(
                             client.clone(),
                             config.clone(),
                             identities.clone(),
                             pod,
                         );
-                        let task = tokio::spawn(worker.run(rx));
-                        pods.insert(uid, Running { stop, task });
+                        let task = tokio::spawn(worker.run(rx, metadata_rx));
+                        pods.insert(
+                            uid,
+                            Running {
+                                stop,
+                                metadata,
+                                task,
+                            },
+                        );
                     }
                     (true, true) => stop_pod(&mut pods, &mut stopping, &uid),
                     // Deleted while no worker of this runner ran it: nothing to stop.
                     (false, true) => {
                         tokio::spawn(worker::confirm_deletion(client.clone(), pod));
                     }
-                    (true, false) => {}
+                    // As a kubelet syncs a pod whose metadata changed (status updates do not
+                    // count), the worker refreshes its Secret volumes at once.
+                    (true, false) => {
+                        if let Some(running) = pods.get(&uid) {
+                            running.metadata.send_if_modified(|seen| {
+                                let now = worker::PodMetadata::of(&pod);
+                                let changed = *seen != now;
+                                *seen = now;
+                                changed
+                            });
+                        }
+                    }
                 }
             }
             Some(Ok(watcher::Event::InitDone)) => {

@@ -167,6 +167,23 @@ enum Stage {
 }
 
 /// Runs one pod until it is deleted (`stop` becomes true).
+/// What of a pod makes a kubelet sync it again: its labels and annotations (a status update
+/// does not; the spec of a running pod cannot change in what this runner reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PodMetadata {
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl PodMetadata {
+    pub(super) fn of(pod: &Pod) -> PodMetadata {
+        PodMetadata {
+            labels: pod.metadata.labels.clone(),
+            annotations: pod.metadata.annotations.clone(),
+        }
+    }
+}
+
 pub(super) struct Worker {
     client: kube::Client,
     config: Arc<RunnerConfig>,
@@ -286,8 +303,13 @@ impl Worker {
         )
     }
 
-    /// Runs until `stop` turns true, then stops every process.
-    pub(super) async fn run(mut self, mut stop_rx: watch::Receiver<Stop>) {
+    /// Runs until `stop` turns true, then stops every process. A change of the pod's metadata
+    /// (`metadata_rx`) refreshes its Secret and ConfigMap volumes at once.
+    pub(super) async fn run(
+        mut self,
+        mut stop_rx: watch::Receiver<Stop>,
+        mut metadata_rx: watch::Receiver<PodMetadata>,
+    ) {
         let mut interval = tokio::time::interval(TICK);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -298,6 +320,7 @@ impl Worker {
                         break;
                     }
                 }
+                Ok(()) = metadata_rx.changed() => self.next_refresh = Instant::now(),
             }
             if *stop_rx.borrow() != Stop::No {
                 break;

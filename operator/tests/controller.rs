@@ -1168,3 +1168,243 @@ async fn proxy_resolve_and_upstream_ca_flags_reach_every_proxy_secret_and_surviv
     scan_for_keys(&h, &op, &[KEY1, KEY2]).await;
     op.stop().await.expect("stop");
 }
+
+/// The unclaimed pool pods of `agt-a` (not being deleted), by name.
+async fn pool_pods(h: &Harness) -> Vec<Pod> {
+    let mut pods: Vec<Pod> = api::<Pod>(h)
+        .list(&ListParams::default().labels(&format!("{}=agt-a", labels::POOL_LABEL)))
+        .await
+        .expect("list pool pods")
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    pods.sort_by_key(ResourceExt::name_any);
+    pods
+}
+
+/// Waits until the pool holds `n` pods none of which is in `not`, and returns them.
+async fn wait_pool(h: &Harness, n: usize, not: &[String]) -> Vec<Pod> {
+    eventually(&format!("{n} pool pods, none of {not:?}"), || async move {
+        let pods = pool_pods(h).await;
+        (pods.len() == n && pods.iter().all(|p| !not.contains(&p.name_any()))).then_some(pods)
+    })
+    .await
+}
+
+async fn set_pool_size(h: &Harness, size: u32) {
+    api::<Agent>(h)
+        .patch(
+            "agt-a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"warmPool": {"size": size}}})),
+        )
+        .await
+        .expect("pool size");
+}
+
+/// The pod a session runs in, once the operator recorded it.
+async fn sandbox_pod_of(h: &Harness, session: &str) -> String {
+    let sessions: Api<Session> = api(h);
+    eventually(&format!("{session}: pod recorded"), || {
+        let sessions = sessions.clone();
+        async move {
+            sessions
+                .get(session)
+                .await
+                .ok()?
+                .annotations()
+                .get(labels::SANDBOX_POD_ANNOTATION)
+                .cloned()
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_warm_pool_keeps_keyless_pods_that_each_serve_one_session_and_refills() {
+    let h = Harness::new().await;
+    let op = h.operator("replica-a", &[]).await;
+    setup(&h).await;
+    ready_credential(&h, "cred-a").await;
+    set_pool_size(&h, 2).await;
+    let first = wait_pool(&h, 2, &[]).await;
+    let secrets: Api<Secret> = api(&h);
+    let mut sealed_before = Vec::new();
+    for pod in &first {
+        let name = pod.name_any();
+        assert_eq!(pod.owner_references()[0].kind, "Agent");
+        assert!(!pod.labels().contains_key(labels::SESSION_LABEL));
+        // Before a claim, nothing in reach of the pod is a session's: no value, no token, no
+        // session id (the runtime waits for the files).
+        let proxy = secrets
+            .get(&build::proxy_secret_name(&name))
+            .await
+            .expect("proxy secret");
+        let keys: Vec<&String> = proxy.data.as_ref().expect("data").keys().collect();
+        assert_eq!(
+            keys,
+            [build::PROXY_CONFIG_ENTRY],
+            "{name}: only the configuration"
+        );
+        let runtime = secrets
+            .get(&build::runtime_secret_name(&name))
+            .await
+            .expect("runtime secret");
+        let keys: Vec<&String> = runtime.data.as_ref().expect("data").keys().collect();
+        assert_eq!(
+            keys,
+            [build::RUNTIME_SEALED_TOKEN_ENTRY],
+            "{name}: only the sealed token"
+        );
+        let sealed = data(&runtime, build::RUNTIME_SEALED_TOKEN_ENTRY);
+        assert!(is_sealed_token(&sealed));
+        assert!(data(&proxy, build::PROXY_CONFIG_ENTRY).contains(&sealed));
+        for s in [&proxy, &runtime] {
+            let text = serde_json::to_string(&s.data).expect("json");
+            assert!(!text.contains(&base64(KEY1)) && !text.contains(KEY1));
+        }
+        let env = serde_json::to_string(&pod.spec.as_ref().expect("spec").containers[0].env)
+            .expect("json");
+        assert!(!env.contains(KEY1) && env.contains("SEALPOD_SESSION_ID_FILE"));
+        sealed_before.push((name.clone(), sealed));
+        run_pod(&h, &name, 0).await;
+    }
+    let agents: Api<Agent> = api(&h);
+    eventually("pool ready", || {
+        let agents = agents.clone();
+        async move {
+            let st = agents.get("agt-a").await.ok()?.status?;
+            let pool = st.warm_pool?;
+            (pool.ready == 2
+                && pool.size == 2
+                && conditions::is_true(&st.conditions, conditions::WARM_POOL_READY))
+            .then_some(())
+        }
+    })
+    .await;
+
+    // A session claims a ready pod: the pod becomes the session's, its Secrets now hold the
+    // session's value, tokens and id (the sealed token stays), and the pool refills.
+    new_session(&h, "ses-pool-1").await;
+    let claimed = sandbox_pod_of(&h, "ses-pool-1").await;
+    let (_, sealed) = sealed_before
+        .iter()
+        .find(|(n, _)| *n == claimed)
+        .expect("a pool pod was claimed");
+    let pod = eventually("claim announced", || {
+        let pods = api::<Pod>(&h);
+        let claimed = claimed.clone();
+        async move {
+            let p = pods.get(&claimed).await.ok()?;
+            p.annotations()
+                .contains_key(labels::POOL_CLAIMED_AT_ANNOTATION)
+                .then_some(p)
+        }
+    })
+    .await;
+    assert_eq!(pod.labels()[labels::SESSION_LABEL], "ses-pool-1");
+    assert!(!pod.labels().contains_key(labels::POOL_LABEL));
+    let session: Session = api::<Session>(&h).get("ses-pool-1").await.expect("session");
+    assert_eq!(pod.owner_references().len(), 1);
+    assert_eq!(pod.owner_references()[0].uid, session.uid().expect("uid"));
+    let proxy = secrets
+        .get(&build::proxy_secret_name(&claimed))
+        .await
+        .expect("proxy");
+    assert_eq!(data(&proxy, build::PROXY_VALUE_ENTRY), KEY1);
+    assert_eq!(proxy.owner_references()[0].kind, "Session");
+    let runtime = secrets
+        .get(&build::runtime_secret_name(&claimed))
+        .await
+        .expect("runtime");
+    assert_eq!(&data(&runtime, build::RUNTIME_SEALED_TOKEN_ENTRY), sealed);
+    let id = sealpod_resources::ids::object_name_to_id("ses-pool-1")
+        .unwrap_or_else(|_| "ses-pool-1".to_owned());
+    assert_eq!(data(&runtime, "session-id"), id);
+    assert!(data(&runtime, RUNTIME_SECRET_TOKEN_ENTRY).starts_with("sprt_"));
+    wait_condition(
+        &h,
+        "ses-pool-1",
+        conditions::READY,
+        ConditionStatus::True,
+        reasons::POD_RUNNING,
+    )
+    .await;
+    let refilled = wait_pool(&h, 2, std::slice::from_ref(&claimed)).await;
+
+    // A claimed pod serves that session only: the next session takes the other ready pod.
+    let other = first
+        .iter()
+        .map(ResourceExt::name_any)
+        .find(|n| *n != claimed)
+        .expect("the other pod");
+    new_session(&h, "ses-pool-2").await;
+    assert_eq!(sandbox_pod_of(&h, "ses-pool-2").await, other);
+    let refilled: Vec<String> = refilled.iter().map(ResourceExt::name_any).collect();
+    wait_pool(&h, 2, &[claimed.clone(), other.clone()]).await;
+
+    // A change to the agent replaces the idle pods (of the old template) and leaves the
+    // claimed ones alone.
+    let old_template = pool_pods(&h).await[0].labels()[labels::POOL_TEMPLATE_LABEL].clone();
+    agents
+        .patch(
+            "agt-a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"egress": {"allow": ["github.com", "gitlab.com"]}}})),
+        )
+        .await
+        .expect("agent change");
+    let mut not: Vec<String> = pool_pods(&h)
+        .await
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    not.extend(refilled);
+    let replaced = wait_pool(&h, 2, &not).await;
+    for p in &replaced {
+        assert_ne!(p.labels()[labels::POOL_TEMPLATE_LABEL], old_template);
+    }
+    for name in [&claimed, &other] {
+        let p = wait_pod(&h, name).await;
+        assert!(
+            p.labels().contains_key(labels::SESSION_LABEL),
+            "{name} is still its session's"
+        );
+    }
+
+    // No ready pod (the new ones have not started): a session starts cold, in its own pod.
+    new_session(&h, "ses-pool-3").await;
+    assert_eq!(sandbox_pod_of(&h, "ses-pool-3").await, "ses-pool-3");
+    wait_pod(&h, "ses-pool-3").await;
+    let metrics = op.metrics.render();
+    assert!(
+        metrics.contains("sealpod_operator_warm_pool_claims_total{result=\"hit\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sealpod_operator_warm_pool_claims_total{result=\"miss\"} 1\n"),
+        "{metrics}"
+    );
+
+    // Size 0 empties the pool and drops its status.
+    set_pool_size(&h, 0).await;
+    wait_pool(&h, 0, &[]).await;
+    eventually("pool status gone", || {
+        let agents = agents.clone();
+        async move {
+            let st = agents.get("agt-a").await.ok()?.status?;
+            (st.warm_pool.is_none()
+                && conditions::find(&st.conditions, conditions::WARM_POOL_READY).is_none())
+            .then_some(())
+        }
+    })
+    .await;
+    scan_for_keys(&h, &op, &[KEY1]).await;
+    op.stop().await.expect("stop");
+}
+
+fn base64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}

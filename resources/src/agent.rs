@@ -43,6 +43,7 @@ fn default_runtime() -> String {
     doc = "A sealpod agent: model, prompt, runtime, credential, default limits, egress policy and sandbox shape.",
     printcolumn(name = "Model", type_ = "string", json_path = ".spec.model"),
     printcolumn(name = "Runtime", type_ = "string", json_path = ".spec.runtime"),
+    printcolumn(name = "Pool", type_ = "integer", json_path = ".status.warmPool.ready"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -79,6 +80,40 @@ pub struct AgentSpec {
     /// Shape of the sandbox pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxSpec>,
+    /// Sandbox pods kept started for the agent's next sessions, so that a new session starts
+    /// in one at once (unset: none). An unclaimed pod holds no credential value and no session;
+    /// each costs what an idle session's pod does (a proxy and an idle runtime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<WarmPoolSpec>,
+}
+
+/// A warm pool: sandbox pods started ahead of their sessions. Each is started as a session's
+/// pod would be (egress lock verified, proxy running with its own CA) but holds no credential
+/// and no session identity: the runtime waits. A new session of the agent claims a ready pod,
+/// the operator binds the session's credential and identity into it, and a new pod takes its
+/// place. A pod serves one session only and never returns to the pool. Each pod costs what an
+/// idle session's pod does: a proxy and an idle runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WarmPoolSpec {
+    /// How many unclaimed pods to keep started (0 empties the pool).
+    #[schemars(range(min = 0, max = 100))]
+    pub size: u32,
+}
+
+/// What the warm pool holds now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WarmPoolStatus {
+    /// Unclaimed pods of the current template, started or starting.
+    pub size: u32,
+    /// Of those, the pods ready to be claimed.
+    pub ready: u32,
+    /// Fingerprint of the pod the pool keeps (label `sealpod.dev/pool-template` of its pods):
+    /// it changes with the agent's model, runtime, egress, sandbox shape or credential binding,
+    /// and pool pods of another template are replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// The sandbox pod's shape.
@@ -134,6 +169,9 @@ pub struct AgentStatus {
     /// [`prompt_hash`] of the current prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_hash: Option<String>,
+    /// The warm pool (absent when the agent has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<WarmPoolStatus>,
 }
 
 /// `sha256:<hex>` of a prompt: what a session pins and what `prompt_hash` reports.

@@ -16,6 +16,8 @@ pub const EGRESS_LOCKED: &str = "EgressLocked";
 pub const HIBERNATED: &str = "Hibernated";
 /// `Degraded`: something is wrong; the reason says what.
 pub const DEGRADED: &str = "Degraded";
+/// `WarmPoolReady` (Agents with a warm pool): every pod the pool should hold is ready.
+pub const WARM_POOL_READY: &str = "WarmPoolReady";
 
 /// Stable condition reasons.
 pub mod reasons {
@@ -47,6 +49,8 @@ pub mod reasons {
     pub const ARCHIVED: &str = "Archived";
     /// The session is running, not hibernated.
     pub const AWAKE: &str = "Awake";
+    /// A warm pool holds fewer ready pods than its size (the message says how many).
+    pub const POOL_FILLING: &str = "PoolFilling";
 }
 
 /// The status of a condition.

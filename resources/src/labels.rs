@@ -58,6 +58,20 @@ pub const CREDENTIAL_VERSION_ANNOTATION: &str = "sealpod.dev/credential-version"
 /// runtime reads it (downward API) to report the start phases of its sandbox.
 pub const POD_CREATED_AT_ANNOTATION: &str = "sealpod.dev/created-at";
 
+/// Label of an unclaimed warm pool pod (and of its Secrets): the Agent's name. A claim removes
+/// it, so a selector on it lists the pool.
+pub const POOL_LABEL: &str = "sealpod.dev/pool";
+/// Label of a warm pool pod: the fingerprint of what it was built from (a session claims only a
+/// pod whose template is the one its own pod would have).
+pub const POOL_TEMPLATE_LABEL: &str = "sealpod.dev/pool-template";
+/// Annotation on a sandbox pod claimed from a warm pool: when its session claimed it (RFC 3339,
+/// milliseconds). Writing it after the session's Secrets also makes the kubelet refresh the
+/// pod's Secret volumes at once, as it does on every change of a pod's metadata.
+pub const POOL_CLAIMED_AT_ANNOTATION: &str = "sealpod.dev/claimed-at";
+/// Annotation on a Session: the name of its sandbox pod when that is not the Session's own name
+/// (a pod claimed from a warm pool). The pod's Secrets and workspace claim are named after it.
+pub const SANDBOX_POD_ANNOTATION: &str = "sealpod.dev/sandbox-pod";
+
 /// Name of the ConfigMap holding the sealing public keys (in the operator's namespace).
 pub const SEALING_PUBLIC_CONFIGMAP: &str = "sealpod-sealing-public";
 /// Name of the Secret holding the sealing key set (private; read only by the operator).

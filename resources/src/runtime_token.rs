@@ -34,6 +34,8 @@ pub fn generate_client_token_key() -> Vec<u8> {
 }
 /// Key, in a session's runtime Secret, of the runtime container's token.
 pub const RUNTIME_SECRET_TOKEN_ENTRY: &str = "token";
+/// Key, in a session's runtime Secret, of the session's id (`ses_…`): what the runtime serves.
+pub const RUNTIME_SECRET_SESSION_ENTRY: &str = "session-id";
 /// Key, in a session's proxy Secret, of the sidecar's egress-event token.
 pub const PROXY_SECRET_EVENTS_TOKEN_ENTRY: &str = "events-token";
 

@@ -117,6 +117,34 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// The trimmed text of the file variable `name` names; an unreadable or empty file is refused
+/// (the error names the file, never its text).
+fn read_secret_file(name: &'static str, file: &str) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| invalid(name, format!("{file}: {e}")))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(invalid(name, format!("{file} is empty")));
+    }
+    Ok(Secret::new(text))
+}
+
+/// Whether this runtime waits for its session: it was started (in a warm pool pod) with
+/// `SEALPOD_SESSION_ID_FILE` instead of `SEALPOD_SESSION_ID`, and that file or the runtime token
+/// file is not written yet. The operator writes both when a session claims the pod.
+pub fn awaits_claim(lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+    let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    if get("SEALPOD_SESSION_ID").is_some() {
+        return false;
+    }
+    let written = |name: &str| {
+        get(name).is_some_and(|file| {
+            std::fs::read_to_string(file).is_ok_and(|text| !text.trim().is_empty())
+        })
+    };
+    get("SEALPOD_SESSION_ID_FILE").is_some()
+        && !(written("SEALPOD_SESSION_ID_FILE") && written("SEALPOD_RUNTIME_TOKEN_FILE"))
+}
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -137,7 +165,14 @@ impl Config {
             value
         };
         let api_url = required("SEALPOD_RUNTIME_API_URL");
-        let session_id = required("SEALPOD_SESSION_ID");
+        let session_id = match get("SEALPOD_SESSION_ID_FILE") {
+            None => required("SEALPOD_SESSION_ID"),
+            Some(file) => Some(
+                read_secret_file("SEALPOD_SESSION_ID_FILE", &file)?
+                    .expose()
+                    .to_owned(),
+            ),
+        };
         let token_file = required("SEALPOD_RUNTIME_TOKEN_FILE");
         let api_key = required("ANTHROPIC_API_KEY");
         if proxy_value.is_none() && !direct {
@@ -151,15 +186,7 @@ impl Config {
         if !missing.is_empty() {
             return Err(ConfigError::Missing(missing));
         }
-        let token = std::fs::read_to_string(&token_file)
-            .map_err(|e| invalid("SEALPOD_RUNTIME_TOKEN_FILE", format!("{token_file}: {e}")))?;
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(invalid(
-                "SEALPOD_RUNTIME_TOKEN_FILE",
-                format!("{token_file} is empty"),
-            ));
-        }
+        let token = read_secret_file("SEALPOD_RUNTIME_TOKEN_FILE", &token_file)?;
         let base = url(
             "ANTHROPIC_BASE_URL",
             &get("ANTHROPIC_BASE_URL").unwrap_or_else(|| DEFAULT_ANTHROPIC_BASE_URL.into()),
@@ -202,7 +229,7 @@ impl Config {
         Ok(Config {
             api: url("SEALPOD_RUNTIME_API_URL", &api_url)?,
             session_id,
-            runtime_token: Secret::new(token),
+            runtime_token: token,
             workspace: PathBuf::from(
                 get("SEALPOD_WORKSPACE").unwrap_or_else(|| DEFAULT_WORKSPACE.into()),
             ),
@@ -269,6 +296,47 @@ mod tests {
         assert_eq!(config.runtime_token.expose(), "sprt_secret-token");
         let printed = format!("{config:?}");
         assert!(!printed.contains(sealed) && !printed.contains("sprt_secret"));
+    }
+
+    #[test]
+    fn a_pool_pod_runtime_waits_for_its_session_files_then_reads_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_file = dir.path().join("token");
+        let session_file = dir.path().join("session-id");
+        let map: HashMap<&str, String> = HashMap::from([
+            ("SEALPOD_RUNTIME_API_URL", "http://127.0.0.1:8081".into()),
+            (
+                "SEALPOD_SESSION_ID_FILE",
+                session_file.display().to_string(),
+            ),
+            (
+                "SEALPOD_RUNTIME_TOKEN_FILE",
+                token_file.display().to_string(),
+            ),
+            (
+                "ANTHROPIC_API_KEY",
+                "sp_sealed_0123456789abcdef0123456789abcdef".into(),
+            ),
+            ("HTTPS_PROXY", "http://127.0.0.1:3128".into()),
+        ]);
+        let env = lookup(&map);
+        assert!(awaits_claim(&env), "nothing written yet");
+        std::fs::write(&session_file, "ses_pooled\n").expect("write");
+        assert!(awaits_claim(&env), "the token is not written yet");
+        std::fs::write(&token_file, "").expect("write");
+        assert!(awaits_claim(&env), "an empty token file is not written");
+        std::fs::write(&token_file, "sprt_pooled-token\n").expect("write");
+        assert!(!awaits_claim(&env));
+        let config = Config::from_lookup(&env).expect("config");
+        assert_eq!(config.session_id, "ses_pooled");
+        assert_eq!(config.runtime_token.expose(), "sprt_pooled-token");
+
+        // A runtime given its session directly never waits.
+        let mut direct = map.clone();
+        direct.insert("SEALPOD_SESSION_ID", "ses_direct".into());
+        direct.remove("SEALPOD_SESSION_ID_FILE");
+        std::fs::remove_file(&token_file).expect("remove");
+        assert!(!awaits_claim(&lookup(&direct)));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! slow start is read from — the operator created the pod (`SEALPOD_POD_CREATED_AT`, from the
 //! pod's `sealpod.dev/created-at` annotation), the proxy was ready (it writes the per-pod CA at
 //! `SSL_CERT_FILE` once it serves, after the egress lock was verified), this process started,
-//! and it claimed the turn. Each is RFC 3339 with milliseconds; one the runtime cannot know is
+//! and it claimed the turn. In a warm pool pod the runtime starts long before its session: its
+//! start is then the moment it read the session's identity, its pod's creation predates the
+//! session. Each is RFC 3339 with milliseconds; one the runtime cannot know is
 //! absent. `turn.started` and the session's `created_at` hold the rest.
 
 use std::path::Path;
@@ -22,9 +24,9 @@ pub struct StartPhases {
 
 fn rfc3339(t: SystemTime) -> String {
     time::OffsetDateTime::from(t)
-        .replace_nanosecond(
+        .replace_millisecond(
             t.duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_millis() * 1_000_000),
+                .map_or(0, |d| u16::try_from(d.subsec_millis()).unwrap_or(0)),
         )
         .ok()
         .and_then(|t| {

@@ -4,7 +4,7 @@
 # patch --type=merge|json, label, delete held by a finalizer then released, describe.
 #
 # SEALPOD_TEST_CONTROL_PLANE picks the server: `devcluster` or `kubernetes` (the real
-# kube-apiserver that `sealpod-controlplane serve` runs); unset, the suite runs on both. The
+# kube-apiserver that `sealpod-controlplane serve` runs); unset, the suite runs on both, at once. The
 # second client is a token user on devcluster and a ServiceAccount token (TokenRequest) on
 # Kubernetes.
 #
@@ -15,10 +15,21 @@ cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 KUBECTL="${KUBECTL:-/usr/bin/kubectl}"
 if [ -z "${SEALPOD_TEST_CONTROL_PLANE:-}" ]; then
+  # Both planes at once: each half mostly waits on kubectl and server processes starting. Each
+  # writes its own log, shown when it ends; the suite fails when either does.
+  logs="$(mktemp -d)"
+  trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "${logs}"' EXIT
+  pids=()
   for plane in devcluster kubernetes; do
-    SEALPOD_TEST_CONTROL_PLANE="${plane}" bash "$0"
+    SEALPOD_TEST_CONTROL_PLANE="${plane}" bash "$0" > "${logs}/${plane}" 2>&1 &
+    pids+=($!)
   done
-  exit 0
+  status=0
+  for i in 0 1; do
+    wait "${pids[$i]}" || status=1
+  done
+  cat "${logs}/devcluster" "${logs}/kubernetes"
+  exit "${status}"
 fi
 PLANE="${SEALPOD_TEST_CONTROL_PLANE}"
 

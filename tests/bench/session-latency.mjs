@@ -21,6 +21,12 @@
 // the session's `created_at` (API server), the runtime's `sandbox.started` event (pod created by
 // the operator, proxy ready, runtime started, turn claimed) and the model request's arrival.
 //
+// Then the same from a warm pool: the agent's `spec.warmPool.size` is set to 1 (with kubectl, as
+// a platform team would), and before each session the benchmark waits until the pool holds a
+// ready pod again, so each session claims one (a pool sized for its arrival rate). A pooled
+// start's phases: the session stored, the pod's runtime has its session (it read the files the
+// claim wrote), the turn claimed, the model request.
+//
 // Everything it starts it stops (Ctrl-C to `sealpod up`), and its temporary directory goes unless
 // SEALPOD_KEEP_BENCH_DIRS is set.
 import { parseArgs } from "node:util";
@@ -38,6 +44,8 @@ const { startUp, stopUp } = await lib("up.mjs");
 const { OpenComputer } = await import(
   pathToFileURL(join(repo, "tests/conformance/node_modules/@opencomputer/sdk/dist/index.js")).href
 );
+
+import { execFileSync } from "node:child_process";
 
 const { values: opts } = parseArgs({
   options: {
@@ -74,13 +82,18 @@ async function v3(path) {
   return res.json();
 }
 
-/** The cold start of `session` in phases (ms), from `created` (client clock) to `modelAt`. */
-async function phasesOf(session, created, modelAt) {
+/** The start of `session` in phases (ms), from `created` (client clock) to `modelAt`. */
+async function phasesOf(session, created, modelAt, pooled) {
   const { created_at: createdAt } = await v3(`/sessions/${session}`);
   const page = await v3(`/sessions/${session}/events?level=internal&type=sandbox.started&limit=10`);
   const started = page.data[0]?.body ?? {};
   const at = (t) => (t ? Date.parse(t) : NaN);
-  const moments = [
+  const moments = pooled ? [
+    ["create call → session stored", created, at(createdAt)],
+    ["stored → runtime has its session", at(createdAt), at(started.runtime_started_at)],
+    ["runtime has it → claimed", at(started.runtime_started_at), at(started.claimed_at)],
+    ["claimed → model request", at(started.claimed_at), modelAt],
+  ] : [
     ["create call → session stored", created, at(createdAt)],
     ["stored → pod created", at(createdAt), at(started.pod_created_at)],
     ["pod created → proxy ready", at(started.pod_created_at), at(started.proxy_ready_at)],
@@ -89,6 +102,21 @@ async function phasesOf(session, created, modelAt) {
     ["claimed → model request", at(started.claimed_at), modelAt],
   ];
   return Object.fromEntries(moments.map(([name, from, to]) => [name, to - from]));
+}
+
+function kubectl(...args) {
+  return execFileSync("kubectl", args, { env: { ...process.env, KUBECONFIG: env.KUBECONFIG }, encoding: "utf8" });
+}
+
+/** The Agent object of the `/v3` agent named `name`: its namespace and object name. */
+function agentObject(name) {
+  const item = JSON.parse(kubectl("get", "agents", "-A", "-o", "json")).items.find((a) => a.spec.displayName === name);
+  if (!item) throw new Error(`no Agent object for ${name}`);
+  return { ns: item.metadata.namespace, name: item.metadata.name };
+}
+
+function poolReady(agent) {
+  return JSON.parse(kubectl("get", "agent", agent.name, "-n", agent.ns, "-o", "json")).status?.warmPool?.ready ?? 0;
 }
 
 /** Streams the session's events until `n` turns completed; returns when each type first arrived. */
@@ -109,14 +137,12 @@ async function streamTurns(session, n) {
   return firstSeen;
 }
 
-const measures = { "create → turn.started": [], "create → model request": [], "steer → model request": [] };
-const phases = {};
-try {
-  const oc = new OpenComputer({ apiKey: env.SEALPOD_API_KEY, baseUrl: env.SEALPOD_URL });
-  const agent = await oc.agents.create({
-    name: `bench-${randomBytes(4).toString("hex")}`, prompt: "You answer.", model: "anthropic/claude-bench-1",
-  });
+/** Runs the sessions of `agent` one after another; `pool`, when set, is waited on before each. */
+async function measure(oc, agent, pool) {
+  const measures = { "create → turn.started": [], "create → model request": [], "steer → model request": [] };
+  const phases = {};
   for (let i = 0; i < sessions; i++) {
+    if (pool) await waitFor("a ready pool pod", async () => poolReady(pool) >= 1, 120000);
     const tag = `bench-${randomBytes(6).toString("hex")}`;
     const created = Date.now();
     const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:answer]] ${tag}` });
@@ -124,7 +150,7 @@ try {
     measures["create → turn.started"].push(first["turn.started"] - created);
     const modelAt = await modelReached(tag);
     measures["create → model request"].push(modelAt - created);
-    for (const [name, ms] of Object.entries(await phasesOf(s.id, created, modelAt))) {
+    for (const [name, ms] of Object.entries(await phasesOf(s.id, created, modelAt, Boolean(pool)))) {
       (phases[name] ??= []).push(ms);
     }
     const steered = Date.now();
@@ -132,8 +158,20 @@ try {
     measures["steer → model request"].push((await modelReached(`${tag}-steer`)) - steered);
     await streamTurns(s, 2);
     await s.archive();
-    process.stderr.write(`session ${i + 1}/${sessions} done\n`);
+    process.stderr.write(`${pool ? "pooled" : "cold"} session ${i + 1}/${sessions} done\n`);
   }
+  return { measures, phases };
+}
+
+const runs = {};
+try {
+  const oc = new OpenComputer({ apiKey: env.SEALPOD_API_KEY, baseUrl: env.SEALPOD_URL });
+  const name = `bench-${randomBytes(4).toString("hex")}`;
+  const agent = await oc.agents.create({ name, prompt: "You answer.", model: "anthropic/claude-bench-1" });
+  runs.cold = await measure(oc, agent, undefined);
+  const pool = agentObject(name);
+  kubectl("patch", "agent", pool.name, "-n", pool.ns, "--type", "merge", "-p", JSON.stringify({ spec: { warmPool: { size: 1 } } }));
+  runs["warm pool"] = await measure(oc, agent, pool);
 } finally {
   await stopUp(started.run);
   if (!process.env.SEALPOD_KEEP_BENCH_DIRS) rmSync(work, { recursive: true, force: true });
@@ -142,14 +180,16 @@ try {
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 console.log(`sealpod session latency: ${sessions} sessions, control plane ${opts["control-plane"]}, ` +
   `binaries ${opts["bin-dir"]}, ${cpus().length} CPUs, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-console.log(`${"measure".padEnd(26)}${"p50 ms".padStart(9)}${"p95 ms".padStart(9)}${"max ms".padStart(9)}`);
-for (const [name, values] of Object.entries(measures)) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const row = [50, 95, 100].map((p) => String(percentile(sorted, p)).padStart(9)).join("");
-  console.log(`${name.padEnd(26)}${row}`);
-}
-console.log(`\n${"cold start, by phase".padEnd(32)}${"p50 ms".padStart(9)}`);
-for (const [name, values] of Object.entries(phases)) {
-  const known = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  console.log(`${name.padEnd(32)}${(known.length ? String(percentile(known, 50)) : "unknown").padStart(9)}`);
+for (const [run, { measures, phases }] of Object.entries(runs)) {
+  console.log(`\n${`${run}: measure`.padEnd(36)}${"p50 ms".padStart(9)}${"p95 ms".padStart(9)}${"max ms".padStart(9)}`);
+  for (const [name, values] of Object.entries(measures)) {
+    const sorted = [...values].sort((a, b) => a - b);
+    const row = [50, 95, 100].map((p) => String(percentile(sorted, p)).padStart(9)).join("");
+    console.log(`${name.padEnd(36)}${row}`);
+  }
+  console.log(`${`${run} start, by phase`.padEnd(36)}${"p50 ms".padStart(9)}`);
+  for (const [name, values] of Object.entries(phases)) {
+    const known = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+    console.log(`${name.padEnd(36)}${(known.length ? String(percentile(known, 50)) : "unknown").padStart(9)}`);
+  }
 }

@@ -67,6 +67,19 @@ async function requestsFor(tag) {
 }
 
 /** The runtime process of a session: found by its environment, as the pod runner started it. */
+// The session a runtime serves: the file SEALPOD_SESSION_ID_FILE names (the pod runner gives
+// the host path of the mounted runtime Secret), or SEALPOD_SESSION_ID.
+function sessionOf(environ) {
+  const value = (name) => environ.find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1);
+  const file = value("SEALPOD_SESSION_ID_FILE");
+  if (!file) return value("SEALPOD_SESSION_ID");
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
 function runtimeProcess(sessionId) {
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     let environ;
@@ -82,7 +95,7 @@ function runtimeProcess(sessionId) {
         return "";
       }
     })();
-    if (exe === "sealpod-runtime" && environ.includes(`SEALPOD_SESSION_ID=${sessionId}`)) {
+    if (exe === "sealpod-runtime" && sessionOf(environ) === sessionId) {
       return { pid: Number(pid), environ };
     }
   }
@@ -239,6 +252,58 @@ test("an idle session hibernates (pod gone, workspace kept) and a steer wakes it
   events = await streamUntilCompleted(s, 2, 180000);
   assert.equal(answers(events).at(-1), `The command said: kept-${tag}`);
   assert.ok(podExists(pod), "the steer woke the session into a new pod");
+});
+
+test("a warm pool pod, keyless until claimed, serves a new session with its running runtime", async () => {
+  const name = uniq("pooled");
+  const agent = await oc.agents.create({
+    name, prompt: "You are the pool test agent.", model: "anthropic/claude-test-1", credential: (await byoAgent(), credentialId),
+  });
+  const cr = kubectlJson("get", "agents", "-n", "default").items.find((a) => a.spec.displayName === name);
+  const setSize = (size) => kubectl("patch", "agent", cr.metadata.name, "-n", "default", "--type", "merge", "-p", JSON.stringify({ spec: { warmPool: { size } } }));
+  const poolPods = () => kubectlJson("get", "pods", "-n", "default", "-l", `sealpod.dev/pool=${cr.metadata.name}`).items
+    .filter((p) => !p.metadata.deletionTimestamp);
+  setSize(1);
+  await waitFor("the pool to hold a ready pod", async () => {
+    const a = kubectlJson("get", "agent", cr.metadata.name, "-n", "default");
+    return a.status?.warmPool?.ready === 1;
+  }, 120000);
+  const [pooled] = poolPods();
+  const podName = pooled.metadata.name;
+  const dir = readdirSync(join(dataDir, "runner/pods")).find((d) => d.startsWith(`default_${podName}_`));
+  assert.ok(dir, `no pod directory for ${podName}`);
+  // Before the claim: no file of the pod's volumes and no process of the pod holds the key.
+  for (const f of filesBelow(join(dataDir, "runner/pods", dir, "volumes"))) {
+    assert.ok(!readFileSync(f, "utf8").includes(fakeKey), `the key is in ${f} before any claim`);
+  }
+  const waiting = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map((pid) => {
+    try {
+      return { pid: Number(pid), environ: readFileSync(`/proc/${pid}/environ`, "utf8").split("\0") };
+    } catch {
+      return undefined;
+    }
+  }).filter((p) => p?.environ.includes(`HOSTNAME=${podName}`));
+  assert.ok(waiting.length >= 2, "the pool pod's proxy and runtime run before any session");
+  for (const p of waiting) assert.ok(!p.environ.some((v) => v.includes(fakeKey)), "no key in a pool process's environment");
+  const runtimeBefore = waiting.find((p) => p.environ.some((v) => v.startsWith("SEALPOD_SESSION_ID_FILE=")));
+  assert.ok(runtimeBefore, "the pool pod's runtime waits");
+
+  const tag = uniq("t");
+  const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:answer]] pooled ${tag}` });
+  const events = await streamUntilCompleted(s, 1, 120000);
+  assert.deepEqual(answers(events), [`Answer to: pooled ${tag} (1 user messages so far)`]);
+  const session = kubectlJson("get", "session", objectName(s.id), "-n", "default");
+  assert.equal(session.metadata.annotations["sealpod.dev/sandbox-pod"], podName, "the session runs in the pool pod");
+  assert.equal(runtimeProcess(s.id)?.pid, runtimeBefore.pid, "the runtime that waited serves the session");
+  const requests = await requestsFor(tag);
+  assert.ok(requests.length > 0 && requests.every((r) => r.auth === "real_key"), JSON.stringify(requests.map((r) => r.auth)));
+  await waitFor("the pool to refill", async () => {
+    const pods = poolPods();
+    return pods.length === 1 && pods[0].metadata.name !== podName;
+  }, 60000);
+  setSize(0);
+  await waitFor("the pool to empty", async () => poolPods().length === 0, 60000);
+  await s.archive();
 });
 
 test("the sandbox's direct connection to a loopback server outside its namespace fails", async (t) => {

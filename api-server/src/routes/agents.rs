@@ -133,6 +133,7 @@ async fn create(
             limits: limits.clone(),
             egress: None,
             sandbox: None,
+            warm_pool: None,
         },
     );
     agent.metadata.annotations = Some(BTreeMap::from([

@@ -11,6 +11,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::ResourceExt;
+use sealpod_resources::Credential;
 use sealpod_resources::agent::SandboxSpec;
 use sealpod_resources::labels;
 use sealpod_resources::proxy_config::{ProxyConfig, ResolveKey, ResolveTarget};
@@ -19,6 +21,7 @@ use sealpod_resources::session::AgentSnapshot;
 
 mod network_policy;
 mod pod;
+pub mod pool;
 pub mod proxy_config;
 mod secrets;
 #[cfg(test)]
@@ -185,6 +188,9 @@ pub struct SessionPlan {
     pub runtime_token: Secret,
     /// Proxy-scope token (proxy Secret, egress events).
     pub events_token: Secret,
+    /// Name of the sandbox pod, which its Secrets and workspace claim are named after: the
+    /// Session's own name ([`pod_name`]), or the warm pool pod it claimed.
+    pub pod: String,
 }
 
 /// An opened credential, bound to one session.
@@ -206,21 +212,40 @@ pub struct BoundCredential {
     pub version: i64,
 }
 
-/// Names of a session's children.
+impl BoundCredential {
+    /// `credential` bound with the sealed token `sealed` standing in for `value`.
+    pub fn of(credential: &Credential, sealed: SealedToken, value: Secret) -> BoundCredential {
+        BoundCredential {
+            name: credential.name_any(),
+            provider: credential.spec.provider.clone(),
+            hosts: credential.spec.allowed_hosts.clone(),
+            headers: credential.spec.effective_headers(),
+            sealed,
+            value,
+            version: credential
+                .status
+                .as_ref()
+                .and_then(|s| s.version)
+                .unwrap_or(1),
+        }
+    }
+}
+
+/// Name of a session's sandbox pod when it starts cold (not from a warm pool).
 pub fn pod_name(session: &str) -> String {
     session.to_owned()
 }
-/// Name of the per-session proxy Secret.
-pub fn proxy_secret_name(session: &str) -> String {
-    format!("{session}-proxy")
+/// Name of the proxy Secret of the sandbox pod `pod`.
+pub fn proxy_secret_name(pod: &str) -> String {
+    format!("{pod}-proxy")
 }
-/// Name of the per-session runtime Secret.
-pub fn runtime_secret_name(session: &str) -> String {
-    format!("{session}-runtime")
+/// Name of the runtime Secret of the sandbox pod `pod`.
+pub fn runtime_secret_name(pod: &str) -> String {
+    format!("{pod}-runtime")
 }
-/// Name of the workspace claim.
-pub fn workspace_claim_name(session: &str) -> String {
-    format!("{session}-workspace")
+/// Name of the workspace claim of the sandbox pod `pod`.
+pub fn workspace_claim_name(pod: &str) -> String {
+    format!("{pod}-workspace")
 }
 /// Name of the NetworkPolicy.
 pub fn network_policy_name(session: &str) -> String {
@@ -351,6 +376,7 @@ pub(crate) mod fixture {
             },
             runtime_token: Secret::new(RUNTIME_TOKEN),
             events_token: Secret::new(EVENTS_TOKEN),
+            pod: "ses-abc123".into(),
         }
     }
 }

@@ -12,12 +12,12 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use sealpod_resources::credential::provider_env_var;
-use sealpod_resources::runtime_token::RUNTIME_SECRET_TOKEN_ENTRY;
-use sealpod_resources::{agent, ids, labels};
+use sealpod_resources::runtime_token::{RUNTIME_SECRET_SESSION_ENTRY, RUNTIME_SECRET_TOKEN_ENTRY};
+use sealpod_resources::{agent, labels};
 
 use super::proxy_config::{CA_DIR, CA_FILE, PROXY_DIR};
 use super::{
-    PROXY_CONFIG_ENTRY, RUNTIME_SEALED_TOKEN_ENTRY, SessionPlan, Settings, child_meta, pod_name,
+    PROXY_CONFIG_ENTRY, RUNTIME_SEALED_TOKEN_ENTRY, SessionPlan, Settings, child_meta,
     proxy_secret_name, runtime_secret_name, workspace_claim_name,
 };
 
@@ -187,7 +187,6 @@ fn runtime_container(plan: &SessionPlan, settings: &Settings) -> Container {
     let proxy_url = format!("http://127.0.0.1:{}", settings.proxy_port);
     let no_proxy = "localhost,127.0.0.1,::1";
     let provider = agent::model_provider(&plan.snapshot.model).unwrap_or(&plan.credential.provider);
-    let session_id = ids::object_name_to_id(&plan.name).unwrap_or_else(|_| plan.name.clone());
     let resources = plan.sandbox.resources.clone().unwrap_or_default();
     Container {
         name: CONTAINER_RUNTIME.to_owned(),
@@ -205,7 +204,7 @@ fn runtime_container(plan: &SessionPlan, settings: &Settings) -> Container {
                 value: None,
                 value_from: Some(EnvVarSource {
                     secret_key_ref: Some(SecretKeySelector {
-                        name: runtime_secret_name(&plan.name),
+                        name: runtime_secret_name(&plan.pod),
                         key: RUNTIME_SEALED_TOKEN_ENTRY.to_owned(),
                         optional: Some(false),
                     }),
@@ -222,7 +221,12 @@ fn runtime_container(plan: &SessionPlan, settings: &Settings) -> Container {
             env("NODE_EXTRA_CA_CERTS", CA_FILE),
             env("REQUESTS_CA_BUNDLE", CA_FILE),
             env("SEALPOD_RUNTIME_API_URL", &settings.runtime_api_url),
-            env("SEALPOD_SESSION_ID", session_id),
+            // Files, not variables: a warm pool pod's runtime starts before its session exists
+            // and waits until the operator writes them.
+            env(
+                "SEALPOD_SESSION_ID_FILE",
+                format!("{RUNTIME_DIR}/{RUNTIME_SECRET_SESSION_ENTRY}"),
+            ),
             env(
                 "SEALPOD_RUNTIME_TOKEN_FILE",
                 format!("{RUNTIME_DIR}/{RUNTIME_SECRET_TOKEN_ENTRY}"),
@@ -291,7 +295,7 @@ fn workspace_volume(plan: &SessionPlan, settings: &Settings) -> Volume {
         Volume {
             name: MOUNT_WORKSPACE.to_owned(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: workspace_claim_name(&plan.name),
+                claim_name: workspace_claim_name(&plan.pod),
                 read_only: Some(false),
             }),
             ..Volume::default()
@@ -304,7 +308,7 @@ fn workspace_volume(plan: &SessionPlan, settings: &Settings) -> Volume {
 /// The sandbox Pod of a session.
 pub fn sandbox_pod(plan: &SessionPlan, settings: &Settings) -> Pod {
     Pod {
-        metadata: child_meta(plan, pod_name(&plan.name), labels::COMPONENT_SANDBOX),
+        metadata: child_meta(plan, plan.pod.clone(), labels::COMPONENT_SANDBOX),
         spec: Some(PodSpec {
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
@@ -327,8 +331,8 @@ pub fn sandbox_pod(plan: &SessionPlan, settings: &Settings) -> Pod {
             containers: vec![runtime_container(plan, settings)],
             volumes: Some(vec![
                 workspace_volume(plan, settings),
-                secret_volume(MOUNT_PROXY, proxy_secret_name(&plan.name)),
-                secret_volume(MOUNT_RUNTIME, runtime_secret_name(&plan.name)),
+                secret_volume(MOUNT_PROXY, proxy_secret_name(&plan.pod)),
+                secret_volume(MOUNT_RUNTIME, runtime_secret_name(&plan.pod)),
                 empty_dir(MOUNT_CA, Some("Memory"), "1Mi"),
                 empty_dir(MOUNT_TMP, None, "1Gi"),
             ]),

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use sealpod_resources::labels;
 use sealpod_resources::runtime_token::{
-    PROXY_SECRET_EVENTS_TOKEN_ENTRY, RUNTIME_SECRET_TOKEN_ENTRY,
+    PROXY_SECRET_EVENTS_TOKEN_ENTRY, RUNTIME_SECRET_SESSION_ENTRY, RUNTIME_SECRET_TOKEN_ENTRY,
 };
+use sealpod_resources::{ids, labels};
 
 use super::proxy_config::proxy_config;
 use super::{SessionPlan, Settings, child_meta, proxy_secret_name, runtime_secret_name};
@@ -41,7 +41,7 @@ pub fn proxy_secret(
     let yaml = serde_saphyr::to_string(&config)?;
     let mut meta = child_meta(
         plan,
-        proxy_secret_name(&plan.name),
+        proxy_secret_name(&plan.pod),
         labels::COMPONENT_PROXY_SECRET,
     );
     meta.annotations = Some(BTreeMap::from([(
@@ -73,13 +73,13 @@ pub fn proxy_secret(
     })
 }
 
-/// The runtime Secret: mounted into the runtime container (token file) and read into its
-/// environment (sealed token).
+/// The runtime Secret: mounted into the runtime container (token and session id files) and read
+/// into its environment (sealed token).
 pub fn runtime_secret(plan: &SessionPlan) -> Secret {
     Secret {
         metadata: child_meta(
             plan,
-            runtime_secret_name(&plan.name),
+            runtime_secret_name(&plan.pod),
             labels::COMPONENT_RUNTIME_SECRET,
         ),
         type_: Some("Opaque".to_owned()),
@@ -91,6 +91,10 @@ pub fn runtime_secret(plan: &SessionPlan) -> Secret {
             (
                 RUNTIME_SEALED_TOKEN_ENTRY.to_owned(),
                 bytes(plan.credential.sealed.expose()),
+            ),
+            (
+                RUNTIME_SECRET_SESSION_ENTRY.to_owned(),
+                bytes(&ids::object_name_to_id(&plan.name).unwrap_or_else(|_| plan.name.clone())),
             ),
         ])),
         ..Secret::default()

@@ -115,8 +115,8 @@ fn sandbox_pod_is_exactly_the_expected_object() {
                             "value": "http://sealpod-api.sealpod-system.svc:8081"
                         },
                         {
-                            "name": "SEALPOD_SESSION_ID",
-                            "value": "ses_abc123"
+                            "name": "SEALPOD_SESSION_ID_FILE",
+                            "value": "/var/run/sealpod/runtime/session-id"
                         },
                         {
                             "name": "SEALPOD_RUNTIME_TOKEN_FILE",
@@ -426,6 +426,7 @@ fn runtime_secret_is_exactly_the_expected_object() {
         "apiVersion": "v1",
         "data": {
             "sealed-token": "sp_sealed_0123456789abcdef0123456789abcdef",
+            "session-id": "ses_abc123",
             "token": "sprt_runtime.fixture"
         },
         "kind": "Secret",

@@ -16,7 +16,7 @@ pub fn workspace_claim(plan: &SessionPlan, settings: &Settings) -> PersistentVol
     PersistentVolumeClaim {
         metadata: child_meta(
             plan,
-            workspace_claim_name(&plan.name),
+            workspace_claim_name(&plan.pod),
             labels::COMPONENT_WORKSPACE,
         ),
         spec: Some(PersistentVolumeClaimSpec {

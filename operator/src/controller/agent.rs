@@ -1,8 +1,11 @@
 //! Agent controller: validates each Agent (model/runtime pairing, allowlist syntax, credential
-//! resolvable), mirrors its revision annotation into `status.revision`, computes `promptHash`
-//! and sets the `Ready`/`Degraded` conditions. An invalid Agent waits for a change.
+//! resolvable), mirrors its revision annotation into `status.revision`, computes `promptHash`,
+//! keeps its warm pool ([`super::pool`]) and sets the `Ready`/`Degraded`/`WarmPoolReady`
+//! conditions. An invalid Agent waits for a change.
 
 use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
 
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
@@ -10,11 +13,13 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use sealpod_resources::agent::{MANAGED_CREDENTIAL, model_provider, prompt_hash};
 use sealpod_resources::conditions::{ConditionStatus, DEGRADED, READY, reasons};
-use sealpod_resources::{Agent, Credential};
+use sealpod_resources::session::AgentSnapshot;
+use sealpod_resources::{Agent, Credential, labels};
 use serde_json::json;
 
+use super::pool;
 use super::{
-    Conditions, Context, CredentialError, CredentialProblem, apply_status, main_stream, measured,
+    Conditions, Context, CredentialError, apply_status, find_credential, main_stream, measured,
     publish_transitions,
 };
 use crate::error::Error;
@@ -66,37 +71,50 @@ pub(crate) async fn resolve_credential(
     }
 }
 
-/// Checks that a resolved credential exists (a `NotFound` problem says what is missing).
-pub(crate) async fn credential_exists(
-    ctx: &Context,
-    namespace: &str,
-    resolved: &Resolved,
-) -> Result<(), CredentialError> {
-    let missing = |m: String| CredentialError::Problem(CredentialProblem::NotFound(m));
-    let (ns, name) = match resolved {
-        Resolved::Named(n) => (namespace.to_owned(), n.clone()),
-        Resolved::Managed => match &ctx.config.managed_credential {
-            Some(n) => (ctx.config.system_namespace.clone(), n.clone()),
-            None => return Err(missing("no managed credential is configured".into())),
-        },
-    };
-    let creds: Api<Credential> = Api::namespaced(ctx.client.clone(), &ns);
-    match creds
-        .get_opt(&name)
-        .await
-        .map_err(Error::kube("get credential"))?
-    {
-        Some(_) => Ok(()),
-        None => Err(missing(format!("credential `{name}` not found"))),
+impl Resolved {
+    /// The reference a session pins (`managed` or the Credential's name).
+    pub(crate) fn reference(&self) -> String {
+        match self {
+            Resolved::Managed => MANAGED_CREDENTIAL.to_owned(),
+            Resolved::Named(n) => n.clone(),
+        }
+    }
+}
+
+/// The configuration a session of `agent` pins, its credential reference resolved.
+pub(crate) fn snapshot_of(agent: &Agent, resolved: &Resolved) -> AgentSnapshot {
+    AgentSnapshot {
+        model: agent.spec.model.clone(),
+        runtime: agent.spec.runtime.clone(),
+        prompt: agent.spec.prompt.clone(),
+        prompt_hash: prompt_hash(&agent.spec.prompt),
+        revision: Some(validate::revision(agent.metadata.annotations.as_ref())),
+        limits: agent.spec.limits.clone(),
+        egress: agent.spec.egress.clone(),
+        credential: resolved.reference(),
     }
 }
 
 async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error> {
-    measured(CONTROLLER, agent.as_ref(), &ctx, apply(&agent, &ctx)).await
+    // Boxed: the pool's steps make the future large.
+    Box::pin(measured(
+        CONTROLLER,
+        agent.as_ref(),
+        &ctx,
+        Box::pin(apply(&agent, &ctx)),
+    ))
+    .await
 }
 
 async fn apply(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
     if agent.meta().deletion_timestamp.is_some() {
+        // Its pool's pods go with it (owned); the gauge forgets it now.
+        ctx.metrics.set_pool(
+            &agent.namespace().unwrap_or_default(),
+            &agent.name_any(),
+            0,
+            0,
+        );
         return Ok(Action::await_change());
     }
     let ns = agent.namespace().unwrap_or_default();
@@ -109,45 +127,50 @@ async fn apply(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
         Ok(()) => {
             let resolved =
                 resolve_credential(ctx, &ns, spec.credential.as_deref(), &spec.model).await?;
-            match credential_exists(ctx, &ns, &resolved).await {
-                Ok(()) => Ok(()),
+            match find_credential(ctx, &ns, &resolved.reference()).await {
+                Ok(credential) => Ok((resolved, credential)),
                 Err(CredentialError::Failed(e)) => return Err(e),
                 Err(CredentialError::Problem(problem)) => Err(problem.reason_and_message()),
             }
         }
     };
-    match &verdict {
-        Ok(()) => {
+    let pool = match &verdict {
+        Ok((resolved, credential)) => {
             conds.set(READY, ConditionStatus::True, reasons::AS_EXPECTED, "");
             conds.set(DEGRADED, ConditionStatus::False, reasons::AS_EXPECTED, "");
+            pool::keep(ctx, agent, &snapshot_of(agent, resolved), credential).await?
         }
         Err((reason, message)) => {
             conds.set(READY, ConditionStatus::False, reason, message.clone());
             conds.set(DEGRADED, ConditionStatus::True, reason, message.clone());
+            // An invalid agent keeps no pool: its pods would start nothing a session could use.
+            pool::keep_none(ctx, agent).await?
         }
-    }
+    };
+    pool::report(&mut conds, pool.as_ref());
     let revision = validate::revision(agent.metadata.annotations.as_ref());
     let hash = prompt_hash(&spec.prompt);
     if conds.list != old.conditions
         || old.revision != Some(revision)
         || old.prompt_hash.as_deref() != Some(hash.as_str())
         || old.observed_generation != generation
+        || old.warm_pool != pool
     {
-        apply_status(
-            ctx,
-            agent,
-            json!({
-                "observedGeneration": generation,
-                "conditions": conds.list,
-                "revision": revision,
-                "promptHash": hash,
-            }),
-        )
-        .await?;
+        let mut status = json!({
+            "observedGeneration": generation,
+            "conditions": conds.list,
+            "revision": revision,
+            "promptHash": hash,
+        });
+        // Left out when there is no pool: a field this manager stops applying is removed.
+        if let Some(pool) = &pool {
+            status["warmPool"] = json!(pool);
+        }
+        apply_status(ctx, agent, status).await?;
         publish_transitions(ctx, agent, &old.conditions, &conds.list).await;
     }
     // Invalid: nothing happens until the spec changes. A missing credential is retriggered by
-    // the Credential watch.
+    // the Credential watch; the pool's pods by the pod watch.
     Ok(Action::await_change())
 }
 
@@ -174,19 +197,46 @@ pub(crate) async fn run(
     );
     let store = reader.clone();
     let system_ns = ctx.config.system_namespace.clone();
-    let creds = super::metadata_watch::<Credential>(client, namespace.as_deref(), wc);
-    let controller = Controller::for_stream(stream, reader).watches_stream(creds, move |c| {
-        let ns = c.namespace().unwrap_or_default();
-        if ns == system_ns {
-            // The managed credential can concern every agent.
-            store
-                .state()
-                .iter()
-                .map(|a| ObjectRef::from(a.as_ref()))
-                .collect()
-        } else {
-            agents_in(&store, &ns)
-        }
-    });
+    let creds =
+        super::metadata_watch::<Credential>(client.clone(), namespace.as_deref(), wc.clone());
+    // The pool's pods: an unclaimed one (it starts, or goes) and one just claimed (the pool
+    // refills) bring their agent back.
+    let pods = super::metadata_watch::<Pod>(
+        client,
+        namespace.as_deref(),
+        wc.labels(&format!(
+            "{}={},{}",
+            labels::MANAGED_BY,
+            labels::OPERATOR_FIELD_MANAGER,
+            labels::POOL_TEMPLATE_LABEL
+        )),
+    );
+    let controller = Controller::for_stream(stream, reader)
+        .watches_stream(pods, |pod| {
+            let agent = pod.labels().get(labels::AGENT_LABEL)?;
+            let claimed = !pod.labels().contains_key(labels::POOL_LABEL);
+            // A claimed pod matters to its pool once: when the claim took it.
+            if claimed
+                && pod
+                    .annotations()
+                    .contains_key(labels::POOL_CLAIMED_AT_ANNOTATION)
+            {
+                return None;
+            }
+            Some(ObjectRef::new(agent).within(&pod.namespace().unwrap_or_default()))
+        })
+        .watches_stream(creds, move |c| {
+            let ns = c.namespace().unwrap_or_default();
+            if ns == system_ns {
+                // The managed credential can concern every agent.
+                store
+                    .state()
+                    .iter()
+                    .map(|a| ObjectRef::from(a.as_ref()))
+                    .collect()
+            } else {
+                agents_in(&store, &ns)
+            }
+        });
     super::run_controller(CONTROLLER, controller, reconcile, ctx, shutdown).await;
 }

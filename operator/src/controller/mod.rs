@@ -22,12 +22,14 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use sealpod_resources::Credential;
+use sealpod_resources::agent::MANAGED_CREDENTIAL;
 use sealpod_resources::conditions::{self, Condition, ConditionStatus};
 use sealpod_resources::credential::CredentialSpec;
 use sealpod_resources::labels::{OPERATOR_FIELD_MANAGER, SEALED_SECRET_KEY};
 use sealpod_resources::runtime_token::TokenKey;
 use sealpod_resources::sealing::{KeyId, KeySet, SealedValue, SealingError};
 use sealpod_resources::secret::Secret as SecretString;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::build::Settings;
@@ -38,6 +40,7 @@ use crate::metrics::Metrics;
 pub(crate) mod agent;
 pub(crate) mod credential;
 pub(crate) mod lifecycle;
+pub(crate) mod pool;
 pub mod session;
 
 /// What every reconcile shares.
@@ -280,6 +283,30 @@ where
     Ok(())
 }
 
+/// Server-side apply of one child under the operator's field manager.
+pub(crate) async fn apply_child<K>(
+    ctx: &Context,
+    ns: &str,
+    obj: &K,
+    op: &'static str,
+) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map_err(Error::kube(op))
+}
+
 /// Why a credential cannot be bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CredentialProblem {
@@ -371,6 +398,36 @@ pub(crate) fn sealed_entry(secret: &Secret) -> Option<String> {
         .get(SEALED_SECRET_KEY)
         .and_then(|b| std::str::from_utf8(&b.0).ok())
         .map(str::to_owned)
+}
+
+/// The Credential a reference (`managed`, or a name in `ns`) names.
+pub(crate) async fn find_credential(
+    ctx: &Context,
+    ns: &str,
+    reference: &str,
+) -> Result<Credential, CredentialError> {
+    let (cred_ns, name) = if reference == MANAGED_CREDENTIAL {
+        match &ctx.config.managed_credential {
+            Some(n) => (ctx.config.system_namespace.clone(), n.clone()),
+            None => {
+                return Err(CredentialProblem::NotFound(
+                    "no managed credential is configured".into(),
+                )
+                .into());
+            }
+        }
+    } else {
+        (ns.to_owned(), reference.to_owned())
+    };
+    let creds: Api<Credential> = Api::namespaced(ctx.client.clone(), &cred_ns);
+    let Some(cred) = creds
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube("get credential"))?
+    else {
+        return Err(CredentialProblem::NotFound(format!("credential `{name}` not found")).into());
+    };
+    Ok(cred)
 }
 
 /// Opens a Credential's sealed value with the operator's keys.

@@ -31,7 +31,9 @@ pub(super) async fn cleanup(session: Arc<Session>, ctx: &Context) -> Result<Acti
         .remove(&uid);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let runtime = secrets
-        .get_opt(&build::runtime_secret_name(&name))
+        .get_opt(&build::runtime_secret_name(&super::claim::recorded(
+            &session,
+        )))
         .await
         .map_err(Error::kube("get runtime secret"))?;
     // Revocation covers every runtime token of the session, so any valid one will do: the

@@ -6,12 +6,15 @@
 //! to revoke the session's runtime tokens with the API server. It must never log, put into
 //! status or an Event any credential value or token.
 //!
-//! Modules: [`pipeline`] (the reconcile steps, one function each), [`plan`] (the pod's lifecycle
+//! Modules: [`pipeline`] (the reconcile steps, one function each), [`claim`] (which pod: the
+//! session's own or one of the agent's warm pool), [`plan`] (the pod's lifecycle
 //! as a pure, table-tested decision), [`pod`] (observing the pod and carrying the plan out),
 //! [`status`] (what status says, and writing it), [`finalize`] (revocation on deletion),
-//! [`watches`] (what triggers a reconcile). Their arrows point one way: `pipeline` → `pod` →
-//! `plan`, and `pipeline`, `pod` → `status`; every one may use this module's glue.
+//! [`watches`] (what triggers a reconcile). Their arrows point one way: `pipeline` → `claim`,
+//! `pipeline` → `pod` → `plan`, and `pipeline`, `pod` → `status`; every one may use this module's
+//! glue.
 
+mod claim;
 mod finalize;
 mod pipeline;
 mod plan;
@@ -25,14 +28,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, Event as Finalizer};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use sealpod_resources::Session;
-use sealpod_resources::labels::{OPERATOR_FIELD_MANAGER, SESSION_FINALIZER};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use sealpod_resources::labels::SESSION_FINALIZER;
 use serde_json::json;
 
-use super::{Context, measured};
+use super::{Context, apply_child, measured};
 use crate::error::Error;
 
 pub(crate) use watches::run;
@@ -46,25 +47,6 @@ fn entry(secret: Option<&Secret>, key: &str) -> Option<String> {
         .and_then(|s| s.data.as_ref())
         .and_then(|d| d.get(key))
         .and_then(|b| String::from_utf8(b.0.clone()).ok())
-}
-
-/// Server-side apply of one child under the operator's field manager.
-async fn apply_child<K>(ctx: &Context, ns: &str, obj: &K, op: &'static str) -> Result<K, Error>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
-    api.patch(
-        &obj.name_any(),
-        &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .map_err(Error::kube(op))
 }
 
 /// One reconcile of a Session: the finalizer (added first, or run on deletion), then the

@@ -1,5 +1,6 @@
 //! The reconcile pipeline of a Session, one named step each: [`pin`] the agent's configuration
-//! when the snapshot is missing, validate it, [`bind`] the credential, read the children already
+//! when the snapshot is missing, validate it, [`bind`] the credential, decide the pod (the
+//! session's own or one claimed from the warm pool, [`super::claim`]), read the children already
 //! written ([`Existing`]) and keep their [`Tokens`], build the [`session_plan`] (pure; the
 //! children themselves come from `build`), [`apply_children`] with server-side apply, then hand
 //! the pod to [`super::pod`] and write status ([`super::status`]).
@@ -13,7 +14,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
-use sealpod_resources::agent::{MANAGED_CREDENTIAL, SandboxSpec, prompt_hash};
+use sealpod_resources::agent::SandboxSpec;
 use sealpod_resources::conditions::reasons;
 use sealpod_resources::labels::OPERATOR_FIELD_MANAGER;
 use sealpod_resources::runtime_token::{
@@ -24,8 +25,9 @@ use sealpod_resources::session::AgentSnapshot;
 use sealpod_resources::{Agent, Credential, Session};
 use serde_json::json;
 
-use super::super::agent::{Resolved, resolve_credential};
-use super::super::{Context, CredentialError, CredentialProblem, SAFETY_REQUEUE, open_credential};
+use super::super::agent::{resolve_credential, snapshot_of};
+use super::super::{Context, CredentialError, SAFETY_REQUEUE, find_credential, open_credential};
+use super::claim;
 use super::pod::lifecycle;
 use super::status::{Draft, report};
 use super::{apply_child, entry};
@@ -73,14 +75,49 @@ pub(super) async fn apply(session: Arc<Session>, ctx: &Context) -> Result<Action
         }
     };
 
+    // the pod: the session's own, or one claimed from the agent's warm pool
+    let agent = Api::<Agent>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&session.spec.agent_ref)
+        .await
+        .map_err(Error::kube("get agent"))?;
+    // The sandbox shape of the Agent (the defaults when the Agent is gone).
+    let sandbox = agent
+        .as_ref()
+        .and_then(|a| a.spec.sandbox.clone())
+        .unwrap_or_default();
+    let pod = claim::sandbox_pod(ctx, &session, agent.as_ref(), || {
+        let unbound = Tokens::unbound();
+        let template = session_plan(
+            &session,
+            snapshot.clone(),
+            &credential,
+            SecretString::new(""),
+            sandbox.clone(),
+            unbound,
+            String::new(),
+        );
+        build::pool::template_hash(&template, &ctx.settings)
+    })
+    .await?;
+
     // build
-    let existing = Existing::get(ctx, &ns, &name).await?;
+    let existing = Existing::get(ctx, &ns, &pod.name).await?;
     let tokens = Tokens::kept_or_minted(&existing, &ctx.token_key, &ns, &name);
-    let sandbox = sandbox(ctx, &ns, &session.spec.agent_ref).await?;
-    let plan = session_plan(&session, snapshot, &credential, value, sandbox, tokens);
+    let plan = session_plan(
+        &session,
+        snapshot,
+        &credential,
+        value,
+        sandbox,
+        tokens,
+        pod.name,
+    );
 
     // apply
     apply_children(ctx, &plan, &existing).await?;
+    if pod.just_claimed {
+        claim::announce(ctx, &ns, &plan.pod).await?;
+    }
     draft.bound(&plan.credential);
 
     // lifecycle, then status
@@ -111,19 +148,7 @@ async fn pin(ctx: &Context, session: &Session, ns: &str) -> Result<Pinned, Error
     };
     let resolved =
         resolve_credential(ctx, ns, agent.spec.credential.as_deref(), &agent.spec.model).await?;
-    let snapshot = AgentSnapshot {
-        model: agent.spec.model.clone(),
-        runtime: agent.spec.runtime.clone(),
-        prompt: agent.spec.prompt.clone(),
-        prompt_hash: prompt_hash(&agent.spec.prompt),
-        revision: Some(validate::revision(agent.metadata.annotations.as_ref())),
-        limits: agent.spec.limits.clone(),
-        egress: agent.spec.egress.clone(),
-        credential: match resolved {
-            Resolved::Managed => MANAGED_CREDENTIAL.to_owned(),
-            Resolved::Named(n) => n,
-        },
-    };
+    let snapshot = snapshot_of(&agent, &resolved);
     let sessions: Api<Session> = Api::namespaced(ctx.client.clone(), ns);
     sessions
         .patch(
@@ -145,27 +170,7 @@ async fn bind(
     ns: &str,
     snapshot: &AgentSnapshot,
 ) -> Result<(Credential, SecretString), CredentialError> {
-    let (cred_ns, name) = if snapshot.credential == MANAGED_CREDENTIAL {
-        match &ctx.config.managed_credential {
-            Some(n) => (ctx.config.system_namespace.clone(), n.clone()),
-            None => {
-                return Err(CredentialProblem::NotFound(
-                    "no managed credential is configured".into(),
-                )
-                .into());
-            }
-        }
-    } else {
-        (ns.to_owned(), snapshot.credential.clone())
-    };
-    let creds: Api<Credential> = Api::namespaced(ctx.client.clone(), &cred_ns);
-    let Some(cred) = creds
-        .get_opt(&name)
-        .await
-        .map_err(Error::kube("get credential"))?
-    else {
-        return Err(CredentialProblem::NotFound(format!("credential `{name}` not found")).into());
-    };
+    let cred = find_credential(ctx, ns, &snapshot.credential).await?;
     let opened = open_credential(ctx, &cred).await?;
     Ok((cred, opened.value))
 }
@@ -202,6 +207,15 @@ struct Tokens {
 }
 
 impl Tokens {
+    /// No tokens at all: what a plan whose only use is its template fingerprint holds.
+    fn unbound() -> Tokens {
+        Tokens {
+            sealed: SealedToken::generate(),
+            events: SecretString::new(""),
+            runtime: SecretString::new(""),
+        }
+    }
+
     /// Tokens are random per session: the ones already written are kept so they stay stable;
     /// only missing (or unreadable) ones are made.
     fn kept_or_minted(existing: &Existing, key: &TokenKey, ns: &str, name: &str) -> Tokens {
@@ -221,16 +235,6 @@ impl Tokens {
     }
 }
 
-/// The sandbox shape of the session's Agent (the defaults when the Agent is gone).
-async fn sandbox(ctx: &Context, ns: &str, agent: &str) -> Result<SandboxSpec, Error> {
-    Ok(Api::<Agent>::namespaced(ctx.client.clone(), ns)
-        .get_opt(agent)
-        .await
-        .map_err(Error::kube("get agent"))?
-        .and_then(|a| a.spec.sandbox)
-        .unwrap_or_default())
-}
-
 /// Everything the children are built from (pure).
 fn session_plan(
     session: &Session,
@@ -239,29 +243,19 @@ fn session_plan(
     value: SecretString,
     sandbox: SandboxSpec,
     tokens: Tokens,
+    pod: String,
 ) -> SessionPlan {
     SessionPlan {
         namespace: session.namespace().unwrap_or_default(),
         name: session.name_any(),
         uid: session.uid().unwrap_or_default(),
         agent: session.spec.agent_ref.clone(),
-        credential: BoundCredential {
-            name: credential.name_any(),
-            provider: credential.spec.provider.clone(),
-            hosts: credential.spec.allowed_hosts.clone(),
-            headers: credential.spec.effective_headers(),
-            sealed: tokens.sealed,
-            value,
-            version: credential
-                .status
-                .as_ref()
-                .and_then(|s| s.version)
-                .unwrap_or(1),
-        },
+        credential: BoundCredential::of(credential, tokens.sealed, value),
         snapshot,
         sandbox,
         runtime_token: tokens.runtime,
         events_token: tokens.events,
+        pod,
     }
 }
 

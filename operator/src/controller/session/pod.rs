@@ -35,7 +35,7 @@ pub(super) async fn lifecycle(
     draft: &mut Draft,
 ) -> Result<Action, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &session_plan.namespace);
-    let pod_name = build::pod_name(&session_plan.name);
+    let pod_name = session_plan.pod.clone();
     let pod = pods
         .get_opt(&pod_name)
         .await

@@ -1373,6 +1373,11 @@ async fn a_warm_pool_keeps_keyless_pods_that_each_serve_one_session_and_refills(
         );
     }
 
+    // A pool pod that is lost (its lock failed) is replaced.
+    let lost = replaced[0].name_any();
+    run_pod(&h, &lost, 1).await;
+    wait_pool(&h, 2, std::slice::from_ref(&lost)).await;
+
     // No ready pod (the new ones have not started): a session starts cold, in its own pod.
     new_session(&h, "ses-pool-3").await;
     assert_eq!(sandbox_pod_of(&h, "ses-pool-3").await, "ses-pool-3");

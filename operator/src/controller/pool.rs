@@ -21,7 +21,8 @@ use crate::build::pool::{PoolOwner, pool_network_policy, pool_plan, pool_pod, te
 use crate::build::{self, BoundCredential, SessionPlan};
 use crate::error::{Error, is_status};
 
-/// The pool's pods as listed: of the current template, and the rest.
+/// The pool's pods as listed: the ones of the current template that may still serve, and the
+/// rest (another template, or lost).
 struct Listed {
     current: Vec<Pod>,
     stale: Vec<Pod>,
@@ -38,7 +39,9 @@ async fn list(pods: &Api<Pod>, agent: &str, template: Option<&str>) -> Result<Li
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .partition(|p| {
-            template.is_some()
+            // A lost pod (its lock failed, or it ended) is never claimed: it is replaced.
+            !matches!(pod_health(Some(p)), PodHealth::Lost { .. })
+                && template.is_some()
                 && p.labels()
                     .get(labels::POOL_TEMPLATE_LABEL)
                     .map(String::as_str)

@@ -9,8 +9,8 @@ cd "$(dirname "$0")/../.."
 . scripts/env.sh
 
 cargo build --quiet -p sealpod-sidecar --bin sealpod-sidecar --example fake_upstream
-BIN=target/debug/sealpod-sidecar
-UPSTREAM=target/debug/examples/fake_upstream
+BIN="${CARGO_TARGET_DIR:-target}/debug/sealpod-sidecar"
+UPSTREAM="${CARGO_TARGET_DIR:-target}/debug/examples/fake_upstream"
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {

@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 cargo build --quiet -p sealpod-sidecar --bin sealpod-sidecar
-BIN="$PWD/target/debug/sealpod-sidecar"
+BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/sealpod-sidecar"
 PY=/usr/bin/python3
 POD="sp-pod-$$"
 SRV="sp-srv-$$"

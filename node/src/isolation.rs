@@ -21,6 +21,23 @@ use tokio::task::JoinHandle;
 
 use super::RunnerError;
 
+/// How long a bridge's in-namespace end may take to listen.
+const BRIDGE_READY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether a `/proc/net/tcp` table has a socket in state LISTEN (`0A`) on `port`.
+fn listens(table: &str, port: u16) -> bool {
+    table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1).unwrap_or_default();
+        let state = fields.nth(1).unwrap_or_default();
+        state == "0A"
+            && local
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                == Some(port)
+    })
+}
+
 /// One way out of every pod's namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bridge {
@@ -183,7 +200,36 @@ impl PodNetwork {
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| RunnerError::Spec(format!("cannot start socat: {e}")))?;
+            let pid = child.id();
             self.inner.push(child);
+            if let Some(pid) = pid {
+                self.wait_listening(pid, bridge.inside.port()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the bridge process `pid` listens on `port` inside the namespace, so that no
+    /// container starts before its way out is open: its namespace (`/proc/PID/ns/net`) is the
+    /// pod's, and its TCP table (`/proc/PID/net/tcp`, the table of that namespace) has `port` in
+    /// state LISTEN. Up to [`BRIDGE_READY`].
+    async fn wait_listening(&self, pid: u32, port: u16) -> Result<(), RunnerError> {
+        use std::os::unix::fs::MetadataExt;
+        let netns = std::fs::metadata(Path::new("/run/netns").join(&self.name)).map(|m| m.ino());
+        let listening = || {
+            let inside = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino());
+            matches!((&netns, inside), (Ok(a), Ok(b)) if *a == b)
+                && std::fs::read_to_string(format!("/proc/{pid}/net/tcp"))
+                    .is_ok_and(|table| listens(&table, port))
+        };
+        let deadline = tokio::time::Instant::now() + BRIDGE_READY;
+        while !listening() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RunnerError::Spec(format!(
+                    "the bridge to port {port} did not listen within {BRIDGE_READY:?}"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         Ok(())
     }
@@ -205,6 +251,16 @@ impl PodNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listening_socket_is_read_from_a_tcp_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue\n\
+             0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n\
+             1: 0100007F:0050 0100007F:9C40 01 00000000:00000000 00:00000000 00000000\n";
+        assert!(listens(table, 8080));
+        assert!(!listens(table, 80), "established, not listening");
+        assert!(!listens(table, 9090));
+    }
 
     #[test]
     fn bridges_parse_from_a_port_or_an_address_pair() {

@@ -83,6 +83,17 @@ pub struct ServeArgs {
     /// Seconds between SSE keep-alive comments.
     #[arg(long, env = "SEALPOD_SSE_PING_SECONDS", default_value_t = 15)]
     pub sse_ping_seconds: u64,
+    /// Bytes of an event body's JSON above which the event carries a truncated body
+    /// (`body_truncated`) and the whole one is served by `GET …/events/{id}/content` (at least
+    /// 1024).
+    #[arg(
+        long,
+        env = "SEALPOD_EVENT_BODY_LIMIT",
+        default_value_t = crate::store::large_body::DEFAULT_EVENT_BODY_LIMIT,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(crate::store::large_body::MIN_EVENT_BODY_LIMIT as u64..)
+    )]
+    pub event_body_limit: usize,
     /// Seconds between sweeps for idle sessions to hibernate.
     #[arg(long, env = "SEALPOD_IDLE_SWEEP_SECONDS", default_value_t = 10)]
     pub idle_sweep_seconds: u64,

@@ -486,3 +486,63 @@ mod tests {
         assert_eq!(patch.credential, None);
     }
 }
+
+/// Most bytes of a schedule's input.
+pub(crate) const MAX_SCHEDULE_INPUT_BYTES: usize = 100 * 1024;
+
+/// `POST /v3/agents/{id}/schedules`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct CreateSchedule {
+    /// Unique among the agent's schedules.
+    pub name: Option<String>,
+    /// Five-field cron expression.
+    pub cron: Option<String>,
+    /// IANA time zone (null: UTC).
+    pub tz: Option<String>,
+    /// Each session's input.
+    pub input: Option<String>,
+    /// `skip` (default) or `allow`.
+    pub overlap: Option<String>,
+}
+
+/// `PATCH /v3/agents/{id}/schedules/{sid}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct UpdateSchedule {
+    /// New cron expression.
+    pub cron: Option<String>,
+    /// New time zone, or null for UTC.
+    #[serde(default, deserialize_with = "double_option")]
+    pub tz: Option<Option<String>>,
+    /// New input.
+    pub input: Option<String>,
+    /// `skip` or `allow`.
+    pub overlap: Option<String>,
+    /// Pauses or resumes (either clears an automatic pause).
+    pub paused: Option<bool>,
+    /// Renames are not supported: refused when different.
+    pub name: Option<String>,
+}
+
+/// Checks a schedule's input.
+pub(crate) fn check_schedule_input(input: &str) -> Result<(), ApiError> {
+    if input.trim().is_empty() || input.len() > MAX_SCHEDULE_INPUT_BYTES {
+        return Err(ApiError::invalid(
+            "input",
+            "input must be 1 character to 100 KiB",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `overlap`.
+pub(crate) fn overlap_of(value: &str) -> Result<sealpod_resources::schedule::Overlap, ApiError> {
+    use sealpod_resources::schedule::Overlap;
+    match value {
+        "skip" => Ok(Overlap::Skip),
+        "allow" => Ok(Overlap::Allow),
+        _ => Err(ApiError::invalid(
+            "overlap",
+            "overlap must be skip or allow",
+        )),
+    }
+}

@@ -1,5 +1,5 @@
-//! Access to the Kubernetes API (kube 5): the `Agent`, `Session` and `Credential` objects of a
-//! tenant namespace (a Credential carries its own sealed value), org API key records, and the
+//! Access to the Kubernetes API (kube 5): the `Agent`, `Session`, `Credential` and `Schedule`
+//! objects of a tenant namespace (a Credential carries its own sealed value), org API key records, and the
 //! system namespace's sealing public keys and token keys. Writes use the API server's field
 //! manager; session status goes through server-side apply of only the fields this server owns
 //! (`phase`, `head`, `lastTurn`), credential status of only `last4` and `version`.
@@ -17,9 +17,10 @@ use sealpod_resources::labels::{
     API_KEY_HASH_ENTRY, API_SERVER_FIELD_MANAGER, COMPONENT_API_KEY, COMPONENT_LABEL, MANAGED_BY,
     PART_OF, PART_OF_VALUE, SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP,
 };
+use sealpod_resources::schedule::ScheduleStatus;
 use sealpod_resources::sealing::{PublicKeySet, SealedValue};
 use sealpod_resources::session::{DesiredState, SessionStatus};
-use sealpod_resources::{Agent, Credential, Session};
+use sealpod_resources::{Agent, Credential, Schedule, Session};
 use serde_json::{Value, json};
 
 /// How long [`Cluster::system_key`] waits for the operator to create a key Secret.
@@ -310,6 +311,89 @@ impl Cluster {
             .await
             .map(|_| ())
             .map_err(op("session status"))
+    }
+
+    /// One Schedule.
+    pub async fn get_schedule(&self, ns: &str, name: &str) -> KubeResult<Option<Schedule>> {
+        self.api::<Schedule>(ns)
+            .get_opt(name)
+            .await
+            .map_err(op("get schedule"))
+    }
+
+    /// The Schedules of an Agent (by object name), oldest first.
+    pub async fn list_schedules(&self, ns: &str, agent: &str) -> KubeResult<Vec<Schedule>> {
+        let mut items: Vec<Schedule> = self
+            .api::<Schedule>(ns)
+            .list(&ListParams::default())
+            .await
+            .map_err(op("list schedules"))?
+            .items
+            .into_iter()
+            .filter(|s| s.spec.agent_ref == agent)
+            .collect();
+        items.sort_by_key(|s| (s.creation_timestamp(), s.name_any()));
+        Ok(items)
+    }
+
+    /// Creates a Schedule; `Ok(None)` when one of that name exists.
+    pub async fn create_schedule(
+        &self,
+        ns: &str,
+        schedule: &Schedule,
+    ) -> KubeResult<Option<Schedule>> {
+        match self.api::<Schedule>(ns).create(&post(), schedule).await {
+            Ok(s) => Ok(Some(s)),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+            Err(e) => Err(op("create schedule")(e)),
+        }
+    }
+
+    /// Merge-patches a Schedule's spec.
+    pub async fn patch_schedule(
+        &self,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+    ) -> KubeResult<Schedule> {
+        self.api::<Schedule>(ns)
+            .patch(name, &merge(), &Patch::Merge(patch))
+            .await
+            .map_err(op("patch schedule"))
+    }
+
+    /// Deletes a Schedule (gone already is fine).
+    pub async fn delete_schedule(&self, ns: &str, name: &str) -> KubeResult<()> {
+        match self
+            .api::<Schedule>(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(op("delete schedule")(e)),
+        }
+    }
+
+    /// Applies a Schedule's status (this server owns all of it).
+    pub async fn apply_schedule_status(
+        &self,
+        ns: &str,
+        name: &str,
+        status: &ScheduleStatus,
+    ) -> KubeResult<()> {
+        let patch = json!({
+            "apiVersion": "sealpod.dev/v1alpha1", "kind": "Schedule", "status": status,
+        });
+        self.api::<Schedule>(ns)
+            .patch_status(
+                name,
+                &PatchParams::apply(API_SERVER_FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map(|_| ())
+            .map_err(op("schedule status"))
     }
 
     /// The sealing public keys, when the operator has published them.

@@ -22,8 +22,10 @@ mod limits;
 mod metrics;
 mod routes;
 mod runtime_api;
+pub mod schedule;
 mod session_input;
 mod sse;
+mod start;
 pub mod store;
 mod translate;
 pub mod webhooks;
@@ -343,10 +345,13 @@ pub async fn kube_client(
 /// Serves the three listeners until SIGINT/SIGTERM, then ends SSE streams and drains.
 pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Fails fast on a bad webhook option, before connecting or binding anything.
-    let webhook_config = args.webhook_config()?;
+    let mut webhook_config = args.webhook_config()?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let cluster = Cluster::new(client, args.system_namespace.clone());
-    let store = Arc::new(Store::connect(&args.database_url, Hub::new()).await?);
+    let store = Store::connect(&args.database_url, Hub::new())
+        .await?
+        .with_event_body_limit(args.event_body_limit);
+    let store = Arc::new(store);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let settings = Settings {
         managed_credential: args.managed_credential.clone(),
@@ -354,7 +359,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Se
         watch_namespaces: args.watch_namespaces.clone(),
     };
     let state = AppState::start(store, cluster, settings, shutdown_rx).await?;
-    state.start_webhooks(webhook_config);
+    tokio::spawn(schedule::watch(state.clone()));
     tokio::spawn(lifecycle::run_idle_sweep(
         state.clone(),
         Duration::from_secs(args.idle_sweep_seconds.max(1)),
@@ -362,6 +367,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Se
     let public = tokio::net::TcpListener::bind(args.listen).await?;
     let runtime = tokio::net::TcpListener::bind(args.runtime_listen).await?;
     let admin = tokio::net::TcpListener::bind(args.admin_listen).await?;
+    // The addresses bound (a port given as 0 is only known now) are never webhook destinations.
+    webhook_config.deny.extend([
+        public.local_addr()?,
+        runtime.local_addr()?,
+        admin.local_addr()?,
+    ]);
+    state.start_webhooks(webhook_config);
     tracing::info!(
         public = %public.local_addr()?, runtime = %runtime.local_addr()?,
         admin = %admin.local_addr()?, "listening"
@@ -413,8 +425,8 @@ pub async fn create_api_key(
 #[doc(hidden)]
 pub mod fuzzing {
     use crate::dto::{
-        CreateAgent, CreateCredential, CreateSession, MintToken, RotateCredential, SetDefault,
-        Steer, UpdateAgent,
+        CreateAgent, CreateCredential, CreateSchedule, CreateSession, MintToken, RotateCredential,
+        SetDefault, Steer, UpdateAgent, UpdateSchedule,
     };
     pub use crate::error::ApiError;
     use crate::input::{json_body, json_value};
@@ -428,10 +440,23 @@ pub mod fuzzing {
         let session = json_value::<CreateSession>(json_body(body)?)?.validate()?;
         crate::session_input::input_to_body(&session.input, "input").map(drop)
     }
+    /// `POST /v3/agents/{id}/schedules`: the cron expression and time zone parsed, and the next
+    /// and latest times searched around a fixed instant.
+    pub fn create_schedule(body: &[u8]) -> Result<(), ApiError> {
+        let schedule = json_body::<CreateSchedule>(body)?;
+        let cron = schedule.cron.unwrap_or_default();
+        let plan = crate::schedule::Plan::parse(&cron, schedule.tz.as_deref())
+            .map_err(|e| ApiError::invalid(e.param, e.message))?;
+        const AT: i64 = 1_800_000_000;
+        let _ = (plan.next_after(AT), plan.latest_between(AT - 86_400, AT));
+        Ok(())
+    }
     /// The bodies whose routes check them inline, against stored objects: decoded only.
-    pub fn decode(body: &[u8]) -> [Result<(), ApiError>; 6] {
+    pub fn decode(body: &[u8]) -> [Result<(), ApiError>; 8] {
         [
             json_body::<UpdateAgent>(body).map(drop),
+            json_body::<CreateSchedule>(body).map(drop),
+            json_body::<UpdateSchedule>(body).map(drop),
             json_body::<CreateCredential>(body).map(drop),
             json_body::<RotateCredential>(body).map(drop),
             json_body::<SetDefault>(body).map(drop),

@@ -17,7 +17,7 @@ use crate::wire::{self, WireLimits};
 /// Annotation with the RFC 3339 time of the last `/v3` update of an object.
 pub(crate) const UPDATED_AT_ANNOTATION: &str = "sealpod.dev/updated-at";
 
-fn created_at<K: kube::Resource>(obj: &K) -> Option<String> {
+pub(crate) fn created_at<K: kube::Resource>(obj: &K) -> Option<String> {
     let time = obj.meta().creation_timestamp.as_ref()?;
     // Kubernetes' own rendering of the time (RFC 3339, seconds, `Z`).
     match serde_json::to_value(time) {

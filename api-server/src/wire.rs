@@ -511,3 +511,85 @@ mod tests {
         );
     }
 }
+
+/// A schedule (the SDK's `Schedule`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Schedule {
+    /// `sch_…`
+    pub id: String,
+    /// `agt_…`
+    pub agent_id: String,
+    /// Unique among the agent's schedules.
+    pub name: String,
+    /// Five-field cron expression.
+    pub cron: String,
+    /// IANA time zone, or null for UTC.
+    pub tz: Option<String>,
+    /// The input of each session started.
+    pub input: String,
+    /// `skip` or `allow`.
+    pub overlap: &'static str,
+    /// `active`, `paused` or `auto_paused`.
+    pub state: &'static str,
+    /// The next time the cron names (it fires then only while active); null when it names none.
+    pub next_fire_at: Option<String>,
+    /// When it last fired.
+    pub last_fired_at: Option<String>,
+    /// Failed cron fires in a row.
+    pub consecutive_failures: u32,
+    /// Why the last fire failed (or why the spec cannot fire).
+    pub last_error: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change through the API.
+    pub updated_at: String,
+}
+
+/// One run of a schedule (the SDK's `ScheduleRun`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduleRun {
+    /// `run_…`
+    pub id: String,
+    /// `sch_…`
+    pub schedule_id: String,
+    /// The time the cron named; null for a test fire.
+    pub scheduled_for: Option<String>,
+    /// When it fired.
+    pub fired_at: String,
+    /// `enacted`, `skipped`, `failed` (or `pending` while it is being enacted).
+    pub outcome: &'static str,
+    /// The session it started.
+    pub session_id: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// `{schedule}`.
+#[derive(Debug, Serialize)]
+pub struct ScheduleOne {
+    /// The schedule.
+    pub schedule: Schedule,
+}
+
+/// `{schedules}`.
+#[derive(Debug, Serialize)]
+pub struct ScheduleList {
+    /// The agent's schedules, oldest first.
+    pub schedules: Vec<Schedule>,
+}
+
+/// `{run}`.
+#[derive(Debug, Serialize)]
+pub struct RunOne {
+    /// The run.
+    pub run: ScheduleRun,
+}
+
+/// `{runs, next_cursor}`: runs newest first.
+#[derive(Debug, Serialize)]
+pub struct RunsPage {
+    /// The runs.
+    pub runs: Vec<ScheduleRun>,
+    /// Where the next page starts, or null on the last page.
+    pub next_cursor: Option<String>,
+}

@@ -365,3 +365,56 @@ async fn an_unknown_stored_phase_is_an_error_not_a_default() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_truncated_inline_and_kept_whole_once() {
+    for (store, _dir) in stores().await {
+        let store = Arc::try_unwrap(store)
+            .expect("one owner")
+            .with_event_body_limit(1024);
+        let id = created(&store, "t").await;
+        let output = "0123456789".repeat(500);
+        let big = || {
+            let (mut event, actor) = runtime_event("big", None);
+            event.type_ = "exec.completed".into();
+            event.body = json!({"command": "make", "output": output});
+            (event, actor)
+        };
+        let stored = store
+            .append_runtime("t", &id, vec![big()])
+            .await
+            .expect("append");
+        let event = stored[0].to_event().expect("event");
+        let whole = json!({"command": "make", "output": output}).to_string();
+        assert!(event.body_truncated);
+        assert_eq!(event.body_bytes, Some(whole.len() as i64));
+        assert_eq!(
+            event.content_ref.as_deref(),
+            Some(format!("/sessions/{id}/events/{}/content", event.id).as_str())
+        );
+        assert!(event.body.to_string().len() <= 1024);
+        assert_eq!(event.body["command"], "make");
+        let content = store.event_content(&id, &event.id).await.expect("content");
+        assert_eq!(content.as_deref(), Some(whole.as_str()));
+        // Sent again, the event is the one stored: nothing is truncated or stored twice.
+        let again = store
+            .append_runtime("t", &id, vec![big()])
+            .await
+            .expect("append");
+        assert_eq!(again[0].id, event.id);
+        assert_eq!(again[0].data, stored[0].data);
+        // An event under the limit is whole inline, and its content is its body.
+        let small = store
+            .append_runtime("t", &id, vec![runtime_event("small", None)])
+            .await
+            .expect("append");
+        let small = small[0].to_event().expect("event");
+        assert!(!small.body_truncated && small.content_ref.is_none());
+        let content = store.event_content(&id, &small.id).await.expect("content");
+        assert_eq!(content.as_deref(), Some(r#"{"text":"small"}"#));
+        assert_eq!(
+            store.event_content(&id, "evt_none").await.expect("content"),
+            None
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! The API server's `/v3` request bodies (`api-server/src/dto.rs`, `input.rs`,
-//! `session_input.rs`): arbitrary bytes decoded as every route decodes its body, and the agent and
-//! session bodies checked as their routes check them before any lookup; the same bytes as a
-//! webhook URL through the outbound guard's static check (`webhooks::guard::parse`).
+//! `session_input.rs`): arbitrary bytes decoded as every route decodes its body, and the agent,
+//! session and schedule bodies checked as their routes check them before any lookup (a schedule's
+//! cron expression and time zone also searched for times); the same bytes as a webhook URL
+//! through the outbound guard's static check (`webhooks::guard::parse`).
 //!
 //! Invariants: no panic; a decoding error (message and `param`) never repeats a run of more than
 //! 24 key characters (`[A-Za-z0-9_+/=-]`) of the input, the rule of `input.rs` ("an error never
@@ -13,7 +14,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sealpod_api_server::fuzzing::{ApiError, create_agent, create_session, decode};
+use sealpod_api_server::fuzzing::{
+    ApiError, create_agent, create_schedule, create_session, decode,
+};
 use sealpod_api_server::webhooks::guard;
 
 const LONGEST_ECHO: usize = 24;
@@ -77,6 +80,7 @@ fuzz_target!(|data: &[u8]| {
         .filter(|k| k.len() >= 8);
     check(data, key, create_agent(data));
     check(data, key, create_session(data));
+    check(data, key, create_schedule(data));
     for result in decode(data) {
         check(data, key, result);
     }

@@ -8,7 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{Agent, Credential, Session};
+use crate::{Agent, Credential, Schedule, Session};
 
 /// Each CRD with the file name it is written to under `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
@@ -16,6 +16,7 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("agents.yaml", Agent::crd()),
         ("credentials.yaml", Credential::crd()),
         ("sessions.yaml", Session::crd()),
+        ("schedules.yaml", Schedule::crd()),
     ];
     for (_, crd) in &mut crds {
         for version in &mut crd.spec.versions {

@@ -36,11 +36,15 @@ pub enum IdKind {
     Destination,
     /// `dlv_` (webhook delivery)
     Delivery,
+    /// `sch_` (schedule)
+    Schedule,
+    /// `run_` (a schedule's run)
+    ScheduleRun,
 }
 
 impl IdKind {
     /// Every kind.
-    pub const ALL: [IdKind; 7] = [
+    pub const ALL: [IdKind; 9] = [
         IdKind::Agent,
         IdKind::Session,
         IdKind::Credential,
@@ -48,6 +52,8 @@ impl IdKind {
         IdKind::Turn,
         IdKind::Destination,
         IdKind::Delivery,
+        IdKind::Schedule,
+        IdKind::ScheduleRun,
     ];
 
     /// The prefix without its `_`.
@@ -60,6 +66,8 @@ impl IdKind {
             IdKind::Turn => "trn",
             IdKind::Destination => "dst",
             IdKind::Delivery => "dlv",
+            IdKind::Schedule => "sch",
+            IdKind::ScheduleRun => "run",
         }
     }
 

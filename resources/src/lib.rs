@@ -1,6 +1,6 @@
-//! Types shared by every sealpod part: the `Agent`, `Session` and `Credential` custom resources,
-//! API ids and their object names, condition/label/annotation/field-manager constants, sealing
-//! crypto and redacting secret types.
+//! Types shared by every sealpod part: the `Agent`, `Session`, `Credential` and `Schedule` custom
+//! resources, API ids and their object names, condition/label/annotation/field-manager constants,
+//! sealing crypto and redacting secret types.
 //!
 //! This crate does no I/O: it must stay usable from the operator, the API server, the sidecar, the
 //! runtime and tests alike.
@@ -16,10 +16,12 @@ pub mod labels;
 pub mod proxy_config;
 pub mod runtime_api;
 pub mod runtime_token;
+pub mod schedule;
 pub mod sealing;
 pub mod secret;
 pub mod session;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use credential::{Credential, CredentialSpec, CredentialStatus};
+pub use schedule::{Schedule, ScheduleSpec, ScheduleStatus};
 pub use session::{Session, SessionSpec, SessionStatus};

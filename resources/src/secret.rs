@@ -136,6 +136,12 @@ impl SealedToken {
         Self(format!("{SEALED_TOKEN_PREFIX}{}", hex::encode(bytes)))
     }
 
+    /// The sealed token of zeros: a fixed stand-in where a plan's identity is blanked (a pool's
+    /// template, whose every pod gets its own token). Never written into a pod.
+    pub fn zeroed() -> Self {
+        Self(format!("{SEALED_TOKEN_PREFIX}{}", "0".repeat(32)))
+    }
+
     /// Parses a sealed token, checking its exact shape.
     pub fn parse(value: &str) -> Result<Self, InvalidSealedToken> {
         if is_sealed_token(value) {
@@ -257,6 +263,7 @@ mod tests {
         assert_eq!(a.expose().len(), SEALED_TOKEN_LEN);
         assert!(is_sealed_token(a.expose()));
         assert!(SealedToken::parse(a.expose()).is_ok());
+        assert!(SealedToken::parse(SealedToken::zeroed().expose()).is_ok());
         for bad in [
             "",
             "sp_sealed_",

@@ -151,6 +151,48 @@ test("events: pages, filters and pagination", async () => {
   assert.equal(refreshed.status, "idle");
 });
 
+test("events: a tool result over the body limit is truncated inline and whole through eventContent", async () => {
+  const agent = await newAgent();
+  const s = await oc.sessions.create({ agent: agent.id, input: "read the log" });
+  const token = h.runtimeToken("tenant-a", s.id);
+  const turn = (await h.runtime(token, "POST", "/claim", { wait_seconds: 5 })).body;
+  // 100,000 characters of output, over the default limit of 32 KiB.
+  const output = Array.from({ length: 2000 }, (_, i) => `line ${String(i).padStart(5, "0")} ${"x".repeat(38)}`).join("\n");
+  const big = { tool: "shell", command: "cat build.log", exit_code: 0, output };
+  const appended = await h.runtime(token, "POST", "/events", {
+    events: [
+      { client_id: "big", type: "exec.completed", level: "progress", body: big, turn_id: turn.turn_id },
+      { client_id: "small", type: "agent.message", level: "user", body: { text: "done" }, turn_id: turn.turn_id },
+    ],
+  });
+  assert.equal(appended.status, 200);
+  const [bigId, smallId] = appended.body.events.map((e) => e.id);
+  const listed = (await s.listEvents({ type: "exec.completed" })).data[0];
+  assert.equal(listed.id, bigId);
+  assert.equal(listed.bodyTruncated, true);
+  assert.equal(listed.bodyBytes, Buffer.byteLength(JSON.stringify(big)));
+  assert.equal(listed.contentRef, `/sessions/${s.id}/events/${bigId}/content`);
+  assert.ok(Buffer.byteLength(JSON.stringify(listed.body)) <= 32 * 1024, "the inline body fits the limit");
+  assert.equal(listed.body.command, "cat build.log");
+  assert.ok(listed.body.output.endsWith("…") && output.startsWith(listed.body.output.slice(0, -1)));
+  // The whole body, once, through the content route: with the org key and with a read token.
+  assert.deepEqual(JSON.parse(await s.eventContent(bigId)), big);
+  const readTok = await s.mintClientToken({ scopes: ["read"], ttlSeconds: 120 });
+  const reader = await connectSession({ sessionId: s.id, clientToken: readTok, baseUrl: h.baseUrl });
+  assert.deepEqual(JSON.parse(await reader.eventContent(bigId)), big);
+  // The same event on the SSE stream carries the truncated body too.
+  const streamed = await collect(s.events({ after: listed.seq - 1, type: "exec.completed" }), 1);
+  assert.deepEqual(streamed[0].body, listed.body);
+  // An event under the limit is whole inline; its content is its body.
+  const small = await s.event(smallId);
+  assert.ok(!small.bodyTruncated && small.contentRef == null);
+  assert.deepEqual(JSON.parse(await s.eventContent(smallId)), { text: "done" });
+  await assert.rejects(s.eventContent("evt_doesnotexist"), NotFoundError);
+  const steerTok = await s.mintClientToken({ scopes: ["steer"] });
+  const steerer = await connectSession({ sessionId: s.id, clientToken: steerTok, baseUrl: h.baseUrl });
+  await assert.rejects(steerer.eventContent(bigId), (e) => e instanceof AuthError && e.status === 403);
+});
+
 test("SSE: replay, live tail, resume by after, type filter", async () => {
   const agent = await newAgent();
   const s = await oc.sessions.create({ agent: agent.id, input: "stream me" });
@@ -262,4 +304,60 @@ test("pagination: sessions list with cursor, newest first", async () => {
     cursor = page.nextCursor;
   }
   assert.deepEqual(seen, ids.reverse());
+});
+
+test("schedules: create, list, get, update, fire, runs and delete, unchanged through the SDK", async () => {
+  const cred = await oc.credentials.create({ provider: "anthropic", key: "sk-ant-conformance-0002", name: uniq("c") });
+  const agent = await oc.agents.create({ name: uniq("agent"), prompt: "be brief", model: "anthropic/claude-sonnet-4-5", credential: cred.id });
+  const schedules = oc.agents.schedules;
+  // Bad input answers 400 naming the field.
+  await assert.rejects(schedules.create(agent.id, { name: "bad", cron: "61 * * * *", input: "x" }), (e) => e.status === 400 && e.param === "cron");
+  await assert.rejects(schedules.create(agent.id, { name: "bad", cron: "0 9 * * *", tz: "Mars/Olympus", input: "x" }), (e) => e.status === 400 && e.param === "tz");
+  await assert.rejects(schedules.create(agent.id, { name: "bad", cron: "0 9 * * *", input: "x", overlap: "sometimes" }), (e) => e.status === 400 && e.param === "overlap");
+  await assert.rejects(schedules.create("agt_doesnotexist", { name: "n", cron: "0 9 * * *", input: "x" }), NotFoundError);
+  const { schedule } = await schedules.create(agent.id, { name: "nightly", cron: "30 2 * * *", tz: "America/New_York", input: "summarize the day" });
+  assert.match(schedule.id, /^sch_/);
+  assert.equal(schedule.agentId, agent.id);
+  assert.equal(schedule.state, "active");
+  assert.equal(schedule.overlap, "skip");
+  assert.equal(schedule.tz, "America/New_York");
+  assert.equal(schedule.consecutiveFailures, 0);
+  assert.equal(schedule.lastFiredAt, null);
+  assert.ok(Date.parse(schedule.nextFireAt) > Date.now());
+  assert.equal(new Date(schedule.nextFireAt).getUTCMinutes(), 30);
+  await assert.rejects(schedules.create(agent.id, { name: "nightly", cron: "0 9 * * *", input: "x" }), ConflictError);
+  // The schedule is a Schedule object, visible to kubectl.
+  const object = JSON.parse(h.kubectl(["-n", "tenant-a", "get", "schedule", schedule.id.replace("_", "-"), "-o", "json"]));
+  assert.equal(object.spec.cron, "30 2 * * *");
+  assert.equal((await schedules.list(agent.id)).schedules.map((s) => s.id).join(), schedule.id);
+  assert.equal((await schedules.get(agent.id, schedule.id)).schedule.name, "nightly");
+  const paused = (await schedules.update(agent.id, schedule.id, { paused: true, cron: "*/5 * * * *", tz: null })).schedule;
+  assert.equal(paused.state, "paused");
+  assert.equal(paused.cron, "*/5 * * * *");
+  assert.equal(paused.tz, null);
+  await assert.rejects(schedules.update(agent.id, schedule.id, { cron: "every day" }), (e) => e.status === 400 && e.param === "cron");
+  // A test fire enacts at once even while paused: a normal session with the schedule's input.
+  const { run } = await schedules.fire(agent.id, schedule.id);
+  assert.equal(run.outcome, "enacted");
+  assert.equal(run.scheduleId, schedule.id);
+  assert.equal(run.scheduledFor, null);
+  const session = await oc.sessions.get(run.sessionId);
+  assert.equal(session.metadata.scheduleId ?? session.metadata.schedule_id, schedule.id);
+  assert.equal((await session.listEvents()).data[0].body.text, "summarize the day");
+  // A fire that cannot start its session is still 201, with outcome failed and the reason.
+  await oc.credentials.delete(cred.id);
+  const failed = (await schedules.fire(agent.id, schedule.id)).run;
+  assert.equal(failed.outcome, "failed");
+  assert.equal(failed.sessionId, null);
+  assert.match(failed.error, /^no_credential: /);
+  const history = await schedules.runs(agent.id, schedule.id, { limit: 1 });
+  assert.deepEqual(history.runs.map((r) => r.id), [failed.id]);
+  const rest = await schedules.runs(agent.id, schedule.id, { cursor: history.nextCursor });
+  assert.deepEqual(rest.runs.map((r) => r.id), [run.id]);
+  assert.ok(!rest.nextCursor);
+  // Test fires neither count as failures nor advance the cron.
+  assert.equal((await schedules.get(agent.id, schedule.id)).schedule.consecutiveFailures, 0);
+  assert.equal(await schedules.delete(agent.id, schedule.id), undefined);
+  await assert.rejects(schedules.get(agent.id, schedule.id), NotFoundError);
+  await assert.rejects(ocB.agents.schedules.list(agent.id), NotFoundError);
 });

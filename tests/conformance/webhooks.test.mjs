@@ -63,6 +63,14 @@ async function newSession(extra = {}) {
 
 const at = (path) => got.filter((g) => g.path === path);
 
+test("the server's own listeners are never a destination, on the ports it bound", async () => {
+  // The harness starts the server on port 0: the ports it refuses are the ones it bound.
+  for (const port of [h.port, h.runtimePort, h.adminPort]) {
+    await assert.rejects(newSession({ webhook: `http://127.0.0.1:${port}/hook` }),
+      (e) => e.status === 400 && e.param === "webhook" && /own listeners/.test(e.message));
+  }
+});
+
 test("deliveries verify with verifyWebhook; unsigned destinations send no signature", async () => {
   const inline = `/inline-${uniq("s")}`;
   const signed = `/signed-${uniq("s")}`;

@@ -178,6 +178,9 @@ test("kubectl auth can-i: each ServiceAccount has what it needs and no more", ()
     // The API server writes the custom resources and reads its own token key…
     [API_SERVER_SA, "create", "sessions.sealpod.dev", TENANT, "yes"],
     [API_SERVER_SA, "patch", "sessions.sealpod.dev:status", TENANT, "yes"],
+    [API_SERVER_SA, "create", "schedules.sealpod.dev", TENANT, "yes"],
+    [API_SERVER_SA, "patch", "schedules.sealpod.dev:status", TENANT, "yes"],
+    [OPERATOR_SA, "create", "schedules.sealpod.dev", TENANT, "no"],
     [API_SERVER_SA, "get", "secrets/sealpod-runtime-token-key", SYSTEM, "yes"],
     [API_SERVER_SA, "get", "credentials.sealpod.dev/fake-model", SYSTEM, "yes"],
     [API_SERVER_SA, "create", "configmaps", TENANT, "yes"],

@@ -1,6 +1,7 @@
 //! `GET /v3/sessions/{id}/events` as a JSON page or as SSE (`stream=sse` or `Accept:
-//! text/event-stream`; cursor = max(`after`/`cursor`, `Last-Event-ID`)), and `GET
-//! …/events/{eventId}`. Org key or a client token with `read`; on the SSE stream only, the
+//! text/event-stream`; cursor = max(`after`/`cursor`, `Last-Event-ID`)), `GET
+//! …/events/{eventId}` and `GET …/events/{eventId}/content` (the whole body of an event whose
+//! body was truncated; `store::large_body`). Org key or a client token with `read`; on the SSE stream only, the
 //! client token may come as `?token=` (`auth::StreamCaller`).
 
 use axum::body::Body as HttpBody;
@@ -27,6 +28,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/sessions/{id}/events", get(events))
         .route("/sessions/{id}/events/{event_id}", get(one))
+        .route("/sessions/{id}/events/{event_id}/content", get(content))
 }
 
 /// The seq cursor of a page or stream: the larger of `after` and its alias `cursor`.
@@ -167,4 +169,31 @@ async fn one(
         .await?
         .ok_or(ApiError::NotFound("event"))?;
     Ok(Json(event.to_raw()?))
+}
+
+/// The whole body of an event, as JSON: the stored one when the event's body was truncated, the
+/// body itself otherwise.
+async fn content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, event_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let id = session_id(&id)?;
+    let ns = caller.session(&state, &id, Need::Read).await?;
+    if crate::adopt::session(&state, &ns, &id).await?.is_none() {
+        return Err(ApiError::NotFound("session"));
+    }
+    let body = state
+        .store()
+        .event_content(&id, &event_id)
+        .await?
+        .ok_or(ApiError::NotFound("event"))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }

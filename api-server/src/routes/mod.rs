@@ -7,6 +7,7 @@ pub(crate) mod credentials;
 pub(crate) mod destinations;
 pub(crate) mod events;
 pub(crate) mod messages;
+pub(crate) mod schedules;
 pub(crate) mod sessions;
 pub(crate) mod turns;
 
@@ -28,6 +29,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(client_tokens::router())
         .merge(turns::router())
         .merge(destinations::router())
+        .merge(schedules::router())
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }
 

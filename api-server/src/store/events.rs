@@ -10,7 +10,8 @@ use sqlx::Any;
 use sqlx::Transaction;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, StoreResult, column, db, now_rfc3339};
+use super::large_body::spill;
+use super::{Store, StoreError, StoreResult, column, db, now_rfc3339, parse_json};
 
 /// An event about to be appended.
 #[derive(Debug, Clone)]
@@ -68,6 +69,11 @@ impl StoredEvent {
             source,
         })
     }
+}
+
+/// Where an event's whole body is served, relative to the `/v3` base (`content_ref`).
+pub(crate) fn content_ref(session: &str, event: &str) -> String {
+    format!("/sessions/{session}/events/{event}/content")
 }
 
 /// Read filters of a page or a stream.
@@ -146,70 +152,94 @@ pub(crate) fn row_to_event(row: &AnyRow) -> StoreResult<StoredEvent> {
 
 const EVENT_COLUMNS: &str = "session, seq, id, type, level, turn_id, client_id, data";
 
-/// Appends drafts after `head` inside `tx` (whose caller locked the session row and will store
-/// the new head). Returns the stored events, in order.
-pub(crate) async fn append_in(
-    tx: &mut Transaction<'static, Any>,
-    session: &str,
-    head: i64,
-    drafts: Vec<Draft>,
-) -> StoreResult<Vec<StoredEvent>> {
-    let mut out = Vec::with_capacity(drafts.len());
-    let ts = now_rfc3339();
-    for (i, draft) in drafts.into_iter().enumerate() {
-        let seq = head + 1 + i as i64;
-        let id = Id::generate(IdKind::Event).to_string();
-        let event = Event {
-            id: id.clone(),
-            seq,
-            ts: ts.clone(),
-            session: session.to_owned(),
-            actor: draft.actor,
-            type_: draft.type_.clone(),
-            level: draft.level,
-            body: draft.body,
-            refs: draft.refs,
-            turn_id: draft.turn_id.clone(),
-            content_ref: None,
-            body_truncated: false,
-            body_bytes: None,
-        };
-        let data = serde_json::to_string(&event).map_err(|source| StoreError::Corrupt {
-            what: "event",
-            source,
-        })?;
-        sqlx::query(
-            "INSERT INTO events (session, seq, id, type, level, turn_id, client_id, data) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(session)
-        .bind(seq)
-        .bind(&id)
-        .bind(&draft.type_)
-        .bind(level_code(draft.level))
-        .bind(draft.turn_id.clone())
-        .bind(draft.client_id.clone())
-        .bind(&data)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("insert event"))?;
-        out.push(StoredEvent {
-            session: session.to_owned(),
-            seq,
-            id,
-            type_: draft.type_,
-            level: draft.level,
-            turn_id: draft.turn_id,
-            client_id: draft.client_id,
-            data,
-        });
-    }
-    // Webhook deliveries of these events, in this transaction: an acknowledged event has them.
-    crate::store::outbox::enqueue_in(tx, session, &out).await?;
-    Ok(out)
-}
-
 impl Store {
+    /// Appends drafts after `head` inside `tx` (whose caller locked the session row and will
+    /// store the new head). A body over the limit is stored whole beside its event, which carries
+    /// a truncated copy (`large_body`). Returns the stored events, in order.
+    pub(crate) async fn append_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        session: &str,
+        head: i64,
+        drafts: Vec<Draft>,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let mut out = Vec::with_capacity(drafts.len());
+        let ts = now_rfc3339();
+        for (i, draft) in drafts.into_iter().enumerate() {
+            let seq = head + 1 + i as i64;
+            let id = Id::generate(IdKind::Event).to_string();
+            let spilled = spill(&draft.body, self.event_body_limit);
+            let event = Event {
+                id: id.clone(),
+                seq,
+                ts: ts.clone(),
+                session: session.to_owned(),
+                actor: draft.actor,
+                type_: draft.type_.clone(),
+                level: draft.level,
+                body: match &spilled {
+                    Some(s) => s.inline.clone(),
+                    None => draft.body,
+                },
+                refs: draft.refs,
+                turn_id: draft.turn_id.clone(),
+                content_ref: spilled.as_ref().map(|_| content_ref(session, &id)),
+                body_truncated: spilled.is_some(),
+                body_bytes: spilled.as_ref().map(|s| s.whole.len() as i64),
+            };
+            let data = serde_json::to_string(&event).map_err(|source| StoreError::Corrupt {
+                what: "event",
+                source,
+            })?;
+            sqlx::query(
+                "INSERT INTO events (session, seq, id, type, level, turn_id, client_id, data, \
+                 content) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(session)
+            .bind(seq)
+            .bind(&id)
+            .bind(&draft.type_)
+            .bind(level_code(draft.level))
+            .bind(draft.turn_id.clone())
+            .bind(draft.client_id.clone())
+            .bind(&data)
+            .bind(spilled.map(|s| s.whole))
+            .execute(&mut **tx)
+            .await
+            .map_err(db("insert event"))?;
+            out.push(StoredEvent {
+                session: session.to_owned(),
+                seq,
+                id,
+                type_: draft.type_,
+                level: draft.level,
+                turn_id: draft.turn_id,
+                client_id: draft.client_id,
+                data,
+            });
+        }
+        // Webhook deliveries of these events, in this transaction: an acknowledged event has them.
+        crate::store::outbox::enqueue_in(tx, session, &out).await?;
+        Ok(out)
+    }
+
+    /// The whole body of an event (JSON): the one stored beside it when its body was truncated,
+    /// else its body. None when the session has no such event.
+    pub async fn event_content(&self, session: &str, id: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT data, content FROM events WHERE session = $1 AND id = $2")
+            .bind(session)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("get event content"))?;
+        let Some(row) = row else { return Ok(None) };
+        if let Some(content) = column::<Option<String>>(&row, "content")? {
+            return Ok(Some(content));
+        }
+        let event: Event = parse_json("event", &column::<String>(&row, "data")?)?;
+        Ok(Some(event.body.to_string()))
+    }
+
     /// A page of events with `seq > after` passing `filter`, oldest first, at most `limit`.
     pub async fn list_events(
         &self,

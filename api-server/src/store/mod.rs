@@ -10,8 +10,10 @@
 
 mod events;
 pub mod hub;
+pub mod large_body;
 pub mod outbox;
 pub mod postgres;
+mod schedules;
 mod sessions;
 pub mod sqlite;
 mod tokens;
@@ -28,6 +30,7 @@ use hub::Hub;
 
 pub use events::{Draft, EventFilter, StoredEvent};
 pub(crate) use events::{level_code, level_column};
+pub use schedules::{FireState, Outcome, RunRow};
 pub use sessions::{
     AdoptedSession, CreateOutcome, IdemKey, ListSessions, NewSession, SessionRow, SteerOutcome,
 };
@@ -121,6 +124,8 @@ pub struct Store {
     write_lock: tokio::sync::Mutex<()>,
     hub: Arc<Hub>,
     url: String,
+    /// Bodies over this many bytes of JSON are truncated inline and stored whole beside.
+    event_body_limit: usize,
 }
 
 /// A write transaction (holding the SQLite writer lock when on SQLite).
@@ -157,7 +162,15 @@ impl Store {
             write_lock: tokio::sync::Mutex::new(()),
             hub,
             url: url.to_owned(),
+            event_body_limit: large_body::DEFAULT_EVENT_BODY_LIMIT,
         })
+    }
+
+    /// The store with another event body limit (bytes of a body's JSON; at least
+    /// [`large_body::MIN_EVENT_BODY_LIMIT`]).
+    pub fn with_event_body_limit(mut self, limit: usize) -> Store {
+        self.event_body_limit = limit.max(large_body::MIN_EVENT_BODY_LIMIT);
+        self
     }
 
     /// The backend in use.

@@ -10,7 +10,6 @@ use sqlx::any::AnyRow;
 
 use crate::wire::{TurnState, TurnSummary, WireLimits, WireSnapshot};
 
-use super::events::append_in;
 use super::{
     Draft, Store, StoreResult, StoredEvent, WriteTx, column, db, flag, json_column, json_text,
     now_unix, phase_column,
@@ -305,7 +304,7 @@ impl Store {
         .await
         .map_err(db("insert session"))?;
         crate::store::outbox::insert_destinations_in(&mut w.tx, &new.id, 0, destinations).await?;
-        append_in(&mut w.tx, &new.id, 0, vec![input]).await?;
+        self.append_in(&mut w.tx, &new.id, 0, vec![input]).await?;
         for (scope, key, hash) in claims {
             sqlx::query(
                 "INSERT INTO idempotency (scope, ikey, request_hash, target) VALUES ($1, $2, $3, $4)",
@@ -375,7 +374,7 @@ impl Store {
             return Ok(None);
         }
         if let Some(input) = input {
-            append_in(&mut w.tx, &new.id, 0, vec![input]).await?;
+            self.append_in(&mut w.tx, &new.id, 0, vec![input]).await?;
         }
         if let Some(key) = &new.key {
             sqlx::query(
@@ -520,7 +519,7 @@ impl Store {
                 });
             }
         }
-        let events = append_in(&mut w.tx, id, row.head, vec![draft]).await?;
+        let events = self.append_in(&mut w.tx, id, row.head, vec![draft]).await?;
         row.head += 1;
         if matches!(
             row.status,

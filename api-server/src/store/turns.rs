@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 
 use crate::wire::{TurnState, TurnSummary};
 
-use super::events::{append_in, row_to_event};
+use super::events::row_to_event;
 use super::{
     Draft, SessionRow, Store, StoreResult, StoredEvent, column, db, flag, json_column, json_text,
     now_rfc3339,
@@ -227,7 +227,9 @@ impl Store {
                    "input_to_seq": turn.input_to, "attempt": turn.attempt}),
             &turn.id,
         );
-        let events = append_in(&mut w.tx, session, row.head, vec![started]).await?;
+        let events = self
+            .append_in(&mut w.tx, session, row.head, vec![started])
+            .await?;
         row.head += 1;
         row.status = Phase::Running;
         turn.state = TurnState::Running;
@@ -327,7 +329,7 @@ impl Store {
             });
         }
         let n = drafts.len() as i64;
-        let appended = append_in(&mut w.tx, session, row.head, drafts).await?;
+        let appended = self.append_in(&mut w.tx, session, row.head, drafts).await?;
         if n > 0 {
             row.head += n;
             Self::save_session(&mut w, &row).await?;
@@ -372,7 +374,9 @@ impl Store {
                    "result_event_id": req.result_event_id, "usage": req.usage}),
             &turn.id,
         );
-        let events = append_in(&mut w.tx, session, row.head, vec![completed]).await?;
+        let events = self
+            .append_in(&mut w.tx, session, row.head, vec![completed])
+            .await?;
         row.head += 1;
         turn.state = if req.yield_reason == YieldReason::Error {
             TurnState::Error

@@ -236,7 +236,7 @@ class Validate(unittest.TestCase):
                 # Each object is reported once: nothing was silently skipped as "unknown".
                 self.assertEqual(len(passed), len(checked), proc.stdout + proc.stderr)
                 self.assertNotIn("Couldn't find schema", proc.stdout + proc.stderr)
-                self.assertEqual(len(objects(checked, "CustomResourceDefinition")), 3)
+                self.assertEqual(len(objects(checked, "CustomResourceDefinition")), 4)
 
     def test_oldest_and_newest_supported_kubernetes(self) -> None:
         # Chart.yaml's kubeVersion starts at 1.29 (native sidecars); the validator knows up to 1.37.
@@ -473,8 +473,8 @@ class Rbac(unittest.TestCase):
                 (("",), ("configmaps",), ("create",)),
             ],
             API: [
-                (("sealpod.dev",), ("agents", "sessions", "credentials"), ("get", "list", "watch", "create", "update", "patch", "delete")),
-                (("sealpod.dev",), ("sessions/status",), ("get", "update", "patch")),
+                (("sealpod.dev",), ("agents", "sessions", "credentials", "schedules"), ("get", "list", "watch", "create", "update", "patch", "delete")),
+                (("sealpod.dev",), ("sessions/status", "schedules/status"), ("get", "update", "patch")),
                 (("",), ("configmaps",), ("get", "list", "watch", "create")),
             ],
         }
@@ -500,6 +500,8 @@ class Rbac(unittest.TestCase):
         # and never the operator's status fields of agents and credentials.
         self.assertTrue(can(docs, API, "create", "sealpod.dev", "sessions", tenant))
         self.assertTrue(can(docs, API, "patch", "sealpod.dev", "sessions/status", tenant))
+        self.assertTrue(can(docs, API, "patch", "sealpod.dev", "schedules/status", tenant))
+        self.assertFalse(can(docs, OPERATOR, "patch", "sealpod.dev", "schedules", tenant))
         self.assertTrue(can(docs, API, "create", "", "configmaps", tenant))
         for verb in ("patch", "update"):
             self.assertFalse(can(docs, API, verb, "sealpod.dev", "agents/status", tenant))

@@ -56,12 +56,7 @@ pub fn pool_plan(template: &SessionPlan, pod: &str, sealed: SealedToken) -> Sess
 /// ([`labels::POOL_TEMPLATE_LABEL`]); a pool replaces its pods of another fingerprint. 32 hex
 /// digits (a label value).
 pub fn template_hash(plan: &SessionPlan, settings: &Settings) -> String {
-    let blank = pool_plan(
-        plan,
-        "pool",
-        SealedToken::parse("sp_sealed_00000000000000000000000000000000")
-            .unwrap_or_else(|_| SealedToken::generate()),
-    );
+    let blank = pool_plan(plan, "pool", SealedToken::zeroed());
     let pod = sandbox_pod(&blank, settings);
     let config = proxy_config(&blank, settings);
     let mut hash = Sha256::new();

@@ -60,7 +60,7 @@ fn template_plan(agent: &Agent, snapshot: &AgentSnapshot, credential: &Credentia
         agent: agent.name_any(),
         snapshot: snapshot.clone(),
         sandbox: agent.spec.sandbox.clone().unwrap_or_default(),
-        credential: BoundCredential::of(credential, SealedToken::generate(), SecretString::new("")),
+        credential: BoundCredential::of(credential, SealedToken::zeroed(), SecretString::new("")),
         runtime_token: SecretString::new(""),
         events_token: SecretString::new(""),
         pod: String::new(),

@@ -11,12 +11,11 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { sleep, waitFor } from "./sessions.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repo = resolve(here, "../../..");
 const binDir = process.env.SEALPOD_BIN_DIR ?? join(repo, "target/debug");
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function freePort() {
   return new Promise((res, rej) => {
@@ -29,21 +28,29 @@ export async function freePort() {
   });
 }
 
-async function waitFor(what, fn, ms = 30000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 function b64url(buf) {
   return Buffer.from(buf).toString("base64url");
 }
+
+/** Reads a server's JSON log lines as they come; returns a getter of the fields of its
+ * `listening` line (its bound addresses), undefined until it was written. */
+function listeningLine(child) {
+  let pending = "";
+  let fields;
+  child.stdout.on("data", (d) => {
+    if (fields) return;
+    pending += d;
+    for (let end; !fields && (end = pending.indexOf("\n")) >= 0; pending = pending.slice(end + 1)) {
+      try {
+        const line = JSON.parse(pending.slice(0, end)).fields;
+        if (line?.message === "listening") fields = line;
+      } catch {}
+    }
+  });
+  return () => fields;
+}
+
+const portOf = (address) => Number(address.slice(address.lastIndexOf(":") + 1));
 
 export class Harness {
   constructor() {
@@ -104,22 +111,44 @@ export class Harness {
   }
 
   async startServer(extraEnv = {}) {
-    // A restart keeps the ports, so clients built earlier keep working.
-    this.port ??= await freePort();
-    this.runtimePort ??= await freePort();
-    this.adminPort ??= await freePort();
+    // The first start lets the server pick its ports (a port picked here and bound later could be
+    // taken in between); a restart keeps them, so clients built earlier keep working.
+    const at = (port) => `127.0.0.1:${port ?? 0}`;
     this.databaseUrl ??= process.env.SEALPOD_TEST_DATABASE_URL ?? `sqlite://${join(this.dir, "api.db")}`;
-    this.server = this.spawnLogged("api", join(binDir, "sealpod-api-server"), [
-      "--listen", `127.0.0.1:${this.port}`,
-      "--runtime-listen", `127.0.0.1:${this.runtimePort}`,
-      "--admin-listen", `127.0.0.1:${this.adminPort}`,
+    const server = (this.server = this.spawnLogged("api", join(binDir, "sealpod-api-server"), [
+      "--listen", at(this.port),
+      "--runtime-listen", at(this.runtimePort),
+      "--admin-listen", at(this.adminPort),
       "--database-url", this.databaseUrl,
       "--kubeconfig", this.kubeconfig,
       "--sse-ping-seconds", "1",
-    ], { SEALPOD_LOG: "info", ...extraEnv });
+    ], { SEALPOD_LOG: "info", ...extraEnv }));
+    const gone = () => server.exitCode !== null || server.signalCode !== null;
+    const listening = listeningLine(server);
+    let ready = false;
+    try {
+      await waitFor("api readyz", async () => {
+        if (gone()) return true;
+        const ports = listening();
+        if (!ports) return false;
+        [this.port, this.runtimePort, this.adminPort] = [ports.public, ports.runtime, ports.admin].map(portOf);
+        return (ready = (await fetch(`http://127.0.0.1:${this.adminPort}/readyz`)).ok);
+      });
+    } catch (e) {
+      throw new Error(`${e.message}\n${this.logTail("api")}`);
+    }
+    if (!ready) {
+      const how = server.exitCode !== null ? `status ${server.exitCode}` : server.signalCode;
+      throw new Error(`sealpod-api-server exited (${how}) before it was ready\n${this.logTail("api")}`);
+    }
     this.baseUrl = `http://127.0.0.1:${this.port}/v3`;
     this.runtimeUrl = `http://127.0.0.1:${this.runtimePort}/runtime/v1`;
-    await waitFor("api readyz", async () => (await fetch(`http://127.0.0.1:${this.adminPort}/readyz`)).ok);
+  }
+
+  /** The last lines a child wrote, for a failure message (the logs hold no secret: scan.test). */
+  logTail(name, lines = 20) {
+    const text = (this.logs[name] ?? []).join("").trimEnd();
+    return `last ${lines} lines of ${name}'s output:\n${text.split("\n").slice(-lines).join("\n")}`;
   }
 
   async stopServer(signal = "SIGTERM") {

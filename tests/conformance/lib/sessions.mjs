@@ -6,11 +6,12 @@ import { request as httpsRequest } from "node:https";
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns a truthy value (errors count as not yet); fails after `ms`. */
+/** Polls `fn` (sync or async) until it returns a truthy value (errors count as not yet); fails
+ * after `ms`. */
 export async function waitFor(what, fn, ms = 30000) {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = await fn().catch(() => undefined);
+    const v = await Promise.resolve().then(fn).catch(() => undefined);
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(100);

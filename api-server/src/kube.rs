@@ -253,14 +253,27 @@ impl Cluster {
 
     /// Deletes a Credential. Absent is success.
     pub async fn delete_credential(&self, ns: &str, name: &str) -> KubeResult<()> {
+        self.delete::<Credential>(ns, name, "delete credential")
+            .await
+    }
+
+    /// Deletes an object of a tenant namespace. Absent is success.
+    async fn delete<K>(&self, ns: &str, name: &str, what: &'static str) -> KubeResult<()>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
         match self
-            .api::<Credential>(ns)
+            .api::<K>(ns)
             .delete(name, &DeleteParams::default())
             .await
         {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(op("delete credential")(e)),
+            Err(e) => Err(op(what)(e)),
         }
     }
 
@@ -299,10 +312,32 @@ impl Cluster {
         name: &str,
         status: &SessionStatus,
     ) -> KubeResult<()> {
+        self.apply_status::<Session>(ns, name, status, "session status")
+            .await
+    }
+
+    /// Server-side applies `status` (this server's field manager) to an object of a tenant
+    /// namespace.
+    async fn apply_status<K>(
+        &self,
+        ns: &str,
+        name: &str,
+        status: &impl serde::Serialize,
+        what: &'static str,
+    ) -> KubeResult<()>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
         let patch = json!({
-            "apiVersion": "sealpod.dev/v1alpha1", "kind": "Session", "status": status,
+            "apiVersion": K::api_version(&Default::default()),
+            "kind": K::kind(&Default::default()),
+            "status": status,
         });
-        self.api::<Session>(ns)
+        self.api::<K>(ns)
             .patch_status(
                 name,
                 &PatchParams::apply(API_SERVER_FIELD_MANAGER).force(),
@@ -310,7 +345,7 @@ impl Cluster {
             )
             .await
             .map(|_| ())
-            .map_err(op("session status"))
+            .map_err(op(what))
     }
 
     /// One Schedule.
@@ -362,17 +397,9 @@ impl Cluster {
             .map_err(op("patch schedule"))
     }
 
-    /// Deletes a Schedule (gone already is fine).
+    /// Deletes a Schedule. Absent is success.
     pub async fn delete_schedule(&self, ns: &str, name: &str) -> KubeResult<()> {
-        match self
-            .api::<Schedule>(ns)
-            .delete(name, &DeleteParams::default())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(op("delete schedule")(e)),
-        }
+        self.delete::<Schedule>(ns, name, "delete schedule").await
     }
 
     /// Applies a Schedule's status (this server owns all of it).
@@ -382,18 +409,8 @@ impl Cluster {
         name: &str,
         status: &ScheduleStatus,
     ) -> KubeResult<()> {
-        let patch = json!({
-            "apiVersion": "sealpod.dev/v1alpha1", "kind": "Schedule", "status": status,
-        });
-        self.api::<Schedule>(ns)
-            .patch_status(
-                name,
-                &PatchParams::apply(API_SERVER_FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
+        self.apply_status::<Schedule>(ns, name, status, "schedule status")
             .await
-            .map(|_| ())
-            .map_err(op("schedule status"))
     }
 
     /// The sealing public keys, when the operator has published them.

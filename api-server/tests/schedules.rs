@@ -73,6 +73,14 @@ fn unix(rfc3339: &str) -> i64 {
         .timestamp()
 }
 
+/// The first time `cron` (UTC) names after now.
+fn next_time(cron: &str) -> i64 {
+    Plan::parse(cron, None)
+        .expect("plan")
+        .next_after(chrono::Utc::now().timestamp())
+        .expect("next")
+}
+
 /// One pass of a fresh replica's ticker (what a restarted server does first).
 async fn pass(state: &AppState, schedules: &[Schedule], now: i64) {
     Ticker::default().tick(state, schedules, now).await;
@@ -89,10 +97,7 @@ async fn each_time_fires_once_across_restarts_and_downtime_fires_only_the_latest
     )
     .await;
     let all = objects(&env).await;
-    let first = Plan::parse("*/10 * * * *", None)
-        .expect("plan")
-        .next_after(chrono::Utc::now().timestamp())
-        .expect("next");
+    let first = next_time("*/10 * * * *");
     let mut ticker = Ticker::default();
     ticker.tick(&env.state, &all, first - 1).await;
     assert!(
@@ -157,10 +162,7 @@ async fn two_replicas_on_postgres_fire_each_time_once() {
         .await
         .expect("second replica");
     let all = objects(&env).await;
-    let start = Plan::parse("* * * * *", None)
-        .expect("plan")
-        .next_after(chrono::Utc::now().timestamp())
-        .expect("next");
+    let start = next_time("* * * * *");
     let (mut a, mut b) = (Ticker::default(), Ticker::default());
     for minute in 0..5 {
         let now = start + minute * 60;
@@ -228,10 +230,7 @@ async fn overlap_skip_starts_nothing_while_the_last_session_runs() {
     )
     .await;
     let all = objects(&env).await;
-    let start = Plan::parse("* * * * *", None)
-        .expect("plan")
-        .next_after(chrono::Utc::now().timestamp())
-        .expect("next");
+    let start = next_time("* * * * *");
     let mut ticker = Ticker::default();
     ticker.tick(&env.state, &all, start).await;
     // The first session is queued (no runtime took its turn yet): the next minute skips.
@@ -286,10 +285,7 @@ async fn repeated_failures_pause_the_schedule_until_its_owner_resumes_it() {
         .await;
     assert!(s.is_success(), "{v}");
     let all = objects(&env).await;
-    let start = Plan::parse("* * * * *", None)
-        .expect("plan")
-        .next_after(chrono::Utc::now().timestamp())
-        .expect("next");
+    let start = next_time("* * * * *");
     let mut ticker = Ticker::default();
     for minute in 0..7 {
         ticker.tick(&env.state, &all, start + minute * 60).await;
@@ -379,10 +375,7 @@ async fn a_schedule_applied_with_kubectl_fires_like_one_created_through_the_api(
         .await
         .expect("create");
     let all = objects(&env).await;
-    let midnight = Plan::parse("@daily", None)
-        .expect("plan")
-        .next_after(chrono::Utc::now().timestamp())
-        .expect("next");
+    let midnight = next_time("@daily");
     Ticker::default().tick(&env.state, &all, midnight).await;
     let (s, v) = env
         .call(

@@ -9,4 +9,4 @@ if [ "$(id -u)" != 0 ]; then
   echo "15-node-as-root: needs root (network and user namespaces)" >&2
   exit 1
 fi
-cargo test --quiet --locked -p sealpod-node --test pod_runner -- --ignored
+cargo test --quiet --locked --workspace --test pod_runner -- --ignored

@@ -62,7 +62,7 @@ export KUBECONFIG="${WORK}/kubeconfig"
 
 case "${PLANE}" in
   devcluster)
-    cargo build -q -p devcluster --bin devcluster
+    cargo build -q --workspace --bin devcluster
     BIN="${CARGO_TARGET_DIR:-${ROOT}/target}/debug/devcluster"
     printf 'admin-token-%s,admin\noperator-token-%s,operator\n' "$RANDOM$RANDOM" "$RANDOM$RANDOM" > "${WORK}/tokens.csv"
     "${BIN}" serve --listen 127.0.0.1:0 --tls --token-file "${WORK}/tokens.csv" \
@@ -74,7 +74,7 @@ case "${PLANE}" in
     OTHER=operator
     ;;
   kubernetes)
-    cargo build -q -p sealpod-controlplane --bin sealpod-controlplane
+    cargo build -q --workspace --bin sealpod-controlplane
     BIN="${CARGO_TARGET_DIR:-${ROOT}/target}/debug/sealpod-controlplane"
     "${BIN}" serve --dir "${WORK}/plane" --kubeconfig-out "${KUBECONFIG}" \
       > "${WORK}/server.out" 2> "${WORK}/server.err" &

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=/dev/null
 . scripts/env.sh
-cargo build --quiet --locked -p devcluster --bin devcluster -p sealpod-controlplane --bin sealpod-controlplane
+cargo build --quiet --locked --workspace --bin devcluster --bin sealpod-controlplane
 target_dir="${CARGO_TARGET_DIR:-target}"
 .venv/bin/python devcluster/tests/fidelity.py "${target_dir}/debug/devcluster" \
   "${target_dir}/debug/sealpod-controlplane" "$(command -v kubectl-1.35)"

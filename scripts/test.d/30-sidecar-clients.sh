@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 # shellcheck source=/dev/null
 . scripts/env.sh
 
-cargo build --quiet -p sealpod-sidecar --bin sealpod-sidecar --example fake_upstream
+cargo build --quiet --workspace --bin sealpod-sidecar --example fake_upstream
 BIN="${CARGO_TARGET_DIR:-target}/debug/sealpod-sidecar"
 UPSTREAM="${CARGO_TARGET_DIR:-target}/debug/examples/fake_upstream"
 WORK="$(mktemp -d)"

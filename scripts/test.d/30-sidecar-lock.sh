@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "30-sidecar-lock: needs root (network namespaces, nftables)" >&2
   exit 1
 fi
-cargo build --quiet -p sealpod-sidecar --bin sealpod-sidecar
+cargo build --quiet --workspace --bin sealpod-sidecar
 BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/sealpod-sidecar"
 PY=/usr/bin/python3
 POD="sp-pod-$$"

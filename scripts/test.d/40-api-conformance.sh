@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=/dev/null
 . scripts/env.sh
-cargo build --locked -p sealpod-api-server -p devcluster
+cargo build --locked --workspace --bin sealpod-api-server --bin devcluster
 if [ ! -d tests/conformance/node_modules/@opencomputer/sdk ]; then
   (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
 fi
@@ -25,4 +25,4 @@ url="$(pg_new_database sealpod_conformance)"
 
 echo "--- Rust store, route, SSE, adoption, limits and schedule tests on PostgreSQL"
 url="$(pg_new_database sealpod_cargo)"
-SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked -p sealpod-api-server --test store --test routes --test sse --test adopt --test limits --test schedules -- --include-ignored
+SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked --workspace --test store --test routes --test sse --test adopt --test limits --test schedules -- --include-ignored

@@ -13,4 +13,4 @@ fi
 pg_start
 trap pg_stop EXIT
 url="$(pg_new_database sealpod_webhooks)"
-SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked -p sealpod-api-server --test webhooks -- --include-ignored
+SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked --workspace --test webhooks -- --include-ignored

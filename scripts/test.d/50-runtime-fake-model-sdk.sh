@@ -2,7 +2,7 @@
 # fake model API over TLS: streaming, non-streaming, tool use and error answers must parse.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --quiet -p sealpod-tests --bin sealpod-fake-model
+cargo build --quiet --workspace --bin sealpod-fake-model
 work="$(mktemp -d)"
 pid=""
 cleanup() {

@@ -14,7 +14,7 @@ done
 .venv/bin/python charts/sealpod/tests/check_chart.py
 
 if [ -f devcluster/src/main.rs ]; then
-  cargo build --quiet --locked -p devcluster --bin devcluster
+  cargo build --quiet --locked --workspace --bin devcluster
   .venv/bin/python charts/sealpod/tests/apply_devcluster.py \
     "${CARGO_TARGET_DIR:-target}/debug/devcluster" "$(command -v kubectl-1.35)"
 else

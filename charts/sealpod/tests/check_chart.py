@@ -338,7 +338,12 @@ class Pods(unittest.TestCase):
             docs = render(name)
             with self.subTest(values=name):
                 self.assertFalse(objects(docs, "Secret"), "the chart must never carry a secret")
-                self.assertFalse(objects(docs, "ConfigMap"), "sealing keys are bootstrapped by the operator")
+                # Sealing keys are bootstrapped by the operator; the one ConfigMap the chart may
+                # carry holds public CA certificates.
+                for cm in objects(docs, "ConfigMap"):
+                    self.assertEqual(cm["metadata"]["name"], f"{OPERATOR}-upstream-ca")
+                    self.assertEqual(list(cm["data"]), ["ca.crt"])
+                    self.assertNotIn("PRIVATE KEY", cm["data"]["ca.crt"])
                 for dep in objects(docs, "Deployment"):
                     for c in dep["spec"]["template"]["spec"]["containers"]:
                         for e in c.get("env", []):
@@ -685,14 +690,40 @@ class Operations(unittest.TestCase):
         self.assertEqual(e["SEALPOD_MANAGED_CREDENTIAL"]["value"], "platform-anthropic")
         (api,) = one(docs, "Deployment", API)["spec"]["template"]["spec"]["containers"]
         self.assertEqual(env_of(api)["SEALPOD_MANAGED_CREDENTIAL"]["value"], "platform-anthropic")
+        # A private gateway: the resolver overrides, and its CA mounted where the operator reads it.
+        self.assertEqual(e["SEALPOD_PROXY_RESOLVE"]["value"],
+                         "api.anthropic.com=10.20.0.5,gateway.internal:443=[fd00::5]:8443")
+        self.assert_upstream_ca("postgres-ha", f"{OPERATOR}-upstream-ca", "ca.crt")
+        ca = one(docs, "ConfigMap", f"{OPERATOR}-upstream-ca")["data"]["ca.crt"]
+        self.assertTrue(ca.startswith("-----BEGIN CERTIFICATE-----\n"), ca)
+        annotations = one(docs, "Deployment", OPERATOR)["spec"]["template"]["metadata"]["annotations"]
+        self.assertIn("checksum/upstream-ca", annotations)
         _, e = self.op("sqlite-custom")
         self.assertEqual((e["SEALPOD_PROXY_UID"]["value"], e["SEALPOD_RUNTIME_UID"]["value"]), ("2000", "2001"))
+        self.assert_upstream_ca("sqlite-custom", "corporate-roots", "roots.pem")
+        self.assertFalse([c for c in objects(render("sqlite-custom"), "ConfigMap") if "upstream-ca" in c["metadata"]["name"]])
         self.assertEqual(e["SEALPOD_RUNTIME_API_CIDRS"]["value"], "10.96.0.0/12")
         _, e = self.op("default")
         self.assertEqual((e["SEALPOD_PROXY_UID"]["value"], e["SEALPOD_RUNTIME_UID"]["value"]), ("1337", "1000"))
         for unset in ("SEALPOD_RUNTIME_API_CIDRS", "SEALPOD_POD_CIDRS", "SEALPOD_MANAGED_CREDENTIAL",
-                      "SEALPOD_WATCH_NAMESPACES", "SEALPOD_WORKSPACE_STORAGE_CLASS"):
+                      "SEALPOD_WATCH_NAMESPACES", "SEALPOD_WORKSPACE_STORAGE_CLASS",
+                      "SEALPOD_PROXY_RESOLVE", "SEALPOD_UPSTREAM_CA_FILE"):
             self.assertNotIn(unset, e)
+        spec = one(render("default"), "Deployment", OPERATOR)["spec"]["template"]["spec"]
+        self.assertEqual([v["name"] for v in spec["volumes"]], ["tmp"])
+
+    def assert_upstream_ca(self, values: str, config_map: str, key: str) -> None:
+        """The operator reads SEALPOD_UPSTREAM_CA_FILE from a read-only mount of `key` of
+        `config_map`."""
+        dep, e = self.op(values)
+        path = e["SEALPOD_UPSTREAM_CA_FILE"]["value"]
+        spec = dep["spec"]["template"]["spec"]
+        (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "upstream-ca"]
+        self.assertTrue(mount["readOnly"])
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "upstream-ca"]
+        self.assertEqual(volume["configMap"]["name"], config_map)
+        (item,) = volume["configMap"]["items"]
+        self.assertEqual((item["key"], f'{mount["mountPath"]}/{item["path"]}'), (key, path))
 
     def test_service_monitors(self) -> None:
         self.assertFalse(objects(render("default"), "ServiceMonitor"))

@@ -35,8 +35,18 @@ struct Serve {
     /// bytes; created, mode 0600, when missing).
     #[arg(long, env = "SEALPOD_DEVCLUSTER_STATE_KEY_FILE", requires = "state")]
     state_key_file: Option<PathBuf>,
-    /// Serve HTTPS with a generated CA (written into the kubeconfig).
-    #[arg(long, env = "SEALPOD_DEVCLUSTER_TLS")]
+    /// Serve HTTPS with a generated CA (written into the kubeconfig). On by default: kubectl
+    /// sends no bearer token over plain HTTP. `--tls=false` serves plain HTTP, which only clients
+    /// that send tokens anyway (kube-rs) can use.
+    #[arg(
+        long,
+        env = "SEALPOD_DEVCLUSTER_TLS",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
     tls: bool,
     /// Static token file: `token,user[,uid[,"groups"]]` per line. Without it, one admin token
     /// is generated and only written into the kubeconfig.

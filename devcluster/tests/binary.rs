@@ -1,5 +1,6 @@
-//! The `devcluster serve` binary: prints its address once ready, writes a kubeconfig kube-rs
-//! accepts (with the CA when `--tls`), and persists state across restarts with `--state`.
+//! The `devcluster serve` binary: prints its address once ready, serves HTTPS unless
+//! `--tls=false`, writes a kubeconfig kube-rs accepts (with the CA over HTTPS), and persists state
+//! across restarts with `--state`.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
@@ -49,8 +50,8 @@ async fn serve_prints_its_address_and_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().expect("tmp");
     let kc = dir.path().join("kubeconfig");
     let state = dir.path().join("state.json");
+    // No `--tls`: HTTPS is the default.
     let args = [
-        "--tls",
         "--kubeconfig-out",
         kc.to_str().expect("utf8"),
         "--state",
@@ -84,4 +85,20 @@ async fn serve_prints_its_address_and_keeps_state_across_restarts() {
         cm.data.and_then(|d| d.get("a").cloned()).as_deref(),
         Some("1")
     );
+}
+
+#[tokio::test]
+async fn plain_http_is_an_explicit_choice() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let kc = dir.path().join("kubeconfig");
+    let (_server, url) = serve(&[
+        "--tls=false",
+        "--kubeconfig-out",
+        kc.to_str().expect("utf8"),
+    ]);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client(&kc).await);
+    cms.list(&Default::default())
+        .await
+        .expect("kube-rs sends its token over HTTP");
 }

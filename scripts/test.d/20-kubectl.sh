@@ -65,7 +65,8 @@ case "${PLANE}" in
     cargo build -q --workspace --bin devcluster
     BIN="${CARGO_TARGET_DIR:-${ROOT}/target}/debug/devcluster"
     printf 'admin-token-%s,admin\noperator-token-%s,operator\n' "$RANDOM$RANDOM" "$RANDOM$RANDOM" > "${WORK}/tokens.csv"
-    "${BIN}" serve --listen 127.0.0.1:0 --tls --token-file "${WORK}/tokens.csv" \
+    # TLS is the default: the suite runs devcluster as a user would, without `--tls`.
+    "${BIN}" serve --listen 127.0.0.1:0 --token-file "${WORK}/tokens.csv" \
       --kubeconfig-out "${KUBECONFIG}" --state "${WORK}/state.json" \
       > "${WORK}/server.out" 2> "${WORK}/server.err" &
     SERVER_PID=$!

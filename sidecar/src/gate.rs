@@ -25,15 +25,15 @@ use crate::metrics::DenyReason;
 use crate::sink::{self, Target};
 
 /// How long an open answer is trusted.
-pub const FRESH: Duration = Duration::from_secs(1);
+pub(crate) const FRESH: Duration = Duration::from_secs(1);
 /// How often changed metered totals are reported without a question.
-pub const REPORT_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// How long a question may take before the swap is refused as unavailable.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a swap is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The gate is closed.
     Closed(GateClosed),
     /// No answer from the API server.
@@ -61,7 +61,7 @@ struct Answer {
 
 /// The gate of one sidecar.
 #[derive(Debug)]
-pub struct Gate {
+pub(crate) struct Gate {
     /// `None` when the URL could not be parsed: then the gate never opens.
     target: Option<Target>,
     token_file: PathBuf,
@@ -75,7 +75,7 @@ pub struct Gate {
 impl Gate {
     /// The gate of `events.gate_url`, if configured (and a parseable URL). Spawns its reporter
     /// on the current runtime.
-    pub fn spawn(config: &EventsConfig, tls: Arc<rustls::ClientConfig>) -> Option<Arc<Self>> {
+    pub(crate) fn spawn(config: &EventsConfig, tls: Arc<rustls::ClientConfig>) -> Option<Arc<Self>> {
         let url = config.gate_url.as_deref()?;
         let target = Target::parse(url);
         if target.is_none() {
@@ -96,17 +96,17 @@ impl Gate {
     }
 
     /// Adds the usage of one response to the metered total.
-    pub fn meter(&self, usage: &Usage) {
+    pub(crate) fn meter(&self, usage: &Usage) {
         self.metered.fetch_add(usage.total(), Ordering::Relaxed);
     }
 
     /// Model tokens metered so far (including what the session spent before this sidecar).
-    pub fn metered(&self) -> u64 {
+    pub(crate) fn metered(&self) -> u64 {
         self.metered.load(Ordering::Relaxed)
     }
 
     /// Whether a sealed token may be swapped now.
-    pub async fn admit(&self) -> Result<(), Refusal> {
+    pub(crate) async fn admit(&self) -> Result<(), Refusal> {
         let arrived = Instant::now();
         if let Some(answer) = self.last()
             && answer.closed.is_none()

@@ -20,7 +20,7 @@ pub mod cli;
 pub mod config;
 mod counted;
 pub mod events;
-pub mod gate;
+mod gate;
 mod intercept;
 mod lock;
 mod meter;

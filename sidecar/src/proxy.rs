@@ -73,7 +73,7 @@ pub struct Proxy {
     /// Egress events.
     pub events: Events,
     /// The egress gate, when `events.gate_url` is configured: no swap while it is closed.
-    pub gate: Option<Arc<Gate>>,
+    pub(crate) gate: Option<Arc<Gate>>,
     /// Set once both listeners are bound.
     pub ready: AtomicBool,
     /// HTTP/2 upstream connections shared by every intercepted client connection to the same

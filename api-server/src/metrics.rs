@@ -15,6 +15,7 @@ pub struct Metrics {
     sessions_adopted: AtomicU64,
     sessions_refused: AtomicU64,
     long_polls: AtomicI64,
+    schedule_runs: [AtomicU64; 3],
 }
 
 /// A request waiting in a long poll (a runtime claim or signal wait); counted while it lives.
@@ -47,6 +48,17 @@ impl Metrics {
     /// A Session object of a served namespace could not be adopted.
     pub fn adoption_refused(&self) {
         self.sessions_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A schedule's run was recorded by this replica, with its outcome.
+    pub fn schedule_run(&self, outcome: crate::store::Outcome) {
+        use crate::store::Outcome;
+        let i = match outcome {
+            Outcome::Enacted => 0,
+            Outcome::Skipped => 1,
+            Outcome::Failed | Outcome::Pending => 2,
+        };
+        self.schedule_runs[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A request starts waiting in a long poll until the returned guard is dropped.
@@ -125,6 +137,18 @@ impl Metrics {
             Kind::Gauge,
             self.long_polls.load(Ordering::Relaxed),
         );
+        let name = "sealpod_api_server_schedule_runs_total";
+        out.family(
+            name,
+            "Schedule runs this replica recorded, by outcome.",
+            Kind::Counter,
+        );
+        for (outcome, c) in ["enacted", "skipped", "failed"]
+            .iter()
+            .zip(&self.schedule_runs)
+        {
+            out.sample(name, &[("outcome", outcome)], get(c));
+        }
         out.finish()
     }
 }

@@ -302,6 +302,13 @@ async fn repeated_failures_pause_the_schedule_until_its_owner_resumes_it() {
     let state = get(&env, &agent, &id).await;
     assert_eq!(state["state"], "auto_paused");
     assert_eq!(state["consecutive_failures"], 5);
+    let (s, metrics, _) = Env::send(&env.admin, Env::request("GET", "/metrics", None, None)).await;
+    assert_eq!(s, StatusCode::OK);
+    let metrics = metrics.as_str().expect("text").to_owned();
+    assert!(
+        metrics.contains("sealpod_api_server_schedule_runs_total{outcome=\"failed\"} 5\n"),
+        "{metrics}"
+    );
     // Resumed by its owner: active again, the count cleared, and it fires at its next time.
     let (s, v) = env
         .call(

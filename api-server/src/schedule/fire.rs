@@ -162,7 +162,9 @@ async fn enact(
         .finish_run(&run, outcome, session.as_deref(), error.as_deref())
         .await
     {
-        Ok(_) => {}
+        Ok(true) => state.metrics().schedule_run(outcome),
+        // Another replica recorded it first.
+        Ok(false) => {}
         Err(e) => tracing::warn!(run = %run.id, error = %e, "cannot record a schedule run"),
     }
     if let Ok(fire) = state.store().fire_state(&run.schedule).await {

@@ -75,7 +75,10 @@ pub(crate) struct Gate {
 impl Gate {
     /// The gate of `events.gate_url`, if configured (and a parseable URL). Spawns its reporter
     /// on the current runtime.
-    pub(crate) fn spawn(config: &EventsConfig, tls: Arc<rustls::ClientConfig>) -> Option<Arc<Self>> {
+    pub(crate) fn spawn(
+        config: &EventsConfig,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Option<Arc<Self>> {
         let url = config.gate_url.as_deref()?;
         let target = Target::parse(url);
         if target.is_none() {

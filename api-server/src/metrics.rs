@@ -56,7 +56,9 @@ impl Metrics {
         let i = match outcome {
             Outcome::Enacted => 0,
             Outcome::Skipped => 1,
-            Outcome::Failed | Outcome::Pending => 2,
+            Outcome::Failed => 2,
+            // Not an outcome a run is recorded with.
+            Outcome::Pending => return,
         };
         self.schedule_runs[i].fetch_add(1, Ordering::Relaxed);
     }

@@ -26,6 +26,7 @@ use crate::dto::{
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path, Query, cursor, page_limit};
 use crate::routes::credentials::{create_credential, rotate_credential};
+use crate::store::now_rfc3339;
 use crate::translate::{UPDATED_AT_ANNOTATION, agent_id_for_name, agent_to_wire, name_of};
 use crate::wire::{self, Page};
 
@@ -54,10 +55,6 @@ async fn credential_ref(state: &AppState, ns: &str, value: &str) -> ApiResult<St
         ));
     }
     Ok(name)
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 async fn create(
@@ -138,7 +135,7 @@ async fn create(
     );
     agent.metadata.annotations = Some(BTreeMap::from([
         (REVISION_ANNOTATION.to_owned(), "1".to_owned()),
-        (UPDATED_AT_ANNOTATION.to_owned(), now()),
+        (UPDATED_AT_ANNOTATION.to_owned(), now_rfc3339()),
     ]));
     match state.cluster().create_agent(&ns, &agent).await? {
         Some(created) => Ok((StatusCode::CREATED, Json(agent_to_wire(&created)))),
@@ -292,7 +289,7 @@ async fn update(
         }
     }
     let patch = json!({
-        "metadata": {"annotations": {REVISION_ANNOTATION: revision.to_string(), UPDATED_AT_ANNOTATION: now()}},
+        "metadata": {"annotations": {REVISION_ANNOTATION: revision.to_string(), UPDATED_AT_ANNOTATION: now_rfc3339()}},
         "spec": spec,
     });
     let updated = state

@@ -23,6 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path, Query, cursor, page_limit};
 use crate::routes::agents::find_agent;
 use crate::schedule::{Plan, fire_now, run_to_wire, schedule_id, schedule_to_wire};
+use crate::store::now_rfc3339;
 use crate::translate::{UPDATED_AT_ANNOTATION, name_of};
 use crate::wire::{self, RunOne, RunsPage, ScheduleList, ScheduleOne};
 
@@ -36,10 +37,6 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route("/agents/{id}/schedules/{sid}/fire", post(fire))
         .route("/agents/{id}/schedules/{sid}/runs", get(runs))
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Checks a cron expression and time zone together (`400 invalid` naming `cron` or `tz`).
@@ -140,7 +137,7 @@ async fn create(
                 .collect(),
         ),
         annotations: Some(
-            [(UPDATED_AT_ANNOTATION.to_owned(), now())]
+            [(UPDATED_AT_ANNOTATION.to_owned(), now_rfc3339())]
                 .into_iter()
                 .collect(),
         ),
@@ -232,17 +229,19 @@ async fn update(
     }
     if let Some(paused) = req.paused {
         spec["paused"] = Value::from(paused);
-        // Pausing or resuming clears an automatic pause.
-        state.store().clear_auto_pause(&sid).await?;
     }
     let patch = json!({
-        "metadata": {"annotations": {UPDATED_AT_ANNOTATION: now()}},
+        "metadata": {"annotations": {UPDATED_AT_ANNOTATION: now_rfc3339()}},
         "spec": spec,
     });
     let updated = state
         .cluster()
         .patch_schedule(ns, &schedule.name_any(), &patch)
         .await?;
+    if req.paused.is_some() {
+        // Pausing or resuming clears an automatic pause (once the change is stored).
+        state.store().clear_auto_pause(&sid).await?;
+    }
     Ok(Json(ScheduleOne {
         schedule: to_wire(&state, &agent_id, &updated).await?,
     }))

@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::input::json_value;
 use crate::session_input::input_to_body;
 use crate::start::{Start, start_session};
-use crate::store::{Outcome, RunRow, StoreResult};
+use crate::store::{FireState, Outcome, RunRow, StoreResult};
 
 /// How long a run may stay pending before any replica enacts it again (its replica stopped).
 const STALE_RUN_SECONDS: i64 = 30;
@@ -72,10 +72,14 @@ impl Ticker {
         schedule: &Schedule,
         now: i64,
     ) -> StoreResult<()> {
+        let mut fire = FireStateOnce {
+            state,
+            id,
+            read: None,
+        };
         if self.status_written.get(id) != Some(&schedule.metadata.generation) {
             // A new or changed spec: its status (next fire, or why it cannot fire) is shown.
-            let fire = state.store().fire_state(id).await?;
-            write_status(state, schedule, &fire, now).await;
+            write_status(state, schedule, fire.get().await?, now).await;
             self.status_written
                 .insert(id.to_owned(), schedule.metadata.generation);
         }
@@ -93,7 +97,7 @@ impl Ticker {
                 let created = schedule
                     .creation_timestamp()
                     .map_or(now, |t| t.0.as_second());
-                let last = state.store().fire_state(id).await?.last_scheduled;
+                let last = fire.get().await?.last_scheduled;
                 let since = last.map_or(created, |l| l.max(created));
                 self.fired_up_to.insert(id.to_owned(), since);
                 since
@@ -104,7 +108,7 @@ impl Ticker {
             return Ok(());
         };
         self.fired_up_to.insert(id.to_owned(), due);
-        if state.store().fire_state(id).await?.auto_paused {
+        if fire.get().await?.auto_paused {
             return Ok(());
         }
         let namespace = schedule.namespace().unwrap_or_default();
@@ -118,6 +122,22 @@ impl Ticker {
         };
         enact(state, schedule, run, chrono_now(now)).await;
         Ok(())
+    }
+}
+
+/// A schedule's fire state, read from the store at most once per visit.
+struct FireStateOnce<'a> {
+    state: &'a AppState,
+    id: &'a str,
+    read: Option<FireState>,
+}
+
+impl FireStateOnce<'_> {
+    async fn get(&mut self) -> StoreResult<&FireState> {
+        if self.read.is_none() {
+            self.read = Some(self.state.store().fire_state(self.id).await?);
+        }
+        Ok(self.read.get_or_insert_with(FireState::default))
     }
 }
 
@@ -243,12 +263,7 @@ fn run_error(e: &ApiError) -> String {
 }
 
 /// Writes a schedule's status (best effort: the next change writes it again).
-async fn write_status(
-    state: &AppState,
-    schedule: &Schedule,
-    fire: &crate::store::FireState,
-    now: i64,
-) {
+async fn write_status(state: &AppState, schedule: &Schedule, fire: &FireState, now: i64) {
     let status = status_of(schedule, fire, now);
     let ns = schedule.namespace().unwrap_or_default();
     if let Err(e) = state

@@ -150,6 +150,14 @@ pub(crate) fn row_to_event(row: &AnyRow) -> StoreResult<StoredEvent> {
     })
 }
 
+/// The wire JSON of an event.
+fn event_json(event: &Event) -> StoreResult<String> {
+    serde_json::to_string(event).map_err(|source| StoreError::Corrupt {
+        what: "event",
+        source,
+    })
+}
+
 const EVENT_COLUMNS: &str = "session, seq, id, type, level, turn_id, client_id, data";
 
 impl Store {
@@ -168,8 +176,7 @@ impl Store {
         for (i, draft) in drafts.into_iter().enumerate() {
             let seq = head + 1 + i as i64;
             let id = Id::generate(IdKind::Event).to_string();
-            let spilled = spill(&draft.body, self.event_body_limit);
-            let event = Event {
+            let mut event = Event {
                 id: id.clone(),
                 seq,
                 ts: ts.clone(),
@@ -177,20 +184,26 @@ impl Store {
                 actor: draft.actor,
                 type_: draft.type_.clone(),
                 level: draft.level,
-                body: match &spilled {
-                    Some(s) => s.inline.clone(),
-                    None => draft.body,
-                },
+                body: draft.body,
                 refs: draft.refs,
                 turn_id: draft.turn_id.clone(),
-                content_ref: spilled.as_ref().map(|_| content_ref(session, &id)),
-                body_truncated: spilled.is_some(),
-                body_bytes: spilled.as_ref().map(|s| s.whole.len() as i64),
+                content_ref: None,
+                body_truncated: false,
+                body_bytes: None,
             };
-            let data = serde_json::to_string(&event).map_err(|source| StoreError::Corrupt {
-                what: "event",
-                source,
-            })?;
+            let mut data = event_json(&event)?;
+            // An event within the limit has a body within it: serialized once (the usual case).
+            let mut whole = None;
+            if data.len() > self.event_body_limit
+                && let Some(spilled) = spill(&event.body, self.event_body_limit)
+            {
+                event.body = spilled.inline;
+                event.content_ref = Some(content_ref(session, &id));
+                event.body_truncated = true;
+                event.body_bytes = Some(spilled.whole.len() as i64);
+                data = event_json(&event)?;
+                whole = Some(spilled.whole);
+            }
             sqlx::query(
                 "INSERT INTO events (session, seq, id, type, level, turn_id, client_id, data, \
                  content) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -203,7 +216,7 @@ impl Store {
             .bind(draft.turn_id.clone())
             .bind(draft.client_id.clone())
             .bind(&data)
-            .bind(spilled.map(|s| s.whole))
+            .bind(whole)
             .execute(&mut **tx)
             .await
             .map_err(db("insert event"))?;

@@ -41,20 +41,23 @@ fn ip(octets: [u8; 4]) -> String {
 }
 
 /// Where sandboxes reach the model: proxy resolver overrides, bridges out of the pods'
-/// namespaces, and the upstream CA (the fake model's).
+/// namespaces, and the upstream CA (the fake model's); and whether pods are isolated (root),
+/// so that the operator asks for a bridge per allowlisted destination.
 #[derive(Debug, Default)]
 struct Egress {
     resolve: Vec<String>,
     bridges: Vec<Bridge>,
     upstream_ca: Option<PathBuf>,
+    isolated: bool,
 }
 
-fn egress(args: &UpArgs, data: &DataDir, ports: &Ports) -> anyhow::Result<Egress> {
+fn egress(args: &UpArgs, data: &DataDir, ports: &Ports, isolated: bool) -> anyhow::Result<Egress> {
     let runtime_api = SocketAddr::from((RUNTIME_API_IP, ports.runtime_api)).to_string();
     let mut e = Egress {
         bridges: vec![
             Bridge::parse(&format!("{runtime_api}={runtime_api}")).map_err(anyhow::Error::msg)?,
         ],
+        isolated,
         ..Egress::default()
     };
     if args.fake_model {
@@ -127,7 +130,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     let system_ns = DEFAULT_SYSTEM_NAMESPACE;
-    let egress = egress(&args, &data, &ports)?;
+    let egress = egress(&args, &data, &ports, root)?;
 
     // 1. The cluster.
     let mut cluster = Cluster::start(&args, &data, &ports).await?;
@@ -191,7 +194,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ) + ":/usr/local/sbin:/usr/sbin:/sbin",
     );
     runner_config.backoff_max = Duration::from_secs(10);
-    runner_config.isolation = root.then(|| IsolationConfig {
+    runner_config.isolation = egress.isolated.then(|| IsolationConfig {
         bridges: egress.bridges.clone(),
     });
     let runner = PodRunner::start(client.clone(), runner_config);
@@ -334,6 +337,11 @@ async fn start_children(
     if let Some(ca) = &egress.upstream_ca {
         op_args.push(format!("--upstream-ca-file={}", ca.display()));
     }
+    if egress.isolated {
+        // Isolated pods have no network but their bridges: the runner carries each allowlisted
+        // destination of a session's agent out of its pod, as a cluster's network would.
+        op_args.push("--bridge-egress".to_owned());
+    }
     if args.fake_model {
         op_args.push(format!("--managed-credential={FAKE_MODEL_CREDENTIAL}"));
     }
@@ -464,4 +472,15 @@ async fn stop_all(mut running: Vec<Child>, runner: Option<PodRunner>, cluster: C
         child.stop(STOP_GRACE).await;
     }
     cluster.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_runner_reads_the_bridges_annotation_the_operator_writes() {
+        assert_eq!(
+            sealpod_node::isolation::BRIDGES_ANNOTATION,
+            sealpod_resources::labels::EGRESS_BRIDGES_ANNOTATION
+        );
+    }
 }

@@ -8,6 +8,10 @@
 //! Inside the namespace the pod's lock container decides which UIDs may use them (only the
 //! proxy's), so a sandbox process has no direct path to any host service.
 //!
+//! Besides the bridges every pod gets, a pod may ask for its own in its
+//! [`BRIDGES_ANNOTATION`] (the operator's `--bridge-egress` writes it: one per allowlisted
+//! destination of the session, used by its proxy only).
+//!
 //! The in-namespace end of a bridge is `socat` (Debian package `socat`); the host end is a task of
 //! the runner. This module must never touch a namespace it did not create (`sp-` + pod uid).
 
@@ -20,6 +24,10 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 use super::RunnerError;
+
+/// Pod annotation naming the pod's own bridges: `INSIDE_ADDR:PORT=HOST:PORT`, comma-separated
+/// (the operator's `sealpod.dev/egress-bridges`).
+pub const BRIDGES_ANNOTATION: &str = "sealpod.dev/egress-bridges";
 
 /// How long a bridge's in-namespace end may take to listen.
 const BRIDGE_READY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -85,6 +93,35 @@ impl Bridge {
     }
 }
 
+/// The bridges of one pod: every pod's, then those its [`BRIDGES_ANNOTATION`] asks for. An
+/// entry that does not parse, or whose inside address another bridge holds, is refused.
+pub fn pod_bridges(
+    config: &IsolationConfig,
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+) -> Result<Vec<Bridge>, RunnerError> {
+    let mut bridges = config.bridges.clone();
+    let asked = annotations
+        .and_then(|a| a.get(BRIDGES_ANNOTATION))
+        .map(String::as_str)
+        .unwrap_or_default();
+    for raw in asked.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        let refuse = |why: &str| {
+            RunnerError::Spec(format!(
+                "annotation {BRIDGES_ANNOTATION}: entry `{raw}` {why}"
+            ))
+        };
+        if !raw.contains('=') {
+            return Err(refuse("is not ADDR:PORT=HOST:PORT"));
+        }
+        let bridge = Bridge::parse(raw).map_err(|e| refuse(&e))?;
+        if bridges.iter().any(|b| b.inside == bridge.inside) {
+            return Err(refuse("listens where another bridge does"));
+        }
+        bridges.push(bridge);
+    }
+    Ok(bridges)
+}
+
 /// Where pods may reach out to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IsolationConfig {
@@ -146,9 +183,9 @@ fn host_end(socket: &Path, target: String) -> Result<JoinHandle<()>, RunnerError
 
 impl PodNetwork {
     /// Names the network namespace of the process `holder` (the pod's namespace holder), brings
-    /// up its loopback and starts the bridges.
+    /// up its loopback and starts `bridges` ([`pod_bridges`]).
     pub async fn create(
-        config: &IsolationConfig,
+        bridges: &[Bridge],
         pod_uid: &str,
         holder: u32,
         dir: &Path,
@@ -162,14 +199,14 @@ impl PodNetwork {
             inner: Vec::new(),
             outer: Vec::new(),
         };
-        if let Err(e) = net.wire(config, dir).await {
+        if let Err(e) = net.wire(bridges, dir).await {
             net.release().await;
             return Err(e);
         }
         Ok(net)
     }
 
-    async fn wire(&mut self, config: &IsolationConfig, dir: &Path) -> Result<(), RunnerError> {
+    async fn wire(&mut self, bridges: &[Bridge], dir: &Path) -> Result<(), RunnerError> {
         ip(&["-n", &self.name, "link", "set", "lo", "up"]).await?;
         // A Unix socket path must fit in `sun_path` (108 bytes): pod directories may be deeper,
         // so the sockets live in a short directory named after the pod's namespace instead.
@@ -183,7 +220,7 @@ impl PodNetwork {
         std::fs::create_dir_all(&dir).map_err(RunnerError::io(&dir))?;
         // The bridge sockets are the runner's: no pod's container may connect to them directly.
         super::volumes::set_mode(&dir, 0o700)?;
-        for (i, bridge) in config.bridges.iter().enumerate() {
+        for (i, bridge) in bridges.iter().enumerate() {
             let socket = dir.join(format!("bridge-{i}.sock"));
             self.outer.push(host_end(&socket, bridge.target.clone())?);
             let child = Command::new("ip")
@@ -271,5 +308,30 @@ mod tests {
         assert!(Bridge::parse("10.0.0.1:443=a:443").is_err());
         assert!(Bridge::parse("127.0.0.3:443=a").is_err());
         assert!(Bridge::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn a_pod_adds_its_own_bridges_to_every_pods() {
+        let config = IsolationConfig {
+            bridges: vec![Bridge::loopback(8081)],
+        };
+        let annotated = |value: &str| {
+            std::collections::BTreeMap::from([(BRIDGES_ANNOTATION.to_owned(), value.to_owned())])
+        };
+        assert_eq!(pod_bridges(&config, None).expect("none"), config.bridges);
+        let both = pod_bridges(
+            &config,
+            Some(&annotated(
+                "127.0.2.1:443=pypi.org:443, 127.0.2.1:80=pypi.org:80",
+            )),
+        )
+        .expect("parsed");
+        assert_eq!(both.len(), 3);
+        assert_eq!(both[2].inside.to_string(), "127.0.2.1:80");
+        assert_eq!(both[2].target, "pypi.org:80");
+        for bad in ["8082", "10.0.0.1:443=a:443", "127.0.0.1:8081=elsewhere:1"] {
+            let err = pod_bridges(&config, Some(&annotated(bad))).expect_err(bad);
+            assert!(err.to_string().contains(bad), "{err}");
+        }
     }
 }

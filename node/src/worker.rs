@@ -380,16 +380,24 @@ impl Worker {
         if !super::process::is_root() || self.namespaces.is_some() {
             return Ok(());
         }
+        // Refused before anything is set up: a pod asking for a bridge it cannot have.
+        let bridges = match &self.config.isolation {
+            Some(isolation) => Some(super::isolation::pod_bridges(
+                isolation,
+                self.pod.metadata.annotations.as_ref(),
+            )?),
+            None => None,
+        };
         let identity = match self.identity.take() {
             Some(identity) => identity,
             None => self.identities.allocate()?,
         };
-        let mut namespaces = identity.enter(self.config.isolation.is_some()).await?;
-        if let Some(isolation) = &self.config.isolation {
+        let mut namespaces = identity.enter(bridges.is_some()).await?;
+        if let Some(bridges) = &bridges {
             self.dirs.create()?;
             let uid = self.pod.metadata.uid.clone().unwrap_or_default();
             match super::isolation::PodNetwork::create(
-                isolation,
+                bridges,
                 &uid,
                 namespaces.pid(),
                 &self.dirs.root.join("net"),

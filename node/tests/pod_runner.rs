@@ -361,7 +361,7 @@ fn have(program: &str) -> bool {
 
 #[tokio::test]
 #[ignore = "needs root (network namespaces, user namespaces): scripts/test.d/15-node-as-root.sh runs it"]
-async fn isolated_pods_reach_only_bridged_host_ports() {
+async fn isolated_pods_reach_only_their_bridged_host_ports() {
     assert!(
         nix::unistd::geteuid().is_root(),
         "network isolation needs root"
@@ -379,9 +379,13 @@ async fn isolated_pods_reach_only_bridged_host_ports() {
     let hidden = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
+    let asked = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let bridged_port = bridged.local_addr().expect("addr").port();
     let hidden_port = hidden.local_addr().expect("addr").port();
-    for listener in [bridged, hidden] {
+    let asked_port = asked.local_addr().expect("addr").port();
+    for listener in [bridged, hidden, asked] {
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 use tokio::io::AsyncWriteExt;
@@ -398,10 +402,15 @@ async fn isolated_pods_reach_only_bridged_host_ports() {
     let script = format!(
         "(exec 3<>/dev/tcp/127.0.0.1/{bridged_port} && head -1 <&3 > /shared/bridged) || echo refused > /shared/bridged; \
          (exec 3<>/dev/tcp/127.0.0.1/{hidden_port} && head -1 <&3 > /shared/hidden) || echo refused > /shared/hidden; \
+         (exec 3<>/dev/tcp/127.0.2.1/{asked_port} && head -1 <&3 > /shared/asked) || echo refused > /shared/asked; \
+         (exec 3<>/dev/tcp/127.0.2.1/{hidden_port} && head -1 <&3 > /shared/unasked) || echo refused > /shared/unasked; \
          exec sleep 300"
     );
+    // The pod's own bridge, by host name (resolved on the host), besides every pod's.
     let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "iso"},
+        "metadata": {"name": "iso", "annotations": {
+            (sealpod_node::isolation::BRIDGES_ANNOTATION): format!("127.0.2.1:{asked_port}=localhost:{asked_port}")
+        }},
         "spec": {
             "nodeName": "devcluster-node",
             "volumes": [{"name": "shared", "emptyDir": {}}],
@@ -425,6 +434,11 @@ async fn isolated_pods_reach_only_bridged_host_ports() {
     assert_eq!(
         wait_file(&shared.join("bridged"), "\n").await.trim(),
         "hello"
+    );
+    assert_eq!(wait_file(&shared.join("asked"), "\n").await.trim(), "hello");
+    assert_eq!(
+        wait_file(&shared.join("unasked"), "\n").await.trim(),
+        "refused"
     );
     pods.delete("iso", &DeleteParams::default())
         .await

@@ -176,6 +176,15 @@ pub struct Config {
     #[arg(long, env = "SEALPOD_UPSTREAM_CA_FILE")]
     pub upstream_ca_file: Option<PathBuf>,
 
+    /// The nodes give pods no network of their own but the bridges they are asked for (sealpod's
+    /// own pod runner, `sealpod up`): give every allowlisted `host:port` of a session (its
+    /// agent's `egress.allow` and its credential's hosts; not `*.suffix` patterns, IP literals or
+    /// hosts with a `--proxy-resolve` override) a loopback address inside its pod, resolve the
+    /// host to it in the proxy, and name it in the pod's `sealpod.dev/egress-bridges` annotation
+    /// for the node to carry to `host:port`. Never set it on a real cluster.
+    #[arg(long, env = "SEALPOD_BRIDGE_EGRESS")]
+    pub bridge_egress: bool,
+
     /// Renew the cluster sealing key (a new current key; old keys keep opening their values),
     /// then exit.
     #[arg(long, env = "SEALPOD_RENEW_SEALING_KEY")]
@@ -270,6 +279,7 @@ impl Config {
             workspace_storage_class: self.workspace_storage_class.clone(),
             proxy_resolve,
             upstream_ca,
+            bridge_egress: self.bridge_egress,
         })
     }
 

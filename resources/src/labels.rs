@@ -68,6 +68,10 @@ pub const POOL_TEMPLATE_LABEL: &str = "sealpod.dev/pool-template";
 /// milliseconds). Writing it after the session's Secrets also makes the kubelet refresh the
 /// pod's Secret volumes at once, as it does on every change of a pod's metadata.
 pub const POOL_CLAIMED_AT_ANNOTATION: &str = "sealpod.dev/claimed-at";
+/// Annotation on a sandbox pod (operator `--bridge-egress` only): the ways out of a pod whose node
+/// gives it no network of its own, `INSIDE_ADDR:PORT=HOST:PORT` comma-separated. The node listens
+/// on each loopback `INSIDE_ADDR:PORT` inside the pod and carries its connections to `HOST:PORT`.
+pub const EGRESS_BRIDGES_ANNOTATION: &str = "sealpod.dev/egress-bridges";
 /// Annotation on a Session: the name of its sandbox pod when that is not the Session's own name
 /// (a pod claimed from a warm pool). The pod's Secrets and workspace claim are named after it.
 pub const SANDBOX_POD_ANNOTATION: &str = "sealpod.dev/sandbox-pod";

@@ -340,6 +340,44 @@ test("the sandbox's direct connection to a loopback server outside its namespace
   assert.equal(connections, seenOnHost, "no connection from the sandbox arrived");
 });
 
+test("an agent's allowlisted host is reachable through the proxy, any other is not", async (t) => {
+  if (process.getuid() !== 0) {
+    t.skip("needs root: without it the pod runner cannot isolate pods");
+    return;
+  }
+  const connections = { allowed: 0, other: 0 };
+  const listen = async (name) => {
+    const server = createServer((c) => {
+      connections[name] += 1;
+      c.on("error", () => {});
+      c.end(`HTTP/1.0 200 OK\r\n\r\nREACHED-${name.toUpperCase()}\n`);
+    });
+    t.after(() => server.close());
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+    return server.address().port;
+  };
+  const allowed = await listen("allowed");
+  const other = await listen("other");
+  const cred = await oc.credentials.create({ provider: "anthropic", key: fakeKey, name: uniq("egress") });
+  const agent = await oc.agents.create({
+    name: uniq("egress"), prompt: "You reach the network.", model: "anthropic/claude-test-1", credential: cred.id,
+  });
+  // The allowlist is a Kubernetes-side field of the Agent: set it as a platform team would.
+  kubectl("patch", "agent", objectName(agent.id), "-n", "default", "--type", "merge",
+    "-p", JSON.stringify({ spec: { egress: { allow: [`localhost:${allowed}`] } } }));
+  const via = (port) => `curl -sS -m 5 -p -x "$HTTPS_PROXY" --noproxy '' http://localhost:${port}/ 2>&1 || echo FAILED-${port}`;
+  const probe = `${via(allowed)}; ${via(other)}`;
+  const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:bash:${hex(probe)}]] probe` });
+  const said = answers(await streamUntilCompleted(s, 1, 120000))[0];
+  assert.match(said, /REACHED-ALLOWED$/m, said);
+  assert.match(said, new RegExp(`FAILED-${other}`), said);
+  assert.match(said, /403/, "the proxy refused the other host");
+  assert.doesNotMatch(said, /REACHED-OTHER/);
+  assert.equal(connections.other, 0, "nothing reached the host that is not on the list");
+  assert.ok(connections.allowed >= 1);
+  await s.archive();
+});
+
 /** Every regular file below `dir` (as root sees it). */
 function filesBelow(dir) {
   const out = [];

@@ -19,6 +19,7 @@ use sealpod_resources::proxy_config::{ProxyConfig, ResolveKey, ResolveTarget};
 use sealpod_resources::secret::{SealedToken, Secret};
 use sealpod_resources::session::AgentSnapshot;
 
+mod bridges;
 mod network_policy;
 mod pod;
 pub mod pool;
@@ -82,6 +83,8 @@ pub struct Settings {
     pub proxy_resolve: Vec<ProxyResolve>,
     /// Extra upstream roots of every proxy (`--upstream-ca-file`): the PEM text, checked at start.
     pub upstream_ca: Option<String>,
+    /// Whether pods get egress bridges (`--bridge-egress`, see [`bridges`]).
+    pub bridge_egress: bool,
 }
 
 /// One resolver override of the proxy: `key` resolves to `target` (before DNS).
@@ -334,6 +337,7 @@ pub(crate) mod fixture {
             workspace_storage_class: None,
             proxy_resolve: Vec::new(),
             upstream_ca: None,
+            bridge_egress: false,
         }
     }
 

@@ -15,6 +15,7 @@ use sealpod_resources::credential::provider_env_var;
 use sealpod_resources::runtime_token::{RUNTIME_SECRET_SESSION_ENTRY, RUNTIME_SECRET_TOKEN_ENTRY};
 use sealpod_resources::{agent, labels};
 
+use super::bridges;
 use super::proxy_config::{CA_DIR, CA_FILE, PROXY_DIR};
 use super::{
     PROXY_CONFIG_ENTRY, RUNTIME_SEALED_TOKEN_ENTRY, SessionPlan, Settings, child_meta,
@@ -307,8 +308,15 @@ fn workspace_volume(plan: &SessionPlan, settings: &Settings) -> Volume {
 
 /// The sandbox Pod of a session.
 pub fn sandbox_pod(plan: &SessionPlan, settings: &Settings) -> Pod {
+    let mut metadata = child_meta(plan, plan.pod.clone(), labels::COMPONENT_SANDBOX);
+    if let Some(bridges) = bridges::annotation(&bridges::egress_bridges(plan, settings)) {
+        metadata.annotations = Some(BTreeMap::from([(
+            labels::EGRESS_BRIDGES_ANNOTATION.to_owned(),
+            bridges,
+        )]));
+    }
     Pod {
-        metadata: child_meta(plan, plan.pod.clone(), labels::COMPONENT_SANDBOX),
+        metadata,
         spec: Some(PodSpec {
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),

@@ -5,6 +5,7 @@
 //! that lives in its own entry, named by `value_file`, so rotation rewrites one file.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -13,6 +14,7 @@ use sealpod_resources::proxy_config::{
     CredentialConfig, EventsConfig, HeaderSlot, Mode, ProxyConfig,
 };
 
+use super::bridges::{EgressBridge, egress_bridges};
 use super::{SessionPlan, Settings};
 
 /// Directory the proxy Secret is mounted at, in the proxy container only.
@@ -32,6 +34,7 @@ pub fn proxy_config(plan: &SessionPlan, settings: &Settings) -> ProxyConfig {
         "{}:{}",
         settings.runtime_api_host, settings.runtime_api_port
     ));
+    let bridges = egress_bridges(plan, settings);
     let mut deny: Vec<String> = settings.pod_cidrs.iter().map(ToString::to_string).collect();
     deny.extend(settings.service_cidrs.iter().map(ToString::to_string));
     ProxyConfig {
@@ -44,7 +47,7 @@ pub fn proxy_config(plan: &SessionPlan, settings: &Settings) -> ProxyConfig {
         },
         allow: allow.into_iter().collect(),
         deny_cidrs: deny,
-        allow_cidrs: allow_cidrs(settings),
+        allow_cidrs: allow_cidrs(settings, &bridges),
         credentials: vec![CredentialConfig {
             sealed: plan.credential.sealed.expose().to_owned(),
             // Relative: the sidecar reads them next to the configuration, in the same Secret.
@@ -69,7 +72,7 @@ pub fn proxy_config(plan: &SessionPlan, settings: &Settings) -> ProxyConfig {
                 settings.runtime_api_url
             )),
         }),
-        resolve: resolve(settings),
+        resolve: resolve(settings, &bridges),
         extra_roots: settings
             .upstream_ca
             .iter()
@@ -78,17 +81,19 @@ pub fn proxy_config(plan: &SessionPlan, settings: &Settings) -> ProxyConfig {
     }
 }
 
-/// The runtime API's networks, then a host route for each resolver override's address: the
-/// proxy checks overridden addresses like any DNS answer, so a private or loopback address the
-/// operator chose must be exempted or the override could never be dialled.
-fn allow_cidrs(settings: &Settings) -> Vec<String> {
+/// The runtime API's networks, then a host route for each resolver override's address and each
+/// egress bridge's: the proxy checks overridden addresses like any DNS answer, so a private or
+/// loopback address the operator chose must be exempted or the override could never be dialled.
+fn allow_cidrs(settings: &Settings, bridges: &[EgressBridge]) -> Vec<String> {
     let mut cidrs: Vec<String> = settings
         .runtime_api_cidrs
         .iter()
         .map(ToString::to_string)
         .collect();
-    for r in &settings.proxy_resolve {
-        let host = IpNet::from(r.ip()).to_string();
+    let overrides = settings.proxy_resolve.iter().map(|r| r.ip());
+    let bridged = bridges.iter().map(|b| IpAddr::V4(*b.inside.ip()));
+    for ip in overrides.chain(bridged) {
+        let host = IpNet::from(ip).to_string();
         if !cidrs.contains(&host) {
             cidrs.push(host);
         }
@@ -96,12 +101,19 @@ fn allow_cidrs(settings: &Settings) -> Vec<String> {
     cidrs
 }
 
-/// The resolver overrides: entries for the same key keep the order they were given in.
-fn resolve(settings: &Settings) -> BTreeMap<String, Vec<String>> {
+/// The resolver overrides, then each egress bridge as the address of its `host:port`: entries
+/// for the same key keep the order they were given in.
+fn resolve(settings: &Settings, bridges: &[EgressBridge]) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in &settings.proxy_resolve {
-        let targets = map.entry(r.key_text()).or_default();
-        let target = r.target_text();
+    let overrides = settings
+        .proxy_resolve
+        .iter()
+        .map(|r| (r.key_text(), r.target_text()));
+    let bridged = bridges
+        .iter()
+        .map(|b| (format!("{}:{}", b.host, b.port), b.inside.to_string()));
+    for (key, target) in overrides.chain(bridged) {
+        let targets = map.entry(key).or_default();
         if !targets.contains(&target) {
             targets.push(target);
         }

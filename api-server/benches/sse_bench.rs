@@ -222,7 +222,7 @@ impl Target {
         let text = sent_ns.to_string();
         match (self.runtime, &self.token_key) {
             (Some(rt), Some(key)) => {
-                let token = key.mint(Scope::Runtime, NS, &session.replace('_', "-"));
+                let token = key.mint(Scope::Runtime, NS, &session.replace('_', "-"), "");
                 let id = format!("b{}", rand::rng().random::<u64>());
                 let body = json!({"events": [{"client_id": id, "type": "agent.message", "level": "user", "body": {"text": text}}]});
                 let (s, v) = http(

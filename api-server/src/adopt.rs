@@ -9,6 +9,12 @@
 //! at start, whatever was applied while the server was down) and on demand when a read, a steer
 //! or a runtime claim misses the store, so nothing waits on the watch.
 //!
+//! Each row records the uid of its object (the API's create once the object exists; adoption
+//! with the row; the watch for rows written before). An object whose uid is not the one its row
+//! recorded was deleted and applied again under the same name: a new session. The old row is
+//! retired ([`crate::store::Store::retire_session`]: archived, with its history, under an id of
+//! its own) and the new object adopted as above.
+//!
 //! Race-freedom: the API's own create writes its row before it creates the object, so an object
 //! the API created is always known by the time anyone can see it; and the row is inserted with
 //! `ON CONFLICT DO NOTHING`, the input appended only by the insert that took, so two adopters
@@ -95,6 +101,12 @@ pub async fn session(state: &AppState, ns: &str, id: &str) -> ApiResult<Option<S
     if !serves(state, ns) {
         return Ok(None);
     }
+    current(state, ns, id).await
+}
+
+/// The session `id` of `ns` as of its current object: adopted (retiring the row of an earlier
+/// object of the same name) when the object is not the row's. `None`: no such session.
+pub async fn current(state: &AppState, ns: &str, id: &str) -> ApiResult<Option<SessionRow>> {
     let Ok(name) = id_to_object_name(id) else {
         return Ok(None);
     };
@@ -143,10 +155,28 @@ async fn adopt_inner(
         return Ok(Adoption::Refused(Refusal::NotAnId(name.to_owned())));
     };
     let id = id.to_string();
+    let deleting = object.metadata.deletion_timestamp.is_some();
     if let Some(row) = state.store().get_session(ns, &id).await? {
-        return Ok(Adoption::Known(row));
+        let uid = object.uid();
+        match (&row.object_uid, uid) {
+            (Some(recorded), Some(uid)) if *recorded != uid && !deleting => {
+                let retired = state.store().retire_session(ns, &id, recorded).await?;
+                if let Some(retired) = retired {
+                    state.metrics().retired();
+                    tracing::info!(
+                        namespace = %ns, session = %id, %retired,
+                        "session object replaced: the earlier session's history is archived under its own id"
+                    );
+                }
+            }
+            (None, Some(uid)) if !deleting => {
+                state.store().record_object_uid(&id, &uid).await?;
+                return Ok(Adoption::Known(row));
+            }
+            _ => return Ok(Adoption::Known(row)),
+        }
     }
-    if object.metadata.deletion_timestamp.is_some() {
+    if deleting {
         return Ok(Adoption::Refused(Refusal::Deleting));
     }
     let spec = &object.spec;
@@ -216,6 +246,7 @@ async fn adopt_inner(
         status,
         hibernated: spec.desired_state == DesiredState::Hibernated,
         created_unix: created_unix(object),
+        object_uid: object.uid(),
     };
     match state.store().adopt_session(adopted, input).await? {
         Some(row) => Ok(Adoption::Adopted(row)),

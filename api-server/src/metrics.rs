@@ -14,6 +14,7 @@ pub struct Metrics {
     sse_streams_total: AtomicU64,
     sessions_adopted: AtomicU64,
     sessions_refused: AtomicU64,
+    sessions_retired: AtomicU64,
     long_polls: AtomicI64,
     schedule_runs: [AtomicU64; 3],
 }
@@ -43,6 +44,11 @@ impl Metrics {
     /// A Session object was adopted (its store row written from the object).
     pub fn adopted(&self) {
         self.sessions_adopted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A session's row was retired: its object was replaced by another of the same name.
+    pub fn retired(&self) {
+        self.sessions_retired.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A Session object of a served namespace could not be adopted.
@@ -132,6 +138,13 @@ impl Metrics {
             "Session objects that could not be adopted.",
             Kind::Counter,
             get(&self.sessions_refused),
+        )
+        .single(
+            "sealpod_api_server_sessions_retired_total",
+            "Sessions retired because their Session object was deleted and applied again under \
+             the same name.",
+            Kind::Counter,
+            get(&self.sessions_retired),
         )
         .single(
             "sealpod_api_server_long_polls",

@@ -49,6 +49,8 @@ pub(crate) struct RuntimeCaller {
     scope: Scope,
     namespace: String,
     session: String,
+    /// The Session object the token was minted for (`None`: an older token, any object).
+    object_uid: Option<String>,
 }
 
 impl FromRequestParts<AppState> for RuntimeCaller {
@@ -69,7 +71,7 @@ impl FromRequestParts<AppState> for RuntimeCaller {
             .map_err(|_| ApiError::Unauthorized("invalid runtime token"))?;
         if state
             .store()
-            .runtime_tokens_revoked(&claims.namespace, &session)
+            .runtime_tokens_revoked(&claims.namespace, &session, claims.object_uid.as_deref())
             .await?
         {
             return Err(ApiError::Unauthorized("runtime token revoked"));
@@ -78,6 +80,7 @@ impl FromRequestParts<AppState> for RuntimeCaller {
             scope: claims.scope,
             namespace: claims.namespace,
             session,
+            object_uid: claims.object_uid,
         })
     }
 }
@@ -100,10 +103,25 @@ impl RuntimeCaller {
     }
 
     /// The caller's session; a Session applied with kubectl is adopted here on first contact.
+    /// A token of another Session object than the row's reaches it only when its object is the
+    /// current one (applied again under the same name, not yet seen by the watch: adopted now);
+    /// the token of a deleted object reaches nothing.
     async fn row(&self, state: &AppState) -> ApiResult<SessionRow> {
-        crate::adopt::session(state, &self.namespace, &self.session)
+        let row = crate::adopt::session(state, &self.namespace, &self.session)
             .await?
-            .ok_or(ApiError::NotFound("session"))
+            .ok_or(ApiError::NotFound("session"))?;
+        let (Some(mine), Some(recorded)) = (&self.object_uid, &row.object_uid) else {
+            return Ok(row);
+        };
+        if mine == recorded {
+            return Ok(row);
+        }
+        match crate::adopt::current(state, &self.namespace, &self.session).await? {
+            Some(row) if row.object_uid.as_ref() == Some(mine) => Ok(row),
+            _ => Err(ApiError::Unauthorized(
+                "runtime token of a deleted Session object",
+            )),
+        }
     }
 }
 
@@ -390,7 +408,11 @@ async fn egress_gate(
 async fn revoke(State(state): State<AppState>, caller: RuntimeCaller) -> ApiResult<Json<Revoked>> {
     state
         .store()
-        .revoke_runtime_tokens(&caller.namespace, &caller.session)
+        .revoke_runtime_tokens(
+            &caller.namespace,
+            &caller.session,
+            caller.object_uid.as_deref(),
+        )
         .await?;
     Ok(Json(Revoked { revoked: true }))
 }

@@ -51,6 +51,9 @@ pub(crate) struct StreamParams {
     pub namespace: String,
     /// `ses_…`
     pub session: String,
+    /// The row the stream follows (`SessionRow::n`): a row of the same id with another `n` is a
+    /// later session under the name (the followed one was retired), and ends the stream.
+    pub row: i64,
     /// Resume after this seq.
     pub cursor: i64,
     /// Filters.
@@ -205,6 +208,11 @@ impl StreamState {
                     Box::pin(self.p.store.get_session(&self.p.namespace, &self.p.session)).await
                 };
                 match row {
+                    // Gone, or retired and followed by another session under the id.
+                    Ok(found) if found.as_ref().is_none_or(|row| row.n != self.p.row) => {
+                        self.done = true;
+                        return None;
+                    }
                     Ok(Some(row)) if row.status == sealpod_resources::session::Phase::Archived => {
                         if self.p.cursor >= row.head {
                             self.done = true;
@@ -213,10 +221,7 @@ impl StreamState {
                         self.caught_up = false;
                         continue;
                     }
-                    Ok(None) => {
-                        self.done = true;
-                        return None;
-                    }
+
                     _ => {}
                 }
             }

@@ -161,9 +161,15 @@ pub(crate) async fn start_session(
                     desired_state: DesiredState::Running,
                 },
             );
-            if let Err(e) = state.cluster().create_session(&ns, &session).await {
-                let _ = state.store().forget_session(&row.id).await;
-                return Err(e.into());
+            let created = match state.cluster().create_session(&ns, &session).await {
+                Ok(created) => created,
+                Err(e) => {
+                    let _ = state.store().forget_session(&row.id).await;
+                    return Err(e.into());
+                }
+            };
+            if let Some(uid) = created.uid() {
+                state.store().record_object_uid(&row.id, &uid).await?;
             }
             state.sync().mark(&ns, &row.id);
             (StatusCode::CREATED, row)

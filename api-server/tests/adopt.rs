@@ -471,3 +471,169 @@ async fn a_pinned_snapshot_is_what_the_adopted_session_runs() {
     assert_eq!(s, StatusCode::OK, "{info}");
     assert_eq!(info["prompt"], "then");
 }
+
+/// The first event's text of a session's log.
+async fn first_text(env: &Env, id: &str) -> Value {
+    events(env, id).await.first().expect("an event")["body"]["text"].clone()
+}
+
+#[tokio::test]
+async fn a_session_applied_again_under_its_name_is_a_new_session_and_the_old_is_archived() {
+    let env = Env::start().await;
+    let agent = env.agent("again").await;
+    let agent_name = id_to_object_name(&agent).expect("name");
+    let objects: Api<Session> = Api::namespaced(env.cluster.client(), TENANT_A);
+    let first = apply_session(
+        &env,
+        TENANT_A,
+        "ses-again",
+        &agent_name,
+        json!({"key": "pr-7"}),
+    )
+    .await;
+    let first_uid = first.metadata.uid.clone().expect("uid");
+    let old_token = env.runtime_token_of(TENANT_A, "ses_again", Scope::Runtime, &first_uid);
+    let (s, turn) = env
+        .rt(
+            &old_token,
+            "POST",
+            "/claim",
+            Some(json!({"wait_seconds": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{turn}");
+    let (s, _) = env
+        .call(
+            "POST",
+            "/v3/sessions/ses_again/messages",
+            Some(&env.key_a),
+            Some(json!({"text": "more"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let old_log = events(&env, "ses_again").await;
+    assert_eq!(old_log.len(), 3, "input, turn.started, steer: {old_log:?}");
+
+    // Deleted as kubectl does (its finalizer revokes the object's tokens first), then applied
+    // again under the same name.
+    let (s, revoked) = env.rt(&old_token, "POST", "/revoke", None).await;
+    assert_eq!(s, StatusCode::OK, "{revoked}");
+    objects
+        .delete("ses-again", &Default::default())
+        .await
+        .expect("delete");
+    let second = apply_session(
+        &env,
+        TENANT_A,
+        "ses-again",
+        &agent_name,
+        json!({"input": {"text": "Second life"}, "key": "pr-7"}),
+    )
+    .await;
+    let second_uid = second.metadata.uid.clone().expect("uid");
+    assert_ne!(first_uid, second_uid);
+
+    // The watch adopts it as a new session, from seq 1.
+    until(
+        "the new session adopted",
+        Duration::from_secs(20),
+        || async { (first_text(&env, "ses_again").await == "Second life").then_some(()) },
+    )
+    .await
+    .expect("the name holds the new session");
+    let (s, session) = env
+        .call("GET", "/v3/sessions/ses_again", Some(&env.key_a), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{session}");
+    assert_eq!(session["status"], "queued", "{session}");
+    assert_eq!(session["head"], 1);
+    assert_eq!(
+        session["key"], "pr-7",
+        "the routing key passed to the new session"
+    );
+
+    // The old history, archived under an id of its own, whole.
+    let retired = sealpod_api_server::store::retired_id("ses_again", &first_uid);
+    let (s, old) = env
+        .call(
+            "GET",
+            &format!("/v3/sessions/{retired}"),
+            Some(&env.key_a),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{old}");
+    assert_eq!(old["status"], "archived");
+    let moved = events(&env, &retired).await;
+    let ids = |log: &[Value]| log.iter().map(|e| e["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&moved), ids(&old_log), "every event moved, in order");
+    assert!(
+        moved.iter().all(|e| e["session"] == retired.as_str()),
+        "{moved:?}"
+    );
+
+    // The deleted object's tokens reach nothing; the new object's reach the new session.
+    let (s, _) = env
+        .rt(
+            &old_token,
+            "POST",
+            "/claim",
+            Some(json!({"wait_seconds": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let new_token = env.runtime_token_of(TENANT_A, "ses_again", Scope::Runtime, &second_uid);
+    let (s, turn) = env
+        .rt(
+            &new_token,
+            "POST",
+            "/claim",
+            Some(json!({"wait_seconds": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{turn}");
+    assert_eq!(turn["inputs"][0]["body"]["text"], "Second life", "{turn}");
+
+    // A runtime that comes first (before the watch) adopts the new object itself.
+    objects
+        .delete("ses-again", &Default::default())
+        .await
+        .expect("delete");
+    let third = apply_session(
+        &env,
+        TENANT_A,
+        "ses-again",
+        &agent_name,
+        json!({"input": {"text": "Third life"}}),
+    )
+    .await;
+    let third_token = env.runtime_token_of(
+        TENANT_A,
+        "ses_again",
+        Scope::Runtime,
+        &third.metadata.uid.clone().expect("uid"),
+    );
+    let (s, turn) = env
+        .rt(
+            &third_token,
+            "POST",
+            "/claim",
+            Some(json!({"wait_seconds": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{turn}");
+    assert_eq!(turn["inputs"][0]["body"]["text"], "Third life", "{turn}");
+    let (s, second_old) = env
+        .call(
+            "GET",
+            &format!(
+                "/v3/sessions/{}",
+                sealpod_api_server::store::retired_id("ses_again", &second_uid)
+            ),
+            Some(&env.key_a),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{second_old}");
+    assert_eq!(second_old["status"], "archived");
+}

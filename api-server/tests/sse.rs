@@ -8,7 +8,7 @@ mod common;
 use std::future::IntoFuture as _;
 use std::time::Duration;
 
-use common::{Env, Options};
+use common::{Env, Options, TENANT_A};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -278,6 +278,62 @@ async fn replay_tail_resume_and_filters() {
     assert!(late.frame(&mut t4).await.is_none());
     let _ = env.shutdown.send(true);
     served.task.await.expect("server ended");
+}
+
+#[tokio::test]
+async fn the_stream_of_a_retired_session_ends() {
+    let env = Env::start_with(Options {
+        ping: Duration::from_millis(200),
+        ..Options::default()
+    })
+    .await;
+    let served = serve(&env).await;
+    let agent = env.agent("retired").await;
+    let (id, token) = env.session(&agent, "hello").await;
+    let store = env.state.store();
+    let uid = store
+        .get_session(TENANT_A, &id)
+        .await
+        .expect("read")
+        .and_then(|row| row.object_uid)
+        .expect("the create recorded its object");
+    let mut client = Client::open(
+        served.addr,
+        &format!("/v3/sessions/{id}/events?stream=sse&token={token}"),
+        &[],
+    )
+    .await;
+    let mut text = String::new();
+    let (first, _) = client.events(&mut text, 1).await;
+    assert_eq!(first[0].0, 1);
+    // Its object replaced by another of the same name: the row moves away.
+    let retired = store
+        .retire_session(TENANT_A, &id, &uid)
+        .await
+        .expect("retire")
+        .expect("retired now");
+    assert_eq!(retired, sealpod_api_server::store::retired_id(&id, &uid));
+    let mut ended = false;
+    for _ in 0..50 {
+        match client.frame(&mut text).await {
+            None => {
+                ended = true;
+                break;
+            }
+            Some(f) => assert_eq!(f, ": ping"),
+        }
+    }
+    assert!(ended, "the stream of the retired session ended");
+    assert!(
+        store
+            .retire_session(TENANT_A, &id, &uid)
+            .await
+            .expect("retire")
+            .is_none(),
+        "retired once"
+    );
+    let _ = env.shutdown.send(true);
+    let _ = served.task.await;
 }
 
 #[tokio::test]

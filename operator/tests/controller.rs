@@ -18,7 +18,9 @@ use kube::{Api, ResourceExt};
 use sealpod_operator::build;
 use sealpod_resources::conditions::{self, ConditionStatus, reasons};
 use sealpod_resources::labels;
-use sealpod_resources::runtime_token::RUNTIME_SECRET_TOKEN_ENTRY;
+use sealpod_resources::runtime_token::{
+    PROXY_SECRET_EVENTS_TOKEN_ENTRY, RUNTIME_SECRET_TOKEN_ENTRY,
+};
 use sealpod_resources::secret::is_sealed_token;
 use sealpod_resources::{Agent, Credential, Session};
 use serde_json::{Value, json};
@@ -686,7 +688,7 @@ async fn deleting_a_session_revokes_its_tokens_and_collects_everything() {
     op.stop().await.expect("stop");
 }
 
-/// The `runtime:<namespace>:<session>` part of a runtime token's payload (its nonce cut).
+/// A runtime token's payload without its nonce: `runtime:<namespace>:<session>:<object uid>`.
 fn session_of(token: &str) -> String {
     use base64::Engine as _;
     let payload = token
@@ -697,7 +699,57 @@ fn session_of(token: &str) -> String {
         .decode(payload)
         .expect("base64");
     let text = String::from_utf8(decoded).expect("utf8");
-    text.rsplit_once(':').expect("a nonce").0.to_owned()
+    let mut parts: Vec<&str> = text.split(':').collect();
+    assert_eq!(parts.len(), 5, "{text}");
+    parts.remove(3);
+    parts.join(":")
+}
+
+#[tokio::test]
+async fn a_session_applied_again_under_its_name_keeps_nothing_of_the_old_ones_secrets() {
+    let h = Harness::new().await;
+    let op = h.operator("replica-a", &[]).await;
+    setup(&h).await;
+    // The Secrets of a deleted Session of the same name, not yet collected (garbage collection
+    // runs after the deletion on a real cluster): owned by an object that is gone.
+    for (suffix, entry) in [
+        ("runtime", RUNTIME_SECRET_TOKEN_ENTRY),
+        ("proxy", PROXY_SECRET_EVENTS_TOKEN_ENTRY),
+    ] {
+        let _: Secret = h
+            .create(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": format!("ses-again-{suffix}"), "ownerReferences": [{
+                    "apiVersion": "sealpod.dev/v1alpha1", "kind": "Session", "name": "ses-again",
+                    "uid": "6f9c0d3e-0000-4000-8000-00000000dead"}]},
+                "stringData": {entry: "sprt_stale.token"}
+            }))
+            .await;
+    }
+    let session = new_session(&h, "ses-again").await;
+    let uid = session.metadata.uid.clone().expect("uid");
+    let secrets: Api<Secret> = api(&h);
+    for (suffix, entry) in [
+        ("runtime", RUNTIME_SECRET_TOKEN_ENTRY),
+        ("proxy", PROXY_SECRET_EVENTS_TOKEN_ENTRY),
+    ] {
+        let name = format!("ses-again-{suffix}");
+        let token = eventually("the secret rewritten for the new session", || {
+            let (secrets, name) = (secrets.clone(), name.clone());
+            async move {
+                let secret = secrets.get_opt(&name).await.ok().flatten()?;
+                let token = data(&secret, entry);
+                (token != "sprt_stale.token").then_some(token)
+            }
+        })
+        .await;
+        assert!(
+            session_of(&token).ends_with(&format!(":ses-again:{uid}")),
+            "minted for the new object: {}",
+            session_of(&token)
+        );
+    }
+    op.stop().await.expect("stop");
 }
 
 /// Deleting the tenant namespace deletes its Sessions (the namespace controller), which the

@@ -2,11 +2,14 @@
 //! egress-event sink (scope `proxy`) present to the API server's runtime API.
 //!
 //! A token is `sprt_<payload>.<mac>` where the payload is base64url of
-//! `<scope>:<namespace>:<session object name>:<nonce>` and the MAC is HMAC-SHA256 under the
-//! cluster's runtime-token key (a Secret the operator creates on first start and the API server
-//! reads). The operator mints tokens into each session's runtime Secret; the API server verifies
-//! them without a lookup and checks its revocation list (the operator revokes a session's tokens
-//! when the Session is deleted). A token reaches only its own session and scope.
+//! `<scope>:<namespace>:<session object name>:<nonce>:<session object uid>` and the MAC is
+//! HMAC-SHA256 under the cluster's runtime-token key (a Secret the operator creates on first
+//! start and the API server reads). The operator mints tokens into each session's runtime Secret;
+//! the API server verifies them without a lookup and checks its revocation list (the operator
+//! revokes a session's tokens when the Session is deleted). A token reaches only its own session
+//! and scope, and only the Session object it was minted for: a Session deleted and applied again
+//! under the same name is another object, which the old tokens do not reach. Tokens minted
+//! before the uid was part of them (four parts) still verify, without a uid.
 //!
 //! Tokens are [`Secret`]s: never logged or returned.
 
@@ -74,8 +77,10 @@ pub struct TokenClaims {
     pub namespace: String,
     /// Object name of the session.
     pub session: String,
-    /// Random per mint; the revocation list holds these.
+    /// Random per mint.
     pub nonce: String,
+    /// The Session object's `metadata.uid` (`None` in tokens minted before it was recorded).
+    pub object_uid: Option<String>,
 }
 
 /// Why a token was refused. Deliberately coarse: the caller answers 401 for all of them.
@@ -116,11 +121,14 @@ impl TokenKey {
         mac
     }
 
-    /// Mints a token for one session and scope.
-    pub fn mint(&self, scope: Scope, namespace: &str, session: &str) -> Secret {
+    /// Mints a token for one scope of the Session object `session` (its name) whose uid is
+    /// `object_uid`.
+    pub fn mint(&self, scope: Scope, namespace: &str, session: &str, object_uid: &str) -> Secret {
         let nonce = random_hex(12);
-        let payload =
-            URL_SAFE_NO_PAD.encode(format!("{}:{namespace}:{session}:{nonce}", scope.as_str()));
+        let payload = URL_SAFE_NO_PAD.encode(format!(
+            "{}:{namespace}:{session}:{nonce}:{object_uid}",
+            scope.as_str()
+        ));
         let tag = URL_SAFE_NO_PAD.encode(self.mac(&payload).finalize().into_bytes());
         Secret::new(format!("{RUNTIME_TOKEN_PREFIX}{payload}.{tag}"))
     }
@@ -142,7 +150,8 @@ impl TokenKey {
             .map_err(|_| TokenError::Malformed)?;
         let decoded = String::from_utf8(decoded).map_err(|_| TokenError::Malformed)?;
         let mut parts = decoded.split(':');
-        let (Some(scope), Some(namespace), Some(session), Some(nonce), None) = (
+        let (Some(scope), Some(namespace), Some(session), Some(nonce), object_uid, None) = (
+            parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
@@ -156,6 +165,7 @@ impl TokenKey {
             namespace: namespace.to_owned(),
             session: session.to_owned(),
             nonce: nonce.to_owned(),
+            object_uid: object_uid.filter(|u| !u.is_empty()).map(str::to_owned),
         })
     }
 }
@@ -167,16 +177,17 @@ mod tests {
     #[test]
     fn minted_tokens_verify_to_their_claims_only() {
         let key = TokenKey::generate();
-        let token = key.mint(Scope::Runtime, "tenant-a", "ses-abc");
+        let token = key.mint(Scope::Runtime, "tenant-a", "ses-abc", "uid-1");
         assert_eq!(format!("{token:?}"), "[redacted]");
         let claims = key.verify(token.expose()).expect("verifies");
         assert_eq!(claims.scope, Scope::Runtime);
         assert_eq!(claims.namespace, "tenant-a");
         assert_eq!(claims.session, "ses-abc");
-        let again = key.mint(Scope::Runtime, "tenant-a", "ses-abc");
+        assert_eq!(claims.object_uid.as_deref(), Some("uid-1"));
+        let again = key.mint(Scope::Runtime, "tenant-a", "ses-abc", "uid-1");
         assert_ne!(key.verify(again.expose()).expect("ok").nonce, claims.nonce);
 
-        let proxy = key.mint(Scope::Proxy, "tenant-a", "ses-abc");
+        let proxy = key.mint(Scope::Proxy, "tenant-a", "ses-abc", "uid-1");
         assert_eq!(key.verify(proxy.expose()).expect("ok").scope, Scope::Proxy);
     }
 
@@ -184,7 +195,7 @@ mod tests {
     fn forged_or_foreign_tokens_are_refused() {
         let key = TokenKey::generate();
         let other = TokenKey::generate();
-        let token = key.mint(Scope::Runtime, "tenant-a", "ses-abc");
+        let token = key.mint(Scope::Runtime, "tenant-a", "ses-abc", "uid-1");
         assert_eq!(other.verify(token.expose()), Err(TokenError::BadSignature));
 
         // Re-pointing the payload at another session breaks the MAC.
@@ -201,5 +212,26 @@ mod tests {
             assert!(key.verify(bad).is_err(), "{bad}");
         }
         assert!(TokenKey::from_bytes(b"short").is_none());
+    }
+
+    #[test]
+    fn tokens_minted_before_the_uid_verify_without_one() {
+        let key = TokenKey::generate();
+        let sign = |text: &str| {
+            let payload = URL_SAFE_NO_PAD.encode(text);
+            let tag = URL_SAFE_NO_PAD.encode(key.mac(&payload).finalize().into_bytes());
+            format!("{RUNTIME_TOKEN_PREFIX}{payload}.{tag}")
+        };
+        let legacy = key
+            .verify(&sign("runtime:tenant-a:ses-abc:0123"))
+            .expect("four parts verify");
+        assert_eq!(legacy.object_uid, None);
+        assert_eq!(legacy.session, "ses-abc");
+        for bad in [
+            "runtime:tenant-a:ses-abc",
+            "runtime:a:ses-abc:0123:uid:more",
+        ] {
+            assert_eq!(key.verify(&sign(bad)), Err(TokenError::Malformed), "{bad}");
+        }
     }
 }

@@ -121,6 +121,7 @@ async fn events(
         store: state.store().clone(),
         namespace: ns,
         session: id,
+        row: row.n,
         cursor,
         filter,
         shutdown: state.shutdown(),

@@ -344,11 +344,15 @@ impl Store {
         row.as_ref().map(row_to_event).transpose()
     }
 
-    /// Another replica changed a session: pull its new events into the local hub, or wake the
-    /// session's control waiters.
+    /// Another replica changed a session: pull its new events into the local hub, wake the
+    /// session's control waiters, or drop the tail of a retired one.
     pub async fn remote_change(&self, session: &str, what: &str) {
         if what == "ctl" {
             self.hub.signal(session);
+            return;
+        }
+        if what == super::incarnations::RETIRED {
+            self.hub.forget(session);
             return;
         }
         let Ok(seq) = what.parse::<i64>() else { return };

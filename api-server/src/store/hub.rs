@@ -189,6 +189,19 @@ impl Hub {
         }
     }
 
+    /// Drops the tail of a session whose row was retired (its Session object is gone and another
+    /// holds the name): its readers are woken to find the row is no longer theirs, and the next
+    /// reader of the id gets a new tail, from seq 1.
+    pub fn forget(&self, session: &str) {
+        let removed = {
+            let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+            tails.remove(session).and_then(|t| t.upgrade())
+        };
+        if let Some(tail) = removed {
+            tail.ctl.send_modify(|v| *v += 1);
+        }
+    }
+
     /// When a local tail exists and has not seen `seq`, the seq after which to fetch.
     pub fn wants(&self, session: &str, seq: i64) -> Option<i64> {
         let tail = self.existing(session)?;

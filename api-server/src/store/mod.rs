@@ -10,6 +10,7 @@
 
 mod events;
 pub mod hub;
+mod incarnations;
 pub mod large_body;
 pub mod outbox;
 pub mod postgres;
@@ -30,6 +31,7 @@ use hub::Hub;
 
 pub use events::{Draft, EventFilter, StoredEvent};
 pub(crate) use events::{level_code, level_column};
+pub use incarnations::retired_id;
 pub use schedules::{FireState, Outcome, RunRow};
 pub use sessions::{
     AdoptedSession, CreateOutcome, IdemKey, ListSessions, NewSession, SessionRow, SteerOutcome,

@@ -54,11 +54,14 @@ pub struct SessionRow {
     pub created_at: String,
     /// List order.
     pub n: i64,
+    /// The `metadata.uid` of the Session object the row belongs to, once the API server has
+    /// seen it (`None` before, and for rows written before it was recorded).
+    pub object_uid: Option<String>,
 }
 
 pub(crate) const SESSION_COLUMNS: &str = "n, id, namespace, agent_id, credential_id, snapshot, \
     limits, metadata, skey, status, head, input_cursor, last_turn, turns_started, usage, \
-    idle_timeout, hibernated, created_at";
+    idle_timeout, hibernated, created_at, object_uid";
 
 pub(crate) fn row_to_session(row: &AnyRow) -> StoreResult<SessionRow> {
     Ok(SessionRow {
@@ -80,6 +83,7 @@ pub(crate) fn row_to_session(row: &AnyRow) -> StoreResult<SessionRow> {
         hibernated: flag(row, "hibernated")?,
         created_at: column(row, "created_at")?,
         n: column(row, "n")?,
+        object_uid: column(row, "object_uid")?,
     })
 }
 
@@ -118,6 +122,8 @@ pub struct AdoptedSession {
     pub hibernated: bool,
     /// The object's creation time (Unix seconds).
     pub created_unix: i64,
+    /// The object's `metadata.uid`.
+    pub object_uid: Option<String>,
 }
 
 /// An idempotency claim: `(scope, key, request fingerprint)`.
@@ -338,6 +344,7 @@ impl Store {
             status,
             hibernated,
             created_unix,
+            object_uid,
         } = adopted;
         let mut w = self.begin().await?;
         let head = i64::from(input.is_some());
@@ -347,9 +354,9 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO sessions (id, namespace, agent_id, credential_id, snapshot, limits, \
              metadata, skey, status, head, input_cursor, last_turn, turns_started, usage, \
-             idle_timeout, last_activity, hibernated, created_at, created_unix) \
+             idle_timeout, last_activity, hibernated, created_at, created_unix, object_uid) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, NULL, 0, NULL, $11, $12, $13, \
-             $14, $15) ON CONFLICT (id) DO NOTHING",
+             $14, $15, $16) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&new.id)
         .bind(&new.namespace)
@@ -366,6 +373,7 @@ impl Store {
         .bind(i64::from(hibernated))
         .bind(created_at)
         .bind(created_unix)
+        .bind(object_uid)
         .execute(&mut *w.tx)
         .await
         .map_err(db("adopt session"))?;
@@ -565,7 +573,11 @@ impl Store {
         Ok(Some(row))
     }
 
-    async fn cancel_running_turn(&self, w: &mut WriteTx<'_>, row: &SessionRow) -> StoreResult<()> {
+    pub(super) async fn cancel_running_turn(
+        &self,
+        w: &mut WriteTx<'_>,
+        row: &SessionRow,
+    ) -> StoreResult<()> {
         if let Some(turn) = &row.last_turn
             && turn.state == TurnState::Running
         {

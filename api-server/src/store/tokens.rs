@@ -1,5 +1,5 @@
 //! Token revocations in the store: client tokens (per session, set when it is archived) and
-//! runtime tokens (per session, set by the operator before a Session goes away).
+//! runtime tokens (per Session object, set by the operator before a Session goes away).
 
 use super::{Store, StoreResult, column, db};
 
@@ -15,31 +15,43 @@ impl Store {
         row.map(|r| column(&r, "revoked_before")).transpose()
     }
 
-    /// Revokes every runtime token of a session.
-    pub async fn revoke_runtime_tokens(&self, namespace: &str, session: &str) -> StoreResult<()> {
+    /// Revokes every runtime token of a session's Session object (`object_uid`; `None` for a
+    /// token minted before tokens named their object: every token without a uid).
+    pub async fn revoke_runtime_tokens(
+        &self,
+        namespace: &str,
+        session: &str,
+        object_uid: Option<&str>,
+    ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO runtime_token_revocations (namespace, session) VALUES ($1, $2) \
-             ON CONFLICT (namespace, session) DO NOTHING",
+            "INSERT INTO runtime_revocations (namespace, session, object_uid) VALUES ($1, $2, $3) \
+             ON CONFLICT (namespace, session, object_uid) DO NOTHING",
         )
         .bind(namespace)
         .bind(session)
+        .bind(object_uid.unwrap_or_default())
         .execute(self.pool())
         .await
         .map_err(db("revoke runtime tokens"))?;
         Ok(())
     }
 
-    /// True when the session's runtime tokens were revoked.
+    /// True when the runtime tokens of the session's object `object_uid` were revoked. A token
+    /// without a uid is revoked by any revocation of the session, one with a uid by its own
+    /// object's or by one made without a uid.
     pub async fn runtime_tokens_revoked(
         &self,
         namespace: &str,
         session: &str,
+        object_uid: Option<&str>,
     ) -> StoreResult<bool> {
         let row = sqlx::query(
-            "SELECT 1 AS one FROM runtime_token_revocations WHERE namespace = $1 AND session = $2",
+            "SELECT 1 AS one FROM runtime_revocations WHERE namespace = $1 AND session = $2 \
+             AND ($3 = '' OR object_uid = '' OR object_uid = $3)",
         )
         .bind(namespace)
         .bind(session)
+        .bind(object_uid.unwrap_or_default())
         .fetch_optional(self.pool())
         .await
         .map_err(db("runtime token revocations"))?;

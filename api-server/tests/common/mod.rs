@@ -239,11 +239,24 @@ impl Env {
         (s, v)
     }
 
+    /// A token of the session that names no Session object (as tokens minted before the uid
+    /// was part of them): it reaches whichever object holds the name.
     pub fn runtime_token(&self, ns: &str, session_id: &str, scope: Scope) -> String {
+        self.runtime_token_of(ns, session_id, scope, "")
+    }
+
+    /// A token of the Session object whose uid is `object_uid`, as the operator mints them.
+    pub fn runtime_token_of(
+        &self,
+        ns: &str,
+        session_id: &str,
+        scope: Scope,
+        object_uid: &str,
+    ) -> String {
         let name = sealpod_resources::ids::id_to_object_name(session_id).expect("id");
         self.state
             .runtime_key()
-            .mint(scope, ns, &name)
+            .mint(scope, ns, &name, object_uid)
             .expose()
             .to_owned()
     }

@@ -36,12 +36,12 @@ pub(super) async fn cleanup(session: Arc<Session>, ctx: &Context) -> Result<Acti
         )))
         .await
         .map_err(Error::kube("get runtime secret"))?;
-    // Revocation covers every runtime token of the session, so any valid one will do: the
-    // session's own, or (its Secret already gone, e.g. the namespace is being deleted and took
+    // Revocation covers every runtime token of this Session object, so any valid one will do:
+    // the session's own, or (its Secret already gone, e.g. the namespace is being deleted and took
     // its Secrets first) a fresh one minted for the purpose.
     let token = entry(runtime.as_ref(), RUNTIME_SECRET_TOKEN_ENTRY)
         .map(SecretString::new)
-        .unwrap_or_else(|| ctx.token_key.mint(Scope::Runtime, &ns, &name));
+        .unwrap_or_else(|| ctx.token_key.mint(Scope::Runtime, &ns, &name, &uid));
     match revoke(ctx, &token).await {
         Ok(()) => {
             ctx.revokes

@@ -101,8 +101,9 @@ pub(super) async fn apply(session: Arc<Session>, ctx: &Context) -> Result<Action
     .await?;
 
     // build
-    let existing = Existing::get(ctx, &ns, &pod.name).await?;
-    let tokens = Tokens::kept_or_minted(&existing, &ctx.token_key, &ns, &name);
+    let uid = session.uid().unwrap_or_default();
+    let existing = Existing::get(ctx, &ns, &pod.name, &uid).await?;
+    let tokens = Tokens::kept_or_minted(&existing, &ctx.token_key, &ns, &name, &uid);
     let plan = session_plan(
         &session,
         snapshot,
@@ -175,14 +176,24 @@ async fn bind(
     Ok((cred, opened.value))
 }
 
-/// The session's two Secrets as they are now (None: not written yet).
+/// The session's two Secrets as they are now (None: not written yet, or another Session
+/// object's: a Session deleted and applied again under the same name finds the Secrets of the
+/// deleted one until garbage collection removes them, and must not keep their tokens). A warm
+/// pool pod's Secrets (owned by the Agent until the session first writes them) are kept.
 struct Existing {
     proxy: Option<Secret>,
     runtime: Option<Secret>,
 }
 
 impl Existing {
-    async fn get(ctx: &Context, ns: &str, name: &str) -> Result<Existing, Error> {
+    async fn get(ctx: &Context, ns: &str, name: &str, uid: &str) -> Result<Existing, Error> {
+        let ours = |secret: Option<Secret>| {
+            secret.filter(|s| {
+                s.owner_references()
+                    .iter()
+                    .all(|o| o.kind != "Session" || o.uid == uid)
+            })
+        };
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
         let proxy = secrets
             .get_opt(&build::proxy_secret_name(name))
@@ -192,7 +203,10 @@ impl Existing {
             .get_opt(&build::runtime_secret_name(name))
             .await
             .map_err(Error::kube("get runtime secret"))?;
-        Ok(Existing { proxy, runtime })
+        Ok(Existing {
+            proxy: ours(proxy),
+            runtime: ours(runtime),
+        })
     }
 }
 
@@ -218,7 +232,13 @@ impl Tokens {
 
     /// Tokens are random per session: the ones already written are kept so they stay stable;
     /// only missing (or unreadable) ones are made.
-    fn kept_or_minted(existing: &Existing, key: &TokenKey, ns: &str, name: &str) -> Tokens {
+    fn kept_or_minted(
+        existing: &Existing,
+        key: &TokenKey,
+        ns: &str,
+        name: &str,
+        uid: &str,
+    ) -> Tokens {
         let proxy = existing.proxy.as_ref();
         Tokens {
             sealed: entry(proxy, build::PROXY_CONFIG_ENTRY)
@@ -227,10 +247,10 @@ impl Tokens {
                 .unwrap_or_else(SealedToken::generate),
             events: entry(proxy, PROXY_SECRET_EVENTS_TOKEN_ENTRY)
                 .map(SecretString::new)
-                .unwrap_or_else(|| key.mint(Scope::Proxy, ns, name)),
+                .unwrap_or_else(|| key.mint(Scope::Proxy, ns, name, uid)),
             runtime: entry(existing.runtime.as_ref(), RUNTIME_SECRET_TOKEN_ENTRY)
                 .map(SecretString::new)
-                .unwrap_or_else(|| key.mint(Scope::Runtime, ns, name)),
+                .unwrap_or_else(|| key.mint(Scope::Runtime, ns, name, uid)),
         }
     }
 }

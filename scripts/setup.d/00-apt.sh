@@ -1,5 +1,4 @@
-# Debian packages the tests need (see scripts/apt.sh).
+# Debian packages the tests need: those of local mode (scripts/setup-local, which checks each
+# program first).
 set -euo pipefail
-# shellcheck source=/dev/null
-. "$(dirname "$0")/../apt.sh"
-apt_ensure nftables iproute2 socat curl util-linux
+"$(dirname "$0")/../setup-local"

@@ -19,12 +19,12 @@ export async function startUp({ binDir, dataDir, envFile, port, args = [] }) {
   child.stdout.on("data", (d) => (run.stdout += d));
   child.stderr.on("data", (d) => (run.stderr += d));
   child.on("exit", (code, signal) => (run.exited = { code, signal }));
-  await waitFor("sealpod up to write its env file", async () => {
-    if (run.exited) throw new Error(`sealpod up exited early: ${JSON.stringify(run.exited)}\n${run.stderr}`);
-    return existsSync(envFile);
-  }, 180000).catch((e) => {
-    throw new Error(`${e.message}\n--- sealpod up stderr ---\n${run.stderr}`);
-  });
+  // (`waitFor` retries a probe that throws: an early exit ends the wait instead.)
+  await waitFor("sealpod up to write its env file", async () => run.exited || existsSync(envFile), 180000)
+    .catch((e) => {
+      throw new Error(`${e.message}\n--- sealpod up stderr ---\n${run.stderr}`);
+    });
+  if (run.exited) throw new Error(`sealpod up exited early: ${JSON.stringify(run.exited)}\n${run.stderr}`);
   const vars = Object.fromEntries(
     readFileSync(envFile, "utf8").trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
   );

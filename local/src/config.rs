@@ -68,8 +68,9 @@ pub struct UpArgs {
     #[arg(long, env = "SEALPOD_UP_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
 
-    /// Run pods in the host's network even as root. Sandboxes are then NOT isolated (and only one
-    /// session can run at a time, as every proxy wants the same port).
+    /// Deprecated, without effect (`up` warns): a pod in the host's network could not program its
+    /// egress lock, so its session would never start. Pods are isolated whenever `up` runs as
+    /// root.
     #[arg(long, env = "SEALPOD_UP_NO_ISOLATION")]
     pub no_isolation: bool,
 

@@ -81,6 +81,30 @@ fn egress(args: &UpArgs, data: &DataDir, ports: &Ports, isolated: bool) -> anyho
     Ok(e)
 }
 
+/// Whether sandbox pods get a network namespace of their own (and their egress lock), and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Isolation {
+    on: bool,
+    why: &'static str,
+}
+
+impl Isolation {
+    fn of(root: bool) -> Isolation {
+        if root {
+            Isolation {
+                on: true,
+                why: "a network namespace per pod, locked by nftables (running as root)",
+            }
+        } else {
+            Isolation {
+                on: false,
+                why: "none: not running as root, so pods get no network namespace and no egress \
+                      lock, and sessions do not start; run `sealpod up` as root",
+            }
+        }
+    }
+}
+
 /// The host programs isolated pods need: namespaces and bridges (`ip`, `socat`, `unshare`,
 /// `nsenter`), the lock (`nft`), UID switches (`setpriv`), probes (`curl`, `bash`).
 fn missing_tools() -> Vec<&'static str> {
@@ -113,24 +137,29 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .to_path_buf(),
     };
     let root = nix::unistd::geteuid().is_root();
-    if !root {
+    let isolation = Isolation::of(root);
+    if args.no_isolation {
         tracing::warn!(
-            "not running as root: sandbox pods cannot get their own network namespace and their \
-             egress lock cannot be programmed, so sessions will not start; run `sealpod up` as root"
+            "--no-isolation has no effect: a pod in the host's network could not program its \
+             egress lock, so its session would never start; pods are isolated whenever `up` \
+             runs as root"
         );
+    }
+    if !isolation.on {
+        tracing::warn!("sandbox pods are not isolated: {}", isolation.why);
     }
     if root {
         let missing = missing_tools();
         if !missing.is_empty() {
             bail!(
                 "the pod runner needs {} on PATH (Debian packages iproute2, nftables, socat, curl, \
-                 util-linux; `scripts/setup` installs them)",
+                 util-linux; `scripts/setup-local` installs them)",
                 missing.join(", ")
             );
         }
     }
     let system_ns = DEFAULT_SYSTEM_NAMESPACE;
-    let egress = egress(&args, &data, &ports, root)?;
+    let egress = egress(&args, &data, &ports, isolation.on)?;
 
     // 1. The cluster.
     let mut cluster = Cluster::start(&args, &data, &ports).await?;
@@ -229,6 +258,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if args.fake_model {
         println!("  model:      the fake model API (no model key needed)");
     }
+    println!("  isolation:  {}", isolation.why);
     println!("  logs:       {}", data.path("logs").display());
     println!("Ctrl-C stops everything; `sealpod up` again resumes.");
 
@@ -476,6 +506,15 @@ async fn stop_all(mut running: Vec<Child>, runner: Option<PodRunner>, cluster: C
 
 #[cfg(test)]
 mod tests {
+    use super::Isolation;
+
+    #[test]
+    fn pods_are_isolated_only_as_root_and_up_says_why() {
+        assert!(Isolation::of(true).on);
+        assert!(!Isolation::of(false).on);
+        assert!(Isolation::of(false).why.contains("not running as root"));
+    }
+
     #[test]
     fn the_runner_reads_the_bridges_annotation_the_operator_writes() {
         assert_eq!(

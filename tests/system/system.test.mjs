@@ -140,6 +140,9 @@ test("up prints the API and a key that works; the env file says the same", async
   assert.match(env.SEALPOD_URL, /^http:\/\/127\.0\.0\.1:\d+\/v3$/);
   assert.match(env.SEALPOD_API_KEY, /\S{20,}/);
   assert.ok(up.stdout.includes(env.SEALPOD_URL) && up.stdout.includes(env.SEALPOD_API_KEY), up.stdout);
+  // Which isolation it runs with, and why.
+  const isolation = process.getuid() === 0 ? /^ {2}isolation: {2}a network namespace per pod/m : /^ {2}isolation: {2}none: not running as root/m;
+  assert.match(up.stdout, isolation);
   assert.equal(statSync(envFile).mode & 0o777, 0o600);
   assert.ok(Array.isArray((await oc.agents.list()).data));
   const wrong = new OpenComputer({ apiKey: "osb_wrong", baseUrl: env.SEALPOD_URL });

@@ -411,3 +411,37 @@ async fn a_schedule_applied_with_kubectl_fires_like_one_created_through_the_api(
     );
     assert!(status.last_fired_at.is_some() && status.next_fire_at.is_some());
 }
+
+#[tokio::test]
+async fn a_name_is_taken_once_even_by_concurrent_creates_and_a_delete_frees_it() {
+    let env = Env::start().await;
+    let agent = env.agent("names").await;
+    let path = format!("/v3/agents/{agent}/schedules");
+    let body = json!({"name": "nightly", "cron": "0 3 * * *", "input": "go"});
+    let answers = futures::future::join_all(
+        (0..6).map(|_| env.call("POST", &path, Some(&env.key_a), Some(body.clone()))),
+    )
+    .await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    for (s, v) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(*s, StatusCode::CONFLICT, "{v}");
+        assert_eq!(
+            v["error"]["message"],
+            "the agent has a schedule named nightly"
+        );
+    }
+    assert_eq!(objects(&env).await.len(), 1, "one Schedule object");
+
+    // Deleting the schedule frees its name.
+    let id = created[0]["schedule"]["id"].as_str().expect("id");
+    let (s, v) = env
+        .call("DELETE", &format!("{path}/{id}"), Some(&env.key_a), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    schedule(&env, &agent, body).await;
+}

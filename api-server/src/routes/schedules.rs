@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::input::{Body, Path, Query, cursor, page_limit};
 use crate::routes::agents::find_agent;
 use crate::schedule::{Plan, fire_now, run_to_wire, schedule_id, schedule_to_wire};
-use crate::store::now_rfc3339;
+use crate::store::{NameScope, now_rfc3339};
 use crate::translate::{UPDATED_AT_ANNOTATION, name_of};
 use crate::wire::{self, RunOne, RunsPage, ScheduleList, ScheduleOne};
 
@@ -111,13 +111,25 @@ async fn create(
         .cluster()
         .list_schedules(&ns, &agent.name_any())
         .await?;
+    let taken = || ApiError::conflict("conflict", format!("the agent has a schedule named {name}"));
+    // Schedules applied with kubectl hold no claim: their objects are checked too.
     if existing.iter().any(|s| s.spec.name == name) {
-        return Err(ApiError::conflict(
-            "conflict",
-            format!("the agent has a schedule named {name}"),
-        ));
+        return Err(taken());
     }
     let id = Id::generate(IdKind::Schedule);
+    let live: Vec<String> = existing.iter().filter_map(schedule_id).collect();
+    let scope = NameScope {
+        namespace: &ns,
+        agent: &agent.name_any(),
+        name: &name,
+    };
+    if !state
+        .store()
+        .claim_schedule_name(scope, &id.to_string(), &live)
+        .await?
+    {
+        return Err(taken());
+    }
     let mut schedule = Schedule::new(
         &id.object_name(),
         ScheduleSpec {
@@ -152,11 +164,16 @@ async fn create(
         }]),
         ..schedule.metadata
     };
-    let created = state
-        .cluster()
-        .create_schedule(&ns, &schedule)
-        .await?
-        .ok_or_else(|| ApiError::internal("a new schedule id was taken"))?;
+    let created = match state.cluster().create_schedule(&ns, &schedule).await {
+        Ok(Some(created)) => created,
+        failed => {
+            state.store().forget_schedule(&id.to_string()).await?;
+            return Err(match failed {
+                Err(e) => e.into(),
+                _ => ApiError::internal("a new schedule id was taken"),
+            });
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(ScheduleOne {

@@ -14,6 +14,7 @@ mod incarnations;
 pub mod large_body;
 pub mod outbox;
 pub mod postgres;
+mod schedule_names;
 mod schedules;
 mod sessions;
 pub mod sqlite;
@@ -32,6 +33,7 @@ use hub::Hub;
 pub use events::{Draft, EventFilter, StoredEvent};
 pub(crate) use events::{level_code, level_column};
 pub use incarnations::retired_id;
+pub use schedule_names::{NameScope, STALE_AFTER_SECONDS};
 pub use schedules::{FireState, Outcome, RunRow};
 pub use sessions::{
     AdoptedSession, CreateOutcome, IdemKey, ListSessions, NewSession, SessionRow, SteerOutcome,

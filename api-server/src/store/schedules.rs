@@ -287,12 +287,13 @@ impl Store {
         rows.iter().map(row_to_run).collect()
     }
 
-    /// Forgets a deleted schedule: its state and its runs.
+    /// Forgets a deleted schedule: its state, its runs and its name.
     pub async fn forget_schedule(&self, schedule: &str) -> StoreResult<()> {
         let mut w = self.begin().await?;
         for sql in [
             "DELETE FROM schedule_runs WHERE schedule = $1",
             "DELETE FROM schedules WHERE id = $1",
+            "DELETE FROM schedule_names WHERE schedule = $1",
         ] {
             sqlx::query(sql)
                 .bind(schedule)

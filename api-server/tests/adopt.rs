@@ -472,6 +472,17 @@ async fn a_pinned_snapshot_is_what_the_adopted_session_runs() {
     assert_eq!(info["prompt"], "then");
 }
 
+/// Deletes `ses-again` as kubectl does and applies it again with `spec`; returns the new uid.
+async fn reapply(env: &Env, agent_name: &str, spec: Value) -> String {
+    let objects: Api<Session> = Api::namespaced(env.cluster.client(), TENANT_A);
+    objects
+        .delete("ses-again", &Default::default())
+        .await
+        .expect("delete");
+    let again = apply_session(env, TENANT_A, "ses-again", agent_name, spec).await;
+    again.metadata.uid.expect("uid")
+}
+
 /// The first event's text of a session's log.
 async fn first_text(env: &Env, id: &str) -> Value {
     events(env, id).await.first().expect("an event")["body"]["text"].clone()
@@ -482,7 +493,6 @@ async fn a_session_applied_again_under_its_name_is_a_new_session_and_the_old_is_
     let env = Env::start().await;
     let agent = env.agent("again").await;
     let agent_name = id_to_object_name(&agent).expect("name");
-    let objects: Api<Session> = Api::namespaced(env.cluster.client(), TENANT_A);
     let first = apply_session(
         &env,
         TENANT_A,
@@ -518,19 +528,12 @@ async fn a_session_applied_again_under_its_name_is_a_new_session_and_the_old_is_
     // again under the same name.
     let (s, revoked) = env.rt(&old_token, "POST", "/revoke", None).await;
     assert_eq!(s, StatusCode::OK, "{revoked}");
-    objects
-        .delete("ses-again", &Default::default())
-        .await
-        .expect("delete");
-    let second = apply_session(
+    let second_uid = reapply(
         &env,
-        TENANT_A,
-        "ses-again",
         &agent_name,
         json!({"input": {"text": "Second life"}, "key": "pr-7"}),
     )
     .await;
-    let second_uid = second.metadata.uid.clone().expect("uid");
     assert_ne!(first_uid, second_uid);
 
     // The watch adopts it as a new session, from seq 1.
@@ -595,24 +598,8 @@ async fn a_session_applied_again_under_its_name_is_a_new_session_and_the_old_is_
     assert_eq!(turn["inputs"][0]["body"]["text"], "Second life", "{turn}");
 
     // A runtime that comes first (before the watch) adopts the new object itself.
-    objects
-        .delete("ses-again", &Default::default())
-        .await
-        .expect("delete");
-    let third = apply_session(
-        &env,
-        TENANT_A,
-        "ses-again",
-        &agent_name,
-        json!({"input": {"text": "Third life"}}),
-    )
-    .await;
-    let third_token = env.runtime_token_of(
-        TENANT_A,
-        "ses_again",
-        Scope::Runtime,
-        &third.metadata.uid.clone().expect("uid"),
-    );
+    let third_uid = reapply(&env, &agent_name, json!({"input": {"text": "Third life"}})).await;
+    let third_token = env.runtime_token_of(TENANT_A, "ses_again", Scope::Runtime, &third_uid);
     let (s, turn) = env
         .rt(
             &third_token,

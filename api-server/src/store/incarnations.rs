@@ -8,6 +8,7 @@
 use sealpod_resources::ids::MAX_BODY_LEN;
 use sealpod_resources::session::Phase;
 
+use super::sessions::steer_scope;
 use super::{Store, StoreResult, db, now_unix};
 
 /// The notification other replicas get when a row is retired (they drop its live tail).
@@ -100,7 +101,6 @@ impl Store {
                 .await
                 .map_err(db("retire session history"))?;
         }
-        let steer_scope = |id: &str| format!("steer:{id}");
         sqlx::query("UPDATE idempotency SET scope = $1 WHERE scope = $2")
             .bind(steer_scope(&retired))
             .bind(steer_scope(id))
@@ -121,17 +121,8 @@ impl Store {
             .execute(&mut *w.tx)
             .await
             .map_err(db("retire idempotency"))?;
-        for (session, before) in [(retired.as_str(), i64::MAX), (id, now_unix())] {
-            sqlx::query(
-                "INSERT INTO client_token_revocations (session, revoked_before) VALUES ($1, $2) \
-                 ON CONFLICT (session) DO UPDATE SET revoked_before = excluded.revoked_before",
-            )
-            .bind(session)
-            .bind(before)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db("revoke client tokens"))?;
-        }
+        Self::revoke_client_tokens(&mut w, &retired, i64::MAX).await?;
+        Self::revoke_client_tokens(&mut w, id, now_unix()).await?;
         // Revocations from before tokens named their object were meant for the old one.
         sqlx::query(
             "UPDATE runtime_revocations SET object_uid = $1 \

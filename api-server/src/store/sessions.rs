@@ -126,6 +126,11 @@ pub struct AdoptedSession {
     pub object_uid: Option<String>,
 }
 
+/// The idempotency scope of a session's steers.
+pub(super) fn steer_scope(session: &str) -> String {
+    format!("steer:{session}")
+}
+
 /// An idempotency claim: `(scope, key, request fingerprint)`.
 pub type IdemKey = (String, String, String);
 
@@ -507,7 +512,7 @@ impl Store {
         if row.status == Phase::Archived {
             return Ok(SteerOutcome::Archived);
         }
-        let scope = format!("steer:{id}");
+        let scope = steer_scope(id);
         if let Some((key, _)) = &claim {
             let found =
                 sqlx::query("SELECT target FROM idempotency WHERE scope = $1 AND ikey = $2")
@@ -592,6 +597,24 @@ impl Store {
         Ok(())
     }
 
+    /// Revokes the client tokens of `session` issued at or before `before` (Unix seconds).
+    pub(super) async fn revoke_client_tokens(
+        w: &mut WriteTx<'_>,
+        session: &str,
+        before: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO client_token_revocations (session, revoked_before) VALUES ($1, $2) \
+             ON CONFLICT (session) DO UPDATE SET revoked_before = excluded.revoked_before",
+        )
+        .bind(session)
+        .bind(before)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db("revoke client tokens"))?;
+        Ok(())
+    }
+
     /// Archives a session: cancels its running turn, makes it read-only and revokes its client
     /// tokens. Returns the session, or `None` when it does not exist.
     pub async fn archive(&self, namespace: &str, id: &str) -> StoreResult<Option<SessionRow>> {
@@ -603,15 +626,7 @@ impl Store {
             self.cancel_running_turn(&mut w, &row).await?;
             row.status = Phase::Archived;
             Self::save_session(&mut w, &row).await?;
-            sqlx::query(
-                "INSERT INTO client_token_revocations (session, revoked_before) VALUES ($1, $2) \
-                 ON CONFLICT (session) DO UPDATE SET revoked_before = excluded.revoked_before",
-            )
-            .bind(id)
-            .bind(i64::MAX)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db("revoke client tokens"))?;
+            Self::revoke_client_tokens(&mut w, id, i64::MAX).await?;
             self.notify(&mut w.tx, id, "ctl").await?;
         }
         w.commit().await?;

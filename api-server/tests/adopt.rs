@@ -483,6 +483,12 @@ async fn reapply(env: &Env, agent_name: &str, spec: Value) -> String {
     again.metadata.uid.expect("uid")
 }
 
+/// A runtime claim that does not wait.
+async fn claim_now(env: &Env, token: &str) -> (StatusCode, Value) {
+    env.rt(token, "POST", "/claim", Some(json!({"wait_seconds": 0})))
+        .await
+}
+
 /// The first event's text of a session's log.
 async fn first_text(env: &Env, id: &str) -> Value {
     events(env, id).await.first().expect("an event")["body"]["text"].clone()
@@ -503,14 +509,7 @@ async fn a_session_applied_again_under_its_name_is_a_new_session_and_the_old_is_
     .await;
     let first_uid = first.metadata.uid.clone().expect("uid");
     let old_token = env.runtime_token_of(TENANT_A, "ses_again", Scope::Runtime, &first_uid);
-    let (s, turn) = env
-        .rt(
-            &old_token,
-            "POST",
-            "/claim",
-            Some(json!({"wait_seconds": 0})),
-        )
-        .await;
+    let (s, turn) = claim_now(&env, &old_token).await;
     assert_eq!(s, StatusCode::OK, "{turn}");
     let (s, _) = env
         .call(
@@ -576,38 +575,17 @@ async fn a_session_applied_again_under_its_name_is_a_new_session_and_the_old_is_
     );
 
     // The deleted object's tokens reach nothing; the new object's reach the new session.
-    let (s, _) = env
-        .rt(
-            &old_token,
-            "POST",
-            "/claim",
-            Some(json!({"wait_seconds": 0})),
-        )
-        .await;
+    let (s, _) = claim_now(&env, &old_token).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let new_token = env.runtime_token_of(TENANT_A, "ses_again", Scope::Runtime, &second_uid);
-    let (s, turn) = env
-        .rt(
-            &new_token,
-            "POST",
-            "/claim",
-            Some(json!({"wait_seconds": 0})),
-        )
-        .await;
+    let (s, turn) = claim_now(&env, &new_token).await;
     assert_eq!(s, StatusCode::OK, "{turn}");
     assert_eq!(turn["inputs"][0]["body"]["text"], "Second life", "{turn}");
 
     // A runtime that comes first (before the watch) adopts the new object itself.
     let third_uid = reapply(&env, &agent_name, json!({"input": {"text": "Third life"}})).await;
     let third_token = env.runtime_token_of(TENANT_A, "ses_again", Scope::Runtime, &third_uid);
-    let (s, turn) = env
-        .rt(
-            &third_token,
-            "POST",
-            "/claim",
-            Some(json!({"wait_seconds": 0})),
-        )
-        .await;
+    let (s, turn) = claim_now(&env, &third_token).await;
     assert_eq!(s, StatusCode::OK, "{turn}");
     assert_eq!(turn["inputs"][0]["body"]["text"], "Third life", "{turn}");
     let (s, second_old) = env

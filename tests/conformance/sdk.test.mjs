@@ -361,3 +361,52 @@ test("schedules: create, list, get, update, fire, runs and delete, unchanged thr
   await assert.rejects(schedules.get(agent.id, schedule.id), NotFoundError);
   await assert.rejects(ocB.agents.schedules.list(agent.id), NotFoundError);
 });
+
+test("hosted integrations answer 422 integration_not_supported through every SDK call, never 404 or 500", async () => {
+  const agent = await newAgent();
+  const s = await oc.sessions.create({ agent: agent.id, input: "hi" });
+  const repo = { repo: "acme/app", ref: "main" };
+  const calls = {
+    "repos.create": () => oc.repos.create({ url: "https://github.com/acme/app" }),
+    "repos.get": () => oc.repos.get("repo_1"),
+    "repos.update": () => oc.repos.update("repo_1", { defaultRef: "main" }),
+    "repos.list": () => oc.repos.list(),
+    "github.apps.list": () => oc.github.apps.list(),
+    "github.apps.register": () => oc.github.apps.register({ appId: 1, privateKey: "x", webhookSecret: "y" }),
+    "github.apps.update": () => oc.github.apps.update("ghapp_1", { name: "n" }),
+    "github.apps.delete": () => oc.github.apps.delete("ghapp_1"),
+    "github.apps.createManifestUrl": () => oc.github.apps.createManifestUrl(),
+    "github.apps.createManifest": () => oc.github.apps.createManifest({ redirectUrl: "https://example.com/cb" }),
+    "github.apps.completeManifest": () => oc.github.apps.completeManifest({ code: "c" }),
+    "github.installations.list": () => oc.github.installations.list(),
+    "agents.repository.review": () => oc.agents.repository.review(repo),
+    "agents.repository.import": () => oc.agents.repository.import(repo),
+    "agents.deploymentSource.link": () => oc.agents.deploymentSource.link(agent.id, repo),
+    "agents.deploymentSource.get": () => oc.agents.deploymentSource.get(agent.id),
+    "agents.deploymentSource.unlink": () => oc.agents.deploymentSource.unlink(agent.id),
+    "agents.slackManifest": () => oc.agents.slackManifest(agent.id),
+    "agents.connectSlack": () => oc.agents.connectSlack(agent.id, { botToken: "b", signingSecret: "s" }),
+    "agents.getSlack": () => oc.agents.getSlack(agent.id),
+    "agents.disconnectSlack": () => oc.agents.disconnectSlack(agent.id),
+    "agents.authorizeManagedSlack": () => oc.agents.authorizeManagedSlack(agent.id),
+    "agents.getManagedSlack": () => oc.agents.getManagedSlack(agent.id),
+    "agents.listManagedSlackConnections": () => oc.agents.listManagedSlackConnections(),
+    "agents.disconnectManagedSlack": () => oc.agents.disconnectManagedSlack(agent.id),
+    "session.watches.create": () => s.watches.create({ pr: 1 }),
+    "session.watches.list": () => s.watches.list(),
+    "session.watches.delete": () => s.watches.delete("watch_1"),
+    "session.listSources": () => s.listSources(),
+  };
+  for (const [name, call] of Object.entries(calls)) {
+    await assert.rejects(call(), (e) => {
+      assert.ok(e instanceof OpenComputerError, `${name}: ${e}`);
+      assert.equal(e.status, 422, `${name}: ${e.status} ${e.message}`);
+      assert.equal(e.type, "integration_not_supported", name);
+      assert.match(e.message, /a hosted integration that sealpod does not offer/, name);
+      return true;
+    }, name);
+  }
+  // Authentication still comes first.
+  const anonymous = new OpenComputer({ apiKey: "osb_wrong", baseUrl: h.baseUrl });
+  await assert.rejects(anonymous.repos.list(), AuthError);
+});

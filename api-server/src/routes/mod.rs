@@ -6,6 +6,7 @@ pub(crate) mod client_tokens;
 pub(crate) mod credentials;
 pub(crate) mod destinations;
 pub(crate) mod events;
+pub(crate) mod integrations;
 pub(crate) mod messages;
 pub(crate) mod schedules;
 pub(crate) mod sessions;
@@ -30,6 +31,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(turns::router())
         .merge(destinations::router())
         .merge(schedules::router())
+        .merge(integrations::router())
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }
 

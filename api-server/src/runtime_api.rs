@@ -69,12 +69,26 @@ impl FromRequestParts<AppState> for RuntimeCaller {
             .map_err(|_| ApiError::Unauthorized("invalid runtime token"))?;
         let session = object_name_to_id(&claims.session)
             .map_err(|_| ApiError::Unauthorized("invalid runtime token"))?;
-        if state
+        let standing = state
             .store()
-            .runtime_tokens_revoked(&claims.namespace, &session, claims.object_uid.as_deref())
-            .await?
-        {
+            .runtime_token_standing(&claims.namespace, &session, claims.object_uid.as_deref())
+            .await?;
+        if standing.revoked {
             return Err(ApiError::Unauthorized("runtime token revoked"));
+        }
+        // A token of another Session object than the row's reaches the session only when its
+        // object is the current one (applied again under the same name, not yet seen by the
+        // watch: adopted now, retiring the old row); the token of a deleted object reaches
+        // nothing, on every route.
+        if let (Some(mine), Some(recorded)) = (&claims.object_uid, &standing.recorded_uid)
+            && mine != recorded
+        {
+            let current = crate::adopt::current(state, &claims.namespace, &session).await?;
+            if current.is_none_or(|row| row.object_uid.as_ref() != Some(mine)) {
+                return Err(ApiError::Unauthorized(
+                    "runtime token of a deleted Session object",
+                ));
+            }
         }
         Ok(RuntimeCaller {
             scope: claims.scope,
@@ -103,25 +117,10 @@ impl RuntimeCaller {
     }
 
     /// The caller's session; a Session applied with kubectl is adopted here on first contact.
-    /// A token of another Session object than the row's reaches it only when its object is the
-    /// current one (applied again under the same name, not yet seen by the watch: adopted now);
-    /// the token of a deleted object reaches nothing.
     async fn row(&self, state: &AppState) -> ApiResult<SessionRow> {
-        let row = crate::adopt::session(state, &self.namespace, &self.session)
+        crate::adopt::session(state, &self.namespace, &self.session)
             .await?
-            .ok_or(ApiError::NotFound("session"))?;
-        let (Some(mine), Some(recorded)) = (&self.object_uid, &row.object_uid) else {
-            return Ok(row);
-        };
-        if mine == recorded {
-            return Ok(row);
-        }
-        match crate::adopt::current(state, &self.namespace, &self.session).await? {
-            Some(row) if row.object_uid.as_ref() == Some(mine) => Ok(row),
-            _ => Err(ApiError::Unauthorized(
-                "runtime token of a deleted Session object",
-            )),
-        }
+            .ok_or(ApiError::NotFound("session"))
     }
 }
 

@@ -601,4 +601,39 @@ async fn a_session_applied_again_under_its_name_is_a_new_session_and_the_old_is_
         .await;
     assert_eq!(s, StatusCode::OK, "{second_old}");
     assert_eq!(second_old["status"], "archived");
+
+    // The second object's tokens were never revoked (as when its finalizer gave up): they still
+    // reach nothing now that a third object holds the name, on any route.
+    let second_proxy = env.runtime_token_of(TENANT_A, "ses_again", Scope::Proxy, &second_uid);
+    let (s, gate) = env
+        .rt(
+            &second_proxy,
+            "POST",
+            "/egress-gate",
+            Some(json!({"metered_tokens": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{gate}");
+    let second_runtime = env.runtime_token_of(TENANT_A, "ses_again", Scope::Runtime, &second_uid);
+    let (s, appended) = env
+        .rt(
+            &second_runtime,
+            "POST",
+            "/events",
+            Some(
+                json!({"events": [{"client_id": "stale", "type": "agent.message",
+                "level": "user", "body": {"text": "from a deleted object"}}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{appended}");
+    let (s, gate) = env
+        .rt(
+            &env.runtime_token_of(TENANT_A, "ses_again", Scope::Proxy, &third_uid),
+            "POST",
+            "/egress-gate",
+            Some(json!({"metered_tokens": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "the current object's proxy: {gate}");
 }

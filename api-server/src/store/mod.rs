@@ -38,6 +38,7 @@ pub use schedules::{FireState, Outcome, RunRow};
 pub use sessions::{
     AdoptedSession, CreateOutcome, IdemKey, ListSessions, NewSession, SessionRow, SteerOutcome,
 };
+pub use tokens::TokenStanding;
 pub use turns::{AppendError, TurnRow};
 
 /// A store failure (detail is logged, never returned to clients).

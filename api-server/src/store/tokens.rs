@@ -3,6 +3,15 @@
 
 use super::{Store, StoreResult, column, db};
 
+/// A runtime token's standing ([`Store::runtime_token_standing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenStanding {
+    /// The token's tokens were revoked.
+    pub revoked: bool,
+    /// The Session object uid the session's row records.
+    pub recorded_uid: Option<String>,
+}
+
 impl Store {
     /// Client tokens of `session` issued at or before this Unix time are revoked.
     pub async fn client_tokens_revoked_before(&self, session: &str) -> StoreResult<Option<i64>> {
@@ -36,25 +45,30 @@ impl Store {
         Ok(())
     }
 
-    /// True when the runtime tokens of the session's object `object_uid` were revoked. A token
-    /// without a uid is revoked by any revocation of the session, one with a uid by its own
-    /// object's or by one made without a uid.
-    pub async fn runtime_tokens_revoked(
+    /// What a runtime token of the session's object `object_uid` meets, in one read: whether
+    /// its tokens were revoked (a token without a uid by any revocation of the session, one with
+    /// a uid by its own object's or by one made without a uid), and the object uid the session's
+    /// row records (`None`: no row, or none recorded).
+    pub async fn runtime_token_standing(
         &self,
         namespace: &str,
         session: &str,
         object_uid: Option<&str>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<TokenStanding> {
         let row = sqlx::query(
-            "SELECT 1 AS one FROM runtime_revocations WHERE namespace = $1 AND session = $2 \
-             AND ($3 = '' OR object_uid = '' OR object_uid = $3)",
+            "SELECT (SELECT 1 FROM runtime_revocations WHERE namespace = $1 AND session = $2 \
+             AND ($3 = '' OR object_uid = '' OR object_uid = $3) LIMIT 1) AS revoked, \
+             (SELECT object_uid FROM sessions WHERE id = $2 AND namespace = $1) AS recorded",
         )
         .bind(namespace)
         .bind(session)
         .bind(object_uid.unwrap_or_default())
-        .fetch_optional(self.pool())
+        .fetch_one(self.pool())
         .await
-        .map_err(db("runtime token revocations"))?;
-        Ok(row.is_some())
+        .map_err(db("runtime token standing"))?;
+        Ok(TokenStanding {
+            revoked: column::<Option<i64>>(&row, "revoked")?.is_some(),
+            recorded_uid: column(&row, "recorded")?,
+        })
     }
 }

@@ -148,10 +148,7 @@ impl Cluster {
 
     /// Merge-patches an Agent.
     pub async fn patch_agent(&self, ns: &str, name: &str, patch: &Value) -> KubeResult<Agent> {
-        self.api::<Agent>(ns)
-            .patch(name, &merge(), &Patch::Merge(patch))
-            .await
-            .map_err(op("patch agent"))
+        self.merge_patch(ns, name, patch, "patch agent").await
     }
 
     /// One Credential.
@@ -245,16 +242,34 @@ impl Cluster {
         name: &str,
         patch: &Value,
     ) -> KubeResult<Credential> {
-        self.api::<Credential>(ns)
-            .patch(name, &merge(), &Patch::Merge(patch))
-            .await
-            .map_err(op("patch credential"))
+        self.merge_patch(ns, name, patch, "patch credential").await
     }
 
     /// Deletes a Credential. Absent is success.
     pub async fn delete_credential(&self, ns: &str, name: &str) -> KubeResult<()> {
         self.delete::<Credential>(ns, name, "delete credential")
             .await
+    }
+
+    /// Merge-patches an object of a tenant namespace.
+    async fn merge_patch<K>(
+        &self,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+        what: &'static str,
+    ) -> KubeResult<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        self.api::<K>(ns)
+            .patch(name, &merge(), &Patch::Merge(patch))
+            .await
+            .map_err(op(what))
     }
 
     /// Deletes an object of a tenant namespace. Absent is success.
@@ -298,11 +313,9 @@ impl Cluster {
         state: DesiredState,
     ) -> KubeResult<()> {
         let patch = json!({"spec": {"desiredState": state}});
-        self.api::<Session>(ns)
-            .patch(name, &merge(), &Patch::Merge(&patch))
+        self.merge_patch::<Session>(ns, name, &patch, "session desired state")
             .await
             .map(|_| ())
-            .map_err(op("session desired state"))
     }
 
     /// Applies the API server's part of a Session's status.
@@ -391,10 +404,7 @@ impl Cluster {
         name: &str,
         patch: &Value,
     ) -> KubeResult<Schedule> {
-        self.api::<Schedule>(ns)
-            .patch(name, &merge(), &Patch::Merge(patch))
-            .await
-            .map_err(op("patch schedule"))
+        self.merge_patch(ns, name, patch, "patch schedule").await
     }
 
     /// Deletes a Schedule. Absent is success.

@@ -10,7 +10,7 @@
 //! `--proxy-resolve` override (the operator already chose their address; the node must make it
 //! reachable, as `sealpod up` does for the model).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use sealpod_resources::proxy_config::{DEFAULT_PORTS, HostMatch, HostPattern};
@@ -53,7 +53,8 @@ pub(crate) fn egress_bridges(plan: &SessionPlan, settings: &Settings) -> Vec<Egr
         .iter()
         .flat_map(|e| e.allow.iter())
         .chain(plan.credential.hosts.iter());
-    let mut wanted: BTreeSet<(String, u16)> = BTreeSet::new();
+    // Ports by host: hosts and ports in order, so addresses follow the sorted hosts.
+    let mut wanted: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
     for raw in allow {
         let Ok(HostPattern {
             host: HostMatch::Exact(host),
@@ -74,21 +75,19 @@ pub(crate) fn egress_bridges(plan: &SessionPlan, settings: &Settings) -> Vec<Egr
                     settings.runtime_api_port,
                 )
             {
-                wanted.insert((host.clone(), port));
+                wanted.entry(host.clone()).or_default().insert(port);
             }
         }
     }
-    let mut hosts: Vec<&str> = wanted.iter().map(|(h, _)| h.as_str()).collect();
-    hosts.dedup();
     wanted
-        .iter()
-        .map(|(host, port)| {
-            let n = hosts.iter().position(|h| h == host).unwrap_or_default();
-            EgressBridge {
+        .into_iter()
+        .zip(0..)
+        .flat_map(|((host, ports), n)| {
+            ports.into_iter().map(move |port| EgressBridge {
                 host: host.clone(),
-                port: *port,
-                inside: SocketAddrV4::new(address(n as u32), *port),
-            }
+                port,
+                inside: SocketAddrV4::new(address(n), port),
+            })
         })
         .collect()
 }

@@ -191,7 +191,7 @@ impl Existing {
             secret.filter(|s| {
                 s.owner_references()
                     .iter()
-                    .all(|o| o.kind != "Session" || o.uid == uid)
+                    .all(|o| o.kind != <Session as kube::Resource>::kind(&()) || o.uid == uid)
             })
         };
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);

@@ -1,6 +1,7 @@
 // A newcomer's first run: the README's first command, verbatim, in a fresh clone, ends with
 // `sealpod is up.`, and the README's SDK snippet then completes a session against it; the
-// install step it starts with looks for each program first and installs nothing a second time.
+// install step it starts with looks for each program first, installs nothing a second time, and
+// installs the package of a program it does not find.
 //
 // Run by scripts/test.d/82-first-run.sh, as root on a machine `scripts/setup` prepared. The clone
 // builds into this checkout's target directory (`CARGO_TARGET_DIR`: only the workspace's own
@@ -117,4 +118,16 @@ test("Ctrl-C stops it, and the install step run twice more installs nothing", as
     assert.match(out, /^local mode: found every program it needs \(ip nft socat curl setpriv unshare nsenter\)$/m);
   }
   assert.ok(!existsSync(aptCalls), "apt-get was never run");
+});
+
+test("the install step looks for each program: one hidden program is the one it installs", () => {
+  // `socat` made unrunnable in a mount namespace of the step's own (its file bound over by a
+  // file without execute bits); its package stays installed, so apt is not needed.
+  const socat = execFileSync("bash", ["-c", "command -v socat"], { encoding: "utf8" }).trim();
+  const blank = join(work, "not-a-program");
+  writeFileSync(blank, "", { mode: 0o644 });
+  const out = execFileSync("unshare", ["-m", "bash", "-c", `mount --bind ${blank} ${socat} && exec scripts/setup-local`], {
+    cwd: clone, env: cloneEnv(), encoding: "utf8",
+  });
+  assert.match(out, /^local mode: socat missing; installing socat$/m);
 });

@@ -11,5 +11,6 @@
 pub mod bootstrap;
 pub mod cluster;
 pub mod config;
+pub mod rootless;
 pub mod state;
 pub mod up;

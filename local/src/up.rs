@@ -81,27 +81,71 @@ fn egress(args: &UpArgs, data: &DataDir, ports: &Ports, isolated: bool) -> anyho
     Ok(e)
 }
 
+/// The privilege `up` runs with, which decides how sandbox pods are isolated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Privilege {
+    /// Root on the host.
+    Root,
+    /// Root in a user namespace over `user`'s subordinate IDs, room for `pods` pods at once
+    /// ([`crate::rootless`]).
+    Rootless { user: String, pods: u32 },
+    /// Neither, and why rootless mode is not possible.
+    None { why: String },
+}
+
 /// Whether sandbox pods get a network namespace of their own (and their egress lock), and why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Isolation {
     on: bool,
-    why: &'static str,
+    why: String,
 }
 
 impl Isolation {
-    fn of(root: bool) -> Isolation {
-        if root {
-            Isolation {
+    fn of(privilege: &Privilege) -> Isolation {
+        match privilege {
+            Privilege::Root => Isolation {
                 on: true,
-                why: "a network namespace per pod, locked by nftables (running as root)",
-            }
-        } else {
-            Isolation {
+                why: "a network namespace per pod, locked by nftables (running as root)".into(),
+            },
+            Privilege::Rootless { user, pods } => Isolation {
+                on: true,
+                why: format!(
+                    "a network namespace per pod, locked by nftables (rootless: in a user \
+                     namespace over the subordinate IDs of {user}, room for {pods} pod(s) at once)"
+                ),
+            },
+            Privilege::None { why } => Isolation {
                 on: false,
-                why: "none: not running as root, so pods get no network namespace and no egress \
-                      lock, and sessions do not start; run `sealpod up` as root",
-            }
+                why: format!(
+                    "none: not root, and rootless mode is not possible: {why}; so pods get no \
+                     network namespace and no egress lock, and sessions do not start"
+                ),
+            },
         }
+    }
+}
+
+/// How `up` goes on: here, with a privilege, or not at all, because its rootless copy
+/// ([`crate::rootless`]) ran and ended with an exit code.
+enum Start {
+    Here(Privilege),
+    Ended(i32),
+}
+
+async fn start() -> Start {
+    if nix::unistd::geteuid().is_root() {
+        let ids = sealpod_node::identity::IdRange::of_this_namespace();
+        return Start::Here(match crate::rootless::inside_as() {
+            Some(user) if !ids.every_id => Privilege::Rootless {
+                user,
+                pods: ids.slots,
+            },
+            _ => Privilege::Root,
+        });
+    }
+    match crate::rootless::run_inside_user_namespace().await {
+        Ok(code) => Start::Ended(code),
+        Err(why) => Start::Here(Privilege::None { why }),
     }
 }
 
@@ -126,6 +170,10 @@ fn bin(dir: &Path, name: &str) -> PathBuf {
 
 /// Runs the platform until a signal.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let privilege = match start().await {
+        Start::Here(privilege) => privilege,
+        Start::Ended(code) => std::process::exit(code),
+    };
     let data = DataDir::open(&args.data_dir)
         .with_context(|| format!("data directory {}", args.data_dir.display()))?;
     let ports = data.ports().context("choosing ports")?;
@@ -136,19 +184,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .context("this program has no directory")?
             .to_path_buf(),
     };
-    let root = nix::unistd::geteuid().is_root();
-    let isolation = Isolation::of(root);
+    let isolation = Isolation::of(&privilege);
     if args.no_isolation {
         tracing::warn!(
             "--no-isolation has no effect: a pod in the host's network could not program its \
              egress lock, so its session would never start; pods are isolated whenever `up` \
-             runs as root"
+             runs as root or rootless"
         );
     }
     if !isolation.on {
         tracing::warn!("sandbox pods are not isolated: {}", isolation.why);
     }
-    if root {
+    if isolation.on {
         let missing = missing_tools();
         if !missing.is_empty() {
             bail!(
@@ -506,13 +553,22 @@ async fn stop_all(mut running: Vec<Child>, runner: Option<PodRunner>, cluster: C
 
 #[cfg(test)]
 mod tests {
-    use super::Isolation;
+    use super::{Isolation, Privilege};
 
     #[test]
-    fn pods_are_isolated_only_as_root_and_up_says_why() {
-        assert!(Isolation::of(true).on);
-        assert!(!Isolation::of(false).on);
-        assert!(Isolation::of(false).why.contains("not running as root"));
+    fn pods_are_isolated_as_root_or_rootless_and_up_says_why() {
+        assert!(Isolation::of(&Privilege::Root).on);
+        let rootless = Isolation::of(&Privilege::Rootless {
+            user: "alice".into(),
+            pods: 16,
+        });
+        assert!(rootless.on);
+        assert!(rootless.why.contains("rootless") && rootless.why.contains("16 pod(s)"));
+        let none = Isolation::of(&Privilege::None {
+            why: "newuidmap and newgidmap are missing".into(),
+        });
+        assert!(!none.on);
+        assert!(none.why.contains("newuidmap"), "{}", none.why);
     }
 
     #[test]

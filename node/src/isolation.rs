@@ -1,7 +1,9 @@
-//! Network isolation of pods (root only): each pod gets its own network namespace with nothing
-//! but loopback, as a pod has its own network on a node. The namespace belongs to the pod's user
-//! namespace (see [`super::identity`]) and is named here (`ip netns attach`) so the runner can
-//! configure it and start bridges in it. The only ways out are *bridges*: for
+//! Network isolation of pods (root only, rootless included): each pod gets its own network
+//! namespace with nothing but loopback, as a pod has its own network on a node. The namespace
+//! belongs to the pod's user namespace (see [`super::identity`]) and is held by its holder
+//! process; the runner enters it by that process (`nsenter --target PID --net`), never by a name
+//! under `/run/netns` (which a rootless runner cannot write), to configure it and start bridges in
+//! it. The only ways out are *bridges*: for
 //! each [`Bridge`] the runner is configured with (for example the API server's runtime port or a
 //! model API), a listener on a loopback address inside the pod whose connections are carried
 //! over a Unix socket to the runner, which connects them to the bridge's target from the host.
@@ -13,7 +15,7 @@
 //! destination of the session, used by its proxy only).
 //!
 //! The in-namespace end of a bridge is `socat` (Debian package `socat`); the host end is a task of
-//! the runner. This module must never touch a namespace it did not create (`sp-` + pod uid).
+//! the runner. This module must never touch a namespace it did not create.
 
 use std::net::SocketAddrV4;
 use std::path::Path;
@@ -132,31 +134,26 @@ pub struct IsolationConfig {
 /// A pod's namespace and bridges.
 #[derive(Debug)]
 pub struct PodNetwork {
-    /// The namespace name (`ip netns`).
+    /// A short name of the pod's network (`sp-` and the start of its uid), for socket paths.
     pub name: String,
+    /// The process holding the namespace.
+    holder: u32,
+    /// The directory of the bridges' sockets, once made.
+    sockets: Option<std::path::PathBuf>,
     inner: Vec<Child>,
     outer: Vec<JoinHandle<()>>,
 }
 
-async fn ip(args: &[&str]) -> Result<(), RunnerError> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| RunnerError::Spec(format!("cannot run ip: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(RunnerError::Spec(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+/// A command that runs `program` in the network namespace of process `holder`, as the runner
+/// (the pod's user namespace is not joined: the runner's rights there are its owner's).
+fn in_network(holder: u32, program: &str) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.args(["--target", &holder.to_string(), "--net", "--", program])
+        .stdin(Stdio::null());
+    cmd
 }
 
-/// The namespace name of a pod.
+/// The short name of a pod's network.
 pub fn namespace_name(pod_uid: &str) -> String {
     let short: String = pod_uid
         .chars()
@@ -182,20 +179,18 @@ fn host_end(socket: &Path, target: String) -> Result<JoinHandle<()>, RunnerError
 }
 
 impl PodNetwork {
-    /// Names the network namespace of the process `holder` (the pod's namespace holder), brings
-    /// up its loopback and starts `bridges` ([`pod_bridges`]).
+    /// Brings up the loopback of the network namespace of the process `holder` (the pod's
+    /// namespace holder) and starts `bridges` ([`pod_bridges`]) in it.
     pub async fn create(
         bridges: &[Bridge],
         pod_uid: &str,
         holder: u32,
         dir: &Path,
     ) -> Result<PodNetwork, RunnerError> {
-        let name = namespace_name(pod_uid);
-        // A name left by a runner that died is ours (same pod uid): start clean.
-        let _ = ip(&["netns", "del", &name]).await;
-        ip(&["netns", "attach", &name, &holder.to_string()]).await?;
         let mut net = PodNetwork {
-            name: name.clone(),
+            name: namespace_name(pod_uid),
+            holder,
+            sockets: None,
             inner: Vec::new(),
             outer: Vec::new(),
         };
@@ -207,31 +202,41 @@ impl PodNetwork {
     }
 
     async fn wire(&mut self, bridges: &[Bridge], dir: &Path) -> Result<(), RunnerError> {
-        ip(&["-n", &self.name, "link", "set", "lo", "up"]).await?;
+        let out = in_network(self.holder, "ip")
+            .args(["link", "set", "lo", "up"])
+            .output()
+            .await
+            .map_err(|e| RunnerError::Spec(format!("cannot run nsenter: {e}")))?;
+        if !out.status.success() {
+            return Err(RunnerError::Spec(format!(
+                "bringing up the pod's loopback: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
         // A Unix socket path must fit in `sun_path` (108 bytes): pod directories may be deeper,
-        // so the sockets live in a short directory named after the pod's namespace instead.
+        // so the sockets then live in a short directory of their own, named after the pod
+        // directory (runners of several users, rootless or not, share the temporary directory).
         let dir = if dir.as_os_str().len() + 16 < 100 {
             dir.to_path_buf()
         } else {
-            std::env::temp_dir()
-                .join("sealpod-bridges")
-                .join(&self.name)
+            use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+            let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(dir);
+            std::env::temp_dir().join(format!("sealpod-{}-{hash:016x}", self.name))
         };
         std::fs::create_dir_all(&dir).map_err(RunnerError::io(&dir))?;
+        self.sockets = Some(dir.clone());
         // The bridge sockets are the runner's: no pod's container may connect to them directly.
         super::volumes::set_mode(&dir, 0o700)?;
         for (i, bridge) in bridges.iter().enumerate() {
             let socket = dir.join(format!("bridge-{i}.sock"));
             self.outer.push(host_end(&socket, bridge.target.clone())?);
-            let child = Command::new("ip")
-                .args(["netns", "exec", &self.name, "socat"])
+            let child = in_network(self.holder, "socat")
                 .arg(format!(
                     "TCP-LISTEN:{},bind={},fork,reuseaddr",
                     bridge.inside.port(),
                     bridge.inside.ip()
                 ))
                 .arg(format!("UNIX-CONNECT:{}", socket.display()))
-                .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
@@ -248,11 +253,11 @@ impl PodNetwork {
 
     /// Waits until the bridge process `pid` listens on `port` inside the namespace, so that no
     /// container starts before its way out is open: its namespace (`/proc/PID/ns/net`) is the
-    /// pod's, and its TCP table (`/proc/PID/net/tcp`, the table of that namespace) has `port` in
+    /// holder's, and its TCP table (`/proc/PID/net/tcp`, the table of that namespace) has `port` in
     /// state LISTEN. Up to [`BRIDGE_READY`].
     async fn wait_listening(&self, pid: u32, port: u16) -> Result<(), RunnerError> {
         use std::os::unix::fs::MetadataExt;
-        let netns = std::fs::metadata(Path::new("/run/netns").join(&self.name)).map(|m| m.ino());
+        let netns = std::fs::metadata(format!("/proc/{}/ns/net", self.holder)).map(|m| m.ino());
         let listening = || {
             let inside = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino());
             matches!((&netns, inside), (Ok(a), Ok(b)) if *a == b)
@@ -271,7 +276,7 @@ impl PodNetwork {
         Ok(())
     }
 
-    /// Stops the bridges and deletes the namespace.
+    /// Stops the bridges and removes their sockets; the namespace ends with its holder and them.
     pub async fn release(&mut self) {
         for mut child in self.inner.drain(..) {
             let _ = child.kill().await;
@@ -279,8 +284,8 @@ impl PodNetwork {
         for task in self.outer.drain(..) {
             task.abort();
         }
-        if let Err(e) = ip(&["netns", "del", &self.name]).await {
-            tracing::warn!(netns = %self.name, error = %e, "could not delete a pod network namespace");
+        if let Some(dir) = self.sockets.take() {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! As root, every pod gets an identity of its own (a user namespace over a block of host IDs, see
 //! [`identity`]) and each container reaches only the volumes it mounts; with isolation enabled, a
-//! network namespace of its own too (see [`isolation`]).
+//! network namespace of its own too (see [`isolation`]). Root in a user namespace over a user's
+//! subordinate IDs counts (rootless, as `sealpod up` runs for a normal user): the blocks then come
+//! from those IDs.
 //!
 //! What it does not do: pull images (an [`ImageMap`] names a local binary per image), enforce
 //! resource limits, mount file systems (volume paths are mapped, see [`volumes`]), or isolate
@@ -159,7 +161,12 @@ impl PodRunner {
     pub fn start(client: kube::Client, config: RunnerConfig) -> PodRunner {
         match (&config.isolation, process::is_root()) {
             (Some(_), true) => {
-                tracing::info!("pods run with identities and network namespaces of their own");
+                let ids = identity::IdRange::of_this_namespace();
+                tracing::info!(
+                    rootless = !ids.every_id,
+                    pods_at_once = ids.slots,
+                    "pods run with identities and network namespaces of their own"
+                );
             }
             (_, false) => tracing::warn!(
                 "the pod runner is not root: the sandbox is NOT isolated — pods share the host \
@@ -214,7 +221,9 @@ async fn watch_loop(
     };
     let mut events = watcher(api, watch_config).boxed();
     let mut pods: HashMap<String, Running> = HashMap::new();
-    let identities = Arc::new(identity::IdentityPool::default());
+    let identities = Arc::new(identity::IdentityPool::new(
+        identity::IdRange::of_this_namespace(),
+    ));
     // Pods being stopped (grace period running); awaited before the runner returns.
     let mut stopping: Vec<JoinHandle<()>> = Vec::new();
     let mut seen_in_relist: Option<Vec<String>> = None;

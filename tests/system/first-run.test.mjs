@@ -115,7 +115,7 @@ test("Ctrl-C stops it, and the install step run twice more installs nothing", as
   assert.match(up.stdout, /^sealpod stopped\.$/m);
   for (let run = 0; run < 2; run += 1) {
     const out = execFileSync(join(clone, "scripts/setup-local"), { cwd: clone, env: cloneEnv(), encoding: "utf8" });
-    assert.match(out, /^local mode: found every program it needs \(ip nft socat curl setpriv unshare nsenter\)$/m);
+    assert.match(out, /^local mode: found every program it needs \(ip nft socat curl setpriv unshare nsenter newuidmap newgidmap\)$/m);
   }
   assert.ok(!existsSync(aptCalls), "apt-get was never run");
 });

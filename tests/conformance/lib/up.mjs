@@ -7,14 +7,22 @@ import { join } from "node:path";
 import { waitFor } from "./sessions.mjs";
 
 /**
- * Starts `BIN_DIR/sealpod up --fake-model` with `args` added and waits for its env file.
+ * Starts `BIN_DIR/sealpod up --fake-model` with `args` added and waits for its env file. With
+ * `user` (`{ name, home }`) it runs as that user (setpriv, which execs it: signals reach `up`
+ * itself), as a normal user starts it.
  * Returns `{ run: { child, stdout, stderr, exited }, vars }`, `vars` being the env file's lines.
  */
-export async function startUp({ binDir, dataDir, envFile, port, args = [] }) {
+export async function startUp({ binDir, dataDir, envFile, port, args = [], user }) {
   rmSync(envFile, { force: true });
-  const child = spawn(join(binDir, "sealpod"), [
+  const up = [
+    join(binDir, "sealpod"),
     "up", "--fake-model", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--env-file", envFile, ...args,
-  ], { env: { ...process.env, SEALPOD_UP_LOG: "info" }, stdio: ["ignore", "pipe", "pipe"] });
+  ];
+  const [program, ...argv] = user
+    ? ["setpriv", `--reuid=${user.name}`, `--regid=${user.name}`, "--init-groups", "--", ...up]
+    : up;
+  const env = { ...process.env, SEALPOD_UP_LOG: "info", ...(user ? { HOME: user.home, USER: user.name } : {}) };
+  const child = spawn(program, argv, { env, stdio: ["ignore", "pipe", "pipe"] });
   const run = { child, stdout: "", stderr: "", exited: null };
   child.stdout.on("data", (d) => (run.stdout += d));
   child.stderr.on("data", (d) => (run.stderr += d));

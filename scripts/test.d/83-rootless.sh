@@ -1,5 +1,5 @@
-# Rootless local mode: the whole-system test (tests/system/system.test.mjs) with `sealpod up` run
-# by a normal user, created here with a range of subordinate IDs (room for 16 pods) and removed
+# Rootless local mode: the whole-system test (tests/system/system.test.mjs), on both control
+# planes, with `sealpod up` run by a normal user, created here with a range of subordinate IDs (room for 16 pods) and removed
 # at the end; every isolation check of the test then holds for the rootless path. Needs root (to
 # create the user), the Debian package uidmap (scripts/setup-local), node, kubectl and
 # tests/conformance/node_modules.
@@ -24,5 +24,9 @@ useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /
 usermod --add-subuids "${first}-${last}" --add-subgids "${first}-${last}" "${user}"
 cargo build --quiet --workspace --bins
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-SEALPOD_TEST_UP_USER="${user}" SEALPOD_TEST_CONTROL_PLANE=devcluster SEALPOD_BIN_DIR="${target_dir}/debug" \
-  node --test --test-concurrency=1 --test-timeout=400000 tests/system/system.test.mjs
+for control_plane in devcluster kubernetes; do
+  echo "--- control plane: ${control_plane}"
+  SEALPOD_TEST_UP_USER="${user}" SEALPOD_TEST_CONTROL_PLANE="${control_plane}" \
+    SEALPOD_BIN_DIR="${target_dir}/debug" \
+    node --test --test-concurrency=1 --test-timeout=400000 tests/system/system.test.mjs
+done

@@ -1,8 +1,8 @@
 # Rootless local mode: the whole-system test (tests/system/system.test.mjs), on both control
-# planes, with `sealpod up` run by a normal user, created here with a range of subordinate IDs (room for 16 pods) and removed
-# at the end; every isolation check of the test then holds for the rootless path. Needs root (to
-# create the user), the Debian package uidmap (scripts/setup-local), node, kubectl and
-# tests/conformance/node_modules.
+# planes, with `sealpod up` run by a normal user, created here with a range of subordinate IDs
+# (room for 16 pods) and removed at the end; every isolation check of the test then holds for the
+# rootless path. Needs root (to create the user), the Debian package uidmap
+# (scripts/setup-local), node, kubectl and tests/conformance/node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" != 0 ]; then

@@ -49,13 +49,12 @@ pub fn subordinate(table: &str, name: &str, id: u32) -> Option<Subordinate> {
         .max_by_key(|range| range.count)
 }
 
-/// The setuid helper `program` (`newuidmap`, `newgidmap`), where it is installed.
-fn helper(program: &str) -> Option<PathBuf> {
+/// Whether the setuid helper `program` (`newuidmap`, `newgidmap`) is installed.
+fn installed(program: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
+        .any(|dir| dir.join(program).is_file())
 }
 
 /// The `unshare` arguments of the namespace, or why it cannot be made.
@@ -70,12 +69,10 @@ fn unshare_args() -> Result<(String, Vec<String>), String> {
     if disabled {
         return Err("the kernel allows no user namespaces (user.max_user_namespaces = 0)".into());
     }
-    if helper("newuidmap").is_none() || helper("newgidmap").is_none() {
-        return Err(
-            "newuidmap and newgidmap are missing (Debian package uidmap, which \
-                    `scripts/setup-local` installs)"
-                .into(),
-        );
+    if !installed("newuidmap") || !installed("newgidmap") {
+        let why = "newuidmap and newgidmap are missing (Debian package uidmap, which \
+                   `scripts/setup-local` installs)";
+        return Err(why.into());
     }
     let range = |file: &str, id: u32| {
         let table = std::fs::read_to_string(file).unwrap_or_default();
@@ -102,7 +99,8 @@ fn unshare_args() -> Result<(String, Vec<String>), String> {
 
 /// Starts `up` again (same arguments and environment, and [`USER_ENV`]) in a user namespace of
 /// its own, waits for it, and returns its exit code; or why the namespace cannot be made (tried
-/// first with `true`, so that a refusal is told apart from `up` failing).
+/// first with `true`, so that a refusal is told apart from `up` failing). Once the copy runs,
+/// the answer is its exit code, whatever happens.
 pub async fn run_inside_user_namespace() -> Result<i32, String> {
     let (user, unshare) = unshare_args()?;
     let tried = Command::new("unshare")
@@ -119,51 +117,38 @@ pub async fn run_inside_user_namespace() -> Result<i32, String> {
             String::from_utf8_lossy(&tried.stderr).trim()
         ));
     }
+    let listen = |kind| signal(kind).map_err(|e| format!("signal handler: {e}"));
+    let (mut int, mut term) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+    );
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut child = Command::new("unshare")
         .args(&unshare)
         .arg(exe)
         .args(std::env::args_os().skip(1))
         .env(USER_ENV, &user)
+        .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot run unshare: {e}"))?;
-    let pid = child
+    // Passes SIGINT and SIGTERM on (a terminal's Ctrl-C reaches the copy directly too; `up`
+    // acts on the first and ignores the rest) until the copy exits.
+    let target = child
         .id()
-        .ok_or("the copy in the user namespace exited at once")?;
-    forward_signals_until_exit(&mut child, pid).await
-}
-
-/// Passes SIGINT and SIGTERM on to `child` (a terminal's Ctrl-C reaches it directly too; `up`
-/// acts on the first and ignores the rest) until it exits; returns its exit code.
-async fn forward_signals_until_exit(
-    child: &mut tokio::process::Child,
-    pid: u32,
-) -> Result<i32, String> {
-    let listen = |kind| signal(kind).map_err(|e| format!("signal handler: {e}"));
-    let (mut int, mut term) = (
-        listen(SignalKind::interrupt())?,
-        listen(SignalKind::terminate())?,
-    );
-    let target = Pid::from_raw(i32::try_from(pid).map_err(|_| "pid out of range")?);
+        .and_then(|pid| i32::try_from(pid).ok())
+        .map(Pid::from_raw);
     loop {
         let forward = tokio::select! {
             status = child.wait() => {
-                let status = status.map_err(|e| format!("waiting for the copy: {e}"))?;
-                return Ok(exit_code(status));
+                return Ok(status.map_or(1, sealpod_node::process::exit_code));
             }
             _ = int.recv() => Signal::SIGINT,
             _ = term.recv() => Signal::SIGTERM,
         };
-        let _ = nix::sys::signal::kill(target, forward);
+        if let Some(target) = target {
+            let _ = nix::sys::signal::kill(target, forward);
+        }
     }
-}
-
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1)
 }
 
 /// The user whose subordinate IDs this process has, when it is `up`'s copy inside the namespace.

@@ -1,4 +1,8 @@
 # Debian packages the tests need: those of local mode (scripts/setup-local, which checks each
-# program first).
+# program first), and valgrind for the instruction-count gate (scripts/instructions).
 set -euo pipefail
-"$(dirname "$0")/../setup-local"
+cd "$(dirname "$0")/../.."
+scripts/setup-local
+# shellcheck source=/dev/null
+. scripts/apt.sh
+apt_ensure valgrind

@@ -18,7 +18,6 @@
 //! O4: one operator run over M Sessions; RSS once every pod exists and things settle (steady),
 //! then the peak (VmHWM, reset first) while a compacted watch log forces every watcher to relist.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -27,41 +26,16 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use sealpod_resources::credential::CredentialSpec;
-use sealpod_resources::labels;
-use sealpod_resources::{Agent, Credential, Session};
-use serde_json::json;
+use sealpod_resources::Session;
 
-const NS: &str = "bench";
-const SYSTEM: &str = "sealpod-system";
+mod common;
+
+use common::{NS, cluster, flags, populate};
+
 const CONCURRENCY: usize = 16;
-
-fn flags() -> Vec<String> {
-    [
-        "--sidecar-image=sealpod/sidecar:bench",
-        "--runtime-image=sealpod/runtime:bench",
-        "--runtime-api-url=http://127.0.0.1:9",
-        "--pod-cidr=10.244.0.0/16",
-        "--service-cidr=10.96.0.0/12",
-        "--workspace-volume=empty-dir",
-        if std::env::var_os("BENCH_METRICS").is_some() {
-            "--listen=127.0.0.1:18089"
-        } else {
-            "--listen=127.0.0.1:0"
-        },
-        "--concurrency=16",
-        "--watch-timeout-seconds=5",
-        "--identity=bench",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
-}
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -77,86 +51,6 @@ struct Args {
     /// Internal: run the plain loop against this kubeconfig.
     #[arg(long, hide = true)]
     baseline: Option<PathBuf>,
-}
-
-async fn cluster() -> anyhow::Result<devcluster::DevCluster> {
-    let cluster = devcluster::DevCluster::start(devcluster::Config::default()).await?;
-    let crds: Vec<_> = sealpod_resources::crds::all()
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
-    cluster.install_crds(&crds).await?;
-    let namespaces: Api<Namespace> = Api::all(cluster.client());
-    for ns in [NS, SYSTEM] {
-        let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
-        namespaces.create(&PostParams::default(), &n).await?;
-    }
-    Ok(cluster)
-}
-
-/// A Credential, an Agent and `n` pinned Sessions.
-async fn populate(client: &Client, n: usize) -> anyhow::Result<()> {
-    let keys = sealpod_operator::keys::ensure_sealing_keys(client, SYSTEM).await?;
-    let sealed = keys.seal(
-        &CredentialSpec::sealing_context(NS, "cred"),
-        b"sk-bench-not-a-real-key",
-    )?;
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("cred-sealed".into()),
-            labels: Some(BTreeMap::from([
-                (
-                    labels::COMPONENT_LABEL.to_owned(),
-                    labels::COMPONENT_SEALED_CREDENTIAL.to_owned(),
-                ),
-                (labels::CREDENTIAL_LABEL.to_owned(), "cred".to_owned()),
-            ])),
-            ..ObjectMeta::default()
-        },
-        data: Some(BTreeMap::from([(
-            labels::SEALED_SECRET_KEY.to_owned(),
-            ByteString(sealed.as_str().as_bytes().to_vec()),
-        )])),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &secret)
-        .await?;
-    let cred: Credential = serde_json::from_value(json!({
-        "apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential", "metadata": {"name": "cred"},
-        "spec": {"provider": "anthropic", "allowedHosts": ["api.anthropic.com"],
-                 "sealedSecretRef": {"name": "cred-sealed"}, "default": true}
-    }))?;
-    Api::<Credential>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &cred)
-        .await?;
-    let agent: Agent = serde_json::from_value(json!({
-        "apiVersion": "sealpod.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "agt"},
-        "spec": {"model": "anthropic/claude-sonnet-4-5", "runtime": "claude", "prompt": "p"}
-    }))?;
-    Api::<Agent>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &agent)
-        .await?;
-    let sessions: Api<Session> = Api::namespaced(client.clone(), NS);
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let sessions = sessions.clone();
-            async move {
-                let s: Session = serde_json::from_value(json!({
-                    "apiVersion": "sealpod.dev/v1alpha1", "kind": "Session",
-                    "metadata": {"name": format!("ses-{i:06}")},
-                    "spec": {"agentRef": "agt", "agentSnapshot": {
-                        "model": "anthropic/claude-sonnet-4-5", "runtime": "claude", "prompt": "p",
-                        "promptHash": sealpod_resources::agent::prompt_hash("p"), "credential": "cred"}}
-                }))?;
-                sessions.create(&PostParams::default(), &s).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
 }
 
 /// Counts, from watches, pods created and sessions whose status names their pod.
@@ -300,21 +194,9 @@ async fn round(candidate: &Candidate, n: usize) -> anyhow::Result<f64> {
 
 /// The plain loop: the operator's own reconcile, called directly for each Session, 16 at a time.
 async fn baseline() -> anyhow::Result<()> {
-    use sealpod_operator::controller::{Context, session};
+    use sealpod_operator::controller::session;
     let client = Client::try_default().await?;
-    let config = sealpod_operator::Config::try_parse_from(
-        std::iter::once("sealpod-operator".to_owned()).chain(flags()),
-    )?;
-    let keys = sealpod_operator::keys::ensure_sealing_keys(&client, SYSTEM).await?;
-    let token_key = sealpod_operator::keys::ensure_token_key(&client, SYSTEM).await?;
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        config.clone(),
-        config.settings()?,
-        keys,
-        token_key,
-        Arc::default(),
-    ));
+    let ctx = common::context(&client).await?;
     let sessions: Api<Session> = Api::namespaced(client, NS);
     let list = sessions.list(&Default::default()).await?;
     futures::stream::iter(list.items)

@@ -18,17 +18,18 @@ use kube::Api;
 use sealpod_operator::controller::session;
 use sealpod_resources::Session;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+#[derive(Debug, clap::Parser)]
+struct Args {
+    /// Sessions created before any reconcile (the same in every run).
+    #[arg(long, default_value_t = 60)]
+    sessions: usize,
+    /// Sessions reconciled.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
 }
 
 fn main() -> anyhow::Result<()> {
-    let (sessions, count) = (arg("--sessions", 60), arg("--count", 10));
+    let Args { sessions, count } = clap::Parser::parse();
     anyhow::ensure!(count <= sessions, "--count must not exceed --sessions");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

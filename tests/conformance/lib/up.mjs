@@ -27,8 +27,10 @@ export async function startUp({ binDir, dataDir, envFile, port, args = [], user 
   child.stdout.on("data", (d) => (run.stdout += d));
   child.stderr.on("data", (d) => (run.stderr += d));
   child.on("exit", (code, signal) => (run.exited = { code, signal }));
-  // (`waitFor` retries a probe that throws: an early exit ends the wait instead.)
-  await waitFor("sealpod up to write its env file", async () => run.exited || existsSync(envFile), 180000)
+  // Ready once its env file is written and its summary printed (the summary's last line comes
+  // after the file). (`waitFor` retries a probe that throws: an early exit ends the wait instead.)
+  const ready = () => existsSync(envFile) && run.stdout.includes("Ctrl-C stops everything");
+  await waitFor("sealpod up to write its env file and print its summary", async () => run.exited || ready(), 180000)
     .catch((e) => {
       throw new Error(`${e.message}\n--- sealpod up stderr ---\n${run.stderr}`);
     });

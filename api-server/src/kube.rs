@@ -260,11 +260,7 @@ impl Cluster {
         what: &'static str,
     ) -> KubeResult<K>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-        <K as Resource>::DynamicType: Default,
+        K: TenantObject,
     {
         self.api::<K>(ns)
             .patch(name, &merge(), &Patch::Merge(patch))
@@ -275,11 +271,7 @@ impl Cluster {
     /// Deletes an object of a tenant namespace. Absent is success.
     async fn delete<K>(&self, ns: &str, name: &str, what: &'static str) -> KubeResult<()>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-        <K as Resource>::DynamicType: Default,
+        K: TenantObject,
     {
         match self
             .api::<K>(ns)
@@ -339,11 +331,7 @@ impl Cluster {
         what: &'static str,
     ) -> KubeResult<()>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-        <K as Resource>::DynamicType: Default,
+        K: TenantObject,
     {
         let patch = json!({
             "apiVersion": K::api_version(&Default::default()),
@@ -526,4 +514,22 @@ impl Cluster {
             .await
             .map_err(op("get session"))
     }
+}
+
+/// A kind of object in a tenant namespace that this client patches, writes status of or
+/// deletes.
+trait TenantObject:
+    Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> TenantObject for K where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+{
 }

@@ -11,6 +11,7 @@
 pub mod bootstrap;
 pub mod cluster;
 pub mod config;
+pub mod programs;
 pub mod rootless;
 pub mod state;
 pub mod up;

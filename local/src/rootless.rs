@@ -11,8 +11,6 @@
 //! The first process stays outside, passes SIGINT and SIGTERM on, and exits as its copy does. If
 //! the namespace cannot be made, it says why and `up` runs unisolated (sessions do not start).
 
-use std::path::PathBuf;
-
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use sealpod_node::identity::POD_IDS;
@@ -49,14 +47,6 @@ pub fn subordinate(table: &str, name: &str, id: u32) -> Option<Subordinate> {
         .max_by_key(|range| range.count)
 }
 
-/// Whether the setuid helper `program` (`newuidmap`, `newgidmap`) is installed.
-fn installed(program: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/bin"].map(PathBuf::from))
-        .any(|dir| dir.join(program).is_file())
-}
-
 /// The `unshare` arguments of the namespace, or why it cannot be made.
 fn unshare_args() -> Result<(String, Vec<String>), String> {
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
@@ -69,7 +59,7 @@ fn unshare_args() -> Result<(String, Vec<String>), String> {
     if disabled {
         return Err("the kernel allows no user namespaces (user.max_user_namespaces = 0)".into());
     }
-    if !installed("newuidmap") || !installed("newgidmap") {
+    if !crate::programs::missing(&["newuidmap", "newgidmap"]).is_empty() {
         let why = "newuidmap and newgidmap are missing (Debian package uidmap, which \
                    `scripts/setup-local` installs)";
         return Err(why.into());

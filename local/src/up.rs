@@ -151,18 +151,9 @@ async fn start() -> Start {
 
 /// The host programs isolated pods need: namespaces and bridges (`ip`, `socat`, `unshare`,
 /// `nsenter`), the lock (`nft`), UID switches (`setpriv`), probes (`curl`, `bash`).
-fn missing_tools() -> Vec<&'static str> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .collect();
-    [
-        "ip", "nft", "socat", "setpriv", "unshare", "nsenter", "curl", "bash",
-    ]
-    .into_iter()
-    .filter(|tool| !dirs.iter().any(|d| d.join(tool).is_file()))
-    .collect()
-}
+const POD_PROGRAMS: &[&str] = &[
+    "ip", "nft", "socat", "setpriv", "unshare", "nsenter", "curl", "bash",
+];
 
 fn bin(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
@@ -196,7 +187,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         tracing::warn!("sandbox pods are not isolated: {}", isolation.why);
     }
     if isolation.on {
-        let missing = missing_tools();
+        let missing = crate::programs::missing(POD_PROGRAMS);
         if !missing.is_empty() {
             bail!(
                 "the pod runner needs {} on PATH (Debian packages iproute2, nftables, socat, curl, \

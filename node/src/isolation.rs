@@ -134,8 +134,6 @@ pub struct IsolationConfig {
 /// A pod's namespace and bridges.
 #[derive(Debug)]
 pub struct PodNetwork {
-    /// A short name of the pod's network (`sp-` and the start of its uid), for socket paths.
-    pub name: String,
     /// The process holding the namespace.
     holder: u32,
     /// The directory of the bridges' sockets, once made.
@@ -151,16 +149,6 @@ fn in_network(holder: u32, program: &str) -> Command {
     cmd.args(["--target", &holder.to_string(), "--net", "--", program])
         .stdin(Stdio::null());
     cmd
-}
-
-/// The short name of a pod's network.
-pub fn namespace_name(pod_uid: &str) -> String {
-    let short: String = pod_uid
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(12)
-        .collect();
-    format!("sp-{short}")
 }
 
 fn host_end(socket: &Path, target: String) -> Result<JoinHandle<()>, RunnerError> {
@@ -183,12 +171,10 @@ impl PodNetwork {
     /// namespace holder) and starts `bridges` ([`pod_bridges`]) in it.
     pub async fn create(
         bridges: &[Bridge],
-        pod_uid: &str,
         holder: u32,
         dir: &Path,
     ) -> Result<PodNetwork, RunnerError> {
         let mut net = PodNetwork {
-            name: namespace_name(pod_uid),
             holder,
             sockets: None,
             inner: Vec::new(),
@@ -214,14 +200,14 @@ impl PodNetwork {
             )));
         }
         // A Unix socket path must fit in `sun_path` (108 bytes): pod directories may be deeper,
-        // so the sockets then live in a short directory of their own, named after the pod
+        // so the sockets then live in a short directory of their own, named by a hash of the pod
         // directory (runners of several users, rootless or not, share the temporary directory).
         let dir = if dir.as_os_str().len() + 16 < 100 {
             dir.to_path_buf()
         } else {
             use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
             let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(dir);
-            std::env::temp_dir().join(format!("sealpod-{}-{hash:016x}", self.name))
+            std::env::temp_dir().join(format!("sealpod-bridges-{hash:016x}"))
         };
         std::fs::create_dir_all(&dir).map_err(RunnerError::io(&dir))?;
         self.sockets = Some(dir.clone());

@@ -159,9 +159,9 @@ async fn keep_node(client: kube::Client, name: String, mut stop: watch::Receiver
 impl PodRunner {
     /// Starts watching and running pods.
     pub fn start(client: kube::Client, config: RunnerConfig) -> PodRunner {
+        let ids = identity::IdRange::of_this_namespace();
         match (&config.isolation, process::is_root()) {
             (Some(_), true) => {
-                let ids = identity::IdRange::of_this_namespace();
                 tracing::info!(
                     rootless = !ids.every_id,
                     pods_at_once = ids.slots,
@@ -183,7 +183,8 @@ impl PodRunner {
             config.node_name.clone(),
             stop_rx.clone(),
         ));
-        let task = tokio::spawn(watch_loop(client, Arc::new(config), stop_rx));
+        let identities = Arc::new(identity::IdentityPool::new(ids));
+        let task = tokio::spawn(watch_loop(client, Arc::new(config), identities, stop_rx));
         PodRunner { stop, task, node }
     }
 
@@ -209,6 +210,7 @@ fn key(pod: &Pod) -> Option<String> {
 async fn watch_loop(
     client: kube::Client,
     config: Arc<RunnerConfig>,
+    identities: Arc<identity::IdentityPool>,
     mut stop_rx: watch::Receiver<bool>,
 ) {
     let api: Api<Pod> = Api::all(client.clone());
@@ -221,9 +223,6 @@ async fn watch_loop(
     };
     let mut events = watcher(api, watch_config).boxed();
     let mut pods: HashMap<String, Running> = HashMap::new();
-    let identities = Arc::new(identity::IdentityPool::new(
-        identity::IdRange::of_this_namespace(),
-    ));
     // Pods being stopped (grace period running); awaited before the runner returns.
     let mut stopping: Vec<JoinHandle<()>> = Vec::new();
     let mut seen_in_relist: Option<Vec<String>> = None;

@@ -395,10 +395,8 @@ impl Worker {
         let mut namespaces = identity.enter(bridges.is_some()).await?;
         if let Some(bridges) = &bridges {
             self.dirs.create()?;
-            let uid = self.pod.metadata.uid.clone().unwrap_or_default();
             match super::isolation::PodNetwork::create(
                 bridges,
-                &uid,
                 namespaces.pid(),
                 &self.dirs.root.join("net"),
             )

@@ -1,6 +1,7 @@
 //! The store on SQLite (and on PostgreSQL when `SEALPOD_TEST_POSTGRES_URL` is set): gap-free
 //! seqs under concurrent appends, idempotent creates, steers and runtime appends, the turn
-//! life cycle and its status transitions.
+//! life cycle and its status transitions, and reads that see every kind of session write (on
+//! SQLite they are served from the rows the store keeps).
 
 use std::sync::Arc;
 
@@ -342,9 +343,11 @@ async fn turn_life_cycle_moves_the_status() {
 async fn an_unknown_stored_phase_is_an_error_not_a_default() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = Store::connect(&url, Hub::new()).await.expect("sqlite");
-    let id = created(&store, "ns").await;
-    assert!(store.get_session("ns", &id).await.expect("read").is_some());
+    let id = created(
+        &Store::connect(&url, Hub::new()).await.expect("sqlite"),
+        "ns",
+    )
+    .await;
 
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&url)
@@ -355,6 +358,9 @@ async fn an_unknown_stored_phase_is_an_error_not_a_default() {
         .execute(&pool)
         .await
         .expect("update");
+    // Read by a store opened after the foreign write: on SQLite a store keeps the rows it has
+    // read (it is the database's one writer) and would not see a write it did not make.
+    let store = Store::connect(&url, Hub::new()).await.expect("sqlite");
     let err = store
         .get_session("ns", &id)
         .await
@@ -416,5 +422,52 @@ async fn a_body_over_the_limit_is_truncated_inline_and_kept_whole_once() {
             store.event_content(&id, "evt_none").await.expect("content"),
             None
         );
+    }
+}
+
+#[tokio::test]
+async fn a_read_after_each_kind_of_session_write_sees_it() {
+    for (store, _dir) in stores().await {
+        let id = created(&store, "t").await;
+        let read = |id: String| {
+            let store = store.clone();
+            async move { store.get_session("t", &id).await.expect("get") }
+        };
+        assert_eq!(read(id.clone()).await.expect("row").head, 1);
+
+        let SteerOutcome::Appended(..) = store
+            .steer("t", &id, message("more"), None)
+            .await
+            .expect("steer")
+        else {
+            panic!("appended")
+        };
+        assert_eq!(read(id.clone()).await.expect("row").head, 2);
+
+        store.claim("t", &id).await.expect("claim").expect("a turn");
+        assert_eq!(read(id.clone()).await.expect("row").status, Phase::Running);
+
+        store.mark_hibernated(&id).await.expect("hibernate");
+        assert!(read(id.clone()).await.expect("row").hibernated);
+
+        store.record_object_uid(&id, "uid-1").await.expect("uid");
+        assert_eq!(
+            read(id.clone()).await.expect("row").object_uid.as_deref(),
+            Some("uid-1")
+        );
+
+        let retired = store
+            .retire_session("t", &id, "uid-1")
+            .await
+            .expect("retire")
+            .expect("retired");
+        assert!(read(id.clone()).await.is_none(), "the id is free again");
+        assert_eq!(
+            read(retired.clone()).await.expect("row").status,
+            Phase::Archived
+        );
+
+        store.forget_session(&retired).await.expect("forget");
+        assert!(read(retired).await.is_none());
     }
 }

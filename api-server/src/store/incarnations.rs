@@ -33,6 +33,7 @@ impl Store {
     /// Records `object_uid` as the Session object of row `id`, unless one is recorded already.
     pub async fn record_object_uid(&self, id: &str, object_uid: &str) -> StoreResult<()> {
         let mut w = self.begin().await?;
+        w.touch(id);
         sqlx::query("UPDATE sessions SET object_uid = $1 WHERE id = $2 AND object_uid IS NULL")
             .bind(object_uid)
             .bind(id)
@@ -63,6 +64,7 @@ impl Store {
         }
         self.cancel_running_turn(&mut w, &row).await?;
         let retired = retired_id(id, object_uid);
+        w.touch(&retired);
         sqlx::query("UPDATE sessions SET id = $1, status = $2, skey = NULL WHERE id = $3")
             .bind(&retired)
             .bind(Phase::Archived.as_str())

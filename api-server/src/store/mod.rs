@@ -14,6 +14,7 @@ mod incarnations;
 pub mod large_body;
 pub mod outbox;
 pub mod postgres;
+mod row_cache;
 mod schedule_names;
 mod schedules;
 mod sessions;
@@ -29,6 +30,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use hub::Hub;
+use row_cache::RowCache;
 
 pub use events::{Draft, EventFilter, StoredEvent};
 pub(crate) use events::{level_code, level_column};
@@ -131,17 +133,37 @@ pub struct Store {
     url: String,
     /// Bodies over this many bytes of JSON are truncated inline and stored whole beside.
     event_body_limit: usize,
+    /// Session rows as last read (SQLite only: this process is its one writer).
+    rows: Option<RowCache>,
 }
 
 /// A write transaction (holding the SQLite writer lock when on SQLite).
 pub(crate) struct WriteTx<'a> {
     pub(crate) tx: Transaction<'static, Any>,
     _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+    /// The cache of session rows, told at commit which rows this transaction wrote.
+    rows: Option<&'a RowCache>,
+    /// Ids of the session rows written.
+    touched: Vec<String>,
 }
 
 impl WriteTx<'_> {
+    /// Records that this transaction writes the session row `id` (every statement that inserts,
+    /// updates or deletes a session row calls this).
+    pub(crate) fn touch(&mut self, id: &str) {
+        if self.rows.is_some() && !self.touched.iter().any(|t| t == id) {
+            self.touched.push(id.to_owned());
+        }
+    }
+
     pub(crate) async fn commit(self) -> StoreResult<()> {
-        self.tx.commit().await.map_err(db("commit"))
+        self.tx.commit().await.map_err(db("commit"))?;
+        if let Some(rows) = self.rows
+            && !self.touched.is_empty()
+        {
+            rows.forget(self.touched.iter().map(String::as_str));
+        }
+        Ok(())
     }
 }
 
@@ -168,6 +190,10 @@ impl Store {
             hub,
             url: url.to_owned(),
             event_body_limit: large_body::DEFAULT_EVENT_BODY_LIMIT,
+            rows: match backend {
+                Backend::Sqlite => Some(RowCache::default()),
+                Backend::Postgres => None,
+            },
         })
     }
 
@@ -208,7 +234,12 @@ impl Store {
             Backend::Postgres => None,
         };
         let tx = self.pool.begin().await.map_err(db("begin"))?;
-        Ok(WriteTx { tx, _guard: guard })
+        Ok(WriteTx {
+            tx,
+            _guard: guard,
+            rows: self.rows.as_ref(),
+            touched: Vec::new(),
+        })
     }
 
     /// Tells other replicas (PostgreSQL) that a session's log or control state changed; the

@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 
 use crate::wire::{TurnState, TurnSummary, WireLimits, WireSnapshot};
 
+use super::row_cache::RowCache;
 use super::{
     Draft, Store, StoreResult, StoredEvent, WriteTx, column, db, flag, json_column, json_text,
     now_unix, phase_column,
@@ -185,6 +186,7 @@ impl Store {
         namespace: &str,
         id: &str,
     ) -> StoreResult<Option<SessionRow>> {
+        w.touch(id);
         let sql = format!(
             "UPDATE sessions SET head = head WHERE id = $1 AND namespace = $2 \
              RETURNING {SESSION_COLUMNS}"
@@ -200,6 +202,7 @@ impl Store {
 
     /// Writes back the mutable columns of a locked row.
     pub(crate) async fn save_session(w: &mut WriteTx<'_>, row: &SessionRow) -> StoreResult<()> {
+        w.touch(&row.id);
         sqlx::query(
             "UPDATE sessions SET status = $2, head = $3, input_cursor = $4, last_turn = $5, \
              turns_started = $6, usage = $7, hibernated = $8, last_activity = $9 WHERE id = $1",
@@ -293,6 +296,7 @@ impl Store {
             }
         }
         let now = chrono::Utc::now();
+        w.touch(&new.id);
         sqlx::query(
             "INSERT INTO sessions (id, namespace, agent_id, credential_id, snapshot, limits, \
              metadata, skey, status, head, input_cursor, last_turn, turns_started, usage, \
@@ -356,6 +360,7 @@ impl Store {
         let created_at = chrono::DateTime::from_timestamp(created_unix, 0)
             .unwrap_or_else(chrono::Utc::now)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        w.touch(&new.id);
         let inserted = sqlx::query(
             "INSERT INTO sessions (id, namespace, agent_id, credential_id, snapshot, limits, \
              metadata, skey, status, head, input_cursor, last_turn, turns_started, usage, \
@@ -410,6 +415,7 @@ impl Store {
     /// Removes a session whose object could not be created (compensation of a failed create).
     pub async fn forget_session(&self, id: &str) -> StoreResult<()> {
         let mut w = self.begin().await?;
+        w.touch(id);
         for sql in [
             "DELETE FROM events WHERE session = $1",
             "DELETE FROM webhook_deliveries WHERE session = $1",
@@ -428,15 +434,23 @@ impl Store {
 
     /// One session of a namespace.
     pub async fn get_session(&self, namespace: &str, id: &str) -> StoreResult<Option<SessionRow>> {
+        if let Some(row) = self.rows.as_ref().and_then(|c| c.get(namespace, id)) {
+            return Ok(Some(row));
+        }
         let sql =
             format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND namespace = $2");
+        let start = self.rows.as_ref().map(RowCache::read_start);
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .bind(namespace)
             .fetch_optional(self.pool())
             .await
             .map_err(db("get session"))?;
-        row.as_ref().map(row_to_session).transpose()
+        let row = row.as_ref().map(row_to_session).transpose()?;
+        if let (Some(cache), Some(start), Some(row)) = (&self.rows, start, &row) {
+            cache.keep(start, row);
+        }
+        Ok(row)
     }
 
     /// A page of a namespace's sessions, newest first.
@@ -657,6 +671,9 @@ impl Store {
             .execute(self.pool())
             .await
             .map_err(db("mark hibernated"))?;
+        if let Some(cache) = &self.rows {
+            cache.forget([id]);
+        }
         Ok(())
     }
 

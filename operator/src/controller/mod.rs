@@ -36,10 +36,12 @@ use crate::build::Settings;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
+use opened::OpenedValues;
 
 pub(crate) mod agent;
 pub(crate) mod credential;
 pub(crate) mod lifecycle;
+mod opened;
 pub(crate) mod pool;
 pub mod session;
 
@@ -53,6 +55,8 @@ pub struct Context {
     pub(crate) config: Config,
     /// The sealing key set (reloaded when a value names an unknown key).
     pub(crate) keys: RwLock<KeySet>,
+    /// Credential values opened before, so a reconcile does not open them again.
+    opened: OpenedValues,
     /// The runtime-token key.
     pub(crate) token_key: TokenKey,
     /// Metrics.
@@ -101,6 +105,7 @@ impl Context {
             settings,
             config,
             keys: RwLock::new(keys),
+            opened: OpenedValues::default(),
             token_key,
             metrics,
             recorder,
@@ -437,8 +442,16 @@ pub(crate) async fn open_credential(
 ) -> Result<Opened, CredentialError> {
     let ns = credential.namespace().unwrap_or_default();
     let name = credential.name_any();
-    let sealed = SealedValue::from_text(sealed_text(ctx, credential).await?.trim());
+    let text = sealed_text(ctx, credential).await?;
+    let sealed = SealedValue::from_text(text.trim());
+    let key_id = || sealed.key_id().map_err(|e| Error::Keys(e.into()));
     let context = CredentialSpec::sealing_context(&ns, &name);
+    if let Some(value) = ctx.opened.get(&context, sealed.as_str()) {
+        return Ok(Opened {
+            value,
+            key_id: key_id()?,
+        });
+    }
     let open = |keys: &RwLock<KeySet>| {
         keys.read()
             .unwrap_or_else(|e| e.into_inner())
@@ -459,10 +472,13 @@ pub(crate) async fn open_credential(
             "the sealed value opens to an empty key".into(),
         )
         .into()),
-        Ok(value) => Ok(Opened {
-            value,
-            key_id: sealed.key_id().map_err(|e| Error::Keys(e.into()))?,
-        }),
+        Ok(value) => {
+            ctx.opened.insert(&context, sealed.as_str(), &value);
+            Ok(Opened {
+                value,
+                key_id: key_id()?,
+            })
+        }
         // Sealing errors name key ids and causes, never the value.
         Err(e) => Err(CredentialProblem::Unreadable(e.to_string()).into()),
     }

@@ -17,7 +17,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -36,10 +35,12 @@ use crate::build::Settings;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
+use events::{Events, Note};
 use opened::OpenedValues;
 
 pub(crate) mod agent;
 pub(crate) mod credential;
+mod events;
 pub(crate) mod lifecycle;
 mod opened;
 pub(crate) mod pool;
@@ -61,8 +62,8 @@ pub struct Context {
     pub(crate) token_key: TokenKey,
     /// Metrics.
     pub(crate) metrics: Arc<Metrics>,
-    /// Event recorder.
-    pub(crate) recorder: Recorder,
+    /// Events of condition transitions.
+    events: Events,
     /// Restart bookkeeping of sandbox pods, by Session UID.
     pub(crate) restarts: Mutex<HashMap<String, lifecycle::Restart>>,
     /// First failed revoke of a deleted Session, by UID.
@@ -99,7 +100,7 @@ impl Context {
         token_key: TokenKey,
         metrics: Arc<Metrics>,
     ) -> Context {
-        let recorder = Recorder::new(client.clone(), OPERATOR_FIELD_MANAGER.into());
+        let events = Events::new(client.clone(), OPERATOR_FIELD_MANAGER);
         Context {
             client,
             settings,
@@ -108,7 +109,7 @@ impl Context {
             opened: OpenedValues::default(),
             token_key,
             metrics,
-            recorder,
+            events,
             restarts: Mutex::default(),
             revokes: Mutex::default(),
             attempts: Mutex::default(),
@@ -242,18 +243,13 @@ pub(crate) async fn publish_transitions<K: Resource<DynamicType = ()>>(
         let warning = (c.type_ == conditions::DEGRADED && c.status == ConditionStatus::True)
             || (c.type_ == conditions::EGRESS_LOCKED
                 && c.reason == conditions::reasons::LOCK_FAILED);
-        let event = KubeEvent {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
+        let note = Note {
+            warning,
             reason: c.reason.clone(),
-            note: Some(format!("{} is {:?}: {}", c.type_, c.status, c.message)),
             action: c.type_.clone(),
-            secondary: None,
+            text: format!("{} is {:?}: {}", c.type_, c.status, c.message),
         };
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+        if let Err(error) = ctx.events.publish(&note, &reference).await {
             tracing::debug!(%error, "event not published");
         }
     }

@@ -347,10 +347,16 @@ async fn run_target(
     let shared = Shared::new(n);
     let one = vec![broadcast_session.to_owned()];
     let clients = open_clients(t, &one, n, &shared, false);
-    wait_until("broadcast clients", 120, || {
+    if !wait_until("broadcast clients", 120, || {
         shared.connected.load(Ordering::Relaxed) >= n
     })
-    .await;
+    .await
+    {
+        eprintln!(
+            "  ({} of {n} clients connected)",
+            shared.connected.load(Ordering::Relaxed)
+        );
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu0 = proc_cpu_ticks(pid);
     let base_seq = shared.last_seq[0].load(Ordering::Relaxed);
@@ -359,10 +365,16 @@ async fn run_target(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let want = 20 * n as u64;
-    wait_until("broadcast deliveries", 60, || {
+    if !wait_until("broadcast deliveries", 60, || {
         shared.deliveries.load(Ordering::Relaxed) >= want
     })
-    .await;
+    .await
+    {
+        eprintln!(
+            "  ({} of {want} deliveries)",
+            shared.deliveries.load(Ordering::Relaxed)
+        );
+    }
     let cpu1 = proc_cpu_ticks(pid);
     let delivered = shared.deliveries.load(Ordering::Relaxed);
     r.insert(

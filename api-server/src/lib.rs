@@ -382,14 +382,17 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Se
         let _ = rx.wait_for(|v| *v).await;
     };
     let rx = state.shutdown();
+    // `into_make_service`: each connection shares the router. Served as a `Router`, axum 0.8
+    // copies every route of it for each connection (tens of KiB, most of an idle SSE stream's
+    // memory).
     let servers = futures::future::try_join3(
-        axum::serve(public, app(state.clone()))
+        axum::serve(public, app(state.clone()).into_make_service())
             .with_graceful_shutdown(wait(rx.clone()))
             .into_future(),
-        axum::serve(runtime, runtime_app(state.clone()))
+        axum::serve(runtime, runtime_app(state.clone()).into_make_service())
             .with_graceful_shutdown(wait(rx.clone()))
             .into_future(),
-        axum::serve(admin, admin_app(state.clone()))
+        axum::serve(admin, admin_app(state.clone()).into_make_service())
             .with_graceful_shutdown(wait(rx.clone()))
             .into_future(),
     );

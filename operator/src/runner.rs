@@ -98,7 +98,7 @@ pub async fn start_with(
     let server = tokio::spawn({
         let router = app(health.clone());
         async move {
-            if let Err(error) = axum::serve(listener, router).await {
+            if let Err(error) = axum::serve(listener, router.into_make_service()).await {
                 tracing::error!(%error, "health listener stopped");
             }
         }

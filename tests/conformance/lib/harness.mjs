@@ -6,7 +6,7 @@
 // (default: a fresh SQLite file; `postgres://…` to run on PostgreSQL).
 import { spawn, execFileSync } from "node:child_process";
 import { createHash, createHmac, generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtempSync, existsSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, existsSync, readFileSync, writeFileSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -167,6 +167,9 @@ export class Harness {
         await Promise.race([done, sleep(5000)]);
       }
     }
+    // The database, kubeconfig and keys of this run: nothing reads them once the children
+    // are stopped (a failing test has printed their logs already).
+    rmSync(this.dir, { recursive: true, force: true });
   }
 
   runtimeKey() {

@@ -262,6 +262,13 @@ async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> bool 
     true
 }
 
+/// [`wait_until`] `count()` reaches `want`; a timeout also says how far it got.
+async fn wait_count(what: &str, secs: u64, want: u64, count: impl Fn() -> u64) {
+    if !wait_until(what, secs, || count() >= want).await {
+        eprintln!("  ({} of {want})", count());
+    }
+}
+
 fn pct(v: &mut [u64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -313,8 +320,8 @@ async fn run_target(
     let rss0 = proc_rss_kib(pid);
     let shared = Shared::new(n);
     let clients = open_clients(t, sessions, n, &shared, false);
-    wait_until("all clients replayed", 120, || {
-        shared.connected.load(Ordering::Relaxed) >= n
+    wait_count("all clients replayed", 120, n as u64, || {
+        shared.connected.load(Ordering::Relaxed) as u64
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -347,16 +354,10 @@ async fn run_target(
     let shared = Shared::new(n);
     let one = vec![broadcast_session.to_owned()];
     let clients = open_clients(t, &one, n, &shared, false);
-    if !wait_until("broadcast clients", 120, || {
-        shared.connected.load(Ordering::Relaxed) >= n
+    wait_count("broadcast clients", 120, n as u64, || {
+        shared.connected.load(Ordering::Relaxed) as u64
     })
-    .await
-    {
-        eprintln!(
-            "  ({} of {n} clients connected)",
-            shared.connected.load(Ordering::Relaxed)
-        );
-    }
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu0 = proc_cpu_ticks(pid);
     let base_seq = shared.last_seq[0].load(Ordering::Relaxed);
@@ -365,16 +366,10 @@ async fn run_target(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let want = 20 * n as u64;
-    if !wait_until("broadcast deliveries", 60, || {
-        shared.deliveries.load(Ordering::Relaxed) >= want
+    wait_count("broadcast deliveries", 60, want, || {
+        shared.deliveries.load(Ordering::Relaxed)
     })
-    .await
-    {
-        eprintln!(
-            "  ({} of {want} deliveries)",
-            shared.deliveries.load(Ordering::Relaxed)
-        );
-    }
+    .await;
     let cpu1 = proc_cpu_ticks(pid);
     let delivered = shared.deliveries.load(Ordering::Relaxed);
     r.insert(
@@ -667,8 +662,8 @@ async fn main() {
     let health = rps(admin, "/healthz", None, rest_secs).await;
     let shared = Shared::new(n);
     let idle = open_clients(&ours_t, &sessions, n, &shared, false);
-    wait_until("idle streams for S5", 120, || {
-        shared.connected.load(Ordering::Relaxed) >= n
+    wait_count("idle streams for S5", 120, n as u64, || {
+        shared.connected.load(Ordering::Relaxed) as u64
     })
     .await;
     let get_idle = rps(public, &session_path, auth.as_deref(), rest_secs).await;

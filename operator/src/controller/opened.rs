@@ -17,18 +17,21 @@ use sealpod_resources::secret::Secret as SecretString;
 /// open, and a cluster rarely has this many credentials in use).
 const CAPACITY: usize = 1024;
 
-/// Opened values by (sealing context, sealed text).
+/// Opened values by sealed text, each with the context it was opened under (a sealed text is
+/// unique: every seal draws a new encapsulated key).
 #[derive(Default)]
 pub(crate) struct OpenedValues {
-    entries: Mutex<HashMap<(Vec<u8>, String), SecretString>>,
+    entries: Mutex<HashMap<String, (Vec<u8>, SecretString)>>,
 }
 
 impl OpenedValues {
     /// The value `sealed` opened to under `context`, if it was opened before.
     pub(crate) fn get(&self, context: &[u8], sealed: &str) -> Option<SecretString> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        // The key is built only to look up: HashMap has no borrowed form of a tuple key.
-        entries.get(&(context.to_vec(), sealed.to_owned())).cloned()
+        entries
+            .get(sealed)
+            .filter(|(opened_under, _)| opened_under == context)
+            .map(|(_, value)| value.clone())
     }
 
     /// Keeps what `sealed` opened to under `context`.
@@ -37,7 +40,7 @@ impl OpenedValues {
         if entries.len() >= CAPACITY {
             entries.clear();
         }
-        entries.insert((context.to_vec(), sealed.to_owned()), value.clone());
+        entries.insert(sealed.to_owned(), (context.to_vec(), value.clone()));
     }
 }
 

@@ -204,6 +204,14 @@ shutdown_lifetime 1 seconds
         if r["errors"]:
             print(f"  note: {scenario}/{path}: {r['errors']} errors ({r['last_error'][:80]})", file=sys.stderr)
 
+    # Idle connections first, while each heap is fresh: after the load rounds, freed memory is
+    # reused and a new connection's cost no longer shows in RSS.
+    mem = {}
+    for path, url_args, count in (("ours", tunnel_args("ours"), 200), ("squid", tunnel_args("squid"), 200),
+                                  ("tinyproxy", tunnel_args("tinyproxy"), 200)):
+        mem[(path, "tunnel")] = idle_slope(pids[path], url_args, count)
+    for path in ("ours", "mitmproxy"):
+        mem[(path, "mitm")] = idle_slope(pids[path], mitm_args(path), 100)
     print(f"uptime: {open('/proc/loadavg').read().strip()}  rounds={ROUNDS} secs={SECS}"
           f"  sidecar workers={os.environ.get('SIDECAR_WORKERS', 'default')}")
     for rnd in range(ROUNDS):
@@ -221,12 +229,6 @@ shutdown_lifetime 1 seconds
         args[1] = f"https://127.0.0.1:{uport}/sse?n=200&gap_ms=10"
         sse[path] = loadgen("sse", *args)
 
-    mem = {}
-    for path, url_args, count in (("ours", tunnel_args("ours"), 200), ("squid", tunnel_args("squid"), 200),
-                                  ("tinyproxy", tunnel_args("tinyproxy"), 200)):
-        mem[(path, "tunnel")] = idle_slope(pids[path], url_args, count)
-    for path in ("ours", "mitmproxy"):
-        mem[(path, "mitm")] = idle_slope(pids[path], mitm_args(path), 100)
     hwm = {name: hwm_kib(pid) for name, pid in pids.items()}
 
     report(results, sse, idle, mem, hwm)

@@ -170,10 +170,11 @@ fn run_proxy(args: &ProxyArgs) -> u8 {
     if args.check_config {
         return EXIT_OK;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = args.worker_threads {
+        runtime.worker_threads(usize::from(workers));
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(r) => r,
         Err(error) => {
             tracing::error!(%error, "cannot start the runtime");

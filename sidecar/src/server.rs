@@ -180,7 +180,16 @@ async fn connect(
         match (decision, upstream) {
             (Decision::Intercept(credentials), upstream) => {
                 proxy.metrics.intercepts.fetch_add(1, Ordering::Relaxed);
-                intercept::serve(proxy, upgraded, target, credentials, upstream).await;
+                // Boxed: an interception's state is large, and a tunnel's task must not carry
+                // room for it.
+                Box::pin(intercept::serve(
+                    proxy,
+                    upgraded,
+                    target,
+                    credentials,
+                    upstream,
+                ))
+                .await;
             }
             (Decision::Tunnel | Decision::Deny, Some((upstream, _))) => {
                 proxy.metrics.tunnels.fetch_add(1, Ordering::Relaxed);

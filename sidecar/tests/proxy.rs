@@ -856,6 +856,45 @@ fn the_binary_names_the_bad_key_and_binds_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen_addr"));
 }
 
+#[test]
+fn the_binary_runs_the_worker_threads_it_is_given() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("proxy.yaml");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &path,
+        format!(
+            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nca_cert_out: {}\nallow: []\n",
+            ca.display()
+        ),
+    )
+    .expect("write");
+    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_sealpod-sidecar"))
+        .args(["proxy", "--worker-threads", "7", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run");
+    // The CA is written once the runtime runs the start-up.
+    for _ in 0..200 {
+        if ca.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let workers = std::fs::read_dir(format!("/proc/{}/task", proxy.id()))
+        .expect("tasks")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("tokio-rt-worker"))
+        .count();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert!(ca.exists(), "the proxy never started");
+    // Seven workers (the default would be one per CPU); blocking-pool threads, if any, only add.
+    assert!(workers >= 7, "{workers} runtime threads");
+}
+
 #[tokio::test]
 async fn a_sink_that_never_answers_does_not_slow_traffic() {
     // Accepts connections and never replies: every batch post hangs until its timeout.

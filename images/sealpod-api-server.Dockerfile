@@ -2,7 +2,7 @@
 # Image of `sealpod-api-server`. Build from the repository root:
 #   docker build -f images/sealpod-api-server.Dockerfile -t sealpod-api-server:dev .
 # Multi-stage: the workspace is compiled in the official Rust image (the version of
-# rust-toolchain.toml), and only the release binary is copied into the final image.
+# rust-toolchain.toml), and only the `dist` binary (Cargo.toml) is copied into the final image.
 ARG RUST_VERSION=1.95.0
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
@@ -15,8 +15,8 @@ COPY . .
 # the cached target directory in the same step because cache mounts are not part of the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p sealpod-api-server --bin sealpod-api-server \
- && install -D -m 0755 target/release/sealpod-api-server /out/sealpod-api-server
+    cargo build --profile dist --locked -p sealpod-api-server --bin sealpod-api-server \
+ && install -D -m 0755 target/dist/sealpod-api-server /out/sealpod-api-server
 
 # Distroless: glibc and CA certificates, no shell, no package manager. ":nonroot" runs as
 # 65532:65532. SQLite is compiled into the binary (bundled), so no library is needed.

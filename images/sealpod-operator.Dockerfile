@@ -2,7 +2,7 @@
 # Image of `sealpod-operator`. Build from the repository root:
 #   docker build -f images/sealpod-operator.Dockerfile -t sealpod-operator:dev .
 # Multi-stage: the workspace is compiled in the official Rust image (the version of
-# rust-toolchain.toml), and only the release binary is copied into the final image.
+# rust-toolchain.toml), and only the `dist` binary (Cargo.toml) is copied into the final image.
 ARG RUST_VERSION=1.95.0
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
@@ -15,8 +15,8 @@ COPY . .
 # the cached target directory in the same step because cache mounts are not part of the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p sealpod-operator --bin sealpod-operator \
- && install -D -m 0755 target/release/sealpod-operator /out/sealpod-operator
+    cargo build --profile dist --locked -p sealpod-operator --bin sealpod-operator \
+ && install -D -m 0755 target/dist/sealpod-operator /out/sealpod-operator
 
 # Distroless: glibc and CA certificates, no shell, no package manager. ":nonroot" runs as
 # 65532:65532; the chart also enforces runAsNonRoot and a read-only root filesystem.

@@ -2,7 +2,7 @@
 # Image of `sealpod-runtime`. Build from the repository root:
 #   docker build -f images/sealpod-runtime.Dockerfile -t sealpod-runtime:dev .
 # Multi-stage: the workspace is compiled in the official Rust image (the version of
-# rust-toolchain.toml), and only the release binary is copied into the final image.
+# rust-toolchain.toml), and only the `dist` binary (Cargo.toml) is copied into the final image.
 ARG RUST_VERSION=1.95.0
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
@@ -15,8 +15,8 @@ COPY . .
 # the cached target directory in the same step because cache mounts are not part of the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p sealpod-runtime --bin sealpod-runtime \
- && install -D -m 0755 target/release/sealpod-runtime /out/sealpod-runtime
+    cargo build --profile dist --locked -p sealpod-runtime --bin sealpod-runtime \
+ && install -D -m 0755 target/dist/sealpod-runtime /out/sealpod-runtime
 
 # The sandbox's main container: the agent's tools run shell commands in the workspace, so this
 # image carries bash, git, curl and CA certificates on Debian slim, and nothing more. It runs as

@@ -2,7 +2,7 @@
 # Image of `sealpod-sidecar`. Build from the repository root:
 #   docker build -f images/sealpod-sidecar.Dockerfile -t sealpod-sidecar:dev .
 # Multi-stage: the workspace is compiled in the official Rust image (the version of
-# rust-toolchain.toml), and only the release binary is copied into the final image.
+# rust-toolchain.toml), and only the `dist` binary (Cargo.toml) is copied into the final image.
 ARG RUST_VERSION=1.95.0
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
@@ -15,8 +15,8 @@ COPY . .
 # the cached target directory in the same step because cache mounts are not part of the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p sealpod-sidecar --bin sealpod-sidecar \
- && install -D -m 0755 target/release/sealpod-sidecar /out/sealpod-sidecar
+    cargo build --profile dist --locked -p sealpod-sidecar --bin sealpod-sidecar \
+ && install -D -m 0755 target/dist/sealpod-sidecar /out/sealpod-sidecar
 
 # Debian slim rather than distroless: `sealpod-sidecar lock` programs the egress lock with the
 # `nft` binary (nftables), which distroless does not ship. Nothing else is installed.

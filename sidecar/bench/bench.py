@@ -15,7 +15,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 REL = os.path.join(ROOT, "target", "release")
-BIN = os.path.join(REL, "sealpod-sidecar")
+BIN = os.path.join(ROOT, "target", "dist", "sealpod-sidecar")
 UPSTREAM = os.path.join(REL, "examples", "fake_upstream")
 LOADGEN = os.path.join(REL, "examples", "loadgen")
 MITMDUMP = os.path.join(ROOT, ".tools", "bench-venv", "bin", "mitmdump")

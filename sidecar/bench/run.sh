@@ -7,9 +7,10 @@
 #   SIDECAR_WORKERS=1 sidecar/bench/run.sh   # the proxy with --worker-threads 1
 #
 # Installs its peers (pinned, idempotent): apt squid and tinyproxy (Debian 12 pins 5.7 and
-# 1.11.1), mitmproxy 11.0.2 in .tools/bench-venv. Builds the proxy, the fake upstream and the load
-# generator in release mode, starts every server itself, stops them by PID, and prints ratios
-# (medians of per-round values; only figures from the same run are compared).
+# 1.11.1), mitmproxy 11.0.2 in .tools/bench-venv. Builds the proxy as shipped (`dist` profile)
+# and the fake upstream and the load generator in release mode, starts every server itself, stops
+# them by PID, and prints ratios (medians of per-round values; only figures from the same run are
+# compared).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,5 +24,7 @@ if [ ! -x "$VENV/bin/mitmdump" ] || [ "$("$VENV/bin/python" -c 'import mitmproxy
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "mitmproxy==${MITM_VERSION}"
 fi
 
-cargo build --quiet --release -p sealpod-sidecar --bin sealpod-sidecar --example fake_upstream --example loadgen
+# The proxy as shipped (the `dist` profile); its peers' helpers in plain release.
+cargo build --quiet --profile dist -p sealpod-sidecar --bin sealpod-sidecar
+cargo build --quiet --release -p sealpod-sidecar --example fake_upstream --example loadgen
 exec python3 sidecar/bench/bench.py

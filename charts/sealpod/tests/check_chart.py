@@ -812,7 +812,8 @@ class Images(unittest.TestCase):
                     ref = image.split("/")[-1]
                     self.assertTrue(":" in ref or "@" in ref, f"{image} is not pinned")
                     self.assertNotIn(":latest", image)
-                self.assertIn(f"cargo build --release --locked -p {package} --bin {binary}", " ".join(lines))
+                self.assertIn(f"cargo build --profile dist --locked -p {package} --bin {binary}", " ".join(lines))
+                self.assertIn(f"target/dist/{binary}", " ".join(lines))
                 final = lines[max(i for i, l in enumerate(lines) if l.startswith("FROM ")):]
                 users = [l.split()[1] for l in final if l.startswith("USER ")]
                 self.assertTrue(users, "the final stage sets USER")

@@ -642,6 +642,56 @@ async fn credential_rotation_rewrites_the_proxy_secret_and_keeps_the_sealed_toke
     op.stop().await.expect("stop");
 }
 
+#[tokio::test]
+async fn a_child_changed_or_deleted_by_someone_else_is_written_again() {
+    // The operator ignores the watch events of its own writes; someone else's must still bring
+    // the Session back.
+    let h = Harness::new().await;
+    let op = h.operator("replica-a", &[]).await;
+    setup(&h).await;
+    new_session(&h, "ses-drift").await;
+    wait_pod(&h, "ses-drift").await;
+    let secrets: Api<Secret> = api(&h);
+    let written = eventually("proxy secret", || {
+        let secrets = secrets.clone();
+        async move { secrets.get_opt("ses-drift-proxy").await.ok().flatten() }
+    })
+    .await;
+    secrets
+        .patch(
+            "ses-drift-proxy",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {(build::PROXY_VALUE_ENTRY): "sk-tampered"}})),
+        )
+        .await
+        .expect("tamper");
+    eventually("proxy secret written again", || {
+        let secrets = secrets.clone();
+        let want = written.data.clone();
+        async move {
+            let s = secrets.get("ses-drift-proxy").await.ok()?;
+            (s.data == want).then_some(())
+        }
+    })
+    .await;
+    let policies: Api<NetworkPolicy> = api(&h);
+    let old = policies.get("ses-drift-egress").await.expect("policy");
+    policies
+        .delete("ses-drift-egress", &DeleteParams::default())
+        .await
+        .expect("delete policy");
+    eventually("network policy created again", || {
+        let policies = policies.clone();
+        let old_uid = old.uid();
+        async move {
+            let p = policies.get_opt("ses-drift-egress").await.ok()??;
+            (p.uid() != old_uid).then_some(())
+        }
+    })
+    .await;
+    op.stop().await.expect("stop");
+}
+
 /// Creates session `name`, waits for its pod and returns its runtime token.
 async fn running_session_token(h: &Harness, name: &str) -> String {
     new_session(h, name).await;

@@ -37,12 +37,14 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use events::{Events, Note};
 use opened::OpenedValues;
+use own_writes::OwnWrites;
 
 pub(crate) mod agent;
 pub(crate) mod credential;
 mod events;
 pub(crate) mod lifecycle;
 mod opened;
+mod own_writes;
 pub(crate) mod pool;
 pub mod session;
 
@@ -58,6 +60,8 @@ pub struct Context {
     pub(crate) keys: RwLock<KeySet>,
     /// Credential values opened before, so a reconcile does not open them again.
     opened: OpenedValues,
+    /// Children written by this operator whose watch events are still to come.
+    pub(crate) own_writes: OwnWrites,
     /// The runtime-token key.
     pub(crate) token_key: TokenKey,
     /// Metrics.
@@ -107,6 +111,7 @@ impl Context {
             config,
             keys: RwLock::new(keys),
             opened: OpenedValues::default(),
+            own_writes: OwnWrites::default(),
             token_key,
             metrics,
             events,
@@ -299,13 +304,16 @@ where
         + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
-    api.patch(
-        &obj.name_any(),
-        &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .map_err(Error::kube(op))
+    let applied = api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .map_err(Error::kube(op))?;
+    ctx.own_writes.wrote(&K::kind(&()), applied.meta());
+    Ok(applied)
 }
 
 /// Why a credential cannot be bound.
@@ -535,6 +543,36 @@ where
         config,
     )
     .default_backoff()
+    .touched_objects()
+}
+
+/// [`metadata_watch`] of a controller's children, without the updates this operator's own
+/// writes made ([`OwnWrites`]): a child it just wrote does not bring its owner back.
+pub(crate) fn owned_watch<K>(
+    ctx: &Arc<Context>,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<kube::core::PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let ctx = Arc::clone(ctx);
+    let kind = K::kind(&()).into_owned();
+    watcher(
+        scoped::<kube::core::PartialObjectMeta<K>>(ctx.client.clone(), namespace),
+        config,
+    )
+    .default_backoff()
+    .filter(move |event| {
+        let own = matches!(event, Ok(watcher::Event::Apply(o)) if ctx.own_writes.is_own(&kind, &o.metadata));
+        futures::future::ready(!own)
+    })
     .touched_objects()
 }
 

@@ -28,7 +28,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, Event as Finalizer};
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use sealpod_resources::Session;
 use sealpod_resources::labels::SESSION_FINALIZER;
 use serde_json::json;
@@ -61,7 +61,9 @@ pub async fn reconcile(session: Arc<Session>, ctx: Arc<Context>) -> Result<Actio
         {
             // Add the finalizer and run the pipeline on the answer at once, instead of waiting
             // for the watch to bring the change back (one round trip and one reconcile less per
-            // new Session). The resourceVersion makes the patch fail on a concurrent change.
+            // new Session; the watch event of this patch is then recognised as the operator's
+            // own and triggers nothing). The resourceVersion makes the patch fail on a
+            // concurrent change.
             let mut finalizers = session.finalizers().to_vec();
             finalizers.push(SESSION_FINALIZER.to_owned());
             let patched = api
@@ -75,6 +77,7 @@ pub async fn reconcile(session: Arc<Session>, ctx: Arc<Context>) -> Result<Actio
                 )
                 .await
                 .map_err(Error::kube("add finalizer"))?;
+            ctx.own_writes.wrote(&Session::kind(&()), patched.meta());
             return pipeline::apply(Arc::new(patched), &ctx).await;
         }
         finalizer::finalizer(&api, SESSION_FINALIZER, session, |event| async {

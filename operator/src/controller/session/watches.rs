@@ -4,17 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates};
+use kube::{Resource, ResourceExt};
 use sealpod_resources::agent::MANAGED_CREDENTIAL;
 use sealpod_resources::labels;
 use sealpod_resources::{Credential, Session};
 
 use super::super::credential::{credential_of, sealed_secrets};
-use super::super::{Context, main_stream, metadata_watch, run_controller, scoped};
+use super::super::{Context, main_stream, metadata_watch, owned_watch, run_controller, scoped};
 use super::{CONTROLLER, reconcile};
 
 /// Sessions (in `store`) whose pinned credential is `ns/name`.
@@ -74,20 +75,28 @@ pub(crate) async fn run(
         wc.clone(),
     );
     // Status-only updates (the API server's phase, this controller's own conditions) need no
-    // reconcile: only spec (generation), finalizer and deletion changes trigger one. The cache
-    // still sees every update.
+    // reconcile: only spec (generation), finalizer and deletion changes trigger one, and not the
+    // finalizer this controller added itself (after the predicates, which must see it to know
+    // the finalizers of the next update). The cache still sees every update.
     let deleting = |s: &Session| Some(u64::from(s.metadata.deletion_timestamp.is_some()));
-    let stream = stream.predicate_filter(
-        predicates::generation
-            .combine(predicates::finalizers)
-            .combine(deleting),
-        Default::default(),
-    );
+    let own = ctx.clone();
+    let stream = stream
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::finalizers)
+                .combine(deleting),
+            Default::default(),
+        )
+        .filter(move |s| {
+            let mine =
+                matches!(s, Ok(s) if own.own_writes.is_own(&Session::kind(&()), &s.metadata));
+            futures::future::ready(!mine)
+        });
     let ns = namespace.as_deref();
-    let pods = metadata_watch::<Pod>(client.clone(), ns, owned.clone());
-    let secrets = metadata_watch::<Secret>(client.clone(), ns, owned.clone());
-    let claims = metadata_watch::<PersistentVolumeClaim>(client.clone(), ns, owned.clone());
-    let policies = metadata_watch::<NetworkPolicy>(client.clone(), ns, owned);
+    let pods = owned_watch::<Pod>(&ctx, ns, owned.clone());
+    let secrets = owned_watch::<Secret>(&ctx, ns, owned.clone());
+    let claims = owned_watch::<PersistentVolumeClaim>(&ctx, ns, owned.clone());
+    let policies = owned_watch::<NetworkPolicy>(&ctx, ns, owned);
     let creds = metadata_watch::<Credential>(client.clone(), ns, wc.clone());
     let sealed = metadata_watch::<Secret>(client, ns, sealed_secrets(&wc));
 

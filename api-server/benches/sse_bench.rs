@@ -38,12 +38,13 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn proc_cpu_ticks(pid: u32) -> u64 {
+/// CPU ticks of `pid`: user and system (kernel) time.
+fn proc_cpu_ticks(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (field(11), field(12))
 }
 
 fn proc_rss_kib(pid: u32) -> u64 {
@@ -372,9 +373,14 @@ async fn run_target(
     .await;
     let cpu1 = proc_cpu_ticks(pid);
     let delivered = shared.deliveries.load(Ordering::Relaxed);
+    let per_delivery = |ticks: u64| ticks as f64 * 10_000.0 / delivered.max(1) as f64;
     r.insert(
         "S2 CPU us per delivery",
-        (cpu1 - cpu0) as f64 * 10_000.0 / delivered.max(1) as f64,
+        per_delivery(cpu1.0 + cpu1.1 - cpu0.0 - cpu0.1),
+    );
+    r.insert(
+        "S2 of which system (kernel) us",
+        per_delivery(cpu1.1 - cpu0.1),
     );
     let mut last_delivery: Vec<u64> = (1..=20)
         .map(|i| shared.max_latency_by_seq[(base_seq + i) as usize].load(Ordering::Relaxed))
@@ -423,7 +429,7 @@ async fn run_target(
     );
     r.insert(
         "S4 CPU us per resume (100 events)",
-        (cpu1 - cpu0) as f64 * 10_000.0 / n as f64,
+        (cpu1.0 + cpu1.1 - cpu0.0 - cpu0.1) as f64 * 10_000.0 / n as f64,
     );
     r.insert("S4 p99 ms to first replayed event", pct(&mut firsts, 0.99));
     for c in clients {

@@ -9,51 +9,56 @@
 //! recorded is simply not recognised: the reconcile it triggers finds nothing to do, as before.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
 use kube::core::ObjectMeta;
 
 /// Entries kept at most: past it the table is emptied (each forgotten write then costs one
-/// reconcile, as without the table). Entries leave as their events arrive, so only writes whose
-/// events never come (a watch restarted in between) accumulate.
+/// reconcile, as without the table). Entries leave as their events arrive; a write that changed
+/// nothing (a server-side apply of what is already there) has no event, and its entry stays
+/// until then.
 const CAP: usize = 16_384;
 
-/// Writes whose watch events have not been seen yet.
+/// Writes whose watch events have not been seen yet: 16 bytes each, two fingerprints (the
+/// object's kind, namespace and name; the resourceVersion the write left), keyed with a secret
+/// random state so no object can be named to collide with another.
 #[derive(Debug, Default)]
 pub(crate) struct OwnWrites {
-    written: Mutex<HashMap<Key, String>>,
-}
-
-/// Kind, namespace and name of a written object.
-type Key = (String, String, String);
-
-fn key(kind: &str, meta: &ObjectMeta) -> Option<Key> {
-    Some((kind.to_owned(), meta.namespace.clone()?, meta.name.clone()?))
+    hasher: RandomState,
+    written: Mutex<HashMap<u64, u64>>,
 }
 
 impl OwnWrites {
+    /// The fingerprints of an object's identity and of its version.
+    fn fingerprints(&self, kind: &str, meta: &ObjectMeta) -> Option<(u64, u64)> {
+        let object = (kind, meta.namespace.as_deref()?, meta.name.as_deref()?);
+        let version = meta.resource_version.as_deref()?;
+        Some((self.hasher.hash_one(object), self.hasher.hash_one(version)))
+    }
+
     /// Records the state a write of this operator left (the object as the API server returned
     /// it).
     pub(crate) fn wrote(&self, kind: &str, meta: &ObjectMeta) {
-        let (Some(key), Some(version)) = (key(kind, meta), meta.resource_version.clone()) else {
+        let Some((object, version)) = self.fingerprints(kind, meta) else {
             return;
         };
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         if written.len() >= CAP {
             written.clear();
         }
-        written.insert(key, version);
+        written.insert(object, version);
     }
 
     /// True when an update to `meta` is the one a recorded write made; the record is then
     /// forgotten (its event is seen once).
     pub(crate) fn is_own(&self, kind: &str, meta: &ObjectMeta) -> bool {
-        let (Some(key), Some(version)) = (key(kind, meta), meta.resource_version.as_deref()) else {
+        let Some((object, version)) = self.fingerprints(kind, meta) else {
             return false;
         };
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        if written.get(&key).is_some_and(|v| v == version) {
-            written.remove(&key);
+        if written.get(&object) == Some(&version) {
+            written.remove(&object);
             return true;
         }
         false

@@ -522,58 +522,70 @@ where
     }
 }
 
-/// A watch of the metadata of `K` objects (in `namespace`, or in all), retried with backoff, as
-/// the stream of the objects it touches: what `owns_stream` and `watches_stream` take.
-pub(crate) fn metadata_watch<K>(
-    client: Client,
-    namespace: Option<&str>,
-    config: watcher::Config,
-) -> impl Stream<Item = Result<kube::core::PartialObjectMeta<K>, watcher::Error>> + Send + 'static
-where
+/// A namespaced kind whose metadata the controllers watch.
+pub(crate) trait Watched:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
         + DeserializeOwned
         + Debug
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+/// The events of a watch of the metadata of `K` objects (in `namespace`, or in all), retried
+/// with backoff.
+fn metadata_events<K: Watched>(
+    client: Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<watcher::Event<kube::core::PartialObjectMeta<K>>, watcher::Error>>
++ Send
++ 'static {
     watcher(
         scoped::<kube::core::PartialObjectMeta<K>>(client, namespace),
         config,
     )
     .default_backoff()
-    .touched_objects()
+}
+
+/// A watch of the metadata of `K` objects (in `namespace`, or in all), retried with backoff, as
+/// the stream of the objects it touches: what `owns_stream` and `watches_stream` take.
+pub(crate) fn metadata_watch<K: Watched>(
+    client: Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<kube::core::PartialObjectMeta<K>, watcher::Error>> + Send + 'static {
+    metadata_events(client, namespace, config).touched_objects()
 }
 
 /// [`metadata_watch`] of a controller's children, without the updates this operator's own
 /// writes made ([`OwnWrites`]): a child it just wrote does not bring its owner back.
-pub(crate) fn owned_watch<K>(
+pub(crate) fn owned_watch<K: Watched>(
     ctx: &Arc<Context>,
     namespace: Option<&str>,
     config: watcher::Config,
-) -> impl Stream<Item = Result<kube::core::PartialObjectMeta<K>, watcher::Error>> + Send + 'static
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let ctx = Arc::clone(ctx);
+) -> impl Stream<Item = Result<kube::core::PartialObjectMeta<K>, watcher::Error>> + Send + 'static {
+    let own = Arc::clone(ctx);
     let kind = K::kind(&()).into_owned();
-    watcher(
-        scoped::<kube::core::PartialObjectMeta<K>>(ctx.client.clone(), namespace),
-        config,
-    )
-    .default_backoff()
-    .filter(move |event| {
-        let own = matches!(event, Ok(watcher::Event::Apply(o)) if ctx.own_writes.is_own(&kind, &o.metadata));
-        futures::future::ready(!own)
-    })
-    .touched_objects()
+    metadata_events(ctx.client.clone(), namespace, config)
+        .filter(move |event| {
+            let mine = matches!(event, Ok(watcher::Event::Apply(o)) if own.own_writes.is_own(&kind, &o.metadata));
+            futures::future::ready(!mine)
+        })
+        .touched_objects()
 }
 
 /// Keeps a controller's stream running until it ends.

@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OpenComputer } from "@opencomputer/sdk";
@@ -62,12 +62,19 @@ test("EventSource with ?token= reconnects with Last-Event-ID and misses nothing"
     }
   };
   const params = new URLSearchParams({ api: h.baseUrl, session: s.id, token, until: "10" });
+  // Chromium's profile and everything it puts in TMPDIR live in one directory, removed at the
+  // end; its processes are one group, stopped together.
+  const scratch = mkdtempSync(join(tmpdir(), "sealpod-chromium-"));
   const chromium = spawn("chromium", [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    `--user-data-dir=${mkdtempSync(join(tmpdir(), "sealpod-chromium-"))}`,
+    `--user-data-dir=${join(scratch, "profile")}`,
     `http://127.0.0.1:${pagePort}/?${params}`,
-  ], { stdio: "ignore" });
+  ], { stdio: "ignore", detached: true, env: { ...process.env, TMPDIR: scratch } });
+  const exited = new Promise((r) => {
+    chromium.once("exit", r);
+    chromium.once("error", r);
+  });
   try {
     await until((l) => l.seen.includes(1), "the first event");
     await h.runTurn("tenant-a", s.id, "before the close");
@@ -81,7 +88,13 @@ test("EventSource with ?token= reconnects with Last-Event-ID and misses nothing"
     assert.ok(last.errors >= 1, "the stream was closed and reopened");
     assert.deepEqual(last.seen, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   } finally {
-    chromium.kill("SIGKILL");
+    try {
+      process.kill(-chromium.pid, "SIGKILL");
+    } catch {
+      // The group is gone already.
+    }
+    await exited;
     server.close();
+    rmSync(scratch, { recursive: true, force: true });
   }
 });

@@ -38,13 +38,30 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// CPU ticks of `pid`: user and system (kernel) time.
-fn proc_cpu_ticks(pid: u32) -> (u64, u64) {
+/// CPU time of a process, in clock ticks.
+#[derive(Clone, Copy)]
+struct CpuTicks {
+    user: u64,
+    system: u64,
+}
+
+impl CpuTicks {
+    /// The time spent since `earlier`: (all of it, the system's (kernel's) part).
+    fn since(self, earlier: CpuTicks) -> (u64, u64) {
+        let system = self.system - earlier.system;
+        (self.user - earlier.user + system, system)
+    }
+}
+
+fn proc_cpu_ticks(pid: u32) -> CpuTicks {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (field(11), field(12))
+    CpuTicks {
+        user: field(11),
+        system: field(12),
+    }
 }
 
 fn proc_rss_kib(pid: u32) -> u64 {
@@ -374,14 +391,9 @@ async fn run_target(
     let cpu1 = proc_cpu_ticks(pid);
     let delivered = shared.deliveries.load(Ordering::Relaxed);
     let per_delivery = |ticks: u64| ticks as f64 * 10_000.0 / delivered.max(1) as f64;
-    r.insert(
-        "S2 CPU us per delivery",
-        per_delivery(cpu1.0 + cpu1.1 - cpu0.0 - cpu0.1),
-    );
-    r.insert(
-        "S2 of which system (kernel) us",
-        per_delivery(cpu1.1 - cpu0.1),
-    );
+    let (all, system) = cpu1.since(cpu0);
+    r.insert("S2 CPU us per delivery", per_delivery(all));
+    r.insert("S2 of which system (kernel) us", per_delivery(system));
     let mut last_delivery: Vec<u64> = (1..=20)
         .map(|i| shared.max_latency_by_seq[(base_seq + i) as usize].load(Ordering::Relaxed))
         .collect();
@@ -429,7 +441,7 @@ async fn run_target(
     );
     r.insert(
         "S4 CPU us per resume (100 events)",
-        (cpu1.0 + cpu1.1 - cpu0.0 - cpu0.1) as f64 * 10_000.0 / n as f64,
+        cpu1.since(cpu0).0 as f64 * 10_000.0 / n as f64,
     );
     r.insert("S4 p99 ms to first replayed event", pct(&mut firsts, 0.99));
     for c in clients {

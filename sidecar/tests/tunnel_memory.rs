@@ -1,6 +1,8 @@
 //! What an idle tunnel keeps on the proxy's heap, counted by dhat (bytes, not RSS: exact and
 //! repeatable). Alone in its test binary because the count is of the whole process.
 
+mod support;
+
 use std::net::SocketAddr;
 
 use sealpod_sidecar::resolve::SystemNet;
@@ -51,7 +53,6 @@ async fn an_idle_tunnel_keeps_no_copy_buffer() {
         tokio::task::yield_now().await;
     }
     let per_tunnel = (dhat::HeapStats::get().curr_bytes - before) / TUNNELS;
-    eprintln!("PER {per_tunnel}");
     // Besides the proxy's share, this holds the test's own two sockets per tunnel. Two copy
     // buffers of 4 KiB each (tokio's copy_bidirectional, the tunnel before this test) would be
     // 8 KiB alone.
@@ -65,17 +66,11 @@ async fn an_idle_tunnel_keeps_no_copy_buffer() {
 /// Opens a tunnel through the proxy at `proxy`, accepts its upstream connection, and carries one
 /// exchange both ways; returns the client's and the upstream's ends, now idle.
 async fn open(proxy: SocketAddr, upstream: &TcpListener, port: u16) -> (TcpStream, TcpStream) {
-    let mut client = TcpStream::connect(proxy).await.expect("connect proxy");
-    let head = format!("CONNECT tunnel.test:{port} HTTP/1.1\r\nHost: tunnel.test:{port}\r\n\r\n");
-    client.write_all(head.as_bytes()).await.expect("connect");
-    let (mut server, _) = upstream.accept().await.expect("accept");
-    let mut answer = Vec::new();
-    while !answer.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        assert_eq!(client.read(&mut byte).await.expect("read"), 1, "closed");
-        answer.push(byte[0]);
-    }
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    let target = format!("tunnel.test:{port}");
+    let (tunnel, accepted) = tokio::join!(support::connect(proxy, &target, &[]), upstream.accept());
+    assert_eq!(tunnel.status, 200, "{}", tunnel.head);
+    let mut client = tunnel.stream.expect("tunnel");
+    let (mut server, _) = accepted.expect("accept");
     let sent = vec![7u8; EXCHANGE];
     let mut got = vec![0u8; EXCHANGE];
     client.write_all(&sent).await.expect("send");

@@ -54,17 +54,21 @@ pub fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
+/// An org key's SHA-256, the cache's key (the bytes rather than the hex the records hold: a
+/// request hashes its key and looks it up without encoding it).
+type KeyHash = [u8; 32];
+
 /// The cache of org key hashes → namespace.
 #[derive(Debug, Default)]
 pub struct OrgKeys {
-    by_hash: RwLock<HashMap<String, (String, String)>>,
+    by_hash: RwLock<HashMap<KeyHash, (String, String)>>,
     ready: AtomicBool,
 }
 
 impl OrgKeys {
     /// The namespace an org key belongs to.
     pub fn namespace_of(&self, key: &str) -> Option<String> {
-        let hash = sha256_hex(key);
+        let hash: KeyHash = Sha256::digest(key.as_bytes()).into();
         let map = self.by_hash.read().unwrap_or_else(|p| p.into_inner());
         map.get(&hash).map(|(ns, _)| ns.clone())
     }
@@ -74,13 +78,11 @@ impl OrgKeys {
         self.ready.load(Ordering::Acquire)
     }
 
-    fn entry(record: &ConfigMap) -> Option<(String, (String, String))> {
-        let hash = record
-            .data
-            .as_ref()?
-            .get(API_KEY_HASH_ENTRY)?
-            .trim()
-            .to_ascii_lowercase();
+    /// The hash and owner of a record (`None` when it holds no 64-hex-digit hash).
+    fn entry(record: &ConfigMap) -> Option<(KeyHash, (String, String))> {
+        let text = record.data.as_ref()?.get(API_KEY_HASH_ENTRY)?.trim();
+        let mut hash = KeyHash::default();
+        hex::decode_to_slice(text, &mut hash).ok()?;
         Some((hash, (record.namespace()?, record.name_any())))
     }
 
@@ -118,7 +120,7 @@ impl OrgKeys {
             watcher(api, config.clone()).map(move |e| (i, e)).boxed()
         });
         let mut stream = futures::stream::select_all(streams);
-        let mut pending: Vec<HashMap<String, (String, String)>> =
+        let mut pending: Vec<HashMap<KeyHash, (String, String)>> =
             vec![HashMap::new(); scopes.len()];
         let mut listed = vec![false; scopes.len()];
         while let Some((i, event)) = stream.next().await {

@@ -13,6 +13,7 @@
 pub mod adopt;
 pub mod auth;
 pub mod config;
+mod cors;
 mod dto;
 mod error;
 mod input;
@@ -37,16 +38,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sealpod_resources::runtime_token::{
     CLIENT_TOKEN_KEY_SECRET, TOKEN_KEY_ENTRY, TOKEN_KEY_SECRET, TokenKey, generate_client_token_key,
 };
-use sealpod_resources::secret::random_hex;
 use tokio::sync::watch;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument as _;
 
 use crate::auth::{ClientTokenKey, OrgKeys};
@@ -225,19 +224,48 @@ impl AppState {
     }
 }
 
+/// The public API's middleware: CORS (preflights answered first, as before any route), then the
+/// request context.
+async fn public_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(answer) = cors::preflight(req.method(), req.headers()) {
+        return answer;
+    }
+    let origin = cors::origin(req.headers());
+    let mut response = request_context(State(state), req, next).await;
+    cors::decorate(origin, &mut response);
+    response
+}
+
+/// Every request's context: an id (in the error envelope, the `x-request-id` header and every log
+/// line of the request), one log line when it ends, and the response-status metric.
 async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let id = format!("req_{}", random_hex(10));
+    // 80 random bits in 20 hex digits.
+    let id = format!("req_{:020x}", rand::random::<u128>() >> 48);
     let method = req.method().clone();
     // The path only (never the query: it may carry `?token=`).
     let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    // Fields as `&str`, not `%` (Display): the log formatter takes a string as it is, where a
+    // Display value is first formatted into a new one.
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.as_str(),
+        method = method.as_str(),
+        path = path.as_str()
+    );
     let started = std::time::Instant::now();
     let mut response = error::REQUEST_ID
         .scope(id.clone(), next.run(req).instrument(span))
         .await;
     let status = response.status().as_u16();
     state.metrics().response(status);
-    tracing::info!(request_id = %id, %method, %path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    tracing::info!(
+        request_id = id.as_str(),
+        method = method.as_str(),
+        path = path.as_str(),
+        status,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
     if let Ok(v) = HeaderValue::from_str(&id) {
         response
             .headers_mut()
@@ -246,39 +274,15 @@ async fn request_context(State(state): State<AppState>, req: Request, next: Next
     response
 }
 
-fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PATCH,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            HeaderName::from_static("idempotency-key"),
-            HeaderName::from_static("last-event-id"),
-            HeaderName::from_static("x-api-key"),
-        ])
-        .expose_headers([HeaderName::from_static("x-request-id")])
-        .max_age(Duration::from_secs(600))
-}
-
 /// The public `/v3` router.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .nest("/v3", routes::router())
+        .merge(routes::router())
         .fallback(|| async { error::ApiError::NotFound("route") })
-        // Outermost first: CORS answers preflights before anything else runs.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            request_context,
+            public_request,
         ))
-        .layer(cors())
         .with_state(state)
 }
 

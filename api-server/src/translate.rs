@@ -97,20 +97,20 @@ pub(crate) fn credential_to_wire(credential: &Credential) -> wire::Credential {
 }
 
 /// The wire Session.
-pub(crate) fn session_to_wire(row: &SessionRow) -> wire::Session {
+pub(crate) fn session_to_wire(row: SessionRow) -> wire::Session {
     wire::Session {
-        id: row.id.clone(),
+        id: row.id,
         status: row.status,
         head: row.head,
         input_cursor: row.input_cursor,
-        agent_id: row.agent_id.clone(),
-        credential_id: row.credential_id.clone(),
-        agent_snapshot: row.snapshot.clone(),
-        last_turn: row.last_turn.clone(),
+        agent_id: row.agent_id,
+        credential_id: row.credential_id,
+        agent_snapshot: row.snapshot,
+        last_turn: row.last_turn,
         limits: row.limits,
-        metadata: row.metadata.clone(),
-        key: row.key.clone(),
-        created_at: row.created_at.clone(),
+        metadata: row.metadata,
+        key: row.key,
+        created_at: row.created_at,
     }
 }
 

@@ -1589,6 +1589,27 @@ async fn cors_preflight_and_admin_endpoints() {
     for want in ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"] {
         assert!(methods.contains(want), "{methods}");
     }
+    assert_eq!(h["access-control-max-age"], "600");
+    assert!(h["vary"].to_str().expect("str").contains("origin"));
+    // An ordinary request from a page: its origin reflected, the request id readable, and the
+    // answer marked as depending on the origin; without an origin, nothing is allowed.
+    let mut from_page = Env::request("GET", "/v3/agents", Some(&env.key_a), None);
+    from_page
+        .headers_mut()
+        .insert("origin", "https://app.example".parse().expect("value"));
+    let (s, _, h) = Env::send(&env.app, from_page).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    assert_eq!(h["access-control-expose-headers"], "x-request-id");
+    assert!(h["x-request-id"].to_str().expect("str").starts_with("req_"));
+    assert!(h["vary"].to_str().expect("str").contains("origin"));
+    let (s, _, h) = Env::send(
+        &env.app,
+        Env::request("GET", "/v3/agents", Some(&env.key_a), None),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!h.contains_key("access-control-allow-origin"), "{h:?}");
     let (s, body, _) = Env::send(&env.admin, Env::request("GET", "/healthz", None, None)).await;
     assert_eq!((s, body), (StatusCode::OK, json!("ok")));
     let (s, _, _) = Env::send(&env.admin, Env::request("GET", "/readyz", None, None)).await;

@@ -235,6 +235,7 @@ async fn memory(m: usize) -> anyhow::Result<()> {
     let first_peak = status_field(pid, "VmHWM:");
     tokio::time::sleep(Duration::from_secs(10)).await;
     let steady = status_field(pid, "VmRSS:");
+    let (anonymous, mapped) = (status_field(pid, "RssAnon:"), status_field(pid, "RssFile:"));
     // Reset the peak, drop the watch log, and let every watch (5 s timeout) come back to a 410.
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5")?;
     cluster.compact();
@@ -244,10 +245,12 @@ async fn memory(m: usize) -> anyhow::Result<()> {
     child.kill().await?;
     cluster.shutdown().await;
     println!(
-        "O4 {m} sessions + {m} pods: steady RSS {:.1} MiB ({:.2} KiB per session+pod); \
-         peak during first list and reconcile {:.1} MiB; peak during relist {:.1} MiB = {:.2}x steady; RSS after relist {:.1} MiB",
+        "O4 {m} sessions + {m} pods: steady RSS {:.1} MiB ({:.2} KiB per session+pod; \
+         anonymous {:.1} MiB, mapped files {:.1} MiB); peak during first list and reconcile {:.1} MiB; peak during relist {:.1} MiB = {:.2}x steady; RSS after relist {:.1} MiB",
         steady as f64 / 1024.0,
         steady as f64 / m as f64,
+        anonymous as f64 / 1024.0,
+        mapped as f64 / 1024.0,
         first_peak as f64 / 1024.0,
         relist_peak as f64 / 1024.0,
         relist_peak as f64 / steady.max(1) as f64,

@@ -19,6 +19,11 @@ pub const MAX_BODY_LEN: usize = 40;
 
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
+/// True for the bytes of [`ALPHABET`] (a range check: ids are checked on every request).
+fn in_alphabet(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
 /// The kinds of object that carry an API id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IdKind {
@@ -151,10 +156,7 @@ impl Id {
             .split_once(separator)
             .ok_or_else(|| IdError::Prefix(value.to_owned()))?;
         let kind = IdKind::from_prefix(prefix).ok_or_else(|| IdError::Prefix(value.to_owned()))?;
-        if body.is_empty()
-            || body.len() > MAX_BODY_LEN
-            || !body.bytes().all(|b| ALPHABET.contains(&b))
-        {
+        if body.is_empty() || body.len() > MAX_BODY_LEN || !body.bytes().all(in_alphabet) {
             return Err(IdError::Body(value.to_owned()));
         }
         Ok(Id {
@@ -221,6 +223,14 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn the_alphabet_check_accepts_exactly_the_alphabet() {
+        let accepted: Vec<u8> = (0..=u8::MAX).filter(|b| in_alphabet(*b)).collect();
+        let mut alphabet = ALPHABET.to_vec();
+        alphabet.sort_unstable();
+        assert_eq!(accepted, alphabet);
+    }
 
     fn is_dns1123_label(s: &str) -> bool {
         !s.is_empty()

@@ -33,8 +33,8 @@ use crate::wire::{self, Page};
 /// The routes.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/agents", get(list).post(create))
-        .route("/agents/{id}", get(get_one).patch(update))
+        .route("/v3/agents", get(list).post(create))
+        .route("/v3/agents/{id}", get(get_one).patch(update))
 }
 
 /// Resolves a `credential` parameter (`managed` or `cred_…`) to a reference (object name).

@@ -17,7 +17,7 @@ use crate::wire::ClientToken;
 
 /// The routes.
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/sessions/{id}/client-tokens", post(mint))
+    Router::new().route("/v3/sessions/{id}/client-tokens", post(mint))
 }
 
 /// Mints a client token: `{token, scopes, expires_at}`.

@@ -27,10 +27,10 @@ use crate::wire::{self, Page};
 /// The routes.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/credentials", get(list).post(create))
-        .route("/credentials/default", put(set_default))
+        .route("/v3/credentials", get(list).post(create))
+        .route("/v3/credentials/default", put(set_default))
         .route(
-            "/credentials/{id}",
+            "/v3/credentials/{id}",
             patch(rotate).delete(remove).get(get_one),
         )
 }

@@ -25,14 +25,17 @@ use crate::wire::{self, DeliveryStatus, Page};
 /// The routes.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/sessions/{id}/destinations", get(list).post(create))
+        .route("/v3/sessions/{id}/destinations", get(list).post(create))
         .route(
-            "/sessions/{id}/destinations/{did}",
+            "/v3/sessions/{id}/destinations/{did}",
             get(get_one).patch(update).delete(remove),
         )
-        .route("/sessions/{id}/deliveries", get(list_deliveries))
-        .route("/sessions/{id}/deliveries/{dlv}", get(get_delivery))
-        .route("/sessions/{id}/deliveries/{dlv}/redeliver", post(redeliver))
+        .route("/v3/sessions/{id}/deliveries", get(list_deliveries))
+        .route("/v3/sessions/{id}/deliveries/{dlv}", get(get_delivery))
+        .route(
+            "/v3/sessions/{id}/deliveries/{dlv}/redeliver",
+            post(redeliver),
+        )
 }
 
 /// Checks a URL with the outbound guard (DNS included): 400 when it is not a URL or points at

@@ -26,9 +26,9 @@ use crate::wire::Page;
 /// The routes.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/sessions/{id}/events", get(events))
-        .route("/sessions/{id}/events/{event_id}", get(one))
-        .route("/sessions/{id}/events/{event_id}/content", get(content))
+        .route("/v3/sessions/{id}/events", get(events))
+        .route("/v3/sessions/{id}/events/{event_id}", get(one))
+        .route("/v3/sessions/{id}/events/{event_id}/content", get(content))
 }
 
 /// The seq cursor of a page or stream: the larger of `after` and its alias `cursor`.

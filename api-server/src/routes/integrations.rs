@@ -18,88 +18,92 @@ pub(crate) const NOT_SUPPORTED: &str = "integration_not_supported";
 /// `(path, methods, integration)`: every hosted-integration route the SDK calls.
 const ROUTES: &[(&str, &[MethodFilter], &str)] = &[
     (
-        "/repos",
+        "/v3/repos",
         &[MethodFilter::GET, MethodFilter::POST],
         "repositories",
     ),
     (
-        "/repos/{id}",
+        "/v3/repos/{id}",
         &[MethodFilter::GET, MethodFilter::PATCH],
         "repositories",
     ),
     (
-        "/sessions/{id}/sources",
+        "/v3/sessions/{id}/sources",
         &[MethodFilter::GET],
         "repository sources",
     ),
     (
-        "/github/apps",
+        "/v3/github/apps",
         &[MethodFilter::GET, MethodFilter::POST],
         "GitHub apps",
     ),
     (
-        "/github/apps/{id}",
+        "/v3/github/apps/{id}",
         &[MethodFilter::PATCH, MethodFilter::DELETE],
         "GitHub apps",
     ),
     (
-        "/github/apps/manifest",
+        "/v3/github/apps/manifest",
         &[MethodFilter::POST],
         "GitHub apps",
     ),
     (
-        "/github/apps/manifest/conversions",
+        "/v3/github/apps/manifest/conversions",
         &[MethodFilter::POST],
         "GitHub apps",
     ),
     (
-        "/github/installations",
+        "/v3/github/installations",
         &[MethodFilter::GET],
         "GitHub installations",
     ),
     (
-        "/github/deploy-app/inspect",
+        "/v3/github/deploy-app/inspect",
         &[MethodFilter::POST],
         "GitHub deploys",
     ),
     (
-        "/agents/import",
+        "/v3/agents/import",
         &[MethodFilter::POST],
         "agent import from GitHub",
     ),
     (
-        "/agents/{id}/deployment-source",
+        "/v3/agents/{id}/deployment-source",
         &[MethodFilter::GET, MethodFilter::POST, MethodFilter::DELETE],
         "deployment sources",
     ),
     (
-        "/agents/{id}/slack",
+        "/v3/agents/{id}/slack",
         &[MethodFilter::GET, MethodFilter::POST, MethodFilter::DELETE],
         "Slack",
     ),
     (
-        "/agents/{id}/slack/manifest",
+        "/v3/agents/{id}/slack/manifest",
         &[MethodFilter::POST],
         "Slack",
     ),
     (
-        "/agents/{id}/slack/managed",
+        "/v3/agents/{id}/slack/managed",
         &[MethodFilter::GET, MethodFilter::DELETE],
         "Slack",
     ),
     (
-        "/agents/{id}/slack/managed/authorize",
+        "/v3/agents/{id}/slack/managed/authorize",
         &[MethodFilter::POST],
         "Slack",
     ),
-    ("/slack/managed/connections", &[MethodFilter::GET], "Slack"),
     (
-        "/sessions/{id}/watches",
+        "/v3/slack/managed/connections",
+        &[MethodFilter::GET],
+        "Slack",
+    ),
+    (
+        "/v3/sessions/{id}/watches",
         &[MethodFilter::GET, MethodFilter::POST],
         "pull-request watches",
     ),
     (
-        "/sessions/{id}/watches/{watch_id}",
+        "/v3/sessions/{id}/watches/{watch_id}",
         &[MethodFilter::DELETE],
         "pull-request watches",
     ),
@@ -116,7 +120,7 @@ pub(crate) fn not_supported(integration: &str) -> ApiError {
     )
 }
 
-/// The routes (under `/v3`).
+/// The routes.
 pub(crate) fn router() -> Router<AppState> {
     ROUTES
         .iter()

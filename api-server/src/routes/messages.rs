@@ -27,7 +27,7 @@ use crate::wire::{EventRef, Page, SessionHead, Steered};
 
 /// The routes.
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/sessions/{id}/messages", get(list).post(steer))
+    Router::new().route("/v3/sessions/{id}/messages", get(list).post(steer))
 }
 
 async fn list(

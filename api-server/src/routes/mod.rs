@@ -1,5 +1,8 @@
 //! The `/v3` routes, one module per resource; this root only merges them. Each handler
 //! authenticates through the `Caller` extractor, translates, and answers through `ApiError`.
+//!
+//! Routes carry their whole path (`/v3/sessions/{id}`) rather than being nested under `/v3`: a
+//! nested route rewrites every request's URI on the way in, a cost paid on each request.
 
 pub(crate) mod agents;
 pub(crate) mod client_tokens;
@@ -16,10 +19,9 @@ use axum::Router;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::translate::name_of;
-use sealpod_resources::ids::IdKind;
+use sealpod_resources::ids::{Id, IdKind};
 
-/// Every `/v3` route.
+/// Every `/v3` route (merged into the public router at its root).
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .merge(agents::router())
@@ -37,7 +39,7 @@ pub(crate) fn router() -> Router<AppState> {
 
 /// Checks a session id from the path (`404` when it cannot name a session).
 pub(crate) fn session_id(id: &str) -> Result<String, ApiError> {
-    name_of(id, IdKind::Session)
+    Id::parse_kind(id, IdKind::Session)
         .map(|_| id.to_owned())
-        .ok_or(ApiError::NotFound("session"))
+        .map_err(|_| ApiError::NotFound("session"))
 }

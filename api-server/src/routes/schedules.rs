@@ -30,13 +30,13 @@ use crate::wire::{self, RunOne, RunsPage, ScheduleList, ScheduleOne};
 /// The routes.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/agents/{id}/schedules", get(list).post(create))
+        .route("/v3/agents/{id}/schedules", get(list).post(create))
         .route(
-            "/agents/{id}/schedules/{sid}",
+            "/v3/agents/{id}/schedules/{sid}",
             get(get_one).patch(update).delete(delete),
         )
-        .route("/agents/{id}/schedules/{sid}/fire", post(fire))
-        .route("/agents/{id}/schedules/{sid}/runs", get(runs))
+        .route("/v3/agents/{id}/schedules/{sid}/fire", post(fire))
+        .route("/v3/agents/{id}/schedules/{sid}/runs", get(runs))
 }
 
 /// Checks a cron expression and time zone together (`400 invalid` naming `cron` or `tz`).

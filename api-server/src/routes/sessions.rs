@@ -26,10 +26,10 @@ use crate::wire::{self, Page, SessionCreated};
 /// The routes.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/sessions", get(list).post(create))
-        .route("/sessions/{id}", get(get_one))
-        .route("/sessions/{id}/cancel", post(cancel))
-        .route("/sessions/{id}/archive", post(archive))
+        .route("/v3/sessions", get(list).post(create))
+        .route("/v3/sessions/{id}", get(get_one))
+        .route("/v3/sessions/{id}/cancel", post(cancel))
+        .route("/v3/sessions/{id}/archive", post(archive))
 }
 
 async fn create(
@@ -75,7 +75,7 @@ async fn create(
     Ok((
         status,
         Json(SessionCreated {
-            session: session_to_wire(&row),
+            session: session_to_wire(row),
             client_token: token.token,
             sources: Vec::new(),
         }),
@@ -109,7 +109,7 @@ async fn list(
         .then(|| rows.last().map(|r| r.n.to_string()))
         .flatten();
     Ok(Json(Page {
-        data: rows.iter().map(session_to_wire).collect(),
+        data: rows.into_iter().map(session_to_wire).collect(),
         next_cursor: next,
     }))
 }
@@ -134,7 +134,7 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> ApiResult<Json<wire::Session>> {
     let (_, row) = org_session(&state, &caller, &id).await?;
-    Ok(Json(session_to_wire(&row)))
+    Ok(Json(session_to_wire(row)))
 }
 
 async fn cancel(
@@ -148,7 +148,7 @@ async fn cancel(
         .cancel(&ns, &id)
         .await?
         .ok_or(ApiError::NotFound("session"))?;
-    Ok(Json(session_to_wire(&row)))
+    Ok(Json(session_to_wire(row)))
 }
 
 async fn archive(
@@ -168,5 +168,5 @@ async fn archive(
         .set_desired_state(&ns, &name, DesiredState::Archived)
         .await?;
     state.sync().mark(&ns, &id);
-    Ok(Json(session_to_wire(&row)))
+    Ok(Json(session_to_wire(row)))
 }

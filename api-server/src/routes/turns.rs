@@ -17,9 +17,9 @@ use crate::wire::{Page, Turn, TurnResult};
 /// The routes.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/sessions/{id}/result", get(result))
-        .route("/sessions/{id}/turns", get(list))
-        .route("/sessions/{id}/turns/{turn_id}", get(one))
+        .route("/v3/sessions/{id}/result", get(result))
+        .route("/v3/sessions/{id}/turns", get(list))
+        .route("/v3/sessions/{id}/turns/{turn_id}", get(one))
 }
 
 async fn result(

@@ -1,4 +1,4 @@
-//! CORS for the public API (API.md §14: any origin is reflected; callers authenticate with bearer
+//! CORS for the public API (API.md §1: any origin is reflected; callers authenticate with bearer
 //! tokens, never cookies, so no credentials are allowed). Every header value is a constant: a
 //! request costs a method check and, when it names an origin, one header copy.
 //!

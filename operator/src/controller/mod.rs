@@ -15,6 +15,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, Store};
@@ -488,8 +489,21 @@ pub(crate) async fn open_credential(
     }
 }
 
-/// The watch stream and store of a controller's main resource, with managedFields pruned
-/// before caching (they are most of an object's size and never read).
+/// kubectl's copy of the object it last applied (`kubectl apply`): a second copy of the spec.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what no controller reads from an object about to be cached: `managedFields` (most of an
+/// object's size) and kubectl's last-applied copy. The controllers patch, never replace, their
+/// main objects, so what the cache lacks is never written back.
+fn prune_cached(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// The watch stream and store of a controller's main resource, pruned before caching
+/// ([`prune_cached`]).
 pub(crate) fn main_stream<K>(
     api: Api<K>,
     wc: watcher::Config,
@@ -503,9 +517,7 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(api, wc)
         .default_backoff()
-        .modify(|o: &mut K| {
-            o.managed_fields_mut().clear();
-        })
+        .modify(|o: &mut K| prune_cached(o.meta_mut()))
         .reflect(writer)
         .applied_objects();
     (reader, stream)
@@ -620,3 +632,31 @@ pub(crate) async fn run_controller<K, R, F>(
 
 /// Requeue of an object in a steady state: a safety net for a missed watch event, not a poll.
 pub(crate) const SAFETY_REQUEUE: Duration = Duration::from_secs(300);
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    use super::*;
+
+    #[test]
+    fn a_cached_object_keeps_neither_managed_fields_nor_kubectls_last_applied_copy() {
+        let mut meta = ObjectMeta {
+            managed_fields: Some(vec![ManagedFieldsEntry::default()]),
+            annotations: Some(
+                [
+                    (LAST_APPLIED.to_owned(), "{\"spec\":{}}".to_owned()),
+                    ("team".to_owned(), "a".to_owned()),
+                ]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        };
+        prune_cached(&mut meta);
+        assert_eq!(meta.managed_fields, None);
+        assert_eq!(
+            meta.annotations,
+            Some([("team".to_owned(), "a".to_owned())].into())
+        );
+    }
+}

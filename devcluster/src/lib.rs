@@ -57,7 +57,8 @@ pub struct Config {
     pub tokens: Vec<(String, String)>,
     /// The user of `DevCluster::client` and of the kubeconfig's current context.
     pub admin_user: String,
-    /// How many change events watches can resume from; older resourceVersions get 410 Gone.
+    /// How many change events of each resource kind watches can resume from; older
+    /// resourceVersions get 410 Gone.
     pub watch_log_capacity: usize,
     /// How often watches with `allowWatchBookmarks` get a bookmark.
     pub bookmark_interval: Duration,

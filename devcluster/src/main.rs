@@ -55,7 +55,8 @@ struct Serve {
     /// The user of the kubeconfig's current context.
     #[arg(long, env = "SEALPOD_DEVCLUSTER_ADMIN_USER", default_value = "admin")]
     admin_user: String,
-    /// How many change events watches can resume from (older resourceVersions get 410 Gone).
+    /// How many change events of each resource kind watches can resume from (older
+    /// resourceVersions get 410 Gone).
     #[arg(
         long,
         env = "SEALPOD_DEVCLUSTER_WATCH_LOG_EVENTS",

@@ -1,5 +1,5 @@
 //! Watch streams: newline-delimited JSON events (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`,
-//! `ERROR`) from the store's event log. A stream subscribes while holding the store lock, so no
+//! `ERROR`) from the store's event log of the watched kind. A stream subscribes while holding the store lock, so no
 //! event falls between its snapshot and its live part; it answers 410 `Expired` (inside the 200
 //! stream, as a real server does) when asked to resume from a resourceVersion the log no longer
 //! holds; bookmarks carry the last resourceVersion delivered on this stream. Never blocks the
@@ -108,8 +108,8 @@ async fn run(
         match (req.start, req.send_initial_events) {
             // Newer than this server has ever been (a client of a previous, unpersisted instance):
             // only a fresh list can repair its cache.
-            (Start::After(rv), false) if rv < st.log_floor() || rv > current => {
-                Err(expired(rv, st.log_floor()))
+            (Start::After(rv), false) if rv < st.log_floor(&req.def.storage) || rv > current => {
+                Err(expired(rv, st.log_floor(&req.def.storage)))
             }
             (Start::After(rv), false) => Ok((rv, wake, vec![])),
             _ => {
@@ -143,12 +143,12 @@ async fn run(
         let batch = {
             let st = crate::store::lock(&store);
             wake.borrow_and_update();
-            match st.events_since(pos) {
+            match st.events_since(&req.def.storage, pos) {
                 Some(evs) => {
                     pos = st.resource_version();
                     Ok(evs)
                 }
-                None => Err(expired(pos, st.log_floor())),
+                None => Err(expired(pos, st.log_floor(&req.def.storage))),
             }
         };
         let batch = match batch {
@@ -158,7 +158,7 @@ async fn run(
                 return Ok(());
             }
         };
-        for ev in batch.iter().filter(|e| e.storage == req.def.storage) {
+        for ev in &batch {
             let now = req.matches(&ev.ns, &ev.obj);
             let before = ev.prev.as_ref().is_some_and(|p| req.matches(&ev.ns, p));
             let kind = match ev.kind {

@@ -457,6 +457,63 @@ async fn field_validation_strict_refuses_and_warn_warns() {
 }
 
 #[tokio::test]
+async fn each_kind_keeps_its_own_watch_log() {
+    // kube-apiserver keeps a watch cache per resource: a quiet kind's watch resumes from its last
+    // event however many changes other kinds made since; only its own kind's changes expire it.
+    let c = devcluster::DevCluster::start(devcluster::Config {
+        watch_log_capacity: 3,
+        ..Default::default()
+    })
+    .await
+    .expect("cluster starts");
+    let client = c.client();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &cm("quiet", &json!({})))
+        .await
+        .expect("create");
+    let rv = c.resource_version();
+    for i in 0..10 {
+        let s = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!("busy-{i}")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        secrets
+            .create(&PostParams::default(), &s)
+            .await
+            .expect("secret");
+    }
+    let uri = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}");
+    let watcher = tokio::spawn({
+        let client = client.clone();
+        let uri = uri.clone();
+        async move { watch_lines(&client, &uri, 1).await }
+    });
+    cms.create(&PostParams::default(), &cm("next", &json!({})))
+        .await
+        .expect("create");
+    let lines = watcher.await.expect("joined");
+    assert_eq!(lines[0]["type"], json!("ADDED"), "{lines:?}");
+    assert_eq!(lines[0]["object"]["metadata"]["name"], json!("next"));
+
+    for i in 0..3 {
+        cms.create(
+            &PostParams::default(),
+            &cm(&format!("more-{i}"), &json!({})),
+        )
+        .await
+        .expect("create");
+    }
+    let lines = watch_lines(&client, &uri, 1).await;
+    assert_eq!(lines[0]["type"], json!("ERROR"), "{lines:?}");
+    assert_eq!(lines[0]["object"]["code"], json!(410));
+    c.shutdown().await;
+}
+
+#[tokio::test]
 async fn watch_from_a_future_resource_version_is_expired() {
     // A client of an earlier, unpersisted instance holds resourceVersions this one never had.
     let c = cluster().await;

@@ -13,7 +13,7 @@
 //! median, min and max of the per-round ratio operator / plain loop.
 //!
 //! `BENCH_METRICS=1` prints the operator's `/metrics` (reconcile counts and durations) after
-//! each operator round (it then listens on 127.0.0.1:18089).
+//! each operator round, and O4's reconcile counts (it then listens on 127.0.0.1:18089).
 //!
 //! O4: one operator run over M Sessions; RSS once every pod exists and things settle (steady),
 //! then the peak (VmHWM, reset first) while a compacted watch log forces every watcher to relist.
@@ -181,11 +181,7 @@ async fn round(candidate: &Candidate, n: usize) -> anyhow::Result<f64> {
     progress.wait_for(n, Duration::from_secs(600)).await?;
     let secs = start.elapsed().as_secs_f64();
     if std::env::var_os("BENCH_METRICS").is_some() {
-        let out = std::process::Command::new("curl")
-            .arg("-s")
-            .arg("http://127.0.0.1:18089/metrics")
-            .output()?;
-        println!("{}", String::from_utf8_lossy(&out.stdout));
+        println!("{}", metrics()?);
     }
     child.kill().await?;
     cluster.shutdown().await;
@@ -233,8 +229,15 @@ async fn memory(m: usize) -> anyhow::Result<()> {
     let pid = child.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
     progress.wait_for(m, Duration::from_secs(1800)).await?;
     let first_peak = status_field(pid, "VmHWM:");
+    let before = reconciles()?;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let steady = status_field(pid, "VmRSS:");
+    if let (Some(before), Some(now)) = (before, reconciles()?) {
+        println!(
+            "O4 reconciles by the time every pod existed: {before}; during the steady window: {}",
+            now - before
+        );
+    }
     let (anonymous, mapped) = (status_field(pid, "RssAnon:"), status_field(pid, "RssFile:"));
     // Reset the peak, drop the watch log, and let every watch (5 s timeout) come back to a 410.
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5")?;
@@ -257,6 +260,28 @@ async fn memory(m: usize) -> anyhow::Result<()> {
         after as f64 / 1024.0,
     );
     Ok(())
+}
+
+/// The operator's `/metrics` (it listens there when `BENCH_METRICS` is set).
+fn metrics() -> anyhow::Result<String> {
+    let out = std::process::Command::new("curl")
+        .arg("-s")
+        .arg("http://127.0.0.1:18089/metrics")
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Reconciles of every controller so far, when `BENCH_METRICS` is set.
+fn reconciles() -> anyhow::Result<Option<u64>> {
+    if std::env::var_os("BENCH_METRICS").is_none() {
+        return Ok(None);
+    }
+    let total = metrics()?
+        .lines()
+        .filter(|l| l.starts_with("sealpod_operator_reconciles_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    Ok(Some(total))
 }
 
 fn uptime() -> String {

@@ -1,5 +1,6 @@
 //! The store: every object behind one lock, one global resourceVersion counter, a bounded log of
-//! change events for watches, and a wake-up channel watchers subscribe to while holding the lock
+//! change events per resource kind for watches (as kube-apiserver keeps a watch cache per
+//! resource, so a quiet kind's watch can resume however busy the others are), and a wake-up channel watchers subscribe to while holding the lock
 //! (so nothing is lost between a snapshot and the live stream). Writes that change nothing emit
 //! nothing. This module owns reads and the commit step; `write`, `delete` and `kinds` own the
 //! write rules. It never does I/O and never awaits while holding the lock.
@@ -51,6 +52,14 @@ pub(crate) struct Event {
 
 type Key = (String, String);
 
+/// One resource kind's retained change events.
+#[derive(Debug)]
+struct KindLog {
+    events: VecDeque<Arc<Event>>,
+    /// Every event of this kind with a resourceVersion above this one is still in `events`.
+    floor: u64,
+}
+
 /// Where an object lives, by uid (for garbage collection).
 #[derive(Debug, Clone)]
 pub(crate) struct Location {
@@ -87,9 +96,11 @@ pub(crate) struct Store {
     uids: HashMap<String, Location>,
     /// owner uid → objects with an ownerReference to it (may hold stale entries; readers check).
     owned: HashMap<String, BTreeSet<(String, String, String)>>,
-    log: VecDeque<Arc<Event>>,
-    /// Every event with a resourceVersion above this one is still in `log`.
-    log_floor: u64,
+    /// storage → its kind's retained events.
+    logs: HashMap<String, KindLog>,
+    /// The resourceVersion of the last compaction (or restore): the floor of every kind's log.
+    compacted: u64,
+    /// Events retained per kind.
     log_capacity: usize,
     notify: watch::Sender<u64>,
     /// Bumped on every commit; the state-file writer compares it.
@@ -106,8 +117,8 @@ impl Store {
             objects: HashMap::new(),
             uids: HashMap::new(),
             owned: HashMap::new(),
-            log: VecDeque::new(),
-            log_floor: 0,
+            logs: HashMap::new(),
+            compacted: 0,
             log_capacity: log_capacity.max(1),
             notify,
             generation: 0,
@@ -128,8 +139,9 @@ impl Store {
         self.rv
     }
 
-    pub(crate) fn log_floor(&self) -> u64 {
-        self.log_floor
+    /// Watches of `storage` can resume from any resourceVersion at or above this one.
+    pub(crate) fn log_floor(&self, storage: &str) -> u64 {
+        self.logs.get(storage).map_or(self.compacted, |l| l.floor)
     }
 
     /// A receiver woken on every commit; subscribe while holding the lock.
@@ -139,17 +151,20 @@ impl Store {
 
     /// Forgets the retained events: watches from any earlier resourceVersion get 410 Gone.
     pub(crate) fn compact(&mut self) {
-        self.log.clear();
-        self.log_floor = self.rv;
+        self.logs.clear();
+        self.compacted = self.rv;
     }
 
-    /// Events after `rv`, or `None` when they are no longer retained.
-    pub(crate) fn events_since(&self, rv: u64) -> Option<Vec<Arc<Event>>> {
-        if rv < self.log_floor {
+    /// Events of `storage` after `rv`, or `None` when they are no longer retained.
+    pub(crate) fn events_since(&self, storage: &str, rv: u64) -> Option<Vec<Arc<Event>>> {
+        if rv < self.log_floor(storage) {
             return None;
         }
-        let start = self.log.partition_point(|e| e.rv <= rv);
-        Some(self.log.range(start..).cloned().collect())
+        let Some(log) = self.logs.get(storage) else {
+            return Some(vec![]);
+        };
+        let start = log.events.partition_point(|e| e.rv <= rv);
+        Some(log.events.range(start..).cloned().collect())
     }
 
     pub(crate) fn get(
@@ -320,10 +335,18 @@ impl Store {
     }
 
     fn record(&mut self, ev: Event) {
-        self.log.push_back(Arc::new(ev));
-        while self.log.len() > self.log_capacity {
-            if let Some(old) = self.log.pop_front() {
-                self.log_floor = old.rv;
+        let compacted = self.compacted;
+        let log = self
+            .logs
+            .entry(ev.storage.clone())
+            .or_insert_with(|| KindLog {
+                events: VecDeque::new(),
+                floor: compacted,
+            });
+        log.events.push_back(Arc::new(ev));
+        while log.events.len() > self.log_capacity {
+            if let Some(old) = log.events.pop_front() {
+                log.floor = old.rv;
             }
         }
         self.generation += 1;
@@ -417,8 +440,8 @@ impl Store {
                 .insert((ns, name), Arc::new(obj));
         }
         self.rv = rv;
-        self.log.clear();
-        self.log_floor = rv;
+        self.logs.clear();
+        self.compacted = rv;
         self.notify.send_replace(rv);
         Ok(())
     }

@@ -63,25 +63,40 @@ pub(crate) fn input_to_body(
     }
 }
 
-/// Resolves the credential a new session pins (API.md §9): `managed` or a Credential name.
+/// Resolves the credential a new session pins (API.md §9): `managed` or a Credential name. The
+/// provider is the agent runtime's (else the model's); `managed` resolves only when the managed
+/// Credential is of that provider.
 pub(crate) async fn resolve_credential(
     state: &AppState,
     ns: &str,
     agent: &Agent,
     model: &str,
 ) -> ApiResult<String> {
-    let managed = || match &state.settings().managed_credential {
-        Some(_) => Ok(MANAGED_CREDENTIAL.to_owned()),
-        None => Err(ApiError::unprocessable(
-            "managed_unavailable",
-            "the managed credential is not available on this cluster; attach a credential to the agent or set a default",
-        )),
-    };
     let provider = runtime_provider(&agent.spec.runtime)
         .or_else(|| model_provider(model))
         .unwrap_or("anthropic");
+    let managed = || async {
+        let Some(name) = &state.settings().managed_credential else {
+            return Err(ApiError::unprocessable(
+                "managed_unavailable",
+                "the managed credential is not available on this cluster; attach a credential to the agent or set a default",
+            ));
+        };
+        let system_ns = state.cluster().system_namespace();
+        match state.cluster().get_credential(system_ns, name).await? {
+            Some(c) if c.spec.provider != provider => Err(ApiError::unprocessable(
+                "no_credential",
+                format!(
+                    "no `{provider}` credential: attach one to the agent or set a default (the managed credential is for `{}`)",
+                    c.spec.provider
+                ),
+            )),
+            // A managed Credential not (yet) present is the operator's to report on the session.
+            _ => Ok(MANAGED_CREDENTIAL.to_owned()),
+        }
+    };
     match agent.spec.credential.as_deref() {
-        Some(MANAGED_CREDENTIAL) => return managed(),
+        Some(MANAGED_CREDENTIAL) => return managed().await,
         Some(name) => match state.cluster().get_credential(ns, name).await? {
             Some(c) if c.spec.provider == provider => return Ok(c.name_any()),
             Some(_) => {}
@@ -102,13 +117,13 @@ pub(crate) async fn resolve_credential(
         .find(|c| c.spec.default && c.spec.provider == provider);
     match default {
         Some(c) => Ok(c.name_any()),
-        None => managed().map_err(|e| match state.settings().managed_credential {
-            None => ApiError::unprocessable(
-                "no_credential",
-                format!("no `{provider}` credential: attach one to the agent or set a default (managed is not available)"),
+        None if state.settings().managed_credential.is_none() => Err(ApiError::unprocessable(
+            "no_credential",
+            format!(
+                "no `{provider}` credential: attach one to the agent or set a default (managed is not available)"
             ),
-            Some(_) => e,
-        }),
+        )),
+        None => managed().await,
     }
 }
 

@@ -1,8 +1,8 @@
 //! Session limits held outside the sandbox, against a sandbox that ignores them: a shell loop
 //! (curl) calls the model directly through the real sidecar proxy with the session's sealed
 //! token, past the runtime. The proxy asks this API server's egress gate (over a real runtime-API
-//! listener) before every swap and meters the fake model's usage (Anthropic's wire format,
-//! streamed and not), so the spend stops at `limits.tokens`, nothing is swapped outside a turn or
+//! listener) before every swap and meters the fake model's usage (Anthropic's and OpenAI's wire
+//! formats, streamed and not), so the spend stops at `limits.tokens`, nothing is swapped outside a turn or
 //! past its `turn_seconds`, and a turn past `limits.turns` never reaches the runtime. Runs on
 //! SQLite, and on PostgreSQL with `SEALPOD_TEST_POSTGRES_URL`.
 
@@ -23,6 +23,53 @@ const REAL_KEY: &str = "sk-ant-api03-REAL-key-held-outside-the-sandbox-0077";
 const MODEL_HOST: &str = "api.model.test";
 /// Each call of the `huge_usage:1000` scenario reports 1000 input and 12 output tokens.
 const PER_CALL: u64 = 1012;
+
+/// The model API a hostile loop calls with the sealed token.
+#[derive(Debug, Clone, Copy)]
+enum ModelApi {
+    /// Anthropic's Messages API, the token in `x-api-key`.
+    Messages,
+    /// OpenAI's Responses API, the token in `Authorization: Bearer`.
+    Responses,
+}
+
+impl ModelApi {
+    /// The loop's variables: the key header's start (the token follows), one more header, the
+    /// path, and the body around its `stream` value.
+    fn call_env(self) -> [(&'static str, &'static str); 5] {
+        match self {
+            ModelApi::Messages => [
+                ("KEY_HEADER", "x-api-key: "),
+                ("OTHER_HEADER", "anthropic-version: 2023-06-01"),
+                ("URL_PATH", "/v1/messages"),
+                (
+                    "BODY_HEAD",
+                    r#"{"model":"claude-x","max_tokens":64,"stream":"#,
+                ),
+                (
+                    "BODY_TAIL",
+                    r#","messages":[{"role":"user","content":"[[scenario:huge_usage:1000]] spend"}]}"#,
+                ),
+            ],
+            ModelApi::Responses => [
+                ("KEY_HEADER", "authorization: Bearer "),
+                (
+                    "OTHER_HEADER",
+                    "accept: application/json, text/event-stream",
+                ),
+                ("URL_PATH", "/v1/responses"),
+                (
+                    "BODY_HEAD",
+                    r#"{"model":"gpt-x","max_output_tokens":64,"stream":"#,
+                ),
+                (
+                    "BODY_TAIL",
+                    r#","input":"[[scenario:huge_usage:1000]] spend"}"#,
+                ),
+            ],
+        }
+    }
+}
 
 /// A session's pod, as far as limits go: the fake model, a runtime-API listener over this API
 /// server, and the sidecar proxy configured as the operator configures it.
@@ -69,7 +116,7 @@ impl Pod {
              admin_listen: 127.0.0.1:0\n\
              ca_cert_out: pod-ca.pem\n\
              allow_cidrs: [127.0.0.1/32]\n\
-             credentials:\n  - sealed: {sealed}\n    value_file: credential\n    hosts: [{MODEL_HOST}]\n    headers:\n      - name: x-api-key\n\
+             credentials:\n  - sealed: {sealed}\n    value_file: credential\n    hosts: [{MODEL_HOST}]\n    headers:\n      - name: x-api-key\n      - name: authorization\n        scheme: Bearer\n\
              events:\n  url: http://{runtime_api}/runtime/v1/egress-events\n  token_file: events-token\n  gate_url: http://{runtime_api}/runtime/v1/egress-gate\n\
              resolve:\n  \"{MODEL_HOST}:443\": [\"{model}\"]\n\
              extra_roots: [model-ca.pem]\n",
@@ -102,9 +149,15 @@ impl Pod {
         );
     }
 
-    /// The sandbox program: `calls` model calls in a loop through the proxy with the sealed
-    /// token, alternating streamed and whole answers. One `status deny-reason` line per call.
+    /// The sandbox program on Anthropic's API (see [`Pod::hostile_loop_on`]).
     async fn hostile_loop(&self, calls: u32) -> Vec<(u16, String)> {
+        self.hostile_loop_on(ModelApi::Messages, calls).await
+    }
+
+    /// The sandbox program: `calls` model calls to `api` in a loop through the proxy with the
+    /// sealed token, alternating streamed and whole answers. One `status deny-reason` line per
+    /// call.
+    async fn hostile_loop_on(&self, api: ModelApi, calls: u32) -> Vec<(u16, String)> {
         let proxy = self.proxy.as_ref().expect("proxy").listen;
         let script = r#"
             i=0
@@ -112,10 +165,10 @@ impl Pod {
               if [ $((i % 2)) -eq 0 ]; then stream=true; else stream=false; fi
               curl -sS -o /dev/null -w '%{http_code} %header{x-sealpod-deny-reason}\n' \
                 --proxy "$PROXY" --cacert "$CA" \
-                -H "x-api-key: $SEALED" -H 'anthropic-version: 2023-06-01' \
+                -H "$KEY_HEADER$SEALED" -H "$OTHER_HEADER" \
                 -H 'content-type: application/json' \
-                -d "{\"model\":\"claude-x\",\"max_tokens\":64,\"stream\":$stream,\"messages\":[{\"role\":\"user\",\"content\":\"[[scenario:huge_usage:1000]] spend\"}]}" \
-                "https://$HOST/v1/messages" || echo "000 curl-failed"
+                -d "$BODY_HEAD$stream$BODY_TAIL" \
+                "https://$HOST$URL_PATH" || echo "000 curl-failed"
               i=$((i + 1))
             done
         "#;
@@ -127,6 +180,7 @@ impl Pod {
             .env("CA", self.dir.path().join("pod-ca.pem"))
             .env("SEALED", self.sealed.expose())
             .env("HOST", MODEL_HOST)
+            .envs(api.call_env())
             .env_remove("HTTPS_PROXY")
             .env_remove("https_proxy")
             .kill_on_drop(true)
@@ -259,6 +313,49 @@ async fn a_hostile_loop_spends_no_more_than_the_token_budget() {
         vec![(429, "budget_exceeded".to_owned()); 2]
     );
     assert_eq!(pod.spent_calls(), spent, "nothing more reached the model");
+}
+
+#[tokio::test]
+async fn openai_usage_is_held_to_the_same_budget() {
+    let env = Env::start().await;
+    let session = limited_session(&env, json!({"tokens": 2500})).await;
+    let pod = Pod::start(&env, &session).await;
+    let (s, claimed) = claim(&env, &session).await;
+    assert_eq!(s, StatusCode::OK, "{claimed}");
+    let answers = pod.hostile_loop_on(ModelApi::Responses, 6).await;
+    let spent = 2500_u64.div_ceil(PER_CALL) as usize;
+    assert_eq!(
+        answers[..spent],
+        vec![(200, String::new()); spent],
+        "{answers:?}"
+    );
+    assert!(
+        answers[spent..]
+            .iter()
+            .all(|a| *a == (429, "budget_exceeded".to_owned())),
+        "{answers:?}"
+    );
+    assert_eq!(pod.spent_calls(), spent);
+    assert!(
+        pod.model
+            .message_requests()
+            .iter()
+            .all(|r| r.path == "/v1/responses" && r.header("x-api-key").is_none()),
+        "every call went to the Responses API with the key in Authorization"
+    );
+    let records = sealpod_testkit::eventually("the audit records", || async {
+        let records = internal_events(&env, &session, "egress.request").await;
+        let swapped: Vec<Value> = records
+            .into_iter()
+            .filter(|r| r["body"]["swapped"] == true)
+            .collect();
+        (swapped.len() == spent).then_some(swapped)
+    })
+    .await;
+    for r in &records {
+        assert_eq!(r["body"]["usage"]["input_tokens"], 1000, "{r}");
+        assert_eq!(r["body"]["usage"]["output_tokens"], 12, "{r}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -624,6 +624,56 @@ async fn credential_resolution_order() {
         (s, &v["session"]["credential_id"]),
         (StatusCode::CREATED, &json!("managed"))
     );
+    // Once the managed Credential exists, `managed` resolves only for its provider.
+    let platform = Credential::new(
+        "platform",
+        CredentialSpec {
+            display_name: None,
+            provider: "anthropic".into(),
+            allowed_hosts: vec!["api.anthropic.com".into()],
+            headers: None,
+            sealed_value: Some("spseal1.k.v".into()),
+            sealed_secret_ref: None,
+            default: false,
+        },
+    );
+    Api::<Credential>::namespaced(env2.cluster.client(), common::SYSTEM)
+        .create(&Default::default(), &platform)
+        .await
+        .expect("managed credential");
+    let (_, codex) = env2
+        .call(
+            "POST",
+            "/v3/agents",
+            Some(&env2.key_a),
+            Some(json!({"name": "cx", "prompt": "p", "model": "openai/gpt-5", "runtime": "codex"})),
+        )
+        .await;
+    let (s, e) = env2
+        .call(
+            "POST",
+            "/v3/sessions",
+            Some(&env2.key_a),
+            Some(json!({"agent": codex["id"], "input": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["type"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_credential")),
+        "{e}"
+    );
+    let (s, v) = env2
+        .call(
+            "POST",
+            "/v3/sessions",
+            Some(&env2.key_a),
+            Some(json!({"agent": m["id"], "input": "y"})),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["session"]["credential_id"]),
+        (StatusCode::CREATED, &json!("managed"))
+    );
 }
 
 /// A session through two turns, steered in between: once with an idempotency key (then

@@ -53,12 +53,13 @@ pub struct UpArgs {
     pub fake_model: bool,
 
     /// Model API hosts (`HOST:PORT`) sandboxes may reach when the fake model is off: each gets a
-    /// bridge out of the pods' network namespaces.
+    /// bridge out of the pods' network namespaces. Default: every known provider's API host
+    /// (`api.anthropic.com:443`, `api.openai.com:443`).
     #[arg(
         long = "model-host",
         env = "SEALPOD_UP_MODEL_HOSTS",
         value_delimiter = ',',
-        default_value = "api.anthropic.com:443"
+        default_values_t = default_model_hosts()
     )]
     pub model_hosts: Vec<String>,
 
@@ -119,3 +120,11 @@ pub struct UpArgs {
 }
 
 pub use sealpod_controlplane::ControlPlaneKind;
+
+/// Every known provider's API hosts on port 443.
+fn default_model_hosts() -> Vec<String> {
+    sealpod_resources::provider::PROVIDERS
+        .iter()
+        .flat_map(|p| p.hosts.iter().map(|h| format!("{h}:443")))
+        .collect()
+}

@@ -28,8 +28,12 @@ pub const RUNTIME_IMAGE: &str = "sealpod/runtime:local";
 /// The pod runner's node on a real control plane (on devcluster it keeps the name its pods of
 /// earlier runs are bound to, `devcluster-node`).
 pub const KUBERNETES_NODE_NAME: &str = "sealpod-node";
-/// The host the fake model stands in for.
-pub const FAKE_MODEL_HOST: &str = "api.anthropic.com";
+/// The hosts the fake model stands in for: every known provider's API hosts.
+fn fake_model_hosts() -> impl Iterator<Item = &'static str> {
+    sealpod_resources::provider::PROVIDERS
+        .iter()
+        .flat_map(|p| p.hosts.iter().copied())
+}
 
 const READY_SECS: u64 = 120;
 /// How to get a missing platform binary.
@@ -62,8 +66,9 @@ fn egress(args: &UpArgs, data: &DataDir, ports: &Ports, isolated: bool) -> anyho
     };
     if args.fake_model {
         e.bridges.push(Bridge::loopback(ports.fake_model));
-        e.resolve
-            .push(format!("{FAKE_MODEL_HOST}=127.0.0.1:{}", ports.fake_model));
+        e.resolve.extend(
+            fake_model_hosts().map(|host| format!("{host}=127.0.0.1:{}", ports.fake_model)),
+        );
         e.upstream_ca = Some(data.path("fake-model/cert.pem"));
         return Ok(e);
     }
@@ -363,8 +368,10 @@ async fn start_children(
             args: &[
                 format!("--listen={addr}"),
                 format!("--api-key-file={}", data.path("fake-model/key").display()),
-                format!("--host-name={FAKE_MODEL_HOST}"),
-                "--host-name=127.0.0.1".to_owned(),
+                format!(
+                    "--host-name={},127.0.0.1",
+                    fake_model_hosts().collect::<Vec<_>>().join(",")
+                ),
                 format!("--cert-out={}", data.path("fake-model/cert.pem").display()),
             ],
             env: &[],

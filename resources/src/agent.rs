@@ -186,11 +186,7 @@ pub fn model_provider(model: &str) -> Option<&str> {
 
 /// The provider a runtime speaks to, for the runtimes sealpod knows.
 pub fn runtime_provider(runtime: &str) -> Option<&'static str> {
-    match runtime {
-        "claude" => Some("anthropic"),
-        "codex" => Some("openai"),
-        _ => None,
-    }
+    crate::provider::of_runtime(runtime).map(|p| p.name)
 }
 
 /// Checks that the model's provider matches the runtime (`claude` ↔ `anthropic/…`,

@@ -103,29 +103,31 @@ pub struct CredentialStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// The hosts a provider's key is bound to by default.
+/// The hosts a provider's key is bound to by default (none for a provider sealpod does not know).
 pub fn default_allowed_hosts(provider: &str) -> Vec<String> {
-    match provider {
-        "anthropic" => vec!["api.anthropic.com".to_owned()],
-        "openai" => vec!["api.openai.com".to_owned()],
-        _ => Vec::new(),
-    }
+    crate::provider::named(provider)
+        .map(|p| p.hosts.iter().map(|h| (*h).to_owned()).collect())
+        .unwrap_or_default()
 }
 
-/// The header slots of a provider's key by default.
+/// The header slots of a provider's key by default (`authorization` for one sealpod does not
+/// know).
 pub fn default_headers(provider: &str) -> Vec<String> {
-    match provider {
-        "anthropic" => vec!["x-api-key".to_owned(), "authorization".to_owned()],
-        _ => vec!["authorization".to_owned()],
-    }
+    crate::provider::named(provider)
+        .map_or(&["authorization"][..], |p| p.headers)
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect()
 }
 
 /// The environment variable the runtime gets the sealed token in, per provider.
 pub fn provider_env_var(provider: &str) -> String {
-    match provider {
-        "anthropic" => "ANTHROPIC_API_KEY".to_owned(),
-        "openai" => "OPENAI_API_KEY".to_owned(),
-        other => format!("{}_API_KEY", other.to_ascii_uppercase().replace('-', "_")),
+    match crate::provider::named(provider) {
+        Some(p) => p.key_env.to_owned(),
+        None => format!(
+            "{}_API_KEY",
+            provider.to_ascii_uppercase().replace('-', "_")
+        ),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod crds;
 pub mod credential;
 pub mod ids;
 pub mod labels;
+pub mod provider;
 pub mod proxy_config;
 pub mod runtime_api;
 pub mod runtime_token;

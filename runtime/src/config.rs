@@ -6,12 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sealpod_resources::provider::{PROVIDERS, Provider};
 use sealpod_resources::secret::Secret;
 
 use crate::net::{Endpoint, UrlError};
 
-/// Default model API base URL.
-pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
 /// Default workspace directory.
 pub const DEFAULT_WORKSPACE: &str = "/workspace";
 
@@ -20,7 +19,7 @@ pub const DEFAULT_WORKSPACE: &str = "/workspace";
 pub enum ConfigError {
     /// Required variables are unset or empty.
     #[error("missing required environment variable(s): {}", .0.join(", "))]
-    Missing(Vec<&'static str>),
+    Missing(Vec<String>),
     /// A variable holds a value that cannot be used.
     #[error("invalid {name}: {reason}")]
     Invalid {
@@ -58,13 +57,22 @@ impl Default for Tunables {
     }
 }
 
-/// How the runtime reaches the model API.
+/// One provider's API as the runtime reaches it.
+#[derive(Debug, Clone)]
+pub struct ProviderAccess {
+    /// Which provider.
+    pub provider: &'static Provider,
+    /// Its base URL (`ANTHROPIC_BASE_URL`, `OPENAI_BASE_URL`, or the provider's own).
+    pub base: Endpoint,
+    /// Its key (`ANTHROPIC_API_KEY`, `OPENAI_API_KEY`): in a sandbox, only ever the sealed token.
+    pub api_key: Secret,
+}
+
+/// How the runtime reaches the model APIs.
 #[derive(Debug, Clone)]
 pub struct ModelSettings {
-    /// `ANTHROPIC_BASE_URL`.
-    pub base: Endpoint,
-    /// `ANTHROPIC_API_KEY`: in a sandbox, only ever the sealed token.
-    pub api_key: Secret,
+    /// Every provider whose key variable is set (at least one).
+    pub providers: Vec<ProviderAccess>,
     /// `HTTPS_PROXY` (or `https_proxy`), unless the host matches `NO_PROXY`.
     pub proxy: Option<Endpoint>,
     /// `NO_PROXY` entries.
@@ -160,7 +168,7 @@ impl Config {
         let mut required = |name: &'static str| {
             let value = get(name);
             if value.is_none() {
-                missing.push(name);
+                missing.push(name.to_owned());
             }
             value
         };
@@ -174,12 +182,18 @@ impl Config {
             ),
         };
         let token_file = required("SEALPOD_RUNTIME_TOKEN_FILE");
-        let api_key = required("ANTHROPIC_API_KEY");
-        if proxy_value.is_none() && !direct {
-            missing.push("HTTPS_PROXY");
+        let keys: Vec<(&'static Provider, String)> = PROVIDERS
+            .iter()
+            .filter_map(|p| Some((p, get(p.key_env)?)))
+            .collect();
+        if keys.is_empty() {
+            let names: Vec<&str> = PROVIDERS.iter().map(|p| p.key_env).collect();
+            missing.push(format!("one of {}", names.join(", ")));
         }
-        let (Some(api_url), Some(session_id), Some(token_file), Some(api_key)) =
-            (api_url, session_id, token_file, api_key)
+        if proxy_value.is_none() && !direct {
+            missing.push("HTTPS_PROXY".to_owned());
+        }
+        let (Some(api_url), Some(session_id), Some(token_file)) = (api_url, session_id, token_file)
         else {
             return Err(ConfigError::Missing(missing));
         };
@@ -187,10 +201,17 @@ impl Config {
             return Err(ConfigError::Missing(missing));
         }
         let token = read_secret_file("SEALPOD_RUNTIME_TOKEN_FILE", &token_file)?;
-        let base = url(
-            "ANTHROPIC_BASE_URL",
-            &get("ANTHROPIC_BASE_URL").unwrap_or_else(|| DEFAULT_ANTHROPIC_BASE_URL.into()),
-        )?;
+        let providers = keys
+            .into_iter()
+            .map(|(provider, key)| {
+                let base = get(provider.base_url_env).unwrap_or_else(|| provider.base_url.into());
+                Ok(ProviderAccess {
+                    provider,
+                    base: url(provider.base_url_env, &base)?,
+                    api_key: Secret::new(key),
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         let proxy = proxy_value.map(|p| url("HTTPS_PROXY", &p)).transpose()?;
         let no_proxy = get("NO_PROXY")
             .or_else(|| get("no_proxy"))
@@ -234,8 +255,7 @@ impl Config {
                 get("SEALPOD_WORKSPACE").unwrap_or_else(|| DEFAULT_WORKSPACE.into()),
             ),
             model: ModelSettings {
-                base,
-                api_key: Secret::new(api_key),
+                providers,
                 proxy,
                 no_proxy,
                 ca_file: get("SSL_CERT_FILE").map(PathBuf::from),
@@ -265,7 +285,7 @@ mod tests {
             "SEALPOD_RUNTIME_API_URL",
             "SEALPOD_SESSION_ID",
             "SEALPOD_RUNTIME_TOKEN_FILE",
-            "ANTHROPIC_API_KEY",
+            "one of ANTHROPIC_API_KEY, OPENAI_API_KEY",
             "HTTPS_PROXY",
         ] {
             assert!(text.contains(name), "{text}");
@@ -291,11 +311,46 @@ mod tests {
         ]);
         let config = Config::from_lookup(&lookup(&map)).expect("config");
         assert_eq!(config.workspace, PathBuf::from("/workspace"));
-        assert_eq!(config.model.base.host, "api.anthropic.com");
+        assert_eq!(config.model.providers.len(), 1);
+        assert_eq!(config.model.providers[0].provider.name, "anthropic");
+        assert_eq!(config.model.providers[0].base.host, "api.anthropic.com");
         assert_eq!(config.model.no_proxy, ["localhost", ".svc"]);
         assert_eq!(config.runtime_token.expose(), "sprt_secret-token");
         let printed = format!("{config:?}");
         assert!(!printed.contains(sealed) && !printed.contains("sprt_secret"));
+    }
+
+    #[test]
+    fn each_provider_key_set_gives_that_provider_with_its_base_url() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "t").expect("write");
+        let map: HashMap<&str, String> = HashMap::from([
+            ("SEALPOD_RUNTIME_API_URL", "http://127.0.0.1:8081".into()),
+            ("SEALPOD_SESSION_ID", "ses_abc".into()),
+            (
+                "SEALPOD_RUNTIME_TOKEN_FILE",
+                token_file.display().to_string(),
+            ),
+            ("OPENAI_API_KEY", "sp_sealed_x".into()),
+            ("OPENAI_BASE_URL", "https://127.0.0.1:9443/proxy".into()),
+            ("HTTPS_PROXY", "http://127.0.0.1:3128".into()),
+        ]);
+        let config = Config::from_lookup(&lookup(&map)).expect("config");
+        let names: Vec<&str> = config
+            .model
+            .providers
+            .iter()
+            .map(|p| p.provider.name)
+            .collect();
+        assert_eq!(names, ["openai"]);
+        assert_eq!(config.model.providers[0].base.port, 9443);
+        assert_eq!(config.model.providers[0].base.prefix, "/proxy");
+
+        let mut bad = map.clone();
+        bad.insert("OPENAI_BASE_URL", "ftp://x".into());
+        let err = Config::from_lookup(&lookup(&bad)).expect_err("refused");
+        assert!(err.to_string().contains("OPENAI_BASE_URL"), "{err}");
     }
 
     #[test]

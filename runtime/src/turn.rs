@@ -473,13 +473,9 @@ impl Runtime {
         info: &SessionInfo,
         conversation: &[Value],
     ) -> Result<AssistantMessage, ModelError> {
-        let model = info
-            .model
-            .split_once('/')
-            .map_or(info.model.as_str(), |(_, m)| m);
         let tools = tools::definitions();
         let request = ModelRequest {
-            model,
+            model: &info.model,
             system: &info.prompt,
             messages: conversation,
             tools: &tools,

@@ -1,5 +1,7 @@
 //! The runtime binary against the in-process fake runtime API and the fake model over TLS:
-//! answers, tools, ask, limits, cancel, model errors, crash-restart and graceful shutdown.
+//! answers, tools, ask, limits, cancel, model errors, crash-restart and graceful shutdown. Run
+//! with `SEALPOD_TEST_PROVIDER=openai`, the same tests drive the `codex` loop through the
+//! Responses API.
 
 mod support;
 
@@ -10,7 +12,7 @@ use sealpod_resources::common::Limits;
 use sealpod_resources::runtime_api::{Event, Level};
 use sealpod_tests::fake_model::AuthSeen;
 use serde_json::Value;
-use support::{ConnectProxy, Harness, PROMPT, WAIT};
+use support::{ConnectProxy, Harness, PROMPT, WAIT, conversation, model_name, provider};
 
 fn no_limits() -> Limits {
     Limits::default()
@@ -105,9 +107,20 @@ async fn a_plain_answer_completes_the_turn_with_its_result_event() {
     assert_eq!(requests.len(), 1);
     let r = &requests[0];
     assert_eq!(r.auth, AuthSeen::RealKey);
-    assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
-    assert_eq!(r.body["model"], "claude-test-1", "provider prefix stripped");
-    assert_eq!(r.body["system"], PROMPT);
+    match provider().name {
+        "openai" => {
+            assert_eq!(r.path, "/v1/responses");
+            assert_eq!(r.header("x-api-key"), None, "the key only in Authorization");
+            assert_eq!(r.body["instructions"], PROMPT);
+            assert_eq!(r.body["store"], false);
+        }
+        _ => {
+            assert_eq!(r.path, "/v1/messages");
+            assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
+            assert_eq!(r.body["system"], PROMPT);
+        }
+    }
+    assert_eq!(r.body["model"], model_name(), "provider prefix stripped");
     assert_eq!(r.body["stream"], true);
     let tools: Vec<&str> = r.body["tools"]
         .as_array()
@@ -125,7 +138,7 @@ async fn a_plain_answer_completes_the_turn_with_its_result_event() {
     h.api.completed(2, WAIT).await;
     let second = h.api.state().of_type("agent.message")[1].body["text"].clone();
     assert_eq!(second, "Answer to: and again (2 user messages so far)");
-    let convo = h.model_requests()[1].body["messages"].clone();
+    let convo = conversation(&h.model_requests()[1])["messages"].clone();
     assert_eq!(
         convo.as_array().expect("messages").len(),
         3,
@@ -202,7 +215,7 @@ async fn ask_waits_for_input_and_the_reply_continues_with_context() {
     let answer = h.api.state().of_type("agent.message")[1].clone();
     assert_eq!(answer.body["text"], "Using blue for: paint the fence");
     // The reply went back as the ask's tool result, after the whole earlier conversation.
-    let messages = h.model_requests()[1].body["messages"].clone();
+    let messages = conversation(&h.model_requests()[1])["messages"].clone();
     let last = &messages[messages.as_array().expect("array").len() - 1];
     assert_eq!(last["content"][0]["type"], "tool_result");
     assert_eq!(last["content"][0]["content"], "blue");
@@ -264,9 +277,12 @@ async fn the_turn_deadline_kills_the_running_tool() {
     // The interrupted tool call gets an error result, so the conversation stays valid.
     h.api.steer("[[scenario:answer]] next");
     h.api.completed(2, WAIT).await;
-    let messages = h.model_requests()[1].body["messages"].clone();
+    let messages = conversation(&h.model_requests()[1])["messages"].clone();
     assert_eq!(messages[2]["content"][0]["type"], "tool_result");
-    assert_eq!(messages[2]["content"][0]["is_error"], true);
+    assert_eq!(
+        messages[2]["content"][0]["content"],
+        "the turn ended before this tool finished"
+    );
 }
 
 #[tokio::test]
@@ -359,9 +375,15 @@ async fn a_529_storm_is_retried_honouring_retry_after() {
     let done = h.api.completed(1, WAIT).await;
     assert_eq!(done["yield_reason"], "completed");
     let requests = h.model_requests();
+    // OpenAI answers an overload with 503 where Anthropic says 529.
+    let overloaded = if provider().name == "openai" {
+        503
+    } else {
+        529
+    };
     assert_eq!(
         requests.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [529, 529, 200]
+        [overloaded, overloaded, 200]
     );
     for pair in requests.windows(2) {
         // retry-after is 1 s: the runtime must not come back sooner.

@@ -1,5 +1,6 @@
-# The official Python `anthropic` SDK (pinned in scripts/setup.d/50-anthropic-sdk.sh) against the
-# fake model API over TLS: streaming, non-streaming, tool use and error answers must parse.
+# The official Python `anthropic` and `openai` SDKs (pinned in scripts/setup.d/50-runtime-sdks.sh)
+# against the fake model API over TLS: streaming, non-streaming, tool use and error answers of the
+# Messages and the Responses API must parse.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --quiet --workspace --bin sealpod-fake-model
@@ -22,3 +23,4 @@ done
 [ -s "${work}/addr" ] || { cat "${work}/out"; exit 1; }
 port="$(cut -d: -f2 < "${work}/addr")"
 python tests/src/fake_model/sdk_check.py "https://localhost:${port}" "${work}/cert.pem" "${work}/key"
+python tests/src/fake_model/openai_sdk_check.py "https://localhost:${port}" "${work}/cert.pem" "${work}/key"

@@ -3,15 +3,19 @@
 //!
 //! Two shapes are read, both as they stream by, never holding a body back:
 //! - a Server-Sent Events stream (`text/event-stream`): each `data:` line naming `usage` is
-//!   parsed, and its `usage` (or `message.usage`, Anthropic's `message_start`) fields overwrite
-//!   those seen before — Anthropic's `message_delta` counts are running totals;
+//!   parsed, and its `usage` (or `message.usage`, Anthropic's `message_start`, or
+//!   `response.usage`, OpenAI's `response.completed`) fields overwrite those seen before —
+//!   Anthropic's `message_delta` counts are running totals;
 //! - any other body (a JSON answer): the last `"usage":` object of the body. In JSON a quote
 //!   inside a string is always escaped, so that key is structure, not text a model wrote; the
 //!   provider writes the answer's own `usage` after its content. Only the body's tail is kept.
 //!
 //! Field names of Anthropic (`input_tokens`, `output_tokens`, `cache_creation_input_tokens`,
-//! `cache_read_input_tokens`) and of OpenAI (`prompt_tokens`, `completion_tokens`) are read. An
-//! error answer carries no usage and meters nothing.
+//! `cache_read_input_tokens`) and of OpenAI (the Responses API's `input_tokens`, `output_tokens`
+//! and `input_tokens_details.cached_tokens`; Chat Completions' `prompt_tokens`,
+//! `completion_tokens` and `prompt_tokens_details.cached_tokens`) are read. OpenAI counts cached
+//! input inside its input count; it is metered apart, as Anthropic reports it. An error answer
+//! carries no usage and meters nothing.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -67,6 +71,13 @@ impl Fields {
         }
         if let Some(n) = count(&["cache_read_input_tokens"]) {
             self.cache_read = Some(n);
+        }
+        let cached = ["input_tokens_details", "prompt_tokens_details"]
+            .iter()
+            .find_map(|d| usage.get(*d)?.get("cached_tokens")?.as_u64());
+        if let Some(n) = cached {
+            self.cache_read = Some(n);
+            self.input = self.input.map(|i| i.saturating_sub(n));
         }
     }
 
@@ -146,9 +157,13 @@ impl Scan {
         let Ok(event) = serde_json::from_slice::<Value>(data) else {
             return;
         };
-        for usage in [event.get("usage"), event.pointer("/message/usage")]
-            .into_iter()
-            .flatten()
+        for usage in [
+            event.get("usage"),
+            event.pointer("/message/usage"),
+            event.pointer("/response/usage"),
+        ]
+        .into_iter()
+        .flatten()
         {
             self.fields.merge(usage);
         }
@@ -328,6 +343,36 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn openai_usage_is_read_with_cached_input_apart() {
+        let stream = "event: response.created\n\
+            data: {\"type\":\"response.created\",\"response\":{\"output\":[],\"usage\":null}}\n\n\
+            event: response.completed\n\
+            data: {\"type\":\"response.completed\",\"response\":{\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"\\\"usage\\\": 0\"}]}],\
+            \"usage\":{\"input_tokens\":120,\"input_tokens_details\":{\"cached_tokens\":100},\"output_tokens\":8,\"total_tokens\":128}}}\n\n";
+        let want = Usage {
+            input_tokens: 20,
+            output_tokens: 8,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 100,
+        };
+        for piece in [1, 9, 4096] {
+            assert_eq!(
+                scan(Some("text/event-stream"), stream.as_bytes(), piece),
+                Some(want)
+            );
+        }
+        let body = br#"{"id":"resp_1","object":"response","output":[],"usage":{"input_tokens":120,
+            "input_tokens_details":{"cached_tokens":100},"output_tokens":8,"total_tokens":128},"user":null}"#;
+        assert_eq!(scan(Some("application/json"), body, 7), Some(want));
+        let chat = br#"{"choices":[],"usage":{"prompt_tokens":50,"completion_tokens":5,
+            "prompt_tokens_details":{"cached_tokens":30}}}"#;
+        assert_eq!(
+            scan(None, chat, 4096).map(|u| (u.input_tokens, u.cache_read_input_tokens)),
+            Some((20, 30))
+        );
     }
 
     #[test]

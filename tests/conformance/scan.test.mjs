@@ -15,7 +15,12 @@ before(async () => {
 after(async () => h.stop());
 
 const marker = `SCANME${Math.random().toString(36).slice(2, 10)}`;
-const keys = [`sk-ant-${marker}-first-KEY1`, `sk-ant-${marker}-inline-KEY2`, `sk-ant-${marker}-rotated-KEY3`];
+// Anthropic-shaped and OpenAI-shaped keys (`sk-proj-…` of a credential, `sk-…` inline on a
+// `codex` agent).
+const keys = [
+  `sk-ant-${marker}-first-KEY1`, `sk-ant-${marker}-inline-KEY2`, `sk-ant-${marker}-rotated-KEY3`,
+  `sk-proj-${marker}-openai-KEY4`, `sk-${marker}-codex-inline-KEY5`,
+];
 
 test("no fake key appears in responses, logs, objects, Secrets or metrics", async () => {
   const bodies = [];
@@ -33,6 +38,10 @@ test("no fake key appears in responses, logs, objects, Secrets or metrics", asyn
   await oc.agents.get(agent.id);
   await oc.agents.list();
   await oc.credentials.list();
+  await oc.credentials.create({ provider: "openai", key: keys[3], name: "scan-openai", isDefault: true });
+  const codex = await oc.agents.create({ name: "scan-codex", prompt: "p", model: "openai/gpt-5", runtime: "codex", key: keys[4] });
+  const cs = await oc.sessions.create({ agent: codex.id, input: "hello codex" });
+  await h.runTurn("tenant-a", cs.id, "codex answer");
   const s = await oc.sessions.create({ agent: agent.id, input: "hello", metadata: { ok: true } });
   await h.runTurn("tenant-a", s.id, "answer");
   await s.steer("more");

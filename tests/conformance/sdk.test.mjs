@@ -23,9 +23,15 @@ after(async () => {
 
 const uniq = (p) => `${p}-${Math.random().toString(36).slice(2, 8)}`;
 
-async function newAgent(extra = {}) {
-  const cred = await oc.credentials.create({ provider: "anthropic", key: "sk-ant-conformance-0001", name: uniq("c") });
-  return oc.agents.create({ name: uniq("agent"), prompt: "be brief", model: "anthropic/claude-sonnet-4-5", credential: cred.id, ...extra });
+// The runtimes whose turn scenarios run: each with its provider's credential and model.
+const RUNTIMES = [
+  { runtime: "claude", provider: "anthropic", model: "anthropic/claude-sonnet-4-5", key: "sk-ant-conformance-0001" },
+  { runtime: "codex", provider: "openai", model: "openai/gpt-5", key: "sk-proj-conformance-0001" },
+];
+
+async function newAgent(extra = {}, rt = RUNTIMES[0]) {
+  const cred = await oc.credentials.create({ provider: rt.provider, key: rt.key, name: uniq("c") });
+  return oc.agents.create({ name: uniq("agent"), prompt: "be brief", model: rt.model, runtime: rt.runtime, credential: cred.id, ...extra });
 }
 
 async function collect(iter, n, ms = 15000) {
@@ -113,9 +119,10 @@ test("sessions: credential resolution answers 422 no_credential / managed_unavai
   await assert.rejects(other.sessions.create({ agent: plain.id, input: "hi" }), (e) => e instanceof ValidationError && e.type === "no_credential");
 });
 
-test("events: pages, filters and pagination", async () => {
-  const agent = await newAgent();
+for (const rt of RUNTIMES) test(`events: pages, filters and pagination (${rt.runtime})`, async () => {
+  const agent = await newAgent({}, rt);
   const s = await oc.sessions.create({ agent: agent.id, input: "start" });
+  assert.deepEqual([s.snapshot.agentSnapshot?.model, s.snapshot.agentSnapshot?.runtime], [rt.model, rt.runtime]);
   await h.runTurn("tenant-a", s.id, "first answer");
   await s.steer("again");
   await h.runTurn("tenant-a", s.id, "second answer");
@@ -151,8 +158,8 @@ test("events: pages, filters and pagination", async () => {
   assert.equal(refreshed.status, "idle");
 });
 
-test("events: a tool result over the body limit is truncated inline and whole through eventContent", async () => {
-  const agent = await newAgent();
+for (const rt of RUNTIMES) test(`events: a tool result over the body limit is truncated inline and whole through eventContent (${rt.runtime})`, async () => {
+  const agent = await newAgent({}, rt);
   const s = await oc.sessions.create({ agent: agent.id, input: "read the log" });
   const token = h.runtimeToken("tenant-a", s.id);
   const turn = (await h.runtime(token, "POST", "/claim", { wait_seconds: 5 })).body;
@@ -193,8 +200,8 @@ test("events: a tool result over the body limit is truncated inline and whole th
   await assert.rejects(steerer.eventContent(bigId), (e) => e instanceof AuthError && e.status === 403);
 });
 
-test("SSE: replay, live tail, resume by after, type filter", async () => {
-  const agent = await newAgent();
+for (const rt of RUNTIMES) test(`SSE: replay, live tail, resume by after, type filter (${rt.runtime})`, async () => {
+  const agent = await newAgent({}, rt);
   const s = await oc.sessions.create({ agent: agent.id, input: "stream me" });
   const ac = new AbortController();
   const got = [];
@@ -225,8 +232,8 @@ test("SSE: replay, live tail, resume by after, type filter", async () => {
   assert.deepEqual(typed, ["turn.started", "turn.completed"]);
 });
 
-test("steer: idempotency per session; archived sessions refuse with 409", async () => {
-  const agent = await newAgent();
+for (const rt of RUNTIMES) test(`steer: idempotency per session; archived sessions refuse with 409 (${rt.runtime})`, async () => {
+  const agent = await newAgent({}, rt);
   const s = await oc.sessions.create({ agent: agent.id, input: "hi" });
   const e1 = await s.steer("once", { idempotencyKey: "k1" });
   const e2 = await s.steer("once", { idempotencyKey: "k1" });
@@ -266,8 +273,8 @@ test("client tokens: read and steer scopes, other sessions, archive revokes", as
   await assert.rejects(reader.listEvents(), (e) => e instanceof AuthError && e.status === 401);
 });
 
-test("cancel: the runtime sees the signal and ends the turn canceled", async () => {
-  const agent = await newAgent();
+for (const rt of RUNTIMES) test(`cancel: the runtime sees the signal and ends the turn canceled (${rt.runtime})`, async () => {
+  const agent = await newAgent({}, rt);
   const s = await oc.sessions.create({ agent: agent.id, input: "long job" });
   const token = h.runtimeToken("tenant-a", s.id);
   const claim = await h.runtime(token, "POST", "/claim", { wait_seconds: 5 });

@@ -248,6 +248,38 @@ test("the SDK: credential, agent, a tool-using turn, a steer, the result, archiv
   await waitFor("the archived session's pod to go", async () => !podExists(objectName(s.id)));
 });
 
+test("a codex session: OpenAI's Responses API through the sidecar, the real key only in Authorization", async () => {
+  const tag = uniq("x");
+  const cred = await oc.credentials.create({ provider: "openai", key: fakeKey, name: uniq("fake-openai") });
+  const agent = await oc.agents.create({
+    name: uniq("codex"), prompt: "You are the codex system test agent.", model: "openai/gpt-test-1", runtime: "codex", credential: cred.id,
+  });
+  const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:tool_chain]] chain ${tag}` });
+  const events = await streamUntilCompleted(s, 1, 120000);
+  assert.deepEqual(events.filter((e) => e.type === "tool.call").map((e) => e.body.tool), ["write_file", "read_file", "edit_file", "bash"]);
+  assert.deepEqual(answers(events), ["Chain done: beta\nchain-ok"]);
+  assert.equal(completed(events)[0].body.yieldReason, "completed");
+
+  // Every call went to the Responses API with the real key, only in Authorization.
+  const requests = (await modelRequests()).filter((r) => JSON.stringify(r.body?.input ?? "").includes(tag));
+  assert.equal(requests.length, 5);
+  for (const r of requests) {
+    assert.equal(r.path, "/v1/responses");
+    assert.equal(r.body.model, "gpt-test-1");
+    assert.equal(r.auth, "real_key");
+    assert.equal(r.real_key_elsewhere, false);
+    assert.ok(!r.headers.some(([name]) => name === "x-api-key"), "no x-api-key header");
+  }
+  // The sandbox held only the sealed token, in the OpenAI variable.
+  const rt = runtimeProcess(s.id);
+  assert.ok(rt, "the session's runtime process runs");
+  const sealed = rt.environ.find((v) => v.startsWith("OPENAI_API_KEY="))?.split("=")[1] ?? "";
+  assert.match(sealed, /^sp_sealed_[0-9a-f]{32}$/);
+  assert.ok(!rt.environ.some((v) => v.startsWith("ANTHROPIC_API_KEY=")), "no Anthropic variable");
+  assert.ok(!rt.environ.some((v) => v.includes(fakeKey)), "no real key in the runtime's environment");
+  await s.archive();
+});
+
 test("kubectl apply -f examples/ starts a session whose events the API serves", async () => {
   kubectl("apply", "-n", "default", "-f", join(repo, "examples"));
   const s = await waitFor("the example session in the API", async () => oc.sessions.get("ses_example"), 60000);
@@ -616,6 +648,8 @@ test("no secret in any log: up's, the children's and every pod's", async () => {
   texts.push(["sealpod up stderr", up.stderr]);
   for (const [name, text] of texts) {
     assert.ok(!text.includes(fakeKey), `the model key appears in ${name}`);
+    // Any Anthropic- or OpenAI-shaped key, ours or not.
+    assert.ok(!/\bsk-(ant|proj|svcacct|admin)-[A-Za-z0-9_-]{16,}/.test(text), `a model key appears in ${name}`);
     assert.ok(!/sp_sealed_[0-9a-f]{32}/.test(text), `a sealed token appears in ${name}`);
     assert.ok(!/sprt_[A-Za-z0-9_.-]{20,}/.test(text), `a runtime token appears in ${name}`);
     assert.ok(!text.includes(env.SEALPOD_API_KEY), `the API key appears in ${name}`);

@@ -59,7 +59,10 @@ pub(crate) async fn create_credential(
     if hosts.is_empty() {
         return Err(ApiError::invalid(
             "provider",
-            format!("provider `{provider}` has no known API host; use anthropic or openai"),
+            format!(
+                "provider `{provider}` has no known API host; use one of: {}",
+                sealpod_resources::provider::names()
+            ),
         ));
     }
     let public = sealing_keys(state).await?;

@@ -152,7 +152,7 @@ impl FakeApi {
                 status: "queued".into(),
                 limits,
                 prompt: prompt.into(),
-                model: "anthropic/claude-test-1".into(),
+                model: super::pinned_model(),
                 ..ApiState::default()
             }),
             version,

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sealpod_resources::common::Limits;
+use sealpod_resources::provider::Provider;
 use sealpod_tests::fake_model::{FakeModel, FakeModelConfig, RecordedRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
@@ -20,6 +21,36 @@ use tokio::process::{Child, Command};
 pub use fake_api::FakeApi;
 
 pub const MODEL_KEY: &str = "sk-ant-test-runtime-key-0123456789";
+
+/// The provider the suite runs against: `SEALPOD_TEST_PROVIDER` (`anthropic`, the default, or
+/// `openai`); the same tests then drive the `claude` or the `codex` loop.
+pub fn provider() -> &'static Provider {
+    let name = std::env::var("SEALPOD_TEST_PROVIDER").unwrap_or_else(|_| "anthropic".into());
+    sealpod_resources::provider::named(&name).expect("SEALPOD_TEST_PROVIDER names a provider")
+}
+
+/// The model the fake session pins (`provider/name`).
+pub fn pinned_model() -> String {
+    format!("{}/{}", provider().name, model_name())
+}
+
+/// The model name the model API is sent (the pinned model without its provider).
+pub fn model_name() -> &'static str {
+    match provider().name {
+        "openai" => "gpt-test-1",
+        _ => "claude-test-1",
+    }
+}
+
+/// A recorded model call in the Messages shape (`system`, `messages` of content blocks),
+/// whichever API it was made to.
+pub fn conversation(request: &RecordedRequest) -> serde_json::Value {
+    if request.path.starts_with("/v1/responses") {
+        sealpod_tests::fake_model::openai::as_messages(&request.body)
+    } else {
+        request.body.clone()
+    }
+}
 pub const RUNTIME_TOKEN: &str = "sprt_test-runtime-token.abcdef";
 pub const PROMPT: &str = "You are a careful test agent.";
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -76,8 +107,8 @@ impl Harness {
                 "SEALPOD_WORKSPACE".into(),
                 self.workspace().display().to_string(),
             ),
-            ("ANTHROPIC_API_KEY".into(), MODEL_KEY.into()),
-            ("ANTHROPIC_BASE_URL".into(), self.model.base_url().into()),
+            (provider().key_env.into(), MODEL_KEY.into()),
+            (provider().base_url_env.into(), self.model.base_url().into()),
             (
                 "SSL_CERT_FILE".into(),
                 self.dir.path().join("ca.pem").display().to_string(),

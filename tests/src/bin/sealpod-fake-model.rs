@@ -1,5 +1,5 @@
-//! `sealpod-fake-model`: serves the fake Anthropic Messages API of `sealpod_tests::fake_model`
-//! until interrupted. Prints `listening on URL` once ready.
+//! `sealpod-fake-model`: serves the fake model APIs of `sealpod_tests::fake_model` (Anthropic's
+//! Messages API and OpenAI's Responses API) until interrupted. Prints `listening on URL` once ready.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use sealpod_resources::secret::Secret;
 use sealpod_tests::fake_model::scenario::ScenarioDefaults;
 use sealpod_tests::fake_model::{FakeModel, FakeModelConfig, ScenarioFile, TlsSettings};
 
-/// A fake of the Anthropic Messages API for tests.
+/// A fake of the Anthropic Messages API and the OpenAI Responses API for tests.
 #[derive(Debug, Parser)]
 struct Args {
     /// Address to listen on; port 0 picks a free port.

@@ -1,16 +1,19 @@
-//! A faithful fake of the Anthropic Messages API for tests: `POST /v1/messages` over TLS (a
-//! self-signed certificate for configurable host names, its PEM written to a file for clients to
-//! trust) or plain HTTP, streaming SSE and non-streaming JSON, scripted scenarios (see
-//! [`scenario`]) and Anthropic error bodies.
+//! A faithful fake of the model APIs for tests: Anthropic's Messages API (`POST /v1/messages`)
+//! and OpenAI's Responses API (`POST /v1/responses`, see [`openai`]) over TLS (a self-signed
+//! certificate for configurable host names, its PEM written to a file for clients to trust) or
+//! plain HTTP, streaming SSE and non-streaming JSON, scripted scenarios (see [`scenario`]; the
+//! same scripts answer both APIs) and each API's error bodies.
 //!
-//! It accepts only the real key it is configured with (`x-api-key` or `Authorization: Bearer`)
-//! and records every request it receives: the handle's [`FakeModel::requests`] and the admin
+//! It accepts only the real key it is configured with (`x-api-key` or `Authorization: Bearer` on
+//! the Messages API, only `Authorization: Bearer` on the Responses API, as the real ones) and
+//! records every request it receives: the handle's [`FakeModel::requests`] and the admin
 //! endpoint `GET /_fake/requests` (`DELETE` clears) expose them. Recorded header values of the
 //! key slots are redacted; what was presented is classified in [`AuthSeen`], so a test can
 //! assert that the real key arrived without the key ever being printed.
 //!
 //! It must never listen beyond the address it is given (tests give loopback).
 
+pub mod openai;
 pub mod scenario;
 pub mod wire;
 
@@ -308,11 +311,11 @@ impl FakeModel {
         self.inner.log().clone()
     }
 
-    /// Only the `POST /v1/messages` requests.
+    /// Only the model calls (`POST /v1/messages` and `POST /v1/responses`).
     pub fn message_requests(&self) -> Vec<RecordedRequest> {
         self.requests()
             .into_iter()
-            .filter(|r| r.path.starts_with("/v1/messages"))
+            .filter(|r| Api::of(&r.path).is_some())
             .collect()
     }
 
@@ -373,18 +376,43 @@ async fn clear_requests(State(inner): State<Arc<Inner>>) -> StatusCode {
 
 const KEY_SLOTS: [&str; 2] = ["x-api-key", "authorization"];
 
-fn classify(headers: &HeaderMap, key: &Secret) -> AuthSeen {
-    let presented = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| {
-            headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::to_owned)
-        });
+/// The model API a request path belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// Anthropic's `/v1/messages`.
+    Messages,
+    /// OpenAI's `/v1/responses`.
+    Responses,
+}
+
+impl Api {
+    fn of(path: &str) -> Option<Api> {
+        match path.split('?').next() {
+            Some("/v1/messages") => Some(Api::Messages),
+            Some("/v1/responses") => Some(Api::Responses),
+            _ => None,
+        }
+    }
+}
+
+fn classify(headers: &HeaderMap, key: &Secret, api: Option<Api>) -> AuthSeen {
+    let bearer = || {
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned)
+    };
+    let x_api_key = || {
+        headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let presented = match api {
+        Some(Api::Responses) => bearer(),
+        _ => x_api_key().or_else(bearer),
+    };
     match presented {
         None => AuthSeen::Missing,
         Some(v) if key.constant_time_eq(&v) => AuthSeen::RealKey,
@@ -393,24 +421,15 @@ fn classify(headers: &HeaderMap, key: &Secret) -> AuthSeen {
     }
 }
 
-fn invalid_request(message: &str) -> ErrorReply {
-    ErrorReply {
-        status: 400,
-        kind: "invalid_request_error",
-        message: message.into(),
-        retry_after: None,
-    }
-}
-
 fn validate(body: &Value) -> Result<(), ErrorReply> {
     if !body["model"].is_string() {
-        return Err(invalid_request("model: Field required"));
+        return Err(ErrorReply::invalid_request("model: Field required"));
     }
     if !body["max_tokens"].is_u64() {
-        return Err(invalid_request("max_tokens: Field required"));
+        return Err(ErrorReply::invalid_request("max_tokens: Field required"));
     }
     if !body["messages"].is_array() {
-        return Err(invalid_request("messages: Field required"));
+        return Err(ErrorReply::invalid_request("messages: Field required"));
     }
     Ok(())
 }
@@ -425,7 +444,8 @@ async fn messages(
     let received_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let auth = classify(&headers, &inner.api_key);
+    let api = Api::of(uri.path()).filter(|_| method == Method::POST);
+    let auth = classify(&headers, &inner.api_key, api);
     let real = inner.api_key.expose();
     let raw_body = String::from_utf8_lossy(&body);
     let mut real_key_elsewhere = !real.is_empty() && raw_body.contains(real);
@@ -443,35 +463,55 @@ async fn messages(
     let mut scenario = String::new();
     let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
     let request_id = format!("req_fake_{seq:06}");
-    let response = if method != Method::POST || uri.path() != "/v1/messages" {
-        ErrorReply {
+    let response = match api {
+        None => ErrorReply {
             status: 404,
             kind: "not_found_error",
             message: "Not found".into(),
             retry_after: None,
         }
-        .into_response(&request_id)
-    } else if auth != AuthSeen::RealKey {
-        ErrorReply::unauthorized().into_response(&request_id)
-    } else if let Err(e) = validate(&json) {
-        e.into_response(&request_id)
-    } else {
-        scenario = scenario::choose(&json, &inner.scenarios.default_scenario).name;
-        let outcome = {
-            let mut storms = inner
-                .storms
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            scenario::decide(&json, &inner.scenarios, &mut storms)
-        };
-        let model = json["model"].as_str().unwrap_or_default();
-        let id = format!("msg_fake{seq:06}");
-        match outcome {
-            Outcome::Error(e) => e.into_response(&request_id),
-            Outcome::Reply(reply) if json["stream"] == Value::Bool(true) => {
-                wire::sse_response(&reply, &id, model, &request_id)
+        .into_response(&request_id),
+        Some(api) => {
+            let answer = if auth != AuthSeen::RealKey {
+                Err(ErrorReply::unauthorized())
+            } else {
+                match api {
+                    Api::Messages => validate(&json).map(|()| json.clone()),
+                    Api::Responses => openai::validate(&json).map(|()| openai::as_messages(&json)),
+                }
+                .map(|conversation| {
+                    scenario =
+                        scenario::choose(&conversation, &inner.scenarios.default_scenario).name;
+                    let mut storms = inner
+                        .storms
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    scenario::decide(&conversation, &inner.scenarios, &mut storms)
+                })
+            };
+            let outcome = answer.unwrap_or_else(Outcome::Error);
+            let model = json["model"].as_str().unwrap_or_default();
+            let stream = json["stream"] == Value::Bool(true);
+            match (api, outcome) {
+                (Api::Messages, Outcome::Error(e)) => e.into_response(&request_id),
+                (Api::Messages, Outcome::Reply(reply)) => {
+                    let id = format!("msg_fake{seq:06}");
+                    if stream {
+                        wire::sse_response(&reply, &id, model, &request_id)
+                    } else {
+                        wire::json_response(&reply, &id, model, &request_id)
+                    }
+                }
+                (Api::Responses, Outcome::Error(e)) => openai::error_response(e, &request_id),
+                (Api::Responses, Outcome::Reply(reply)) => {
+                    let id = format!("resp_fake{seq:06}");
+                    if stream {
+                        openai::sse_response(&reply, &id, model, &json, &request_id)
+                    } else {
+                        openai::json_response(&reply, &id, model, &json, &request_id)
+                    }
+                }
             }
-            Outcome::Reply(reply) => wire::json_response(&reply, &id, model, &request_id),
         }
     };
     let record = RecordedRequest {

@@ -91,6 +91,16 @@ impl ErrorReply {
         }
     }
 
+    /// 400 `invalid_request_error`.
+    pub fn invalid_request(message: &str) -> ErrorReply {
+        ErrorReply {
+            status: 400,
+            kind: "invalid_request_error",
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
     /// The error envelope as JSON.
     pub fn body(&self) -> Value {
         json!({"type": "error", "error": {"type": self.kind, "message": self.message}})
@@ -106,7 +116,7 @@ impl ErrorReply {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        insert_request_id(headers, request_id);
+        insert_request_id(headers, REQUEST_ID, request_id);
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -118,10 +128,59 @@ impl ErrorReply {
     }
 }
 
-fn insert_request_id(headers: &mut axum::http::HeaderMap, request_id: &str) {
+/// Anthropic's request id header.
+const REQUEST_ID: &str = "request-id";
+
+/// Sets the request id under `name` (`request-id` for Anthropic, `x-request-id` for OpenAI).
+pub(super) fn insert_request_id(
+    headers: &mut axum::http::HeaderMap,
+    name: &'static str,
+    request_id: &str,
+) {
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert("request-id", value);
+        headers.insert(name, value);
     }
+}
+
+/// A whole JSON answer, its request id under `id_header`.
+pub(super) fn json_answer(
+    body: &Value,
+    id_header: &'static str,
+    request_id: &str,
+) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.to_string()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    insert_request_id(headers, id_header, request_id);
+    response
+}
+
+/// A streamed answer: `frames` are sent one by one, honouring their pauses; its request id
+/// under `id_header`.
+pub(super) fn streamed_answer(
+    frames: Vec<(Duration, Bytes)>,
+    id_header: &'static str,
+    request_id: &str,
+) -> Response<Body> {
+    let stream = futures::stream::unfold(frames.into_iter(), |mut rest| async move {
+        let (pause, bytes) = rest.next()?;
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        Some((Ok::<Bytes, Infallible>(bytes), rest))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    insert_request_id(headers, id_header, request_id);
+    response
 }
 
 fn block_json_final(block: &Block) -> Value {
@@ -149,22 +208,15 @@ pub fn message_json(reply: &Reply, id: &str, model: &str) -> Value {
 
 /// Renders the non-streaming answer.
 pub fn json_response(reply: &Reply, id: &str, model: &str, request_id: &str) -> Response<Body> {
-    let mut response = Response::new(Body::from(message_json(reply, id, model).to_string()));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    insert_request_id(headers, request_id);
-    response
+    json_answer(&message_json(reply, id, model), REQUEST_ID, request_id)
 }
 
 fn frame(event: &str, data: &Value) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-/// Splits `text` into pieces of at most `max` characters (at least one piece, possibly empty).
-fn chunks(text: &str, max: usize) -> Vec<String> {
+/// Splits `text` into pieces of at most `max` characters (none for an empty text).
+pub(super) fn chunks(text: &str, max: usize) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     if chars.is_empty() {
         return Vec::new();
@@ -261,23 +313,7 @@ pub fn sse_frames(reply: &Reply, id: &str, model: &str) -> Vec<(Duration, Bytes)
 
 /// Renders the streaming answer: frames are sent one by one, honouring their pauses.
 pub fn sse_response(reply: &Reply, id: &str, model: &str, request_id: &str) -> Response<Body> {
-    let frames = sse_frames(reply, id, model);
-    let stream = futures::stream::unfold(frames.into_iter(), |mut rest| async move {
-        let (pause, bytes) = rest.next()?;
-        if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
-        Some((Ok::<Bytes, Infallible>(bytes), rest))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    insert_request_id(headers, request_id);
-    response
+    streamed_answer(sse_frames(reply, id, model), REQUEST_ID, request_id)
 }
 
 #[cfg(test)]

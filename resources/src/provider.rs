@@ -54,11 +54,6 @@ pub fn of_runtime(runtime: &str) -> Option<&'static Provider> {
     PROVIDERS.iter().find(|p| p.runtime == runtime)
 }
 
-/// The provider of a `provider/model` name.
-pub fn of_model(model: &str) -> Option<&'static Provider> {
-    named(model.split_once('/')?.0)
-}
-
 /// The names of every provider, for messages (`anthropic, openai`).
 pub fn names() -> String {
     PROVIDERS
@@ -89,11 +84,7 @@ mod tests {
     #[test]
     fn lookups() {
         assert_eq!(of_runtime("codex").map(|p| p.name), Some("openai"));
-        assert_eq!(
-            of_model("anthropic/claude-x").map(|p| p.runtime),
-            Some("claude")
-        );
-        assert_eq!(of_model("gpt-5"), None);
+        assert_eq!(named("anthropic").map(|p| p.runtime), Some("claude"));
         assert_eq!(named("other"), None);
         assert_eq!(names(), "anthropic, openai");
     }

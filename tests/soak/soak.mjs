@@ -1,0 +1,346 @@
+// Soak (not a per-commit test; `tests/soak/run` builds the binaries and runs this): many
+// sessions at once on `sealpod up --fake-model`, driven with the official @opencomputer/sdk for
+// a bounded time, with faults injected at random, then invariants checked and printed as a
+// table. Its last line is `invariants: all held`, or names the first one broken (exit code 1).
+//
+//   node tests/soak/soak.mjs [--minutes M] [--sessions N] [--faults K] [--bin-dir DIR]
+//                            [--control-plane devcluster|kubernetes]
+//
+// Load: N sessions (default 200) start together; each runs turns back to back until the time is
+// up: a tool chain (write, read, edit, bash) first, then steered answers, each streamed by the
+// fake model over about a second (20 deltas 50 ms apart). Every session has one
+// SSE subscriber, which drops its stream at random (about one event in 20) and resumes after the
+// last sequence number it saw. Every fifth session has a webhook destination: a loopback receiver
+// that fails one request in ten with 503.
+//
+// Faults (K, default 0), at random moments of the middle 80% of the run: SIGKILL of a random
+// sandbox's runtime or of a random sandbox's proxy sidecar (the pod runner restarts both, as a
+// kubelet restarts containers).
+//
+// Invariants, once the time is up and every session has ended its turn:
+// - events: each session's events, paged through the API, number 1, 2, 3… with no gap or repeat;
+// - SSE: each subscriber saw every event exactly once, in order, across its resumes;
+// - turns: no session is left running, and every `turn.started` has its `turn.completed`;
+// - webhooks: every delivery ended delivered or dead-lettered, and the receiver got each
+//   delivered event;
+// - pods: after archiving every session, no sandbox pod is left;
+// - secrets: no model key, sealed token, runtime token or API key in any log;
+// - memory: each long-lived process's RSS at the end is at most 1.5× (plus 16 MiB) its RSS at
+//   25% of the run.
+//
+// Everything it starts it stops (Ctrl-C to `sealpod up`, the receiver closed); its temporary
+// directory goes unless SEALPOD_KEEP_SOAK_DIRS is set. Needs root, as `sealpod up` does.
+import { parseArgs } from "node:util";
+import { createServer } from "node:http";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, chmodSync, rmSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { tmpdir, loadavg } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const lib = (name) => import(pathToFileURL(join(repo, "tests/conformance/lib", name)).href);
+const { waitFor, sleep } = await lib("sessions.mjs");
+const { freePort } = await lib("harness.mjs");
+const { startUp, stopUp } = await lib("up.mjs");
+const { OpenComputer } = await import(
+  pathToFileURL(join(repo, "tests/conformance/node_modules/@opencomputer/sdk/dist/index.js")).href
+);
+
+const { values: opts } = parseArgs({
+  options: {
+    minutes: { type: "string", default: "30" },
+    sessions: { type: "string", default: "200" },
+    faults: { type: "string", default: "0" },
+    "bin-dir": { type: "string", default: process.env.SEALPOD_BIN_DIR ?? join(repo, "target/debug") },
+    "control-plane": { type: "string", default: "devcluster" },
+  },
+});
+const positive = (name, min) => {
+  const v = Number(opts[name]);
+  if (!Number.isFinite(v) || v < min) throw new Error(`--${name} must be a number ≥ ${min}`);
+  return v;
+};
+const minutes = positive("minutes", 0.1);
+const sessionCount = Math.floor(positive("sessions", 1));
+const faultCount = Math.floor(positive("faults", 0));
+const runMs = minutes * 60000;
+
+const work = mkdtempSync(join(tmpdir(), "sealpod-soak-"));
+chmodSync(work, 0o755); // sandbox users reach their volumes under it
+const dataDir = join(work, "data");
+let up;
+let receiver;
+
+/** The processes of program `name` (their pids; the kernel keeps 15 bytes of a name). */
+function processes(name) {
+  const out = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === name.slice(0, 15)) out.push(Number(pid));
+    } catch {}
+  }
+  return out;
+}
+
+function rssKiB(pid) {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+    return Number(line.split(/\s+/)[1]);
+  } catch {
+    return NaN;
+  }
+}
+
+// The long-lived processes whose memory must stay flat: `up` itself (devcluster and the pod
+// runner run in it), the API server and the operator. (The fake model keeps every request it
+// received, by design: it is not part of the platform.)
+const LONG_LIVED = ["sealpod", "sealpod-api-server", "sealpod-operator"];
+const memory = () => Object.fromEntries(LONG_LIVED.flatMap((comm) => processes(comm).map((pid) => [`${comm}[${pid}]`, rssKiB(pid)])));
+
+const p99 = (xs) => {
+  if (xs.length === 0) return NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))];
+};
+
+async function main() {
+  up = (await startUp({
+    binDir: opts["bin-dir"], dataDir, envFile: join(work, "env"), port: await freePort(),
+    args: ["--control-plane", opts["control-plane"]],
+  }));
+  const env = up.vars;
+  const oc = new OpenComputer({ apiKey: env.SEALPOD_API_KEY, baseUrl: env.SEALPOD_URL });
+  const fakeKey = readFileSync(join(dataDir, "fake-model/key"), "utf8").trim();
+
+  // The webhook receiver: fails one request in ten.
+  const received = new Map(); // webhook-id → count of 2xx answers
+  receiver = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      const fail = Math.random() < 0.1;
+      res.statusCode = fail ? 503 : 200;
+      if (!fail) {
+        const id = req.headers["webhook-id"];
+        received.set(id, (received.get(id) ?? 0) + 1);
+      }
+      res.end();
+    });
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  const hookBase = `http://127.0.0.1:${receiver.address().port}`;
+
+  const cred = await oc.credentials.create({ provider: "anthropic", key: fakeKey, name: "soak" });
+  const agent = await oc.agents.create({ name: "soak", prompt: "You are the soak agent.", model: "anthropic/claude-soak", credential: cred.id });
+
+  const started = Date.now();
+  const deadline = started + runMs;
+  const latencies = []; // append (event createdAt) → SSE delivery, ms
+  let reconnects = 0;
+
+  /** One SSE subscriber: every sequence number once, in order, across random resumes. */
+  function subscribe(s, record) {
+    record.last = 0;
+    record.broken = null;
+    record.done = false;
+    return (async () => {
+      while (!record.done) {
+        const ac = new AbortController();
+        record.abort = () => ac.abort();
+        try {
+          for await (const ev of s.events({ after: record.last, signal: ac.signal })) {
+            if (ev.seq !== record.last + 1 && !record.broken) {
+              record.broken = `saw seq ${ev.seq} after ${record.last}`;
+            }
+            record.last = Math.max(record.last, ev.seq);
+            const created = Date.parse(ev.ts ?? "");
+            if (Number.isFinite(created)) latencies.push(Date.now() - created);
+            // A turn re-claimed after a crash is started again: count turns by id.
+            if (ev.type === "turn.started") record.started.add(ev.turnId);
+            if (ev.type === "turn.completed") record.completed.add(ev.turnId);
+            if (Math.random() < 0.05) {
+              reconnects += 1;
+              ac.abort();
+            }
+          }
+        } catch (e) {
+          if (!ac.signal.aborted) await sleep(200); // a broken stream: resume
+        }
+      }
+    })();
+  }
+
+  const records = [];
+  const worker = async (i) => {
+    const record = { i, started: new Set(), completed: new Set() };
+    records.push(record);
+    const hook = i % 5 === 0 ? { webhook: `${hookBase}/s${i}` } : {};
+    const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:tool_chain]] soak ${i}`, ...hook });
+    record.session = s;
+    record.stream = subscribe(s, record);
+    let turn = 1;
+    while (Date.now() < deadline) {
+      await waitFor(`turn ${turn} of session ${i}`, () => record.completed.size >= turn, deadline - Date.now() + 600000);
+      if (Date.now() >= deadline) break;
+      turn += 1;
+      // An answer streamed over about a second, as a model writes.
+      await s.steer(`[[scenario:slow:20:50]] soak ${i} turn ${turn}`);
+    }
+  };
+
+  // Faults at random moments of the middle 80% of the run.
+  const faults = [];
+  const faultTimes = Array.from({ length: faultCount }, () => started + runMs * (0.1 + 0.8 * Math.random())).sort((a, b) => a - b);
+  const injector = (async () => {
+    for (const at of faultTimes) {
+      await sleep(Math.max(0, at - Date.now()));
+      const kind = Math.random() < 0.5 ? "sealpod-runtime" : "sealpod-sidecar";
+      const pids = processes(kind);
+      if (pids.length === 0) {
+        faults.push({ at: Math.round((Date.now() - started) / 1000), kind, pid: "none running" });
+        continue;
+      }
+      const pid = pids[Math.floor(Math.random() * pids.length)];
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+      faults.push({ at: Math.round((Date.now() - started) / 1000), kind, pid });
+    }
+  })();
+
+  let memoryAtQuarter;
+  const quarter = sleep(runMs / 4).then(() => (memoryAtQuarter = memory()));
+  await Promise.all([...Array.from({ length: sessionCount }, (_, i) => worker(i)), injector, quarter]);
+  const elapsedS = (Date.now() - started) / 1000;
+
+  // Every session ends its last turn (a steer just sent may still be queued); then each
+  // subscriber catches up with its session's head.
+  let statuses = [];
+  const busy = (st) => st === "queued" || st === "running";
+  await waitFor("every session to end its last turn", async () => {
+    statuses = await Promise.all(records.map(async (r) => `${r.session.id} ${(await r.session.refresh()).status}`));
+    return !statuses.some((st) => busy(st.split(" ")[1]));
+  }, 300000).catch(() => {
+    throw new Error(`sessions still busy: ${statuses.filter((st) => busy(st.split(" ")[1])).join(", ")}`);
+  });
+  const invariants = [];
+  const check = (name, ok, detail) => invariants.push({ name, ok, detail });
+
+  const heads = new Map();
+  let eventsProblem = null;
+  for (const r of records) {
+    const all = [];
+    for (;;) {
+      const page = await r.session.listEvents({ after: all.at(-1)?.seq ?? 0, limit: 200 });
+      all.push(...page.data);
+      if (!page.nextCursor || page.data.length === 0) break;
+    }
+    const seqs = all.map((e) => e.seq);
+    const ids = new Set(all.map((e) => e.id));
+    heads.set(r.i, seqs.length);
+    if (!eventsProblem && (ids.size !== all.length || seqs.some((q, k) => q !== k + 1))) {
+      eventsProblem = `session ${r.session.id}: seqs ${seqs.slice(0, 5).join(",")}… (${all.length} events, ${ids.size} ids)`;
+    }
+  }
+  check("events: 1, 2, 3… once each, per session", !eventsProblem, eventsProblem ?? `${[...heads.values()].reduce((a, b) => a + b, 0)} events`);
+
+  await waitFor("every subscriber to reach its session's head", () => records.every((r) => r.last >= heads.get(r.i)), 120000).catch(() => {});
+  for (const r of records) {
+    r.done = true;
+    r.abort?.();
+  }
+  await Promise.all(records.map((r) => r.stream));
+  const sseProblem = records.find((r) => r.broken || r.last !== heads.get(r.i));
+  check("SSE: every event once, in order, across resumes", !sseProblem,
+    sseProblem ? `session ${sseProblem.session.id}: ${sseProblem.broken ?? `last ${sseProblem.last} of ${heads.get(sseProblem.i)}`}` : `${reconnects} resumes`);
+
+  const stuck = [];
+  for (const r of records) {
+    const s = await r.session.refresh();
+    const open = [...r.started].filter((t) => !r.completed.has(t));
+    if (s.status !== "idle" || open.length > 0) {
+      stuck.push(`${s.id} ${s.status} (last turn ${JSON.stringify(s.lastTurn ?? {})}), turns without an end: ${open.join(" ") || "none"}`);
+    }
+  }
+  const turns = records.reduce((a, r) => a + r.completed.size, 0);
+  check("turns: none left running, each started one completed", stuck.length === 0, stuck[0] ?? `${turns} turns`);
+
+  let hookProblem = null;
+  let delivered = 0;
+  let deadLetters = 0;
+  for (const r of records.filter((x) => x.i % 5 === 0)) {
+    const every = async () => {
+      const list = [];
+      for (;;) {
+        const page = await r.session.deliveries.list({ limit: 200, ...(list.length ? { after: list.at(-1).id } : {}) });
+        list.push(...page);
+        if (page.length < 200) return list;
+      }
+    };
+    const all = await waitFor(`deliveries of ${r.session.id} to settle`, async () => {
+      const list = await every();
+      return list.every((d) => d.status === "delivered" || d.status === "dead_letter") && list;
+    }, 300000).catch(() => null);
+    if (!all) {
+      hookProblem ??= `session ${r.session.id}: deliveries still pending`;
+      continue;
+    }
+    for (const d of all) {
+      if (d.status === "dead_letter") deadLetters += 1;
+      else if (!received.has(d.eventId)) hookProblem ??= `delivery ${d.id} delivered but never received`;
+      else delivered += 1;
+    }
+  }
+  check("webhooks: delivered (and received) or dead-lettered", !hookProblem, hookProblem ?? `${delivered} delivered, ${deadLetters} dead-lettered`);
+
+  const memoryAtEnd = memory();
+  const grown = Object.entries(memoryAtEnd).filter(([k, end]) => memoryAtQuarter?.[k] && end > memoryAtQuarter[k] * 1.5 + 16384);
+  check("memory: flat after warm-up (end ≤ 1.5× the 25% mark + 16 MiB)", grown.length === 0,
+    Object.entries(memoryAtEnd).map(([k, end]) => `${k} ${Math.round((memoryAtQuarter?.[k] ?? NaN) / 1024)}→${Math.round(end / 1024)} MiB`).join(", "));
+
+  for (const r of records) await r.session.archive();
+  const kubectl = (...args) => execFileSync("kubectl", args, { env: { ...process.env, KUBECONFIG: env.KUBECONFIG }, encoding: "utf8" });
+  const leftPods = await waitFor("the archived sessions' pods to go", () => {
+    const pods = JSON.parse(kubectl("get", "pods", "-A", "-o", "json")).items;
+    return pods.length === 0 ? [] : false;
+  }, 300000).catch(() => JSON.parse(kubectl("get", "pods", "-A", "-o", "json")).items.map((p) => p.metadata.name));
+  check("pods: none left once every session is archived", leftPods.length === 0, leftPods.slice(0, 3).join(", ") || "0 left");
+
+  await stopUp(up.run);
+  const logs = [];
+  const walk = (d) => {
+    for (const f of readdirSync(d)) {
+      const p = join(d, f);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (f.endsWith(".log")) logs.push([p, readFileSync(p, "utf8")]);
+    }
+  };
+  walk(dataDir);
+  logs.push(["sealpod up stderr", up.run.stderr]);
+  const leak = logs.find(([, t]) => t.includes(fakeKey) || t.includes(env.SEALPOD_API_KEY)
+    || /sp_sealed_[0-9a-f]{32}/.test(t) || /sprt_[A-Za-z0-9_.-]{20,}/.test(t) || /\bsk-(ant|proj|svcacct|admin)-[A-Za-z0-9_-]{16,}/.test(t));
+  check("secrets: no key or token in any log", !leak, leak ? leak[0] : `${logs.length} logs`);
+
+  const events = [...heads.values()].reduce((a, b) => a + b, 0);
+  console.log(`soak: ${sessionCount} sessions, ${minutes} min, ${faultCount} faults; load average at the end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(`throughput: ${(events / elapsedS).toFixed(1)} events/s, ${(turns / elapsedS).toFixed(2)} turns/s, p99 append→SSE ${p99(latencies)} ms over ${latencies.length} deliveries`);
+  for (const f of faults) console.log(`fault at ${f.at} s: SIGKILL ${f.kind} (${f.pid})`);
+  console.log("| invariant | held | detail |\n|---|---|---|");
+  for (const v of invariants) console.log(`| ${v.name} | ${v.ok ? "yes" : "NO"} | ${v.detail} |`);
+  const broken = invariants.find((v) => !v.ok);
+  console.log(broken ? `invariants: broken: ${broken.name}` : "invariants: all held");
+  return broken ? 1 : 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (e) {
+  console.error(e);
+  console.log(`invariants: not checked: ${e.message.split("\n")[0]}`);
+} finally {
+  receiver?.close();
+  if (up?.run && !up.run.exited) await stopUp(up.run).catch(() => {});
+  if (!process.env.SEALPOD_KEEP_SOAK_DIRS) rmSync(work, { recursive: true, force: true });
+}
+process.exit(code);

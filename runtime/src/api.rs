@@ -17,9 +17,8 @@ use sealpod_resources::runtime_api::{
 use sealpod_resources::secret::Secret;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio_rustls::rustls::ClientConfig;
 
-use crate::net::{self, Endpoint};
+use crate::net::{self, Endpoint, Trust};
 
 /// A failed runtime API call.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +60,7 @@ impl ApiError {
 pub struct RuntimeApi {
     base: Endpoint,
     token: Secret,
-    tls: Arc<ClientConfig>,
+    trust: Arc<Trust>,
     proxy: Option<Endpoint>,
 }
 
@@ -72,13 +71,13 @@ impl RuntimeApi {
     pub fn new(
         base: Endpoint,
         token: Secret,
-        tls: Arc<ClientConfig>,
+        trust: Arc<Trust>,
         proxy: Option<Endpoint>,
     ) -> RuntimeApi {
         RuntimeApi {
             base,
             token,
-            tls,
+            trust,
             proxy,
         }
     }
@@ -105,7 +104,7 @@ impl RuntimeApi {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(bytes))
             .map_err(|e| ApiError::Transport(e.to_string()))?;
-        let response = net::send(&self.base, self.proxy.as_ref(), &self.tls, request)
+        let response = net::send(&self.base, self.proxy.as_ref(), &self.trust, request)
             .await
             .map_err(|e| ApiError::Transport(e.to_string()))?;
         let status = response.status();

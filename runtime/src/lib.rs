@@ -14,6 +14,7 @@ pub mod transcript;
 pub mod turn;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -67,7 +68,9 @@ impl Runtime {
             path: config.workspace.clone(),
             source,
         })?;
-        let tls = net::tls_config(config.model.ca_file.as_deref()).map_err(RuntimeError::Trust)?;
+        let trust = Arc::new(
+            net::Trust::load(config.model.ca_file.as_deref()).map_err(RuntimeError::Trust)?,
+        );
         let transcript = transcript::load(&config.workspace).map_err(RuntimeError::Transcript)?;
         let start = StartPhases::now(
             config.pod_created_at.clone(),
@@ -78,14 +81,14 @@ impl Runtime {
             api: RuntimeApi::new(
                 config.api.clone(),
                 config.runtime_token.clone(),
-                tls.clone(),
+                trust.clone(),
                 config
                     .model
                     .proxy
                     .clone()
                     .filter(|_| !config.api.bypasses_proxy(&config.model.no_proxy)),
             ),
-            model: ModelClient::new(&config.model, tls),
+            model: ModelClient::new(&config.model, trust),
             workspace: config.workspace,
             tunables: config.tunables,
             transcript,

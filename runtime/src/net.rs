@@ -1,12 +1,14 @@
 //! Outbound HTTP/1.1 for the runtime: one connection per request, direct or through an HTTP
 //! `CONNECT` proxy (`HTTPS_PROXY`), TLS by tokio-rustls (ring) verified against the webpki roots
-//! plus `SSL_CERT_FILE` (where the sidecar's per-pod CA lives).
+//! plus `SSL_CERT_FILE` (where the sidecar's per-pod CA lives; read again when it changes, see
+//! [`Trust`]).
 //!
 //! It never logs a header value: callers put secrets in headers, this module only moves bytes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -127,8 +129,63 @@ pub enum NetError {
     ServerName(String),
 }
 
+/// The trust store of outbound TLS, kept current with `SSL_CERT_FILE`: a proxy sidecar that
+/// restarts mints a new per-pod CA (its key never outlives its process) and rewrites the file,
+/// and every certificate it signs from then on is signed by the new CA. Each connection takes the
+/// store as of the file's last change; a file that cannot be read or parsed keeps the store
+/// before it (and is read again next time).
+#[derive(Debug)]
+pub struct Trust {
+    ca_file: Option<PathBuf>,
+    /// The store, and the file's stamp when it was built from it.
+    current: Mutex<(Option<Stamp>, Arc<ClientConfig>)>,
+}
+
+/// A file's modification time and length.
+type Stamp = (SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+impl Trust {
+    /// Loads the store; a `ca_file` that cannot be read or parsed is an error here.
+    pub fn load(ca_file: Option<&Path>) -> Result<Trust, std::io::Error> {
+        let stamp = ca_file.and_then(stamp);
+        let config = tls_config(ca_file)?;
+        Ok(Trust {
+            ca_file: ca_file.map(Path::to_path_buf),
+            current: Mutex::new((stamp, config)),
+        })
+    }
+
+    /// The store for a new connection.
+    pub fn config(&self) -> Arc<ClientConfig> {
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(path) = &self.ca_file {
+            let now = stamp(path);
+            if now.is_some() && now != current.0 {
+                match tls_config(Some(path)) {
+                    Ok(config) => {
+                        tracing::info!(file = %path.display(), "trusted certificates changed; reloaded");
+                        *current = (now, config);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "trusted certificates unreadable; keeping the previous ones");
+                    }
+                }
+            }
+        }
+        current.1.clone()
+    }
+}
+
 /// Loads the trust store: webpki roots plus every certificate in `ca_file`.
-pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, std::io::Error> {
+fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, std::io::Error> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
@@ -191,7 +248,7 @@ async fn tunnel(proxy: &Endpoint, target: &Endpoint) -> Result<TcpStream, NetErr
 pub async fn send(
     target: &Endpoint,
     proxy: Option<&Endpoint>,
-    tls: &Arc<ClientConfig>,
+    trust: &Trust,
     mut request: Request<Full<Bytes>>,
 ) -> Result<Response<Incoming>, NetError> {
     let tcp = match proxy {
@@ -202,7 +259,9 @@ pub async fn send(
     let io: Pin<Box<dyn Io>> = if target.https {
         let name = ServerName::try_from(target.host.clone())
             .map_err(|_| NetError::ServerName(target.host.clone()))?;
-        let stream = TlsConnector::from(tls.clone()).connect(name, tcp).await?;
+        let stream = TlsConnector::from(trust.config())
+            .connect(name, tcp)
+            .await?;
         Box::pin(stream)
     } else {
         Box::pin(tcp)

@@ -539,6 +539,25 @@ async fn the_model_is_reached_through_https_proxy_with_connect() {
 }
 
 #[tokio::test]
+async fn a_new_proxy_ca_is_trusted_without_a_restart() {
+    // A proxy sidecar that restarts mints a new CA and rewrites SSL_CERT_FILE; the running
+    // runtime must trust what the new CA signs from then on (here: the model's new certificate).
+    let mut h = Harness::new(no_limits()).await;
+    h.start();
+    h.api.steer("[[scenario:answer]] before");
+    h.api.completed(1, WAIT).await;
+    h.restart_model_with_new_certificate().await;
+    h.api.steer("[[scenario:answer]] after");
+    let done = h.api.completed(2, WAIT).await;
+    assert_eq!(done["yield_reason"], "completed", "{}", h.logs());
+    assert_eq!(
+        h.model_requests().len(),
+        1,
+        "the new model answered at once"
+    );
+}
+
+#[tokio::test]
 async fn missing_configuration_is_refused_with_every_name() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealpod-runtime"))
         .env_clear()

@@ -20,10 +20,9 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use sealpod_resources::runtime_api::Usage;
 use serde_json::Value;
-use tokio_rustls::rustls::ClientConfig;
 
 use crate::config::{ModelSettings, ProviderAccess};
-use crate::net::{self, Endpoint};
+use crate::net::{self, Endpoint, Trust};
 
 /// A model call that failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -118,17 +117,17 @@ pub struct ModelClient {
     providers: Vec<ProviderAccess>,
     proxy: Option<Endpoint>,
     no_proxy: Vec<String>,
-    tls: Arc<ClientConfig>,
+    trust: Arc<Trust>,
 }
 
 impl ModelClient {
     /// A client from the model settings and trust store.
-    pub fn new(settings: &ModelSettings, tls: Arc<ClientConfig>) -> ModelClient {
+    pub fn new(settings: &ModelSettings, trust: Arc<Trust>) -> ModelClient {
         ModelClient {
             providers: settings.providers.clone(),
             proxy: settings.proxy.clone(),
             no_proxy: settings.no_proxy.clone(),
-            tls,
+            trust,
         }
     }
 
@@ -156,7 +155,7 @@ impl ModelClient {
             .proxy
             .as_ref()
             .filter(|_| !access.base.bypasses_proxy(&self.no_proxy));
-        let response = net::send(&access.base, proxy, &self.tls, http_request)
+        let response = net::send(&access.base, proxy, &self.trust, http_request)
             .await
             .map_err(|e| ModelError::Retriable {
                 status: None,

@@ -90,6 +90,29 @@ impl Harness {
         }
     }
 
+    /// Restarts the fake model on the same address with a new self-signed certificate and
+    /// rewrites `SSL_CERT_FILE` with it: what a restarted proxy sidecar does to a sandbox (a
+    /// new per-pod CA, written over the old one).
+    pub async fn restart_model_with_new_certificate(&mut self) {
+        let addr = self.model.addr();
+        let mut config = FakeModelConfig::tls(MODEL_KEY);
+        config.scenarios.chunk_chars = 7;
+        let elsewhere = FakeModel::start(config.clone()).await.expect("fake model");
+        drop(std::mem::replace(&mut self.model, elsewhere));
+        config.listen = addr;
+        // The old listener closes once its task sees the shutdown.
+        self.model = sealpod_util::wait::until("the old address to be free", WAIT, || async {
+            FakeModel::start(config.clone()).await.ok()
+        })
+        .await
+        .expect("fake model on its old address");
+        std::fs::write(
+            self.dir.path().join("ca.pem"),
+            self.model.cert_pem().expect("pem"),
+        )
+        .expect("ca");
+    }
+
     pub fn workspace(&self) -> PathBuf {
         self.dir.path().join("workspace")
     }

@@ -246,6 +246,44 @@ async fn turn(env: &Env, session: &str, number: u64) -> Option<Value> {
         .find(|t| t["number"] == number)
 }
 
+/// The budget held: the first `spent` calls answered, every later one refused with
+/// `budget_exceeded`, exactly `spent` calls reached the model; returns the audit records of the
+/// relayed calls, each with the usage the proxy metered (1000 in, 12 out).
+async fn assert_budget_held(
+    env: &Env,
+    session: &str,
+    pod: &Pod,
+    answers: &[(u16, String)],
+    spent: usize,
+) -> Vec<Value> {
+    assert_eq!(
+        answers[..spent],
+        vec![(200, String::new()); spent],
+        "{answers:?}"
+    );
+    assert!(
+        answers[spent..]
+            .iter()
+            .all(|a| *a == (429, "budget_exceeded".to_owned())),
+        "{answers:?}"
+    );
+    assert_eq!(pod.spent_calls(), spent);
+    let records = sealpod_testkit::eventually("the audit records", || async {
+        let records = internal_events(env, session, "egress.request").await;
+        let swapped: Vec<Value> = records
+            .into_iter()
+            .filter(|r| r["body"]["swapped"] == true)
+            .collect();
+        (swapped.len() == spent).then_some(swapped)
+    })
+    .await;
+    for r in &records {
+        assert_eq!(r["body"]["usage"]["input_tokens"], 1000, "{r}");
+        assert_eq!(r["body"]["usage"]["output_tokens"], 12, "{r}");
+    }
+    records
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_loop_spends_no_more_than_the_token_budget() {
     let env = Env::start().await;
@@ -262,32 +300,9 @@ async fn a_hostile_loop_spends_no_more_than_the_token_budget() {
     // 1012, 2024, then 3036 >= 2500: the fourth call and every one after it are refused.
     let spent = 2500_u64.div_ceil(PER_CALL) as usize;
     assert_eq!(spent, 3);
-    assert_eq!(
-        answers[..spent],
-        vec![(200, String::new()); spent],
-        "{answers:?}"
-    );
-    assert!(
-        answers[spent..]
-            .iter()
-            .all(|a| *a == (429, "budget_exceeded".to_owned())),
-        "{answers:?}"
-    );
-    assert_eq!(pod.spent_calls(), spent);
-
     // The audit has each relayed call with the usage the proxy metered, and the refusals.
-    let records = sealpod_testkit::eventually("the audit records", || async {
-        let records = internal_events(&env, &session, "egress.request").await;
-        let swapped: Vec<Value> = records
-            .into_iter()
-            .filter(|r| r["body"]["swapped"] == true)
-            .collect();
-        (swapped.len() == spent).then_some(swapped)
-    })
-    .await;
+    let records = assert_budget_held(&env, &session, &pod, &answers, spent).await;
     for r in &records {
-        assert_eq!(r["body"]["usage"]["input_tokens"], 1000, "{r}");
-        assert_eq!(r["body"]["usage"]["output_tokens"], 12, "{r}");
         assert_eq!(r["body"]["status"], 200, "{r}");
     }
     sealpod_testkit::eventually("the refusals as egress.denied", || async {
@@ -324,18 +339,7 @@ async fn openai_usage_is_held_to_the_same_budget() {
     assert_eq!(s, StatusCode::OK, "{claimed}");
     let answers = pod.hostile_loop_on(ModelApi::Responses, 6).await;
     let spent = 2500_u64.div_ceil(PER_CALL) as usize;
-    assert_eq!(
-        answers[..spent],
-        vec![(200, String::new()); spent],
-        "{answers:?}"
-    );
-    assert!(
-        answers[spent..]
-            .iter()
-            .all(|a| *a == (429, "budget_exceeded".to_owned())),
-        "{answers:?}"
-    );
-    assert_eq!(pod.spent_calls(), spent);
+    assert_budget_held(&env, &session, &pod, &answers, spent).await;
     assert!(
         pod.model
             .message_requests()
@@ -343,19 +347,6 @@ async fn openai_usage_is_held_to_the_same_budget() {
             .all(|r| r.path == "/v1/responses" && r.header("x-api-key").is_none()),
         "every call went to the Responses API with the key in Authorization"
     );
-    let records = sealpod_testkit::eventually("the audit records", || async {
-        let records = internal_events(&env, &session, "egress.request").await;
-        let swapped: Vec<Value> = records
-            .into_iter()
-            .filter(|r| r["body"]["swapped"] == true)
-            .collect();
-        (swapped.len() == spent).then_some(swapped)
-    })
-    .await;
-    for r in &records {
-        assert_eq!(r["body"]["usage"]["input_tokens"], 1000, "{r}");
-        assert_eq!(r["body"]["usage"]["output_tokens"], 12, "{r}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

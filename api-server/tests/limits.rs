@@ -200,7 +200,7 @@ impl Pod {
 
     /// Model calls that reached the model, each with the real key.
     fn spent_calls(&self) -> usize {
-        let calls = self.model.message_requests();
+        let calls = self.model.model_requests();
         assert!(
             calls.iter().all(|r| r.auth == AuthSeen::RealKey),
             "every relayed call carried the swapped key"
@@ -342,7 +342,7 @@ async fn openai_usage_is_held_to_the_same_budget() {
     assert_budget_held(&env, &session, &pod, &answers, spent).await;
     assert!(
         pod.model
-            .message_requests()
+            .model_requests()
             .iter()
             .all(|r| r.path == "/v1/responses" && r.header("x-api-key").is_none()),
         "every call went to the Responses API with the key in Authorization"

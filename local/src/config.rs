@@ -123,8 +123,7 @@ pub use sealpod_controlplane::ControlPlaneKind;
 
 /// Every known provider's API hosts on port 443.
 fn default_model_hosts() -> Vec<String> {
-    sealpod_resources::provider::PROVIDERS
-        .iter()
-        .flat_map(|p| p.hosts.iter().map(|h| format!("{h}:443")))
+    sealpod_resources::provider::hosts()
+        .map(|h| format!("{h}:443"))
         .collect()
 }

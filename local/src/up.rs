@@ -28,12 +28,6 @@ pub const RUNTIME_IMAGE: &str = "sealpod/runtime:local";
 /// The pod runner's node on a real control plane (on devcluster it keeps the name its pods of
 /// earlier runs are bound to, `devcluster-node`).
 pub const KUBERNETES_NODE_NAME: &str = "sealpod-node";
-/// The hosts the fake model stands in for: every known provider's API hosts.
-fn fake_model_hosts() -> impl Iterator<Item = &'static str> {
-    sealpod_resources::provider::PROVIDERS
-        .iter()
-        .flat_map(|p| p.hosts.iter().copied())
-}
 
 const READY_SECS: u64 = 120;
 /// How to get a missing platform binary.
@@ -66,8 +60,10 @@ fn egress(args: &UpArgs, data: &DataDir, ports: &Ports, isolated: bool) -> anyho
     };
     if args.fake_model {
         e.bridges.push(Bridge::loopback(ports.fake_model));
+        // The fake model stands in for every provider's API hosts.
         e.resolve.extend(
-            fake_model_hosts().map(|host| format!("{host}=127.0.0.1:{}", ports.fake_model)),
+            sealpod_resources::provider::hosts()
+                .map(|host| format!("{host}=127.0.0.1:{}", ports.fake_model)),
         );
         e.upstream_ca = Some(data.path("fake-model/cert.pem"));
         return Ok(e);
@@ -370,7 +366,9 @@ async fn start_children(
                 format!("--api-key-file={}", data.path("fake-model/key").display()),
                 format!(
                     "--host-name={},127.0.0.1",
-                    fake_model_hosts().collect::<Vec<_>>().join(",")
+                    sealpod_resources::provider::hosts()
+                        .collect::<Vec<_>>()
+                        .join(",")
                 ),
                 format!("--cert-out={}", data.path("fake-model/cert.pem").display()),
             ],

@@ -54,6 +54,11 @@ pub fn of_runtime(runtime: &str) -> Option<&'static Provider> {
     PROVIDERS.iter().find(|p| p.runtime == runtime)
 }
 
+/// Every provider's API hosts.
+pub fn hosts() -> impl Iterator<Item = &'static str> {
+    PROVIDERS.iter().flat_map(|p| p.hosts.iter().copied())
+}
+
 /// The names of every provider, for messages (`anthropic, openai`).
 pub fn names() -> String {
     PROVIDERS
@@ -87,5 +92,9 @@ mod tests {
         assert_eq!(named("anthropic").map(|p| p.runtime), Some("claude"));
         assert_eq!(named("other"), None);
         assert_eq!(names(), "anthropic, openai");
+        assert_eq!(
+            hosts().collect::<Vec<_>>(),
+            ["api.anthropic.com", "api.openai.com"]
+        );
     }
 }

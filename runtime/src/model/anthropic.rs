@@ -7,7 +7,7 @@ use http_body_util::Full;
 use sealpod_resources::runtime_api::Usage;
 use serde_json::{Value, json};
 
-use super::{AssistantMessage, ModelError, ModelRequest, SseEvent, StreamReader, Wire, garbled};
+use super::{AssistantMessage, ModelError, ModelRequest, SseEvent, StreamReader, Wire, tool_input};
 use crate::net::Endpoint;
 
 /// The `anthropic-version` header value.
@@ -115,13 +115,7 @@ impl StreamReader for StreamAccumulator {
                 if let Some(block) = self.blocks.get_mut(index)
                     && block["type"] == "tool_use"
                 {
-                    let partial = self.partial_json[index].trim();
-                    block["input"] = if partial.is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(partial)
-                            .map_err(|e| garbled(format!("tool input did not parse: {e}")))?
-                    };
+                    block["input"] = tool_input(&self.partial_json[index])?;
                 }
             }
             "message_delta" => {

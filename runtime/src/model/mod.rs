@@ -204,13 +204,18 @@ impl ModelClient {
     }
 }
 
-/// A stream's broken promise: the data of an event did not parse as what it claims to be.
-fn garbled(what: impl std::fmt::Display) -> ModelError {
-    ModelError::Retriable {
-        status: Some(200),
-        message: what.to_string(),
-        retry_after: None,
+/// A tool call's input from the JSON text the stream carried (`{}` when empty). Text that does
+/// not parse is a broken stream: retried.
+fn tool_input(text: &str) -> Result<Value, ModelError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Value::Object(serde_json::Map::new()));
     }
+    serde_json::from_str(text).map_err(|e| ModelError::Retriable {
+        status: Some(200),
+        message: format!("tool input did not parse: {e}"),
+        retry_after: None,
+    })
 }
 
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {

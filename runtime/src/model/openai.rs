@@ -13,7 +13,7 @@ use http_body_util::Full;
 use sealpod_resources::runtime_api::Usage;
 use serde_json::{Value, json};
 
-use super::{AssistantMessage, ModelError, ModelRequest, SseEvent, StreamReader, Wire, garbled};
+use super::{AssistantMessage, ModelError, ModelRequest, SseEvent, StreamReader, Wire, tool_input};
 use crate::net::Endpoint;
 
 /// The Responses API.
@@ -150,18 +150,11 @@ fn content_blocks(items: &[Value]) -> Result<Vec<Value>, ModelError> {
                 }
             }
             Some("function_call") => {
-                let arguments = item["arguments"].as_str().unwrap_or_default().trim();
-                let input: Value = if arguments.is_empty() {
-                    json!({})
-                } else {
-                    serde_json::from_str(arguments)
-                        .map_err(|e| garbled(format!("function arguments did not parse: {e}")))?
-                };
                 blocks.push(json!({
                     "type": "tool_use",
                     "id": item["call_id"],
                     "name": item["name"],
-                    "input": input,
+                    "input": tool_input(item["arguments"].as_str().unwrap_or_default())?,
                 }));
             }
             _ => {}

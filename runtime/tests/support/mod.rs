@@ -193,7 +193,7 @@ impl Harness {
     }
 
     pub fn model_requests(&self) -> Vec<RecordedRequest> {
-        self.model.message_requests()
+        self.model.model_requests()
     }
 
     /// Event types of the log, in order.

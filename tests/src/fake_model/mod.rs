@@ -312,7 +312,7 @@ impl FakeModel {
     }
 
     /// Only the model calls (`POST /v1/messages` and `POST /v1/responses`).
-    pub fn message_requests(&self) -> Vec<RecordedRequest> {
+    pub fn model_requests(&self) -> Vec<RecordedRequest> {
         self.requests()
             .into_iter()
             .filter(|r| Api::of(&r.path).is_some())

@@ -21,6 +21,52 @@ pub enum Command {
     /// Run the whole platform on this machine until Ctrl-C: devcluster, the operator, the API
     /// server, the pod runner and (with `--fake-model`) the fake model API.
     Up(UpArgs),
+    /// Run the pod runner (a kubelet for this machine) until SIGTERM: `up` starts it as a child
+    /// process of its own, as a node runs its kubelet, and starts it again if it dies. Its flags
+    /// have no environment variables: `up` passes each one.
+    PodRunner(PodRunnerArgs),
+}
+
+/// Options of `sealpod pod-runner` (written by `up`; see [`sealpod_node::RunnerConfig`]).
+#[derive(Debug, Clone, Args)]
+pub struct PodRunnerArgs {
+    /// Kubeconfig of the control plane.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+
+    /// Directory of the pods' directories, kept workspace claims and the ledger of the processes
+    /// it starts (a runner starting after one that was killed first kills what that one left).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+
+    /// `IMAGE=PROGRAM`: the local program a container image runs (repeatable).
+    #[arg(long = "image", required = true)]
+    pub images: Vec<String>,
+
+    /// The node whose pods it runs.
+    #[arg(long, default_value = sealpod_node::DEFAULT_NODE_NAME)]
+    pub node_name: String,
+
+    /// Also bind every unscheduled pod to this node (a one-node cluster's scheduler).
+    #[arg(long)]
+    pub schedule: bool,
+
+    /// `PATH` of the containers (default: the runner's own).
+    #[arg(long)]
+    pub path: Option<String>,
+
+    /// Longest delay, in seconds, before a failed container is restarted.
+    #[arg(long, default_value_t = 60)]
+    pub backoff_max_seconds: u64,
+
+    /// Give each pod a network namespace of its own, locked to its bridges (root only).
+    #[arg(long)]
+    pub isolate: bool,
+
+    /// `INSIDE_ADDR:PORT=HOST:PORT` (or a bare `PORT`): a bridge out of every isolated pod's
+    /// network namespace (repeatable; with `--isolate`).
+    #[arg(long = "bridge", requires = "isolate")]
+    pub bridges: Vec<String>,
 }
 
 /// Options of `sealpod up`.
@@ -113,6 +159,25 @@ pub struct UpArgs {
     /// Seconds between the API server's sweeps for idle sessions to hibernate.
     #[arg(long, env = "SEALPOD_UP_IDLE_SWEEP_SECONDS", default_value_t = 5)]
     pub idle_sweep_seconds: u64,
+
+    /// The API server's store: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` (passed to the
+    /// API server in its environment, never on a command line). Default: `sqlite://` of
+    /// `DATA_DIR/api.db`.
+    #[arg(long, env = "SEALPOD_UP_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// API-server replicas. More than one needs PostgreSQL (`--database-url postgres://…`): the
+    /// replicas share the event log and fan SSE out to each other through it. They then listen on
+    /// ports of their own, behind a loopback load balancer on `--listen` (and one on the runtime
+    /// API's address), as replicas sit behind a Service.
+    #[arg(long, env = "SEALPOD_UP_API_SERVER_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub api_server_replicas: u8,
+
+    /// Operator replicas: one leads (the leader-election Lease), the others wait to take over.
+    #[arg(long, env = "SEALPOD_UP_OPERATOR_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub operator_replicas: u8,
 
     /// First delay, in milliseconds, before the operator recreates a lost sandbox pod.
     #[arg(long, env = "SEALPOD_UP_RESTART_BACKOFF_MS", default_value_t = 1_000)]

@@ -8,10 +8,13 @@
 //! secret other than the org API key it exists to hand out, and never pass its own `SEALPOD_*`
 //! environment on to a child (each child gets exactly the flags written here).
 
+pub mod balancer;
 pub mod bootstrap;
 pub mod cluster;
 pub mod config;
+pub mod pod_runner;
 pub mod programs;
 pub mod rootless;
 pub mod state;
+pub mod supervise;
 pub mod up;

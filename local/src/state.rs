@@ -49,7 +49,8 @@ pub struct DataDir {
     pub root: PathBuf,
 }
 
-fn free_port(ip: [u8; 4]) -> std::io::Result<u16> {
+/// A port free on `ip` now (for listeners chosen anew at each run).
+pub fn free_port(ip: [u8; 4]) -> std::io::Result<u16> {
     Ok(TcpListener::bind(SocketAddr::from((ip, 0)))?
         .local_addr()?
         .port())

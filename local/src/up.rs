@@ -11,15 +11,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use sealpod_node::isolation::{Bridge, IsolationConfig};
-use sealpod_node::{ImageMap, PodRunner, RunnerConfig};
+use sealpod_node::isolation::Bridge;
 use sealpod_resources::labels::DEFAULT_SYSTEM_NAMESPACE;
 
+use crate::balancer::Balancer;
 use crate::bootstrap::{self, FAKE_MODEL_CREDENTIAL};
 use crate::cluster::Cluster;
 use crate::config::{ControlPlaneKind, UpArgs};
-use crate::state::{DataDir, Ports, RUNTIME_API_IP, write_private};
-use sealpod_controlplane::children::{self, Child, Spawn};
+use crate::state::{DataDir, Ports, RUNTIME_API_IP, free_port, write_private};
+use crate::supervise::{Recipe, Supervised};
+use sealpod_controlplane::children;
 
 /// The images the operator is told to use; the pod runner maps them to local binaries.
 pub const SIDECAR_IMAGE: &str = "sealpod/sidecar:local";
@@ -33,6 +34,8 @@ const READY_SECS: u64 = 120;
 /// How to get a missing platform binary.
 const BUILD_HINT: &str = "build it with `cargo build --workspace --bins`, or pass --bin-dir";
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// The pod runner stops every pod with its grace period (at most 30 s) first.
+const RUNNER_STOP_GRACE: Duration = Duration::from_secs(45);
 
 fn ip(octets: [u8; 4]) -> String {
     std::net::Ipv4Addr::from(octets).to_string()
@@ -169,6 +172,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let data = DataDir::open(&args.data_dir)
         .with_context(|| format!("data directory {}", args.data_dir.display()))?;
     let ports = data.ports().context("choosing ports")?;
+    let store = store_url(&args, &data)?;
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
         None => std::env::current_exe()?
@@ -221,51 +225,36 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     tracing::info!(url = %cluster.url(), control_plane = cluster.name(), "the control plane is up");
 
-    let mut running: Vec<Child> = Vec::new();
+    let mut platform = Platform::default();
     let access = ClusterAccess {
         kubeconfig: kubeconfig.clone(),
         client: client.clone(),
         listeners: cluster.listeners(),
     };
-    let result = start_children(
-        &args,
-        &data,
-        &ports,
-        &bin_dir,
-        &egress,
-        &access,
-        &mut running,
-    )
-    .await;
-    let key = match result {
+    let started = async {
+        let key = start_children(
+            &args,
+            &data,
+            &ports,
+            &bin_dir,
+            &egress,
+            &access,
+            &store,
+            &mut platform,
+        )
+        .await?;
+        // The pod runner, last: everything pods talk to is up.
+        let runner = pod_runner(&args, &data, &bin_dir, &egress, &kubeconfig)?;
+        platform.children.push(Supervised::spawn(runner)?);
+        anyhow::Ok(key)
+    };
+    let key = match started.await {
         Ok(key) => key,
         Err(e) => {
-            stop_all(running, None, cluster).await;
+            platform.stop(cluster).await;
             return Err(e);
         }
     };
-
-    // The pod runner, last: everything pods talk to is up.
-    let mut images = ImageMap::default();
-    images.insert(SIDECAR_IMAGE, bin(&bin_dir, "sealpod-sidecar"));
-    images.insert(RUNTIME_IMAGE, bin(&bin_dir, "sealpod-runtime"));
-    let mut runner_config = RunnerConfig::new(data.path("runner"), images);
-    runner_config.schedule = true;
-    if args.control_plane == ControlPlaneKind::Kubernetes {
-        runner_config.node_name = KUBERNETES_NODE_NAME.to_owned();
-    }
-    runner_config.path = Some(
-        format!(
-            "{}:{}",
-            bin_dir.display(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
-        ) + ":/usr/local/sbin:/usr/sbin:/sbin",
-    );
-    runner_config.backoff_max = Duration::from_secs(10);
-    runner_config.isolation = egress.isolated.then(|| IsolationConfig {
-        bridges: egress.bridges.clone(),
-    });
-    let runner = PodRunner::start(client.clone(), runner_config);
 
     // Ready.
     // The `/v3` base, as the SDK takes it (`baseUrl`).
@@ -297,17 +286,83 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if args.fake_model {
         println!("  model:      the fake model API (no model key needed)");
     }
+    if args.api_server_replicas > 1 || args.operator_replicas > 1 {
+        println!(
+            "  replicas:   {} API server(s) behind one address, {} operator(s) (one leads)",
+            args.api_server_replicas, args.operator_replicas
+        );
+    }
     println!("  isolation:  {}", isolation.why);
     println!("  logs:       {}", data.path("logs").display());
     println!("Ctrl-C stops everything; `sealpod up` again resumes.");
 
-    let outcome = wait_for_stop(&mut running, &mut cluster).await;
-    stop_all(running, Some(runner), cluster).await;
+    let outcome = wait_for_stop(&mut platform.children, &mut cluster).await;
+    platform.stop(cluster).await;
     println!("sealpod stopped.");
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The API server's store URL; more than one replica needs PostgreSQL.
+fn store_url(args: &UpArgs, data: &DataDir) -> anyhow::Result<String> {
+    let url = match &args.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", data.private_file("api.db")?.display()),
+    };
+    if args.api_server_replicas > 1 && !url.starts_with("postgres") {
+        bail!(
+            "--api-server-replicas {} needs --database-url postgres://…: replicas share one event \
+             log and wake each other's SSE streams through PostgreSQL",
+            args.api_server_replicas
+        );
+    }
+    Ok(url)
+}
+
+/// What `up` runs besides the control plane: its children and the load balancers in front of
+/// the API-server replicas.
+#[derive(Debug, Default)]
+struct Platform {
+    children: Vec<Supervised>,
+    balancers: Vec<Balancer>,
+}
+
+impl Platform {
+    /// Stops everything in order, then the control plane.
+    async fn stop(self, cluster: Cluster) {
+        let Platform {
+            children,
+            balancers,
+        } = self;
+        // The operators first, so they do not replace the pods that are about to stop; then
+        // the pod runner (each pod with its grace period); then the rest, newest first.
+        let (operators, rest): (Vec<_>, Vec<_>) = children
+            .into_iter()
+            .partition(|c| c.name().starts_with("operator"));
+        for operator in operators {
+            operator.stop(STOP_GRACE).await;
+        }
+        let (runner, rest): (Vec<_>, Vec<_>) =
+            rest.into_iter().partition(|c| c.name() == "pod-runner");
+        for child in runner {
+            child.stop(RUNNER_STOP_GRACE).await;
+        }
+        drop(balancers);
+        for child in rest.into_iter().rev() {
+            child.stop(STOP_GRACE).await;
+        }
+        cluster.shutdown().await;
+    }
+}
+
+/// Replica `i`'s name: `name` for the first (as with one replica), `name-i` for the others.
+fn replica(name: &str, i: usize) -> String {
+    if i == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}-{i}")
+    }
+}
+
 /// How the children reach the control plane, and where it listens.
 struct ClusterAccess {
     kubeconfig: PathBuf,
@@ -316,6 +371,89 @@ struct ClusterAccess {
     listeners: Vec<SocketAddr>,
 }
 
+/// Where one API-server replica listens.
+#[derive(Debug, Clone, Copy)]
+struct ApiListeners {
+    api: SocketAddr,
+    runtime: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// Each API-server replica's listeners: one replica binds the platform's addresses itself;
+/// several get ports of their own, balanced behind those addresses.
+fn api_listeners(args: &UpArgs, ports: &Ports) -> std::io::Result<Vec<ApiListeners>> {
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let runtime_api = SocketAddr::from((RUNTIME_API_IP, ports.runtime_api));
+    if args.api_server_replicas == 1 {
+        return Ok(vec![ApiListeners {
+            api: args.listen,
+            runtime: runtime_api,
+            admin: loopback(ports.api_admin),
+        }]);
+    }
+    (0..usize::from(args.api_server_replicas))
+        .map(|i| {
+            Ok(ApiListeners {
+                api: loopback(free_port([127, 0, 0, 1])?),
+                runtime: SocketAddr::from((RUNTIME_API_IP, free_port(RUNTIME_API_IP)?)),
+                admin: loopback(if i == 0 {
+                    ports.api_admin
+                } else {
+                    free_port([127, 0, 0, 1])?
+                }),
+            })
+        })
+        .collect()
+}
+
+/// The pod runner's command line.
+fn pod_runner(
+    args: &UpArgs,
+    data: &DataDir,
+    bin_dir: &Path,
+    egress: &Egress,
+    kubeconfig: &Path,
+) -> anyhow::Result<Recipe> {
+    let mut runner_args = vec![
+        "pod-runner".to_owned(),
+        format!("--kubeconfig={}", kubeconfig.display()),
+        format!("--data-dir={}", data.path("runner").display()),
+        format!(
+            "--image={SIDECAR_IMAGE}={}",
+            bin(bin_dir, "sealpod-sidecar").display()
+        ),
+        format!(
+            "--image={RUNTIME_IMAGE}={}",
+            bin(bin_dir, "sealpod-runtime").display()
+        ),
+        "--schedule".to_owned(),
+        format!(
+            "--path={}:{}:/usr/local/sbin:/usr/sbin:/sbin",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
+        ),
+        "--backoff-max-seconds=10".to_owned(),
+    ];
+    if args.control_plane == ControlPlaneKind::Kubernetes {
+        runner_args.push(format!("--node-name={KUBERNETES_NODE_NAME}"));
+    }
+    if egress.isolated {
+        runner_args.push("--isolate".to_owned());
+        for bridge in &egress.bridges {
+            runner_args.push(format!("--bridge={}={}", bridge.inside, bridge.target));
+        }
+    }
+    Ok(Recipe {
+        name: "pod-runner".to_owned(),
+        program: std::env::current_exe().context("this program's path")?,
+        hint: BUILD_HINT,
+        args: runner_args,
+        env: vec![],
+        log: data.path("logs/pod-runner.log"),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn start_children(
     args: &UpArgs,
     data: &DataDir,
@@ -323,7 +461,8 @@ async fn start_children(
     bin_dir: &Path,
     egress: &Egress,
     access: &ClusterAccess,
-    running: &mut Vec<Child>,
+    store: &str,
+    platform: &mut Platform,
 ) -> anyhow::Result<String> {
     let (kubeconfig, client) = (access.kubeconfig.as_path(), &access.client);
     let system_ns = DEFAULT_SYSTEM_NAMESPACE;
@@ -338,30 +477,32 @@ async fn start_children(
     };
     let operator_kubeconfig = identity("operator", args.operator_token_file.as_deref())?;
     let api_server_kubeconfig = identity("api-server", args.api_server_token_file.as_deref())?;
-    let operator_env = [("KUBECONFIG", operator_kubeconfig.display().to_string())];
     let log = |name: &str| data.path(&format!("logs/{name}.log"));
     let runtime_api = SocketAddr::from((RUNTIME_API_IP, ports.runtime_api));
+    let recipe = |name: String, program: &str, args: Vec<String>, env| Recipe {
+        log: log(&name),
+        name,
+        program: bin(bin_dir, program),
+        hint: BUILD_HINT,
+        args,
+        env,
+    };
+    let children = &mut platform.children;
 
     // 2. The fake model, when asked for.
     if args.fake_model {
-        let key = match data.read_secret("fake-model/key") {
-            Some(k) => k,
-            None => {
-                let k = format!("sk-ant-local-{}", hex::encode(rand::random::<[u8; 16]>()));
-                data.write_secret("fake-model/key", &k)?;
-                k
-            }
-        };
-        drop(key);
+        if data.read_secret("fake-model/key").is_none() {
+            let key = format!("sk-ant-local-{}", hex::encode(rand::random::<[u8; 16]>()));
+            data.write_secret("fake-model/key", &key)?;
+        }
         let addr = format!("127.0.0.1:{}", ports.fake_model);
         // Written anew by each start; its presence then says the server is up.
         let cert = data.path("fake-model/cert.pem");
         let _ = std::fs::remove_file(&cert);
-        let mut child = children::spawn(Spawn {
-            name: "fake-model",
-            program: &bin(bin_dir, "sealpod-fake-model"),
-            hint: BUILD_HINT,
-            args: &[
+        let mut child = Supervised::spawn(recipe(
+            "fake-model".to_owned(),
+            "sealpod-fake-model",
+            vec![
                 format!("--listen={addr}"),
                 format!("--api-key-file={}", data.path("fake-model/key").display()),
                 format!(
@@ -370,11 +511,10 @@ async fn start_children(
                         .collect::<Vec<_>>()
                         .join(",")
                 ),
-                format!("--cert-out={}", data.path("fake-model/cert.pem").display()),
+                format!("--cert-out={}", cert.display()),
             ],
-            env: &[],
-            log: &log("fake-model"),
-        })?;
+            vec![],
+        ))?;
         let ready = child
             .wait_ready(READY_SECS, || {
                 let addr = addr.clone();
@@ -382,23 +522,30 @@ async fn start_children(
                 async move { cert.is_file() && tokio::net::TcpStream::connect(addr).await.is_ok() }
             })
             .await;
-        running.push(child);
+        children.push(child);
         ready?;
     }
 
-    // 3. The operator.
+    // 3. The operator replicas: each with a health port and a leader-election identity.
+    let operator_ports = (0..usize::from(args.operator_replicas))
+        .map(|i| {
+            if i == 0 {
+                Ok(ports.operator)
+            } else {
+                free_port([127, 0, 0, 1])
+            }
+        })
+        .collect::<std::io::Result<Vec<u16>>>()?;
     let mut op_args = vec![
         format!("--system-namespace={system_ns}"),
         format!("--sidecar-image={SIDECAR_IMAGE}"),
         format!("--runtime-image={RUNTIME_IMAGE}"),
         format!("--runtime-api-url=http://{runtime_api}"),
         format!("--runtime-api-cidr={}/32", ip(RUNTIME_API_IP)),
-        format!("--listen=127.0.0.1:{}", ports.operator),
         "--workspace-volume=claim".to_owned(),
         "--workspace-size=1Gi".to_owned(),
         format!("--restart-backoff-ms={}", args.restart_backoff_ms),
         "--restart-backoff-max-ms=30000".to_owned(),
-        "--identity=local".to_owned(),
         "--lease-duration-seconds=5".to_owned(),
     ];
     let watch_namespaces = (!args.watch_namespaces.is_empty())
@@ -418,64 +565,82 @@ async fn start_children(
     if args.fake_model {
         op_args.push(format!("--managed-credential={FAKE_MODEL_CREDENTIAL}"));
     }
-    let mut operator = children::spawn(Spawn {
-        name: "operator",
-        program: &bin(bin_dir, "sealpod-operator"),
-        hint: BUILD_HINT,
-        args: &op_args,
-        env: &operator_env,
-        log: &log("operator"),
-    })?;
-    let op_addr = format!("127.0.0.1:{}", ports.operator);
-    let ready = operator
-        .wait_ready(READY_SECS, || children::http_ok(&op_addr, "/readyz"))
-        .await;
-    running.push(operator);
-    ready?;
+    for (i, port) in operator_ports.iter().enumerate() {
+        let mut replica_args = op_args.clone();
+        replica_args.push(format!("--listen=127.0.0.1:{port}"));
+        replica_args.push(format!("--identity={}", replica("local", i)));
+        let mut operator = Supervised::spawn(recipe(
+            replica("operator", i),
+            "sealpod-operator",
+            replica_args,
+            vec![("KUBECONFIG", operator_kubeconfig.display().to_string())],
+        ))?;
+        let op_addr = format!("127.0.0.1:{port}");
+        let ready = operator
+            .wait_ready(READY_SECS, || children::http_ok(&op_addr, "/readyz"))
+            .await;
+        children.push(operator);
+        ready?;
+    }
 
-    // 4. The API server.
-    let mut api_args = vec![
-        "serve".to_owned(),
-        format!("--listen={}", args.listen),
-        format!("--runtime-listen={runtime_api}"),
-        format!("--admin-listen=127.0.0.1:{}", ports.api_admin),
-        format!(
-            "--database-url=sqlite://{}",
-            data.private_file("api.db")?.display()
-        ),
-        format!("--system-namespace={system_ns}"),
-        format!("--kubeconfig={}", api_server_kubeconfig.display()),
-        format!("--idle-sweep-seconds={}", args.idle_sweep_seconds),
-        // Local apps receive webhooks on http://127.0.0.1; the platform's own ports on loopback
-        // stay refused (the API server adds its own three listeners).
-        "--webhooks-allow-insecure".to_owned(),
-        format!("--webhooks-deny-addr=127.0.0.1:{}", ports.operator),
-    ];
-    api_args.extend(watch_namespaces);
-    for listener in &access.listeners {
-        api_args.push(format!("--webhooks-deny-addr={listener}"));
-    }
+    // 4. The API-server replicas (behind load balancers when there are several).
+    let replicas = api_listeners(args, ports)?;
+    // Local apps receive webhooks on http://127.0.0.1; the platform's own ports on loopback
+    // stay refused (each API server adds its own three listeners).
+    let mut deny: Vec<SocketAddr> = vec![args.listen, runtime_api];
+    deny.extend(replicas.iter().flat_map(|r| [r.api, r.runtime, r.admin]));
+    deny.extend(
+        operator_ports
+            .iter()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p))),
+    );
+    deny.extend(access.listeners.iter().copied());
     if args.fake_model {
-        api_args.push(format!("--managed-credential={FAKE_MODEL_CREDENTIAL}"));
-        api_args.push(format!(
-            "--webhooks-deny-addr=127.0.0.1:{}",
-            ports.fake_model
-        ));
+        deny.push(SocketAddr::from(([127, 0, 0, 1], ports.fake_model)));
     }
-    let mut api = children::spawn(Spawn {
-        name: "api-server",
-        program: &bin(bin_dir, "sealpod-api-server"),
-        hint: BUILD_HINT,
-        args: &api_args,
-        env: &[],
-        log: &log("api-server"),
-    })?;
-    let admin = format!("127.0.0.1:{}", ports.api_admin);
-    let ready = api
-        .wait_ready(READY_SECS, || children::http_ok(&admin, "/readyz"))
-        .await;
-    running.push(api);
-    ready?;
+    for (i, listeners) in replicas.iter().enumerate() {
+        let mut api_args = vec![
+            "serve".to_owned(),
+            format!("--listen={}", listeners.api),
+            format!("--runtime-listen={}", listeners.runtime),
+            format!("--admin-listen={}", listeners.admin),
+            format!("--system-namespace={system_ns}"),
+            format!("--kubeconfig={}", api_server_kubeconfig.display()),
+            format!("--idle-sweep-seconds={}", args.idle_sweep_seconds),
+            "--webhooks-allow-insecure".to_owned(),
+        ];
+        api_args.extend(deny.iter().map(|a| format!("--webhooks-deny-addr={a}")));
+        api_args.extend(watch_namespaces.clone());
+        if args.fake_model {
+            api_args.push(format!("--managed-credential={FAKE_MODEL_CREDENTIAL}"));
+        }
+        let mut api = Supervised::spawn(recipe(
+            replica("api-server", i),
+            "sealpod-api-server",
+            api_args,
+            // In the environment: a PostgreSQL URL may hold a password.
+            vec![("SEALPOD_DATABASE_URL", store.to_owned())],
+        ))?;
+        let admin = listeners.admin.to_string();
+        let ready = api
+            .wait_ready(READY_SECS, || children::http_ok(&admin, "/readyz"))
+            .await;
+        children.push(api);
+        ready?;
+    }
+    if replicas.len() > 1 {
+        let front = |addr: SocketAddr, backends: Vec<SocketAddr>| async move {
+            Balancer::start(addr, backends)
+                .await
+                .with_context(|| format!("listening on {addr}"))
+        };
+        platform
+            .balancers
+            .push(front(args.listen, replicas.iter().map(|r| r.api).collect()).await?);
+        platform
+            .balancers
+            .push(front(runtime_api, replicas.iter().map(|r| r.runtime).collect()).await?);
+    }
 
     // 5. The managed credential (fake model only), sealed with the operator's published key.
     if args.fake_model {
@@ -509,8 +674,9 @@ async fn start_children(
     Ok(key)
 }
 
-/// Waits for Ctrl-C or SIGTERM (Ok) or for a child to exit on its own (Err).
-async fn wait_for_stop(running: &mut [Child], cluster: &mut Cluster) -> anyhow::Result<()> {
+/// Waits for Ctrl-C or SIGTERM (Ok), starting again each child that exits on its own, or for the
+/// control plane to exit (Err).
+async fn wait_for_stop(running: &mut [Supervised], cluster: &mut Cluster) -> anyhow::Result<()> {
     let stop = sealpod_util::shutdown::signal();
     tokio::pin!(stop);
     loop {
@@ -522,29 +688,9 @@ async fn wait_for_stop(running: &mut [Child], cluster: &mut Cluster) -> anyhow::
             bail!("{name} exited on its own ({status}); see its log under the data directory");
         }
         for child in running.iter_mut() {
-            if let Some(status) = child.exited() {
-                bail!(
-                    "{} exited on its own ({status}); see {}",
-                    child.name,
-                    child.log.display()
-                );
-            }
+            child.tend()?;
         }
     }
-}
-
-async fn stop_all(mut running: Vec<Child>, runner: Option<PodRunner>, cluster: Cluster) {
-    // The operator first, so it does not replace the pods that are about to stop.
-    if let Some(i) = running.iter().position(|c| c.name == "operator") {
-        running.remove(i).stop(STOP_GRACE).await;
-    }
-    if let Some(runner) = runner {
-        runner.shutdown().await;
-    }
-    for child in running.into_iter().rev() {
-        child.stop(STOP_GRACE).await;
-    }
-    cluster.shutdown().await;
 }
 
 #[cfg(test)]

@@ -167,6 +167,11 @@ fn host_end(socket: &Path, target: String) -> Result<JoinHandle<()>, RunnerError
 }
 
 impl PodNetwork {
+    /// The PIDs of the bridge processes inside the namespace.
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.inner.iter().filter_map(Child::id)
+    }
+
     /// Brings up the loopback of the network namespace of the process `holder` (the pod's
     /// namespace holder) and starts `bridges` ([`pod_bridges`]) in it.
     pub async fn create(

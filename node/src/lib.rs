@@ -19,6 +19,7 @@ pub mod env;
 pub mod identity;
 pub mod images;
 pub mod isolation;
+pub mod ledger;
 pub mod probe;
 pub mod process;
 pub mod registration;
@@ -176,6 +177,14 @@ impl PodRunner {
                 "network isolation is off: the sandbox is NOT isolated — pods share the host \
                  network (each still has an identity of its own)"
             ),
+        }
+        let killed = ledger::Ledger::of(&config.data_dir).kill_leftovers();
+        if killed > 0 {
+            tracing::warn!(
+                killed,
+                "killed the processes of pods a runner before this one left running; their pods \
+                 start anew"
+            );
         }
         let (stop, stop_rx) = watch::channel(false);
         let node = tokio::spawn(keep_node(

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::env::{PodFields, resolve};
 use super::identity::{IdentityPool, PodIdentity, PodNamespaces};
+use super::ledger::Ledger;
 use super::probe::ProbeState;
 use super::process::{Join, Launch, exit_code, run_to_completion, spawn, stop};
 use super::volumes::{self, Materialized, MountMap, Owner, PodDirs, materialize_all};
@@ -393,6 +394,8 @@ impl Worker {
             None => self.identities.allocate()?,
         };
         let mut namespaces = identity.enter(bridges.is_some()).await?;
+        let ledger = Ledger::of(&self.config.data_dir);
+        ledger.record(namespaces.pid());
         if let Some(bridges) = &bridges {
             self.dirs.create()?;
             match super::isolation::PodNetwork::create(
@@ -402,7 +405,10 @@ impl Worker {
             )
             .await
             {
-                Ok(net) => self.network = Some(net),
+                Ok(net) => {
+                    net.pids().for_each(|pid| ledger.record(pid));
+                    self.network = Some(net);
+                }
                 Err(e) => {
                     namespaces.release().await;
                     self.identity = Some(identity);
@@ -593,6 +599,9 @@ impl Worker {
             log: self.dirs.logs.join(format!("{}.log", c.spec.name)),
         };
         let child = spawn(&launch)?;
+        if let Some(pid) = child.id() {
+            Ledger::of(&self.config.data_dir).record(pid);
+        }
         let c = &mut self.containers[index];
         if let State::Terminated { .. } = &c.state {
             c.last = Some(c.state.clone());

@@ -1,5 +1,6 @@
 // Soak (not a per-commit test; `tests/soak/run` builds the binaries and runs this): many
-// sessions at once on `sealpod up --fake-model`, driven with the official @opencomputer/sdk for
+// sessions at once on `sealpod up --fake-model` with two API-server replicas on PostgreSQL (a
+// private cluster this script starts) behind one address and two operator replicas, driven with the official @opencomputer/sdk for
 // a bounded time, with faults injected at random, then invariants checked and printed as a
 // table. Its last line is `invariants: all held`, or names the first one broken (exit code 1).
 //
@@ -13,17 +14,22 @@
 // last sequence number it saw. Every fifth session has a webhook destination: a loopback receiver
 // that fails one request in ten with 503.
 //
-// Faults (K, default 0), at random moments of the middle 80% of the run: SIGKILL of a random
-// sandbox's runtime or of a random sandbox's proxy sidecar (the pod runner restarts both, as a
-// kubelet restarts containers).
+// Faults (K, default 0), at random moments of the middle 80% of the run, each kind at least once
+// when K allows (then at random): SIGKILL of an API-server replica, of the leading operator (the
+// Lease's holder), of a random sandbox's runtime or proxy sidecar (the pod runner restarts both,
+// as a kubelet restarts containers), of the pod runner (`up` restarts its children, as a node
+// its kubelet); PostgreSQL restarted (an immediate stop, then a start); the webhook receiver
+// down for a minute.
 //
 // Invariants, once the time is up and every session has ended its turn:
 // - events: each session's events, paged through the API, number 1, 2, 3… with no gap or repeat;
 // - SSE: each subscriber saw every event exactly once, in order, across its resumes;
 // - turns: no session is left running, and every `turn.started` has its `turn.completed`;
 // - webhooks: every delivery ended delivered or dead-lettered, and the receiver got each
-//   delivered event;
-// - pods: after archiving every session, no sandbox pod is left;
+//   delivered event (deliveries still failing a minute after the run, waiting for a late retry
+//   of the API server's schedule, are redelivered first, as an operator does after an outage);
+// - pods: every session that should run has its pod, a hibernated one none, and no pod lacks
+//   its session; after archiving every session, no sandbox pod is left;
 // - secrets: no model key, sealed token, runtime token or API key in any log;
 // - memory: each long-lived process's RSS at the end is at most 1.5× (plus 16 MiB) its RSS at
 //   25% of the run.
@@ -33,7 +39,7 @@
 import { parseArgs } from "node:util";
 import { createServer } from "node:http";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, chmodSync, rmSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { mkdtempSync, mkdirSync, chmodSync, chownSync, rmSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -71,13 +77,49 @@ chmodSync(work, 0o755); // sandbox users reach their volumes under it
 const dataDir = join(work, "data");
 let up;
 let receiver;
+let postgres;
 
-/** The processes of program `name` (their pids; the kernel keeps 15 bytes of a name). */
-function processes(name) {
+/** A private PostgreSQL 15 cluster (Debian's postgresql-15) on a loopback port. */
+async function startPostgres() {
+  const bin = "/usr/lib/postgresql/15/bin";
+  const dir = join(work, "pg");
+  mkdirSync(dir);
+  const { uid, gid } = userIds("postgres");
+  chownSync(dir, uid, gid);
+  const asPostgres = (program, ...args) =>
+    execFileSync("runuser", ["-u", "postgres", "--", join(bin, program), ...args], { stdio: "ignore" });
+  asPostgres("initdb", "-D", dir, "-A", "trust", "-U", "postgres");
+  const port = await freePort();
+  const pg = {
+    start: () => asPostgres("pg_ctl", "-D", dir, "-l", join(dir, "server.log"), "-w",
+      "-o", `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=on -c max_connections=200`, "start"),
+    stop: (mode) => asPostgres("pg_ctl", "-D", dir, "-m", mode, "-w", "stop"),
+    url: `postgres://postgres@127.0.0.1:${port}/soak`,
+    running: true,
+  };
+  pg.start();
+  execFileSync("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-qc", "CREATE DATABASE soak"], { stdio: "ignore" });
+  return pg;
+}
+
+function userIds(name) {
+  const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith(`${name}:`));
+  if (!line) throw new Error(`no user ${name}: install postgresql-15 (scripts/setup does)`);
+  const [, , uid, gid] = line.split(":");
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/**
+ * The processes of program `name` (their pids; the kernel keeps 15 bytes of a name) whose
+ * arguments include every one of `withArgs`.
+ */
+function processes(name, ...withArgs) {
   const out = [];
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
-      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === name.slice(0, 15)) out.push(Number(pid));
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== name.slice(0, 15)) continue;
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      if (withArgs.every((a) => argv.includes(a))) out.push(Number(pid));
     } catch {}
   }
   return out;
@@ -92,11 +134,18 @@ function rssKiB(pid) {
   }
 }
 
-// The long-lived processes whose memory must stay flat: `up` itself (devcluster and the pod
-// runner run in it), the API server and the operator. (The fake model keeps every request it
-// received, by design: it is not part of the platform.)
-const LONG_LIVED = ["sealpod", "sealpod-api-server", "sealpod-operator"];
-const memory = () => Object.fromEntries(LONG_LIVED.flatMap((comm) => processes(comm).map((pid) => [`${comm}[${pid}]`, rssKiB(pid)])));
+// The long-lived processes whose memory must stay flat: `up` itself (devcluster runs in it), the
+// pod runner, the API servers and the operators, each by PID (a restarted one is a new process,
+// measured only if it was there at both marks). (The fake model keeps every request it received,
+// by design: it is not part of the platform.)
+const LONG_LIVED = [["sealpod up", "sealpod", "up"], ["sealpod pod-runner", "sealpod", "pod-runner"],
+  ["api-server", "sealpod-api-server", "serve"], ["operator", "sealpod-operator"]];
+const memory = () => Object.fromEntries(LONG_LIVED.flatMap(([label, comm, ...args]) =>
+  processes(comm, ...args).map((pid) => [`${label}[${pid}]`, rssKiB(pid)])));
+
+// Progress on stderr: the phase, and each fault as it is injected.
+const began = Date.now();
+const progress = (what) => process.stderr.write(`[soak ${((Date.now() - began) / 1000).toFixed(0)} s] ${what}\n`);
 
 const p99 = (xs) => {
   if (xs.length === 0) return NaN;
@@ -105,15 +154,18 @@ const p99 = (xs) => {
 };
 
 async function main() {
+  progress(`starting PostgreSQL and sealpod up in ${work}`);
+  postgres = await startPostgres();
   up = (await startUp({
     binDir: opts["bin-dir"], dataDir, envFile: join(work, "env"), port: await freePort(),
-    args: ["--control-plane", opts["control-plane"]],
+    args: ["--control-plane", opts["control-plane"], "--database-url", postgres.url,
+      "--api-server-replicas", "2", "--operator-replicas", "2"],
   }));
   const env = up.vars;
   const oc = new OpenComputer({ apiKey: env.SEALPOD_API_KEY, baseUrl: env.SEALPOD_URL });
   const fakeKey = readFileSync(join(dataDir, "fake-model/key"), "utf8").trim();
 
-  // The webhook receiver: fails one request in ten.
+  // The webhook receiver: fails one request in ten (and is down for a minute once, a fault).
   const received = new Map(); // webhook-id → count of 2xx answers
   receiver = createServer((req, res) => {
     req.resume();
@@ -128,13 +180,15 @@ async function main() {
     });
   });
   await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
-  const hookBase = `http://127.0.0.1:${receiver.address().port}`;
+  const hookPort = receiver.address().port;
+  const hookBase = `http://127.0.0.1:${hookPort}`;
 
   const cred = await oc.credentials.create({ provider: "anthropic", key: fakeKey, name: "soak" });
   const agent = await oc.agents.create({ name: "soak", prompt: "You are the soak agent.", model: "anthropic/claude-soak", credential: cred.id });
 
   const started = Date.now();
   const deadline = started + runMs;
+  progress(`${sessionCount} sessions for ${minutes} min with ${faultCount} faults`);
   const latencies = []; // append (event createdAt) → SSE delivery, ms
   let reconnects = 0;
 
@@ -167,6 +221,7 @@ async function main() {
           if (!ac.signal.aborted) await sleep(200); // a broken stream: resume
         }
       }
+      record.stopped = true;
     })();
   }
 
@@ -188,30 +243,62 @@ async function main() {
     }
   };
 
-  // Faults at random moments of the middle 80% of the run.
+  // Faults at random moments of the middle 80% of the run: every kind once (as K allows), the
+  // rest SIGKILLs of kinds drawn at random, in a shuffled order.
+  const kubectl = (...args) => execFileSync("kubectl", args, { env: { ...process.env, KUBECONFIG: env.KUBECONFIG }, encoding: "utf8" });
+  const leader = () => {
+    const holder = kubectl("get", "lease", "-n", "sealpod-system", "sealpod-operator", "-o", "jsonpath={.spec.holderIdentity}").trim();
+    return processes("sealpod-operator", `--identity=${holder}`);
+  };
+  const KILLS = {
+    "api-server replica": () => processes("sealpod-api-server", "serve"),
+    "leading operator": leader,
+    "sandbox runtime": () => processes("sealpod-runtime"),
+    "proxy sidecar": () => processes("sealpod-sidecar"),
+    "pod runner": () => processes("sealpod", "pod-runner"),
+  };
+  const pick = (xs) => xs[Math.floor(Math.random() * xs.length)];
+  const kinds = [...Object.keys(KILLS), "postgres restart", "webhook receiver down"].slice(0, faultCount);
+  while (kinds.length < faultCount) kinds.push(pick(Object.keys(KILLS)));
+  kinds.sort(() => Math.random() - 0.5);
   const faults = [];
   const faultTimes = Array.from({ length: faultCount }, () => started + runMs * (0.1 + 0.8 * Math.random())).sort((a, b) => a - b);
+  const pending = [];
   const injector = (async () => {
-    for (const at of faultTimes) {
+    for (const [n, at] of faultTimes.entries()) {
       await sleep(Math.max(0, at - Date.now()));
-      const kind = Math.random() < 0.5 ? "sealpod-runtime" : "sealpod-sidecar";
-      const pids = processes(kind);
-      if (pids.length === 0) {
-        faults.push({ at: Math.round((Date.now() - started) / 1000), kind, pid: "none running" });
-        continue;
+      const kind = kinds[n];
+      const fault = { at: Math.round((Date.now() - started) / 1000), kind };
+      faults.push(fault);
+      progress(`fault: ${kind}`);
+      if (kind === "postgres restart") {
+        postgres.stop("immediate");
+        postgres.start();
+        fault.what = "immediate stop, then start";
+      } else if (kind === "webhook receiver down") {
+        receiver.close();
+        receiver.closeAllConnections();
+        fault.what = "closed for 60 s";
+        pending.push(sleep(60000).then(() => new Promise((r) => receiver.listen(hookPort, "127.0.0.1", r))));
+      } else {
+        const pids = KILLS[kind]();
+        const pid = pick(pids);
+        fault.what = pid ? `SIGKILL ${pid}` : "none running";
+        if (pid) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {}
+        }
       }
-      const pid = pids[Math.floor(Math.random() * pids.length)];
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {}
-      faults.push({ at: Math.round((Date.now() - started) / 1000), kind, pid });
     }
+    await Promise.all(pending);
   })();
 
   let memoryAtQuarter;
   const quarter = sleep(runMs / 4).then(() => (memoryAtQuarter = memory()));
   await Promise.all([...Array.from({ length: sessionCount }, (_, i) => worker(i)), injector, quarter]);
   const elapsedS = (Date.now() - started) / 1000;
+  progress("time is up: waiting for every session to end its turn");
 
   // Every session ends its last turn (a steer just sent may still be queued); then each
   // subscriber catches up with its session's head.
@@ -224,7 +311,10 @@ async function main() {
     throw new Error(`sessions still busy: ${statuses.filter((st) => busy(st.split(" ")[1])).join(", ")}`);
   });
   const invariants = [];
-  const check = (name, ok, detail) => invariants.push({ name, ok, detail });
+  const check = (name, ok, detail) => {
+    progress(`checked: ${name}: ${ok ? "held" : "BROKEN"}`);
+    invariants.push({ name, ok, detail });
+  };
 
   // The log still grows a little after a turn ends (the proxies' audit records arrive in
   // batches): list every session's events until two listings 3 s apart agree.
@@ -261,11 +351,12 @@ async function main() {
     r.done = true;
     r.abort?.();
   }
-  await Promise.all(records.map((r) => r.stream));
+  // A subscriber that does not stop when told is a broken stream too.
+  await Promise.race([Promise.all(records.map((r) => r.stream)), sleep(30000)]);
   // A subscriber may have seen events appended after the listing; it checked their order itself.
-  const sseProblem = records.find((r) => r.broken || r.last < heads.get(r.i));
+  const sseProblem = records.find((r) => r.broken || r.last < heads.get(r.i) || !r.stopped);
   check("SSE: every event once, in order, across resumes", !sseProblem,
-    sseProblem ? `session ${sseProblem.session.id}: ${sseProblem.broken ?? `last ${sseProblem.last} of ${heads.get(sseProblem.i)}`}` : `${reconnects} resumes`);
+    sseProblem ? `session ${sseProblem.session.id}: ${sseProblem.broken ?? `last ${sseProblem.last} of ${heads.get(sseProblem.i)}${sseProblem.stopped ? "" : ", did not stop"}`}` : `${reconnects} resumes`);
 
   const stuck = [];
   for (const r of records) {
@@ -278,41 +369,89 @@ async function main() {
   const turns = records.reduce((a, r) => a + r.completed.size, 0);
   check("turns: none left running, each started one completed", stuck.length === 0, stuck[0] ?? `${turns} turns`);
 
+  // Deliveries retry on the API server's schedule (up to 10 min between late attempts): those
+  // still failing a minute after the run are redelivered, as an operator does after an outage.
   let hookProblem = null;
   let delivered = 0;
   let deadLetters = 0;
-  for (const r of records.filter((x) => x.i % 5 === 0)) {
-    const every = async () => {
-      const list = [];
-      for (;;) {
-        const page = await r.session.deliveries.list({ limit: 200, ...(list.length ? { after: list.at(-1).id } : {}) });
-        list.push(...page);
-        if (page.length < 200) return list;
+  const hooked = records.filter((x) => x.i % 5 === 0);
+  const deliveriesOf = async (r) => {
+    const list = [];
+    for (;;) {
+      const page = await r.session.deliveries.list({ limit: 200, ...(list.length ? { after: list.at(-1).id } : {}) });
+      list.push(...page);
+      if (page.length < 200) return list;
+    }
+  };
+  const settled = (d) => d.status === "delivered" || d.status === "dead_letter";
+  const allSettled = async () => {
+    const lists = await Promise.all(hooked.map(deliveriesOf));
+    return lists.every((l) => l.every(settled)) && lists;
+  };
+  let lists = await waitFor("deliveries to settle", allSettled, 60000).catch(() => null);
+  let redelivered = 0;
+  if (!lists) {
+    for (const r of hooked) {
+      for (const d of (await deliveriesOf(r)).filter((x) => x.status === "failed")) {
+        await r.session.deliveries.redeliver(d.id);
+        redelivered += 1;
       }
-    };
-    const all = await waitFor(`deliveries of ${r.session.id} to settle`, async () => {
-      const list = await every();
-      return list.every((d) => d.status === "delivered" || d.status === "dead_letter") && list;
-    }, 300000).catch(() => null);
-    if (!all) {
-      hookProblem ??= `session ${r.session.id}: deliveries still pending`;
-      continue;
     }
-    for (const d of all) {
-      if (d.status === "dead_letter") deadLetters += 1;
-      else if (!received.has(d.eventId)) hookProblem ??= `delivery ${d.id} delivered but never received`;
-      else delivered += 1;
-    }
+    lists = await waitFor("redelivered deliveries to settle", allSettled, 300000).catch(() => null);
   }
-  check("webhooks: delivered (and received) or dead-lettered", !hookProblem, hookProblem ?? `${delivered} delivered, ${deadLetters} dead-lettered`);
+  if (!lists) {
+    const lists = await Promise.all(hooked.map(deliveriesOf));
+    const k = lists.findIndex((l) => !l.every(settled));
+    hookProblem = `session ${hooked[k].session.id}: ${lists[k].filter((d) => !settled(d)).length} deliveries not settled`;
+  }
+  for (const d of (lists ?? []).flat()) {
+    if (d.status === "dead_letter") deadLetters += 1;
+    else if (!received.has(d.eventId)) hookProblem ??= `delivery ${d.id} delivered but never received`;
+    else delivered += 1;
+  }
+  check("webhooks: delivered (and received) or dead-lettered", !hookProblem, hookProblem ?? `${delivered} delivered, ${deadLetters} dead-lettered, ${redelivered} redelivered after the run`);
 
   const memoryAtEnd = memory();
   const grown = Object.entries(memoryAtEnd).filter(([k, end]) => memoryAtQuarter?.[k] && end > memoryAtQuarter[k] * 1.5 + 16384);
   check("memory: flat after warm-up (end ≤ 1.5× the 25% mark + 16 MiB)", grown.length === 0,
     Object.entries(memoryAtEnd).map(([k, end]) => `${k} ${Math.round((memoryAtQuarter?.[k] ?? NaN) / 1024)}→${Math.round(end / 1024)} MiB`).join(", "));
 
+  // Every session that should run has its pod, every hibernated one none, and no pod lacks its
+  // session (it may take a restart's backoff to settle after the last fault).
+  const podsAndSessions = () => {
+    const sessions = JSON.parse(kubectl("get", "sessions.sealpod.dev", "-A", "-o", "json")).items;
+    const pods = JSON.parse(kubectl("get", "pods", "-A", "-o", "json")).items
+      .filter((p) => !p.metadata.deletionTimestamp);
+    const podOf = new Map(pods.map((p) => [`${p.metadata.namespace}/${p.metadata.labels?.["sealpod.dev/session"]}`, p]));
+    const live = new Set(sessions.map((x) => `${x.metadata.namespace}/${x.metadata.name}`));
+    const problems = [];
+    for (const x of sessions) {
+      const key = `${x.metadata.namespace}/${x.metadata.name}`;
+      const desired = x.spec.desiredState ?? "Running";
+      if (desired === "Running" && !podOf.has(key)) problems.push(`session ${key} has no pod`);
+      if (desired !== "Running" && podOf.has(key)) problems.push(`${desired} session ${key} has a pod`);
+    }
+    for (const key of podOf.keys()) if (!live.has(key)) problems.push(`pod of ${key} has no session`);
+    return { problems, sessions: sessions.length, pods: pods.length };
+  };
+  let pairing = podsAndSessions();
+  await waitFor("pods and sessions to pair up", () => (pairing = podsAndSessions()).problems.length === 0, 180000).catch(() => {});
+  check("pods: each running session has its pod, no pod without its session", pairing.problems.length === 0,
+    pairing.problems[0] ?? `${pairing.sessions} sessions, ${pairing.pods} pods`);
+
+  // The logs, read once before archiving (a deleted pod's directory goes, its containers' logs
+  // with it) and again after `up` stopped.
+  const logs = new Map();
+  const readLogs = (d) => {
+    for (const f of readdirSync(d)) {
+      const p = join(d, f);
+      if (statSync(p).isDirectory()) readLogs(p);
+      else if (f.endsWith(".log")) logs.set(p, readFileSync(p, "utf8"));
+    }
+  };
+  readLogs(dataDir);
+
   for (const r of records) await r.session.archive();
-  const kubectl = (...args) => execFileSync("kubectl", args, { env: { ...process.env, KUBECONFIG: env.KUBECONFIG }, encoding: "utf8" });
   const leftPods = await waitFor("the archived sessions' pods to go", () => {
     const pods = JSON.parse(kubectl("get", "pods", "-A", "-o", "json")).items;
     return pods.length === 0 ? [] : false;
@@ -320,24 +459,16 @@ async function main() {
   check("pods: none left once every session is archived", leftPods.length === 0, leftPods.slice(0, 3).join(", ") || "0 left");
 
   await stopUp(up.run);
-  const logs = [];
-  const walk = (d) => {
-    for (const f of readdirSync(d)) {
-      const p = join(d, f);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (f.endsWith(".log")) logs.push([p, readFileSync(p, "utf8")]);
-    }
-  };
-  walk(dataDir);
-  logs.push(["sealpod up stderr", up.run.stderr]);
-  const leak = logs.find(([, t]) => t.includes(fakeKey) || t.includes(env.SEALPOD_API_KEY)
+  readLogs(dataDir);
+  logs.set("sealpod up stderr", up.run.stderr);
+  const leak = [...logs].find(([, t]) => t.includes(fakeKey) || t.includes(env.SEALPOD_API_KEY)
     || /sp_sealed_[0-9a-f]{32}/.test(t) || /sprt_[A-Za-z0-9_.-]{20,}/.test(t) || /\bsk-(ant|proj|svcacct|admin)-[A-Za-z0-9_-]{16,}/.test(t));
-  check("secrets: no key or token in any log", !leak, leak ? leak[0] : `${logs.length} logs`);
+  check("secrets: no key or token in any log", !leak, leak ? leak[0] : `${logs.size} logs`);
 
   const events = [...heads.values()].reduce((a, b) => a + b, 0);
   console.log(`soak: ${sessionCount} sessions, ${minutes} min, ${faultCount} faults; load average at the end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`throughput: ${(events / elapsedS).toFixed(1)} events/s, ${(turns / elapsedS).toFixed(2)} turns/s, p99 append→SSE ${p99(latencies)} ms over ${latencies.length} deliveries`);
-  for (const f of faults) console.log(`fault at ${f.at} s: SIGKILL ${f.kind} (${f.pid})`);
+  for (const f of faults) console.log(`fault at ${f.at} s: ${f.kind}: ${f.what}`);
   console.log("| invariant | held | detail |\n|---|---|---|");
   for (const v of invariants) console.log(`| ${v.name} | ${v.ok ? "yes" : "NO"} | ${v.detail} |`);
   const broken = invariants.find((v) => !v.ok);
@@ -354,6 +485,9 @@ try {
 } finally {
   receiver?.close();
   if (up?.run && !up.run.exited) await stopUp(up.run).catch(() => {});
+  try {
+    postgres?.stop("fast");
+  } catch {}
   if (!process.env.SEALPOD_KEEP_SOAK_DIRS) rmSync(work, { recursive: true, force: true });
 }
 process.exit(code);

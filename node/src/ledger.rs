@@ -1,0 +1,126 @@
+//! The runner's ledger of the long-lived processes it starts for pods: namespace holders, network
+//! bridges and containers. A node's container runtime keeps containers running while its kubelet
+//! restarts; this runner has no such runtime, so a runner that was killed (SIGKILL, a crash)
+//! leaves its pods' processes behind with nobody to stop them, holding ID blocks and bridges a
+//! new runner would hand out again. So a runner, when it starts, first kills every process its
+//! ledger names, as a rebooted node starts empty, and then runs its pods anew.
+//!
+//! Each entry is a file `DATA_DIR/processes/PID` holding the process's start time (field 22 of
+//! `/proc/PID/stat`), so a PID reused since by another process is never touched.
+
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::{Pid, getpgid};
+
+/// The ledger of one runner's data directory.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    dir: PathBuf,
+}
+
+/// The start time of process `pid`, in clock ticks since boot; `None` when it is gone.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count after its last `)`.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Fields 3, 4, … follow; the start time is field 22.
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Ledger {
+    /// The ledger under `data_dir` (created on the first record).
+    pub fn of(data_dir: &Path) -> Ledger {
+        Ledger {
+            dir: data_dir.join("processes"),
+        }
+    }
+
+    /// Records process `pid`, just started. A record that cannot be written is logged: the
+    /// process then outlives a killed runner, as it did before ledgers.
+    pub fn record(&self, pid: u32) {
+        let Some(started) = start_time(pid) else {
+            return; // already gone
+        };
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(self.dir.join(pid.to_string()), started.to_string()));
+        if let Err(e) = written {
+            tracing::warn!(pid, dir = %self.dir.display(), error = %e, "could not record a pod process");
+        }
+    }
+
+    /// Kills (SIGKILL) every recorded process that is still the one recorded, with its process
+    /// group when it leads one (a container's descendants), and empties the ledger. Returns how
+    /// many were killed. Called once, before the runner runs any pod.
+    pub fn kill_leftovers(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut killed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let recorded = std::fs::read_to_string(&path).ok();
+            let pid = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok());
+            if let (Some(pid), Some(recorded)) = (pid, recorded)
+                && start_time(pid).is_some_and(|t| t.to_string() == recorded.trim())
+                && let Ok(raw) = i32::try_from(pid)
+            {
+                let pid = Pid::from_raw(raw);
+                if getpgid(Some(pid)) == Ok(pid) {
+                    let _ = killpg(pid, Signal::SIGKILL);
+                }
+                let _ = kill(pid, Signal::SIGKILL);
+                killed += 1;
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        killed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+    use std::process::Command;
+
+    use super::*;
+
+    #[test]
+    fn a_new_runner_kills_what_the_last_one_left_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ledger = Ledger::of(dir.path());
+        // A container (a group leader, with a child of its own) and a namespace holder.
+        let mut container = Command::new("bash")
+            .args(["-c", "sleep 60 & wait"])
+            .process_group(0)
+            .spawn()
+            .expect("bash");
+        let mut holder = Command::new("sleep").arg("60").spawn().expect("sleep");
+        // A process whose PID was recorded for another process (another start time).
+        let mut stranger = Command::new("sleep").arg("60").spawn().expect("sleep");
+        ledger.record(container.id());
+        ledger.record(holder.id());
+        std::fs::write(
+            dir.path().join("processes").join(stranger.id().to_string()),
+            "1",
+        )
+        .expect("record");
+        std::fs::write(dir.path().join("processes/4194303"), "1").expect("record");
+
+        assert_eq!(ledger.kill_leftovers(), 2);
+        assert_eq!(container.wait().expect("wait").signal(), Some(9));
+        assert_eq!(holder.wait().expect("wait").signal(), Some(9));
+        assert!(
+            stranger.try_wait().expect("try_wait").is_none(),
+            "a reused PID must be left alone"
+        );
+        let left = std::fs::read_dir(dir.path().join("processes")).expect("dir");
+        assert_eq!(left.count(), 0, "the ledger is emptied");
+        assert_eq!(ledger.kill_leftovers(), 0);
+        stranger.kill().expect("kill");
+        stranger.wait().expect("wait");
+    }
+}

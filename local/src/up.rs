@@ -1,9 +1,12 @@
 //! `sealpod up`: brings every part up in dependency order, prints where the API is and the key
 //! to use it, and runs until Ctrl-C (or SIGTERM), then stops everything in reverse order: the
-//! operator first (so nothing reacts to pods going away), the pods (with their grace period),
-//! the API server, the fake model and last devcluster, which keeps its objects on disk.
+//! operators first (so nothing reacts to pods going away), the pod runner (which stops the pods
+//! with their grace period), the API servers, the fake model and last the control plane
+//! (devcluster keeps its objects on disk).
 //!
-//! If any child exits on its own, `up` stops the rest and fails, naming the child's log.
+//! A child that exits on its own once it was ready is started again ([`crate::supervise`]); one
+//! that fails before it is ready, or the control plane exiting, stops `up` with an error naming
+//! the log. Several API-server replicas sit behind loopback balancers ([`crate::balancer`]).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

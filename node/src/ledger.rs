@@ -6,7 +6,9 @@
 //! ledger names, as a rebooted node starts empty, and then runs its pods anew.
 //!
 //! Each entry is a file `DATA_DIR/processes/PID` holding the process's start time (field 22 of
-//! `/proc/PID/stat`), so a PID reused since by another process is never touched.
+//! `/proc/PID/stat`), so a PID reused since by another process is never touched. Entries of
+//! processes that ended are dropped now and then as new ones are written (about one write in 64
+//! looks), so the ledger stays about as large as what runs.
 
 use std::path::{Path, PathBuf};
 
@@ -47,35 +49,55 @@ impl Ledger {
         if let Err(e) = written {
             tracing::warn!(pid, dir = %self.dir.display(), error = %e, "could not record a pod process");
         }
+        // PIDs are handed out in turn: one in 64 is a fair sample of the writes.
+        if pid % 64 == 0 {
+            self.prune();
+        }
     }
 
-    /// Kills (SIGKILL) every recorded process that is still the one recorded, with its process
-    /// group when it leads one (a container's descendants), and empties the ledger. Returns how
-    /// many were killed. Called once, before the runner runs any pod.
-    pub fn kill_leftovers(&self) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return 0;
-        };
-        let mut killed = 0;
-        for entry in entries.flatten() {
+    /// Drops the entries of processes that ended (or whose PID another process holds now).
+    fn prune(&self) {
+        for (path, _) in self.entries().filter(|(_, alive)| alive.is_none()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Every entry, and the process when it is still the one recorded.
+    fn entries(&self) -> impl Iterator<Item = (PathBuf, Option<Pid>)> {
+        let entries = std::fs::read_dir(&self.dir).into_iter().flatten().flatten();
+        entries.map(|entry| {
             let path = entry.path();
             let recorded = std::fs::read_to_string(&path).ok();
             let pid = entry
                 .file_name()
                 .to_str()
                 .and_then(|n| n.parse::<u32>().ok());
-            if let (Some(pid), Some(recorded)) = (pid, recorded)
-                && start_time(pid).is_some_and(|t| t.to_string() == recorded.trim())
-                && let Ok(raw) = i32::try_from(pid)
-            {
-                let pid = Pid::from_raw(raw);
+            let alive = match (pid, recorded) {
+                (Some(pid), Some(recorded))
+                    if start_time(pid).is_some_and(|t| t.to_string() == recorded.trim()) =>
+                {
+                    i32::try_from(pid).ok().map(Pid::from_raw)
+                }
+                _ => None,
+            };
+            (path, alive)
+        })
+    }
+
+    /// Kills (SIGKILL) every recorded process that is still the one recorded, with its process
+    /// group when it leads one (a container's descendants), and empties the ledger. Returns how
+    /// many were killed. Called once, before the runner runs any pod.
+    pub fn kill_leftovers(&self) -> usize {
+        let mut killed = 0;
+        for (path, alive) in self.entries() {
+            if let Some(pid) = alive {
                 if getpgid(Some(pid)) == Ok(pid) {
                     let _ = killpg(pid, Signal::SIGKILL);
                 }
                 let _ = kill(pid, Signal::SIGKILL);
                 killed += 1;
             }
-            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(path);
         }
         killed
     }
@@ -122,5 +144,26 @@ mod tests {
         assert_eq!(ledger.kill_leftovers(), 0);
         stranger.kill().expect("kill");
         stranger.wait().expect("wait");
+    }
+
+    #[test]
+    fn entries_of_ended_processes_are_dropped() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ledger = Ledger::of(dir.path());
+        let mut running = Command::new("sleep").arg("60").spawn().expect("sleep");
+        let mut ended = Command::new("sleep").arg("60").spawn().expect("sleep");
+        ledger.record(running.id());
+        ledger.record(ended.id());
+        ended.kill().expect("kill");
+        ended.wait().expect("wait");
+
+        ledger.prune();
+        let left: Vec<String> = std::fs::read_dir(dir.path().join("processes"))
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, [running.id().to_string()]);
+        running.kill().expect("kill");
+        running.wait().expect("wait");
     }
 }

@@ -153,8 +153,18 @@ impl ApiError {
 }
 
 impl From<crate::store::StoreError> for ApiError {
+    /// A store that cannot be reached (its connection lost, a restart, a full pool) is a
+    /// `503 store_unavailable` with `Retry-After`, for the client to retry; the detail is logged.
+    /// Every other store error is `500 internal`.
     fn from(e: crate::store::StoreError) -> ApiError {
-        ApiError::internal(e)
+        if !e.is_unreachable() {
+            return ApiError::internal(e);
+        }
+        tracing::warn!(request_id = %current_request_id(), error = %e, "the store is unreachable");
+        ApiError::Unavailable {
+            kind: "store_unavailable",
+            message: "the store cannot be reached now; retry".to_owned(),
+        }
     }
 }
 
@@ -222,6 +232,40 @@ mod tests {
             value,
             json!({"error": {"type": "invalid", "code": "invalid", "message": "ttl must be 60-86400",
                 "param": "ttl", "request_id": "req_test"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_a_503_to_retry_and_other_store_errors_are_internal() {
+        let lost = crate::store::StoreError::Db {
+            op: "append",
+            source: sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        };
+        let response = ApiError::from(lost).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(value["error"]["type"], "store_unavailable");
+        assert!(!value.to_string().contains("append"), "no detail: {value}");
+
+        let full = crate::store::StoreError::Db {
+            op: "append",
+            source: sqlx::Error::PoolTimedOut,
+        };
+        assert_eq!(
+            ApiError::from(full).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let broken = crate::store::StoreError::Db {
+            op: "append",
+            source: sqlx::Error::RowNotFound,
+        };
+        assert_eq!(
+            ApiError::from(broken).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
         );
     }
 

@@ -89,6 +89,24 @@ pub enum StoreError {
     UnsupportedUrl,
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (a lost or refused connection, a pool with none
+    /// free or closed): a retry may succeed. (A connection lost during a commit leaves it
+    /// undecided; the writes a client retries are idempotent.)
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db {
+                source: sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed,
+                ..
+            }
+        )
+    }
+}
+
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -209,7 +209,12 @@ impl PodIdentity {
 
     /// Starts the pod's namespaces: a user namespace mapped to this block and, with `network`,
     /// a network namespace owned by it.
-    pub async fn enter(&self, network: bool) -> Result<PodNamespaces, RunnerError> {
+    /// The holder is recorded in `ledger` as soon as it runs.
+    pub async fn enter(
+        &self,
+        network: bool,
+        ledger: &super::ledger::Ledger,
+    ) -> Result<PodNamespaces, RunnerError> {
         let mut cmd = Command::new("unshare");
         cmd.arg("--user");
         if network {
@@ -228,6 +233,7 @@ impl PodIdentity {
                 "the namespace holder exited at once".into(),
             ));
         };
+        ledger.record(pid);
         let namespaces = PodNamespaces { holder, pid };
         namespaces.wait_unshared().await?;
         let map = format!("0 {} {POD_IDS}\n", self.base);

@@ -3,17 +3,37 @@
 //! restarts; this runner has no such runtime, so a runner that was killed (SIGKILL, a crash)
 //! leaves its pods' processes behind with nobody to stop them, holding ID blocks and bridges a
 //! new runner would hand out again. So a runner, when it starts, first kills every process its
-//! ledger names, as a rebooted node starts empty, and then runs its pods anew.
+//! ledger names, and every process in the namespaces of those (a container started by a runner
+//! killed before it could record it), as a rebooted node starts empty, and then runs its pods
+//! anew.
 //!
 //! Each entry is a file `DATA_DIR/processes/PID` holding the process's start time (field 22 of
 //! `/proc/PID/stat`), so a PID reused since by another process is never touched. Entries of
 //! processes that ended are dropped now and then as new ones are written (about one write in 64
 //! looks), so the ledger stays about as large as what runs.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Pid, getpgid};
+
+/// The namespaces that tell a pod's processes: its user namespace (containers join it) and its
+/// network namespace (bridges join it).
+const NAMESPACES: [&str; 2] = ["user", "net"];
+
+/// The namespace `kind` of process `pid` (`user:[4026531837]`), while it runs.
+fn namespace(pid: impl std::fmt::Display, kind: &str) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()
+}
+
+/// SIGKILL to `pid`, and to its process group when it leads one (a container's descendants).
+fn kill_with_group(pid: Pid) {
+    if getpgid(Some(pid)) == Ok(pid) {
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+}
 
 /// The ledger of one runner's data directory.
 #[derive(Debug, Clone)]
@@ -50,7 +70,7 @@ impl Ledger {
             tracing::warn!(pid, dir = %self.dir.display(), error = %e, "could not record a pod process");
         }
         // PIDs are handed out in turn: one in 64 is a fair sample of the writes.
-        if pid % 64 == 0 {
+        if pid.is_multiple_of(64) {
             self.prune();
         }
     }
@@ -88,18 +108,39 @@ impl Ledger {
     /// group when it leads one (a container's descendants), and empties the ledger. Returns how
     /// many were killed. Called once, before the runner runs any pod.
     pub fn kill_leftovers(&self) -> usize {
-        let mut killed = 0;
+        let own: Vec<PathBuf> = NAMESPACES
+            .iter()
+            .filter_map(|kind| namespace("self", kind))
+            .collect();
+        // The pods' namespaces, read before their holders die.
+        let mut pods: HashSet<PathBuf> = HashSet::new();
+        let mut killed: HashSet<Pid> = HashSet::new();
         for (path, alive) in self.entries() {
             if let Some(pid) = alive {
-                if getpgid(Some(pid)) == Ok(pid) {
-                    let _ = killpg(pid, Signal::SIGKILL);
-                }
-                let _ = kill(pid, Signal::SIGKILL);
-                killed += 1;
+                let theirs = NAMESPACES.iter().filter_map(|kind| namespace(pid, kind));
+                pods.extend(theirs.filter(|ns| !own.contains(ns)));
+                kill_with_group(pid);
+                killed.insert(pid);
             }
             let _ = std::fs::remove_file(path);
         }
-        killed
+        // A runner killed between starting a process and recording it leaves it unrecorded, but
+        // in its pod's namespaces.
+        if !pods.is_empty() {
+            let processes = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+            for pid in processes.filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+                let pid = Pid::from_raw(pid);
+                if !killed.contains(&pid)
+                    && NAMESPACES
+                        .iter()
+                        .any(|kind| namespace(pid, kind).is_some_and(|ns| pods.contains(&ns)))
+                {
+                    kill_with_group(pid);
+                    killed.insert(pid);
+                }
+            }
+        }
+        killed.len()
     }
 }
 
@@ -144,6 +185,52 @@ mod tests {
         assert_eq!(ledger.kill_leftovers(), 0);
         stranger.kill().expect("kill");
         stranger.wait().expect("wait");
+    }
+
+    #[test]
+    fn a_process_that_joined_a_recorded_pod_unrecorded_is_killed_too() {
+        if !crate::process::is_root() {
+            return; // creating a pod's namespaces needs root
+        }
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ledger = Ledger::of(dir.path());
+        let mut holder = Command::new("unshare")
+            .args(["--user", "--net", "--", "sleep", "60"])
+            .spawn()
+            .expect("unshare");
+        ledger.record(holder.id());
+        let theirs = format!("/proc/{}/ns/net", holder.id());
+        let ours = std::fs::read_link("/proc/self/ns/net").expect("own namespace");
+        while std::fs::read_link(&theirs).is_ok_and(|ns| ns == ours) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // A process its runner started in the pod's network (a bridge) but was killed before
+        // recording.
+        let mut unrecorded = Command::new("nsenter")
+            .args([
+                "--target",
+                &holder.id().to_string(),
+                "--net",
+                "--",
+                "sleep",
+                "60",
+            ])
+            .process_group(0)
+            .spawn()
+            .expect("nsenter");
+        let joined = format!("/proc/{}/ns/net", unrecorded.id());
+        while std::fs::read_link(&joined).is_ok_and(|ns| ns == ours) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Someone else's process, outside every pod: left alone.
+        let mut bystander = Command::new("sleep").arg("60").spawn().expect("sleep");
+
+        assert_eq!(ledger.kill_leftovers(), 2);
+        assert_eq!(holder.wait().expect("wait").signal(), Some(9));
+        assert_eq!(unrecorded.wait().expect("wait").signal(), Some(9));
+        assert!(bystander.try_wait().expect("try_wait").is_none());
+        bystander.kill().expect("kill");
+        bystander.wait().expect("wait");
     }
 
     #[test]

@@ -393,9 +393,8 @@ impl Worker {
             Some(identity) => identity,
             None => self.identities.allocate()?,
         };
-        let mut namespaces = identity.enter(bridges.is_some()).await?;
         let ledger = Ledger::of(&self.config.data_dir);
-        ledger.record(namespaces.pid());
+        let mut namespaces = identity.enter(bridges.is_some(), &ledger).await?;
         if let Some(bridges) = &bridges {
             self.dirs.create()?;
             match super::isolation::PodNetwork::create(

@@ -226,20 +226,30 @@ async function main() {
   }
 
   const records = [];
+  // Every write carries an idempotency key, as an app that retries must: the SDK then retries it
+  // across a replica's death (and the server dedupes). A call that still fails is a broken
+  // invariant, not a crash of the harness.
+  const loadErrors = [];
   const worker = async (i) => {
     const record = { i, started: new Set(), completed: new Set() };
-    records.push(record);
     const hook = i % 5 === 0 ? { webhook: `${hookBase}/s${i}` } : {};
-    const s = await oc.sessions.create({ agent: agent.id, input: `[[scenario:tool_chain]] soak ${i}`, ...hook });
-    record.session = s;
-    record.stream = subscribe(s, record);
-    let turn = 1;
-    while (Date.now() < deadline) {
-      await waitFor(`turn ${turn} of session ${i}`, () => record.completed.size >= turn, deadline - Date.now() + 600000);
-      if (Date.now() >= deadline) break;
-      turn += 1;
-      // An answer streamed over about a second, as a model writes.
-      await s.steer(`[[scenario:slow:20:50]] soak ${i} turn ${turn}`);
+    try {
+      const s = await oc.sessions.create({
+        agent: agent.id, input: `[[scenario:tool_chain]] soak ${i}`, idempotencyKey: `soak-create-${i}`, ...hook,
+      });
+      record.session = s;
+      records.push(record);
+      record.stream = subscribe(s, record);
+      let turn = 1;
+      while (Date.now() < deadline) {
+        await waitFor(`turn ${turn} of session ${i}`, () => record.completed.size >= turn, deadline - Date.now() + 600000);
+        if (Date.now() >= deadline) break;
+        turn += 1;
+        // An answer streamed over about a second, as a model writes.
+        await s.steer(`[[scenario:slow:20:50]] soak ${i} turn ${turn}`, { idempotencyKey: `soak-steer-${i}-${turn}` });
+      }
+    } catch (e) {
+      loadErrors.push(`session ${record.session?.id ?? i}: ${e.message}${e.cause ? ` (${e.cause.message ?? e.cause})` : ""}`);
     }
   };
 
@@ -315,6 +325,8 @@ async function main() {
     progress(`checked: ${name}: ${ok ? "held" : "BROKEN"}`);
     invariants.push({ name, ok, detail });
   };
+  check("load: every call succeeded (the SDK retrying what it may)", loadErrors.length === 0,
+    loadErrors[0] ?? `${records.length} sessions created, each steered until the time was up`);
 
   // The log still grows a little after a turn ends (the proxies' audit records arrive in
   // batches): list every session's events until two listings 3 s apart agree.

@@ -30,6 +30,7 @@
 //   of the API server's schedule, are redelivered first, as an operator does after an outage);
 // - pods: every session that should run has its pod, a hibernated one none, and no pod lacks
 //   its session; after archiving every session, no sandbox pod is left;
+// - processes: once `up` stopped, no process of a pod (or under this run's directory) is left;
 // - secrets: no model key, sealed token, runtime token or API key in any log;
 // - memory: each long-lived process's RSS at the end is at most 1.5× (plus 16 MiB) its RSS at
 //   25% of the run.
@@ -39,7 +40,7 @@
 import { parseArgs } from "node:util";
 import { createServer } from "node:http";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, chmodSync, chownSync, rmSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { mkdtempSync, mkdirSync, chmodSync, chownSync, rmSync, readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -471,6 +472,22 @@ async function main() {
   check("pods: none left once every session is archived", leftPods.length === 0, leftPods.slice(0, 3).join(", ") || "0 left");
 
   await stopUp(up.run);
+  // Nothing the platform started outlives `up`: no process of a pod (in a network namespace of
+  // its own, or working under this run's directory) is left, zombies aside.
+  const ownNet = readlinkSync("/proc/self/ns/net");
+  const leftover = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return [];
+      const inPod = readlinkSync(`/proc/${pid}/ns/net`) !== ownNet;
+      const ours = readlinkSync(`/proc/${pid}/cwd`).startsWith(work)
+        || readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(work);
+      return inPod || ours ? [`${pid} ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim()}`] : [];
+    } catch {
+      return []; // gone meanwhile, or not ours to read
+    }
+  }).filter((p) => !p.includes("postgres"));
+  check("processes: none of the platform's left once up stopped", leftover.length === 0, leftover[0] ?? "none left");
   readLogs(dataDir);
   logs.set("sealpod up stderr", up.run.stderr);
   const leak = [...logs].find(([, t]) => t.includes(fakeKey) || t.includes(env.SEALPOD_API_KEY)

@@ -256,7 +256,9 @@ async function main() {
 
   // Faults at random moments of the middle 80% of the run: every kind once (as K allows), the
   // rest SIGKILLs of kinds drawn at random, in a shuffled order.
-  const kubectl = (...args) => execFileSync("kubectl", args, { env: { ...process.env, KUBECONFIG: env.KUBECONFIG }, encoding: "utf8" });
+  const kubectl = (...args) => execFileSync("kubectl", args, {
+    env: { ...process.env, KUBECONFIG: env.KUBECONFIG }, encoding: "utf8", maxBuffer: 1 << 28, // 200 pods are MiBs of JSON
+  });
   const leader = () => {
     const holder = kubectl("get", "lease", "-n", "sealpod-system", "sealpod-operator", "-o", "jsonpath={.spec.holderIdentity}").trim();
     return processes("sealpod-operator", `--identity=${holder}`);
@@ -318,7 +320,7 @@ async function main() {
   await waitFor("every session to end its last turn", async () => {
     statuses = await Promise.all(records.map(async (r) => `${r.session.id} ${(await r.session.refresh()).status}`));
     return !statuses.some((st) => busy(st.split(" ")[1]));
-  }, 300000).catch(() => {
+  }, 600000).catch(() => {
     throw new Error(`sessions still busy: ${statuses.filter((st) => busy(st.split(" ")[1])).join(", ")}`);
   });
   const invariants = [];

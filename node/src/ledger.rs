@@ -13,6 +13,8 @@
 //! looks), so the ledger stays about as large as what runs.
 
 use std::collections::HashSet;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -64,8 +66,20 @@ impl Ledger {
         let Some(started) = start_time(pid) else {
             return; // already gone
         };
-        let written = std::fs::create_dir_all(&self.dir)
-            .and_then(|()| std::fs::write(self.dir.join(pid.to_string()), started.to_string()));
+        // Owner-only: which processes run is the runner's business alone.
+        let written = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(self.dir.join(pid.to_string()))
+            })
+            .and_then(|mut file| file.write_all(started.to_string().as_bytes()));
         if let Err(e) = written {
             tracing::warn!(pid, dir = %self.dir.display(), error = %e, "could not record a pod process");
         }
@@ -146,6 +160,7 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
     use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
     use std::process::Command;
 
@@ -166,6 +181,10 @@ mod tests {
         let mut stranger = Command::new("sleep").arg("60").spawn().expect("sleep");
         ledger.record(container.id());
         ledger.record(holder.id());
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        let records = dir.path().join("processes");
+        assert_eq!(mode(&records), 0o700);
+        assert_eq!(mode(&records.join(holder.id().to_string())), 0o600);
         std::fs::write(
             dir.path().join("processes").join(stranger.id().to_string()),
             "1",

@@ -148,6 +148,29 @@ const memory = () => Object.fromEntries(LONG_LIVED.flatMap(([label, comm, ...arg
 const began = Date.now();
 const progress = (what) => process.stderr.write(`[soak ${((Date.now() - began) / 1000).toFixed(0)} s] ${what}\n`);
 
+// This run's pods, by network namespace: sampled from the processes working under this run's
+// directory (a pod's runtime works in its claim, its sidecar reads its config there), so that
+// at the end every process of them (holders and bridges too) is found, and no other run's.
+const podNamespaces = new Set();
+function pidsOfThisRun() {
+  return readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((pid) => {
+    try {
+      return readlinkSync(`/proc/${pid}/cwd`).startsWith(work) || readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(work);
+    } catch {
+      return false;
+    }
+  });
+}
+function samplePods() {
+  const ownNet = readlinkSync("/proc/self/ns/net");
+  for (const pid of pidsOfThisRun()) {
+    try {
+      const ns = readlinkSync(`/proc/${pid}/ns/net`);
+      if (ns !== ownNet) podNamespaces.add(ns);
+    } catch {}
+  }
+}
+
 const p99 = (xs) => {
   if (xs.length === 0) return NaN;
   const sorted = [...xs].sort((a, b) => a - b);
@@ -308,7 +331,10 @@ async function main() {
   })();
 
   let memoryAtQuarter;
-  const quarter = sleep(runMs / 4).then(() => (memoryAtQuarter = memory()));
+  const quarter = sleep(runMs / 4).then(() => {
+    memoryAtQuarter = memory();
+    samplePods();
+  });
   await Promise.all([...Array.from({ length: sessionCount }, (_, i) => worker(i)), injector, quarter]);
   const elapsedS = (Date.now() - started) / 1000;
   progress("time is up: waiting for every session to end its turn");
@@ -465,6 +491,7 @@ async function main() {
     }
   };
   readLogs(dataDir);
+  samplePods();
 
   for (const r of records) await r.session.archive();
   const leftPods = await waitFor("the archived sessions' pods to go", () => {
@@ -474,22 +501,22 @@ async function main() {
   check("pods: none left once every session is archived", leftPods.length === 0, leftPods.slice(0, 3).join(", ") || "0 left");
 
   await stopUp(up.run);
-  // Nothing the platform started outlives `up`: no process of a pod (in a network namespace of
-  // its own, or working under this run's directory) is left, zombies aside.
-  const ownNet = readlinkSync("/proc/self/ns/net");
+  // Nothing the platform started outlives `up`: no process of this run's pods (by network
+  // namespace) or under this run's directory is left, zombies aside.
+  const underThisRun = new Set(pidsOfThisRun());
   const leftover = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return [];
-      const inPod = readlinkSync(`/proc/${pid}/ns/net`) !== ownNet;
-      const ours = readlinkSync(`/proc/${pid}/cwd`).startsWith(work)
-        || readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(work);
-      return inPod || ours ? [`${pid} ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim()}`] : [];
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      if (cmdline.includes("postgres")) return []; // this script's own, stopped last
+      const ours = podNamespaces.has(readlinkSync(`/proc/${pid}/ns/net`)) || underThisRun.has(pid);
+      return ours ? [`${pid} ${cmdline}`] : [];
     } catch {
-      return []; // gone meanwhile, or not ours to read
+      return []; // gone meanwhile
     }
-  }).filter((p) => !p.includes("postgres"));
-  check("processes: none of the platform's left once up stopped", leftover.length === 0, leftover[0] ?? "none left");
+  });
+  check("processes: none of the platform's left once up stopped", leftover.length === 0, leftover[0] ?? `none left (of ${podNamespaces.size} pod networks seen)`);
   readLogs(dataDir);
   logs.set("sealpod up stderr", up.run.stderr);
   const leak = [...logs].find(([, t]) => t.includes(fakeKey) || t.includes(env.SEALPOD_API_KEY)

@@ -237,11 +237,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_store_is_a_503_to_retry_and_other_store_errors_are_internal() {
-        let lost = crate::store::StoreError::Db {
-            op: "append",
-            source: sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        let failed = |source| {
+            ApiError::from(crate::store::StoreError::Db {
+                op: "append",
+                source,
+            })
         };
-        let response = ApiError::from(lost).into_response();
+        let lost = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let response = failed(sqlx::Error::Io(lost)).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
         let body = axum::body::to_bytes(response.into_body(), 1 << 16)
@@ -251,20 +254,12 @@ mod tests {
         assert_eq!(value["error"]["type"], "store_unavailable");
         assert!(!value.to_string().contains("append"), "no detail: {value}");
 
-        let full = crate::store::StoreError::Db {
-            op: "append",
-            source: sqlx::Error::PoolTimedOut,
-        };
         assert_eq!(
-            ApiError::from(full).status(),
+            failed(sqlx::Error::PoolTimedOut).status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        let broken = crate::store::StoreError::Db {
-            op: "append",
-            source: sqlx::Error::RowNotFound,
-        };
         assert_eq!(
-            ApiError::from(broken).status(),
+            failed(sqlx::Error::RowNotFound).status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
     }

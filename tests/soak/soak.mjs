@@ -110,13 +110,16 @@ function userIds(name) {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
+/** Every process's PID, as /proc lists them. */
+const allPids = () => readdirSync("/proc").filter((p) => /^\d+$/.test(p));
+
 /**
  * The processes of program `name` (their pids; the kernel keeps 15 bytes of a name) whose
  * arguments include every one of `withArgs`.
  */
 function processes(name, ...withArgs) {
   const out = [];
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+  for (const pid of allPids()) {
     try {
       if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== name.slice(0, 15)) continue;
       const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
@@ -153,7 +156,7 @@ const progress = (what) => process.stderr.write(`[soak ${((Date.now() - began) /
 // at the end every process of them (holders and bridges too) is found, and no other run's.
 const podNamespaces = new Set();
 function pidsOfThisRun() {
-  return readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((pid) => {
+  return allPids().filter((pid) => {
     try {
       return readlinkSync(`/proc/${pid}/cwd`).startsWith(work) || readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(work);
     } catch {
@@ -504,7 +507,7 @@ async function main() {
   // Nothing the platform started outlives `up`: no process of this run's pods (by network
   // namespace) or under this run's directory is left, zombies aside.
   const underThisRun = new Set(pidsOfThisRun());
-  const leftover = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
+  const leftover = allPids().flatMap((pid) => {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return [];

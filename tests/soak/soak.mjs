@@ -174,11 +174,8 @@ function samplePods() {
   }
 }
 
-const p99 = (xs) => {
-  if (xs.length === 0) return NaN;
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))];
-};
+/** The q-quantile (0 < q < 1) of `sorted`, ascending. */
+const quantile = (sorted, q) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
 
 async function main() {
   progress(`starting PostgreSQL and sealpod up in ${work}`);
@@ -333,12 +330,21 @@ async function main() {
     await Promise.all(pending);
   })();
 
+  // Memory at every tenth of the run (printed as a timeline; the check compares the end with
+  // the 25% mark).
   let memoryAtQuarter;
+  const memoryTimeline = [];
   const quarter = sleep(runMs / 4).then(() => {
     memoryAtQuarter = memory();
     samplePods();
   });
-  await Promise.all([...Array.from({ length: sessionCount }, (_, i) => worker(i)), injector, quarter]);
+  const tenths = (async () => {
+    for (let k = 1; k <= 10; k += 1) {
+      await sleep(Math.max(0, started + (runMs * k) / 10 - Date.now()));
+      memoryTimeline.push(memory());
+    }
+  })();
+  await Promise.all([...Array.from({ length: sessionCount }, (_, i) => worker(i)), injector, quarter, tenths]);
   const elapsedS = (Date.now() - started) / 1000;
   progress("time is up: waiting for every session to end its turn");
 
@@ -528,7 +534,11 @@ async function main() {
 
   const events = [...heads.values()].reduce((a, b) => a + b, 0);
   console.log(`soak: ${sessionCount} sessions, ${minutes} min, ${faultCount} faults; load average at the end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  console.log(`throughput: ${(events / elapsedS).toFixed(1)} events/s, ${(turns / elapsedS).toFixed(2)} turns/s, p99 append→SSE ${p99(latencies)} ms over ${latencies.length} deliveries`);
+  const sorted = latencies.sort((a, b) => a - b);
+  console.log(`throughput: ${(events / elapsedS).toFixed(1)} events/s, ${(turns / elapsedS).toFixed(2)} turns/s, append→SSE p50 ${quantile(sorted, 0.5)} ms, p90 ${quantile(sorted, 0.9)} ms, p99 ${quantile(sorted, 0.99)} ms over ${sorted.length} deliveries`);
+  for (const label of Object.keys(memoryAtEnd)) {
+    console.log(`memory of ${label}, MiB at each tenth of the run: ${memoryTimeline.map((m) => m[label] === undefined ? "-" : Math.round(m[label] / 1024)).join(" ")}`);
+  }
   for (const f of faults) console.log(`fault at ${f.at} s: ${f.kind}: ${f.what}`);
   console.log("| invariant | held | detail |\n|---|---|---|");
   for (const v of invariants) console.log(`| ${v.name} | ${v.ok ? "yes" : "NO"} | ${v.detail} |`);

@@ -60,6 +60,9 @@ pub struct Config {
     /// How many change events of each resource kind watches can resume from; older
     /// resourceVersions get 410 Gone.
     pub watch_log_capacity: usize,
+    /// How long a change event stays resumable at most (as etcd's history lasts until the
+    /// API server's next compaction, every 5 minutes by default).
+    pub watch_log_max_age: Duration,
     /// How often watches with `allowWatchBookmarks` get a bookmark.
     pub bookmark_interval: Duration,
 }
@@ -75,6 +78,7 @@ impl std::fmt::Debug for Config {
             .field("token_users", &users)
             .field("admin_user", &self.admin_user)
             .field("watch_log_capacity", &self.watch_log_capacity)
+            .field("watch_log_max_age", &self.watch_log_max_age)
             .field("bookmark_interval", &self.bookmark_interval)
             .finish()
     }
@@ -90,6 +94,7 @@ impl Default for Config {
             tokens: vec![],
             admin_user: "admin".into(),
             watch_log_capacity: 10_000,
+            watch_log_max_age: Duration::from_secs(300),
             bookmark_interval: Duration::from_secs(5),
         }
     }
@@ -115,7 +120,7 @@ impl DevCluster {
         if !tokens.iter().any(|(_, u)| *u == config.admin_user) {
             tokens.push((meta::random_token(), config.admin_user.clone()));
         }
-        let mut st = Store::new(config.watch_log_capacity);
+        let mut st = Store::new(config.watch_log_capacity, config.watch_log_max_age);
         let state_file = config
             .state_file
             .clone()

@@ -63,6 +63,14 @@ struct Serve {
         default_value_t = 10_000
     )]
     watch_log_events: usize,
+    /// How many seconds a change event stays resumable at most (older resourceVersions get
+    /// 410 Gone, as after the API server's periodic etcd compaction).
+    #[arg(
+        long,
+        env = "SEALPOD_DEVCLUSTER_WATCH_LOG_SECONDS",
+        default_value_t = 300
+    )]
+    watch_log_seconds: u64,
     /// Seconds between watch bookmarks.
     #[arg(long, env = "SEALPOD_DEVCLUSTER_BOOKMARK_SECONDS", default_value_t = 5)]
     bookmark_seconds: u64,
@@ -91,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         admin_user: args.admin_user.clone(),
         bookmark_interval: std::time::Duration::from_secs(args.bookmark_seconds.max(1)),
         watch_log_capacity: args.watch_log_events,
+        watch_log_max_age: std::time::Duration::from_secs(args.watch_log_seconds),
     };
     let cluster = devcluster::DevCluster::start(config).await?;
     if let Some(path) = &args.kubeconfig_out {

@@ -514,6 +514,45 @@ async fn each_kind_keeps_its_own_watch_log() {
 }
 
 #[tokio::test]
+async fn watch_log_events_expire_with_age_on_every_kind() {
+    // As etcd's history lasts until the API server's next compaction: an event older than the
+    // log's age bound is gone, whichever kind's write drops it, and its watch gets 410 Gone.
+    let c = devcluster::DevCluster::start(devcluster::Config {
+        watch_log_max_age: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await
+    .expect("cluster starts");
+    let client = c.client();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let before = c.resource_version();
+    cms.create(&PostParams::default(), &cm("old", &json!({})))
+        .await
+        .expect("create");
+    let uri = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={before}");
+    let lines = watch_lines(&client, &uri, 1).await;
+    assert_eq!(lines[0]["type"], json!("ADDED"), "young enough: {lines:?}");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("later".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &s)
+        .await
+        .expect("secret");
+    let lines = watch_lines(&client, &uri, 1).await;
+    assert_eq!(lines[0]["type"], json!("ERROR"), "{lines:?}");
+    assert_eq!(lines[0]["object"]["code"], json!(410));
+    c.shutdown().await;
+}
+
+#[tokio::test]
 async fn watch_from_a_future_resource_version_is_expired() {
     // A client of an earlier, unpersisted instance holds resourceVersions this one never had.
     let c = cluster().await;

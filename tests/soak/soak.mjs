@@ -19,7 +19,7 @@
 // Lease's holder), of a random sandbox's runtime or proxy sidecar (the pod runner restarts both,
 // as a kubelet restarts containers), of the pod runner (`up` restarts its children, as a node
 // its kubelet); PostgreSQL restarted (an immediate stop, then a start); the webhook receiver
-// down for a minute.
+// down for a minute (for half the run, when that is shorter).
 //
 // Invariants, once the time is up and every session has ended its turn:
 // - events: each session's events, paged through the API, number 1, 2, 3… with no gap or repeat;
@@ -33,7 +33,10 @@
 // - processes: once `up` stopped, no process of a pod (or under this run's directory) is left;
 // - secrets: no model key, sealed token, runtime token or API key in any log;
 // - memory: each long-lived process's RSS at the end is at most 1.5× (plus 16 MiB) its RSS at
-//   25% of the run.
+//   25% of the run (judged on runs of 10 minutes or more: a shorter one is still warming up).
+//
+// The per-commit tests run it for half a minute with three sessions and each fault kind once
+// (scripts/test.d/84-soak-smoke.sh).
 //
 // Everything it starts it stops (Ctrl-C to `sealpod up`, the receiver closed); its temporary
 // directory goes unless SEALPOD_KEEP_SOAK_DIRS is set. Needs root, as `sealpod up` does.
@@ -314,8 +317,9 @@ async function main() {
       } else if (kind === "webhook receiver down") {
         receiver.close();
         receiver.closeAllConnections();
-        fault.what = "closed for 60 s";
-        pending.push(sleep(60000).then(() => new Promise((r) => receiver.listen(hookPort, "127.0.0.1", r))));
+        const downMs = Math.min(60000, runMs / 2);
+        fault.what = `closed for ${downMs / 1000} s`;
+        pending.push(sleep(downMs).then(() => new Promise((r) => receiver.listen(hookPort, "127.0.0.1", r))));
       } else {
         const pids = KILLS[kind]();
         const pid = pick(pids);
@@ -463,8 +467,10 @@ async function main() {
 
   const memoryAtEnd = memory();
   const grown = Object.entries(memoryAtEnd).filter(([k, end]) => memoryAtQuarter?.[k] && end > memoryAtQuarter[k] * 1.5 + 16384);
-  check("memory: flat after warm-up (end ≤ 1.5× the 25% mark + 16 MiB)", grown.length === 0,
-    Object.entries(memoryAtEnd).map(([k, end]) => `${k} ${Math.round((memoryAtQuarter?.[k] ?? NaN) / 1024)}→${Math.round(end / 1024)} MiB`).join(", "));
+  const judged = minutes >= 10;
+  check("memory: flat after warm-up (end ≤ 1.5× the 25% mark + 16 MiB)", !judged || grown.length === 0,
+    (judged ? "" : "not judged (a run under 10 minutes): ")
+    + Object.entries(memoryAtEnd).map(([k, end]) => `${k} ${Math.round((memoryAtQuarter?.[k] ?? NaN) / 1024)}→${Math.round(end / 1024)} MiB`).join(", "));
 
   // Every session that should run has its pod, every hibernated one none, and no pod lacks its
   // session (it may take a restart's backoff to settle after the last fault).

@@ -1,6 +1,7 @@
 //! The store: every object behind one lock, one global resourceVersion counter, a bounded log of
 //! change events per resource kind for watches (as kube-apiserver keeps a watch cache per
-//! resource, so a quiet kind's watch can resume however busy the others are), and a wake-up channel watchers subscribe to while holding the lock
+//! resource, so a quiet kind's watch can resume however busy the others are; bounded in count and
+//! in age, as etcd's history is by the API server's periodic compaction), and a wake-up channel watchers subscribe to while holding the lock
 //! (so nothing is lost between a snapshot and the live stream). Writes that change nothing emit
 //! nothing. This module owns reads and the commit step; `write`, `delete` and `kinds` own the
 //! write rules. It never does I/O and never awaits while holding the lock.
@@ -20,6 +21,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Locks the store. A panic while it was held cannot leave a half-applied write behind (every
@@ -52,10 +54,10 @@ pub(crate) struct Event {
 
 type Key = (String, String);
 
-/// One resource kind's retained change events.
+/// One resource kind's retained change events, each with when it was recorded.
 #[derive(Debug)]
 struct KindLog {
-    events: VecDeque<Arc<Event>>,
+    events: VecDeque<(Instant, Arc<Event>)>,
     /// Every event of this kind with a resourceVersion above this one is still in `events`.
     floor: u64,
 }
@@ -100,8 +102,9 @@ pub(crate) struct Store {
     logs: HashMap<String, KindLog>,
     /// The resourceVersion of the last compaction (or restore): the floor of every kind's log.
     compacted: u64,
-    /// Events retained per kind.
+    /// Events retained per kind, and for how long at most.
     log_capacity: usize,
+    log_max_age: Duration,
     notify: watch::Sender<u64>,
     /// Bumped on every commit; the state-file writer compares it.
     pub(crate) generation: u64,
@@ -109,7 +112,7 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn new(log_capacity: usize) -> Self {
+    pub(crate) fn new(log_capacity: usize, log_max_age: Duration) -> Self {
         let (notify, _) = watch::channel(0);
         let mut s = Self {
             rv: 0,
@@ -120,6 +123,7 @@ impl Store {
             logs: HashMap::new(),
             compacted: 0,
             log_capacity: log_capacity.max(1),
+            log_max_age,
             notify,
             generation: 0,
             next_service_ip: 1,
@@ -163,8 +167,8 @@ impl Store {
         let Some(log) = self.logs.get(storage) else {
             return Some(vec![]);
         };
-        let start = log.events.partition_point(|e| e.rv <= rv);
-        Some(log.events.range(start..).cloned().collect())
+        let start = log.events.partition_point(|(_, e)| e.rv <= rv);
+        Some(log.events.range(start..).map(|(_, e)| e.clone()).collect())
     }
 
     pub(crate) fn get(
@@ -336,17 +340,30 @@ impl Store {
 
     fn record(&mut self, ev: Event) {
         let compacted = self.compacted;
-        let log = self
-            .logs
-            .entry(ev.storage.clone())
-            .or_insert_with(|| KindLog {
-                events: VecDeque::new(),
-                floor: compacted,
-            });
-        log.events.push_back(Arc::new(ev));
-        while log.events.len() > self.log_capacity {
-            if let Some(old) = log.events.pop_front() {
-                log.floor = old.rv;
+        let written = ev.storage.clone();
+        let log = self.logs.entry(written.clone()).or_insert_with(|| KindLog {
+            events: VecDeque::new(),
+            floor: compacted,
+        });
+        let now = Instant::now();
+        log.events.push_back((now, Arc::new(ev)));
+        // Every kind's log drops what is too old, the written kind's also what is too many.
+        let max_age = self.log_max_age;
+        let expired = |at: Instant| now.duration_since(at) > max_age;
+        for (storage, log) in &mut self.logs {
+            let capacity = if *storage == written {
+                self.log_capacity
+            } else {
+                usize::MAX
+            };
+            while log
+                .events
+                .front()
+                .is_some_and(|(at, _)| expired(*at) || log.events.len() > capacity)
+            {
+                if let Some((_, old)) = log.events.pop_front() {
+                    log.floor = old.rv;
+                }
             }
         }
         self.generation += 1;

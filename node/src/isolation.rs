@@ -18,7 +18,7 @@
 //! the runner. This module must never touch a namespace it did not create.
 
 use std::net::SocketAddrV4;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::net::{TcpStream, UnixListener};
@@ -137,7 +137,7 @@ pub struct PodNetwork {
     /// The process holding the namespace.
     holder: u32,
     /// The directory of the bridges' sockets, once made.
-    sockets: Option<std::path::PathBuf>,
+    sockets: Option<PathBuf>,
     inner: Vec<Child>,
     outer: Vec<JoinHandle<()>>,
 }
@@ -149,6 +149,29 @@ fn in_network(holder: u32, program: &str) -> Command {
     cmd.args(["--target", &holder.to_string(), "--net", "--", program])
         .stdin(Stdio::null());
     cmd
+}
+
+/// Where the bridge sockets of the pod network directory `net` live. A Unix socket path must fit
+/// in `sun_path` (108 bytes): pod directories may be deeper, so the sockets then live in a short
+/// directory of their own, named by a hash of `net` (runners of several users, rootless or not,
+/// share the temporary directory).
+fn sockets_dir(net: &Path) -> PathBuf {
+    if net.as_os_str().len() + 16 < 100 {
+        net.to_path_buf()
+    } else {
+        use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(net);
+        std::env::temp_dir().join(format!("sealpod-bridges-{hash:016x}"))
+    }
+}
+
+/// Removes the bridge sockets of the pod network directories `nets` (of pods whose processes a
+/// killed runner left, all gone now): a pod started again makes its own, and a pod deleted
+/// meanwhile would otherwise leave its socket directory in the temporary directory for good.
+pub fn remove_leftover_sockets(nets: impl IntoIterator<Item = PathBuf>) {
+    for net in nets {
+        let _ = std::fs::remove_dir_all(sockets_dir(&net));
+    }
 }
 
 fn host_end(socket: &Path, target: String) -> Result<JoinHandle<()>, RunnerError> {
@@ -204,16 +227,7 @@ impl PodNetwork {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        // A Unix socket path must fit in `sun_path` (108 bytes): pod directories may be deeper,
-        // so the sockets then live in a short directory of their own, named by a hash of the pod
-        // directory (runners of several users, rootless or not, share the temporary directory).
-        let dir = if dir.as_os_str().len() + 16 < 100 {
-            dir.to_path_buf()
-        } else {
-            use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
-            let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(dir);
-            std::env::temp_dir().join(format!("sealpod-bridges-{hash:016x}"))
-        };
+        let dir = sockets_dir(dir);
         std::fs::create_dir_all(&dir).map_err(RunnerError::io(&dir))?;
         self.sockets = Some(dir.clone());
         // The bridge sockets are the runner's: no pod's container may connect to them directly.
@@ -284,6 +298,33 @@ impl PodNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deep_pod_network_keeps_its_sockets_in_a_short_directory_removed_as_a_leftover() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let shallow = data.path().join("net");
+        let deep = data.path().join("d".repeat(100)).join("net");
+        assert_eq!(sockets_dir(&shallow), shallow);
+        let short = sockets_dir(&deep);
+        assert!(
+            short.starts_with(std::env::temp_dir()),
+            "{}",
+            short.display()
+        );
+        assert!(short.as_os_str().len() + 16 < 100);
+        assert_ne!(
+            short,
+            sockets_dir(&data.path().join("e".repeat(100)).join("net"))
+        );
+        for dir in [&shallow, &short] {
+            std::fs::create_dir_all(dir).expect("mkdir");
+            std::fs::write(dir.join("bridge-0.sock"), "").expect("socket stand-in");
+        }
+        remove_leftover_sockets([shallow.clone(), deep]);
+        assert!(!short.exists(), "left {}", short.display());
+        assert!(!shallow.exists());
+        assert!(data.path().exists());
+    }
 
     #[test]
     fn a_listening_socket_is_read_from_a_tcp_table() {

@@ -186,6 +186,7 @@ impl PodRunner {
                  start anew"
             );
         }
+        isolation::remove_leftover_sockets(volumes::PodDirs::networks(&config.data_dir));
         let (stop, stop_rx) = watch::channel(false);
         let node = tokio::spawn(keep_node(
             client.clone(),

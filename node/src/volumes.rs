@@ -30,6 +30,8 @@ pub struct PodDirs {
     pub volumes: PathBuf,
     /// Where container logs are written (`<container>.log`).
     pub logs: PathBuf,
+    /// The pod network's directory (its bridges' sockets, when the path is short enough).
+    pub net: PathBuf,
     /// `<data>/claims`
     pub claims: PathBuf,
 }
@@ -46,6 +48,14 @@ impl PodDirs {
         make_dir(&self.logs, 0o700)
     }
 
+    /// The network directories of every pod with a directory under `data_dir`.
+    pub fn networks(data_dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(data_dir.join("pods")).map_or_else(
+            |_| vec![],
+            |entries| entries.flatten().map(|e| e.path().join("net")).collect(),
+        )
+    }
+
     /// The directories of `pod` under `data_dir` (not created yet).
     pub fn new(data_dir: &Path, namespace: &str, name: &str, uid: &str) -> PodDirs {
         let root = data_dir
@@ -54,6 +64,7 @@ impl PodDirs {
         PodDirs {
             volumes: root.join("volumes"),
             logs: root.join("logs"),
+            net: root.join("net"),
             root,
             claims: data_dir.join("claims").join(namespace),
         }

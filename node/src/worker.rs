@@ -397,12 +397,8 @@ impl Worker {
         let mut namespaces = identity.enter(bridges.is_some(), &ledger).await?;
         if let Some(bridges) = &bridges {
             self.dirs.create()?;
-            match super::isolation::PodNetwork::create(
-                bridges,
-                namespaces.pid(),
-                &self.dirs.root.join("net"),
-            )
-            .await
+            match super::isolation::PodNetwork::create(bridges, namespaces.pid(), &self.dirs.net)
+                .await
             {
                 Ok(net) => {
                     net.pids().for_each(|pid| ledger.record(pid));

@@ -30,7 +30,8 @@
 //   of the API server's schedule, are redelivered first, as an operator does after an outage);
 // - pods: every session that should run has its pod, a hibernated one none, and no pod lacks
 //   its session; after archiving every session, no sandbox pod is left;
-// - processes: once `up` stopped, no process of a pod (or under this run's directory) is left;
+// - processes: once `up` stopped, no process of a pod (or under this run's directory) is left,
+//   nor a directory of bridge sockets (`sealpod-bridges-*`) in the temporary directory;
 // - secrets: no model key, sealed token, runtime token or API key in any log;
 // - memory: each long-lived process's RSS at the end is at most 1.5× (plus 16 MiB) its RSS at
 //   25% of the run (judged on runs of 10 minutes or more: a shorter one is still warming up).
@@ -158,6 +159,10 @@ const progress = (what) => process.stderr.write(`[soak ${((Date.now() - began) /
 // directory (a pod's runtime works in its claim, its sidecar reads its config there), so that
 // at the end every process of them (holders and bridges too) is found, and no other run's.
 const podNamespaces = new Set();
+// The pods' bridge-socket directories in the temporary directory (of deep pod directories) that
+// were there before this run.
+const bridgeDirs = () => readdirSync(tmpdir()).filter((f) => f.startsWith("sealpod-bridges-"));
+const bridgeDirsBefore = new Set(bridgeDirs());
 function pidsOfThisRun() {
   return allPids().filter((pid) => {
     try {
@@ -531,7 +536,8 @@ async function main() {
       return []; // gone meanwhile
     }
   });
-  check("processes: none of the platform's left once up stopped", leftover.length === 0, leftover[0] ?? `none left (of ${podNamespaces.size} pod networks seen)`);
+  leftover.push(...bridgeDirs().filter((f) => !bridgeDirsBefore.has(f)).map((f) => join(tmpdir(), f)));
+  check("processes: none of the platform's left once up stopped", leftover.length === 0, leftover[0] ?? `none left (of ${podNamespaces.size} pod networks seen), nor a bridge-socket directory`);
   readLogs(dataDir);
   logs.set("sealpod up stderr", up.run.stderr);
   const leak = [...logs].find(([, t]) => t.includes(fakeKey) || t.includes(env.SEALPOD_API_KEY)

@@ -197,16 +197,38 @@ pub(crate) fn save(state: &StateFile, store: &Mutex<Store>) -> Result<(), Error>
         Ok(st) => st.snapshot(),
         Err(_) => return Ok(()),
     };
+    // Objects are written from the snapshot's shared versions, never copied (a busy cluster
+    // saves several times a second).
     let mut entries = Vec::with_capacity(objects.len());
-    for (storage, object) in objects {
-        entries.push(match state.seal(&storage, &object)? {
-            Some(sealed) => sealed,
-            None => json!({"storage": storage, "object": *object}),
+    for (storage, object) in &objects {
+        entries.push(match state.seal(storage, object)? {
+            Some(sealed) => Entry::Sealed(sealed),
+            None => Entry::Plain { storage, object },
         });
     }
-    let doc = json!({"resourceVersion": rv, "objects": entries});
+    let doc = Document {
+        resource_version: rv,
+        objects: entries,
+    };
     let bytes = serde_json::to_vec(&doc).map_err(|e| state.parse_error(e.to_string()))?;
     write_private(&state.path, &bytes)
+}
+
+/// The state file, as written.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document<'a> {
+    resource_version: u64,
+    objects: Vec<Entry<'a>>,
+}
+
+/// One object of the state file: `{"storage", "object"}`, or a sealed Secret
+/// `{"storage", "encrypted"}`.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Entry<'a> {
+    Plain { storage: &'a str, object: &'a Value },
+    Sealed(Value),
 }
 
 /// Saves shortly after every change until `shutdown`, then once more.

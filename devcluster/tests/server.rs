@@ -17,6 +17,16 @@ fn cm(name: &str, labels: &Value) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).expect("cm")
 }
 
+fn secret(name: &str) -> Secret {
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 async fn get_json(client: &kube::Client, uri: &str, accept: &str) -> Value {
     let req = http::Request::get(uri)
         .header("Accept", accept)
@@ -474,15 +484,8 @@ async fn each_kind_keeps_its_own_watch_log() {
         .expect("create");
     let rv = c.resource_version();
     for i in 0..10 {
-        let s = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(format!("busy-{i}")),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
         secrets
-            .create(&PostParams::default(), &s)
+            .create(&PostParams::default(), &secret(&format!("busy-{i}")))
             .await
             .expect("secret");
     }
@@ -535,15 +538,8 @@ async fn watch_log_events_expire_with_age_on_every_kind() {
     assert_eq!(lines[0]["type"], json!("ADDED"), "young enough: {lines:?}");
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let s = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("later".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
     secrets
-        .create(&PostParams::default(), &s)
+        .create(&PostParams::default(), &secret("later"))
         .await
         .expect("secret");
     let lines = watch_lines(&client, &uri, 1).await;

@@ -27,6 +27,25 @@ fn secret(name: &str) -> Secret {
     }
 }
 
+/// A cluster started with `config`, its admin client, and its ConfigMaps and Secrets in
+/// `default`.
+async fn with_config_maps_and_secrets(
+    config: devcluster::Config,
+) -> (
+    devcluster::DevCluster,
+    kube::Client,
+    Api<ConfigMap>,
+    Api<Secret>,
+) {
+    let c = devcluster::DevCluster::start(config)
+        .await
+        .expect("cluster starts");
+    let client = c.client();
+    let cms = Api::namespaced(client.clone(), "default");
+    let secrets = Api::namespaced(client.clone(), "default");
+    (c, client, cms, secrets)
+}
+
 async fn get_json(client: &kube::Client, uri: &str, accept: &str) -> Value {
     let req = http::Request::get(uri)
         .header("Accept", accept)
@@ -470,15 +489,11 @@ async fn field_validation_strict_refuses_and_warn_warns() {
 async fn each_kind_keeps_its_own_watch_log() {
     // kube-apiserver keeps a watch cache per resource: a quiet kind's watch resumes from its last
     // event however many changes other kinds made since; only its own kind's changes expire it.
-    let c = devcluster::DevCluster::start(devcluster::Config {
+    let (c, client, cms, secrets) = with_config_maps_and_secrets(devcluster::Config {
         watch_log_capacity: 3,
         ..Default::default()
     })
-    .await
-    .expect("cluster starts");
-    let client = c.client();
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    .await;
     cms.create(&PostParams::default(), &cm("quiet", &json!({})))
         .await
         .expect("create");
@@ -520,15 +535,11 @@ async fn each_kind_keeps_its_own_watch_log() {
 async fn watch_log_events_expire_with_age_on_every_kind() {
     // As etcd's history lasts until the API server's next compaction: an event older than the
     // log's age bound is gone, whichever kind's write drops it, and its watch gets 410 Gone.
-    let c = devcluster::DevCluster::start(devcluster::Config {
+    let (c, client, cms, secrets) = with_config_maps_and_secrets(devcluster::Config {
         watch_log_max_age: Duration::from_millis(100),
         ..Default::default()
     })
-    .await
-    .expect("cluster starts");
-    let client = c.client();
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    .await;
     let before = c.resource_version();
     cms.create(&PostParams::default(), &cm("old", &json!({})))
         .await

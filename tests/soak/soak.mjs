@@ -159,10 +159,6 @@ const progress = (what) => process.stderr.write(`[soak ${((Date.now() - began) /
 // directory (a pod's runtime works in its claim, its sidecar reads its config there), so that
 // at the end every process of them (holders and bridges too) is found, and no other run's.
 const podNamespaces = new Set();
-// The pods' bridge-socket directories in the temporary directory (of deep pod directories) that
-// were there before this run.
-const bridgeDirs = () => readdirSync(tmpdir()).filter((f) => f.startsWith("sealpod-bridges-"));
-const bridgeDirsBefore = new Set(bridgeDirs());
 function pidsOfThisRun() {
   return allPids().filter((pid) => {
     try {
@@ -181,6 +177,11 @@ function samplePods() {
     } catch {}
   }
 }
+
+// The pods' bridge-socket directories in the temporary directory (of deep pod directories) that
+// were there before this run.
+const bridgeDirs = () => readdirSync(tmpdir()).filter((f) => f.startsWith("sealpod-bridges-"));
+const bridgeDirsBefore = new Set(bridgeDirs());
 
 /** The q-quantile (0 < q < 1) of `sorted`, ascending. */
 const quantile = (sorted, q) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];

@@ -1,5 +1,5 @@
-//! Access to the Kubernetes API (kube 5): the `Agent`, `Session`, `Credential` and `Schedule`
-//! objects of a tenant namespace (a Credential carries its own sealed value), org API key records, and the
+//! Access to the Kubernetes API (kube 5): the `Agent`, `AgentRevision`, `Session`, `Credential`
+//! and `Schedule` objects of a tenant namespace (and its skill bundles' ConfigMaps) (a Credential carries its own sealed value), org API key records, and the
 //! system namespace's sealing public keys and token keys. Writes use the API server's field
 //! manager; session status goes through server-side apply of only the fields this server owns
 //! (`phase`, `head`, `lastTurn`), credential status of only `last4` and `version`.
@@ -14,13 +14,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use sealpod_resources::labels::{
-    API_KEY_HASH_ENTRY, API_SERVER_FIELD_MANAGER, COMPONENT_API_KEY, COMPONENT_LABEL, MANAGED_BY,
-    PART_OF, PART_OF_VALUE, SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP,
+    AGENT_LABEL, API_KEY_HASH_ENTRY, API_SERVER_FIELD_MANAGER, COMPONENT_API_KEY, COMPONENT_LABEL,
+    MANAGED_BY, PART_OF, PART_OF_VALUE, SEALING_KEYS_ENTRY, SEALING_PUBLIC_CONFIGMAP,
 };
 use sealpod_resources::schedule::ScheduleStatus;
 use sealpod_resources::sealing::{PublicKeySet, SealedValue};
 use sealpod_resources::session::{DesiredState, SessionStatus};
-use sealpod_resources::{Agent, Credential, Schedule, Session};
+use sealpod_resources::{Agent, AgentRevision, AgentRevisionStatus, Credential, Schedule, Session};
 use serde_json::{Value, json};
 
 /// How long [`Cluster::system_key`] waits for the operator to create a key Secret.
@@ -507,6 +507,91 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// One AgentRevision.
+    pub async fn get_revision(&self, ns: &str, name: &str) -> KubeResult<Option<AgentRevision>> {
+        self.api::<AgentRevision>(ns)
+            .get_opt(name)
+            .await
+            .map_err(op("get agent revision"))
+    }
+
+    /// The revisions of an agent (an Agent object name), by number.
+    pub async fn list_revisions(&self, ns: &str, agent: &str) -> KubeResult<Vec<AgentRevision>> {
+        let mut items = self
+            .api::<AgentRevision>(ns)
+            .list(&ListParams::default().labels(&format!("{AGENT_LABEL}={agent}")))
+            .await
+            .map_err(op("list agent revisions"))?
+            .items;
+        items.retain(|r| r.spec.agent_ref == agent);
+        items.sort_by_key(|r| r.spec.number);
+        Ok(items)
+    }
+
+    /// Creates an AgentRevision; `Ok(None)` when one of that name exists.
+    pub async fn create_revision(
+        &self,
+        ns: &str,
+        revision: &AgentRevision,
+    ) -> KubeResult<Option<AgentRevision>> {
+        match self
+            .api::<AgentRevision>(ns)
+            .create(&post(), revision)
+            .await
+        {
+            Ok(r) => Ok(Some(r)),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+            Err(e) => Err(op("create agent revision")(e)),
+        }
+    }
+
+    /// Writes a revision's status (its activation log) if the revision is still at the
+    /// resourceVersion it was read at; `Ok(false)` when it changed meanwhile.
+    pub async fn write_revision_status(
+        &self,
+        revision: &AgentRevision,
+        status: &AgentRevisionStatus,
+    ) -> KubeResult<bool> {
+        let body = json!({
+            "metadata": {"resourceVersion": revision.resource_version()},
+            "status": status,
+        });
+        match self
+            .api::<AgentRevision>(&revision.namespace().unwrap_or_default())
+            .patch_status(&revision.name_any(), &merge(), &Patch::Merge(&body))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(op("write agent revision status")(e)),
+        }
+    }
+
+    /// Merge-patches an Agent if it is still at the resourceVersion it was read at;
+    /// `Ok(None)` when it changed meanwhile.
+    pub async fn patch_agent_at(&self, agent: &Agent, patch: &Value) -> KubeResult<Option<Agent>> {
+        let mut patch = patch.clone();
+        patch["metadata"]["resourceVersion"] = json!(agent.resource_version());
+        match self
+            .api::<Agent>(&agent.namespace().unwrap_or_default())
+            .patch(&agent.name_any(), &merge(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(a) => Ok(Some(a)),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+            Err(e) => Err(op("patch agent")(e)),
+        }
+    }
+
+    /// Creates a skill bundle's ConfigMap unless it exists (its name is its content's digest).
+    pub async fn ensure_config_map(&self, ns: &str, config_map: &ConfigMap) -> KubeResult<()> {
+        match self.api::<ConfigMap>(ns).create(&post(), config_map).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(op("create skills config map")(e)),
+        }
+    }
+
     /// One Session object.
     pub async fn get_session_object(&self, ns: &str, name: &str) -> KubeResult<Option<Session>> {
         self.api::<Session>(ns)

@@ -17,11 +17,11 @@ use serde_json::Value;
 use crate::AppState;
 use crate::dto::{ValidSession, check_model};
 use crate::error::{ApiError, ApiResult};
+use crate::revisions;
 use crate::routes::agents::find_agent;
 use crate::session_input::{effective_limits, resolve_credential, snapshot_of};
 use crate::store::outbox::NewDestination;
 use crate::store::{CreateOutcome, NewSession, SessionRow};
-use crate::translate::agent_revision;
 
 /// A session to start.
 pub(crate) struct Start {
@@ -57,19 +57,29 @@ pub(crate) async fn start_session(
         destinations,
     } = start;
     let agent = find_agent(state, &ns, &parsed.agent).await?;
-    let revision = agent_revision(&agent);
-    if let Some(r) = &parsed.revision
-        && r.as_i64() != Some(revision)
-    {
-        return Err(ApiError::invalid(
-            "revision",
-            format!("only the active revision ({revision}) can be pinned"),
-        ));
-    }
+    let pinned = match &parsed.revision {
+        None => revisions::active(state, &agent).await?,
+        Some(r) => {
+            let rev = match r {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            match revisions::find(state, &agent, &rev).await {
+                Err(ApiError::NotFound(_)) => {
+                    return Err(ApiError::invalid(
+                        "revision",
+                        "the agent has no such revision (a number or `rev_…` id)",
+                    ));
+                }
+                other => other?,
+            }
+        }
+    };
+    let revision = pinned.spec.number;
     let model = match &parsed.model {
         Some(m) => {
             check_model(m)?;
-            if model_provider(m) != model_provider(&agent.spec.model) {
+            if model_provider(m) != model_provider(&pinned.spec.model) {
                 return Err(ApiError::invalid(
                     "model",
                     "a model override must keep the agent's provider",
@@ -77,7 +87,7 @@ pub(crate) async fn start_session(
             }
             m.clone()
         }
-        None => agent.spec.model.clone(),
+        None => pinned.spec.model.clone(),
     };
     let credential = resolve_credential(state, &ns, &agent, &model).await?;
     let credential_id = if credential == MANAGED_CREDENTIAL {
@@ -85,7 +95,7 @@ pub(crate) async fn start_session(
     } else {
         object_name_to_id(&credential).map_err(ApiError::internal)?
     };
-    let hash = prompt_hash(&agent.spec.prompt);
+    let hash = prompt_hash(&pinned.spec.prompt);
     let id = Id::generate(IdKind::Session);
     let mut claims = Vec::new();
     if let Some(k) = &parsed.key {
@@ -99,7 +109,7 @@ pub(crate) async fn start_session(
         namespace: ns.clone(),
         agent_id: parsed.agent.clone(),
         credential_id: Some(credential_id),
-        snapshot: snapshot_of(&agent.spec.prompt, &model, &agent.spec.runtime, revision),
+        snapshot: snapshot_of(&pinned.spec.prompt, &model, &agent.spec.runtime, revision),
         limits: effective_limits(parsed.limits.as_ref(), agent.spec.limits.as_ref()),
         metadata: parsed.metadata.clone().unwrap_or(Value::Null),
         key: parsed.key.clone(),
@@ -141,9 +151,10 @@ pub(crate) async fn start_session(
                     agent_snapshot: Some(AgentSnapshot {
                         model: model.clone(),
                         runtime: agent.spec.runtime.clone(),
-                        prompt: agent.spec.prompt.clone(),
+                        prompt: pinned.spec.prompt.clone(),
                         prompt_hash: hash.clone(),
                         revision: Some(revision),
+                        skills: pinned.spec.skills.clone(),
                         limits: agent.spec.limits.clone(),
                         egress: agent.spec.egress.clone(),
                         credential: credential.clone(),

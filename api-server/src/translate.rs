@@ -6,12 +6,13 @@
 use kube::ResourceExt;
 use sealpod_resources::agent::{MANAGED_CREDENTIAL, prompt_hash};
 use sealpod_resources::ids::{Id, IdKind, object_name_to_id};
-use sealpod_resources::labels::REVISION_ANNOTATION;
-use sealpod_resources::{Agent, Credential};
+use sealpod_resources::labels::{REVISION_ANNOTATION, REVISION_DIGEST_ANNOTATION};
+use sealpod_resources::revision::{SkillFile, revision_digest};
+use sealpod_resources::{Agent, AgentRevision, Credential};
 use serde_json::Value;
 
 use crate::store::outbox::{Delivery, Destination};
-use crate::store::{SessionRow, TurnRow};
+use crate::store::{DeploymentRow, SessionRow, TurnRow};
 use crate::wire::{self, WireLimits};
 
 /// Annotation with the RFC 3339 time of the last `/v3` update of an object.
@@ -43,13 +44,144 @@ pub(crate) fn credential_ref_to_id(reference: Option<&str>) -> Option<String> {
     }
 }
 
+/// `rev_…` without its number, for revisions of `agent`.
+pub(crate) fn revision_id_prefix(agent: &Agent) -> String {
+    let id = object_name_to_id(&agent.name_any()).unwrap_or_default();
+    let body = id.split_once('_').map_or("", |(_, b)| b);
+    format!("rev_{body}r")
+}
+
+/// `rev_…` of revision `number` of `agent`.
+pub(crate) fn revision_id(agent: &Agent, number: i64) -> String {
+    format!("{}{number}", revision_id_prefix(agent))
+}
+
+/// The digest of the agent's active revision (its annotation; for an agent without one, the
+/// digest of its prompt and model without skills).
+pub(crate) fn active_digest(agent: &Agent) -> String {
+    agent
+        .annotations()
+        .get(REVISION_DIGEST_ANNOTATION)
+        .cloned()
+        .unwrap_or_else(|| revision_digest(&agent.spec.prompt, &agent.spec.model, None))
+}
+
+/// The files of a skill bundle on the wire.
+fn files_to_wire<'a>(files: impl IntoIterator<Item = &'a SkillFile>) -> Vec<wire::RevisionFile> {
+    files
+        .into_iter()
+        .map(|f| wire::RevisionFile {
+            path: f.path.clone(),
+            mode: f.mode,
+            size: f.size,
+        })
+        .collect()
+}
+
+/// The wire revision of `revision`, a revision of `agent`.
+pub(crate) fn revision_to_wire(agent: &Agent, revision: &AgentRevision) -> wire::RevisionDetail {
+    let spec = &revision.spec;
+    wire::RevisionDetail {
+        id: revision_id(agent, spec.number),
+        number: spec.number,
+        digest: spec.digest.clone(),
+        prompt: spec.prompt.clone(),
+        model: spec.model.clone(),
+        skill_bundle_digest: spec.skills.as_ref().map(|s| s.digest.clone()),
+        runtime_ref: None,
+        active: spec.number == agent_revision(agent),
+        created_at: created_at(revision),
+        files: spec
+            .skills
+            .as_ref()
+            .map(|s| files_to_wire(&s.files))
+            .unwrap_or_default(),
+    }
+}
+
+/// The wire skills of `agent`'s active revision.
+pub(crate) fn skills_to_wire(agent: &Agent, revision: &AgentRevision) -> wire::AgentSkills {
+    let bundle = revision.spec.skills.as_ref();
+    wire::AgentSkills {
+        revision: Some(wire::Revision {
+            id: revision_id(agent, revision.spec.number),
+            number: revision.spec.number,
+            digest: revision.spec.digest.clone(),
+        }),
+        skill_bundle_digest: bundle.map(|b| b.digest.clone()),
+        skills: bundle
+            .map(|b| {
+                b.skills
+                    .iter()
+                    .map(|skill| wire::SkillSummary {
+                        name: skill.name.clone(),
+                        description: skill.description.clone(),
+                        files: files_to_wire(b.files.iter().filter(|f| {
+                            f.path
+                                .strip_prefix(skill.name.as_str())
+                                .is_some_and(|rest| rest.starts_with('/'))
+                        })),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The activation log of `agent`, from its revisions, newest first.
+pub(crate) fn activations_to_wire(
+    agent: &Agent,
+    revisions: &[AgentRevision],
+) -> Vec<wire::Activation> {
+    let mut log: Vec<wire::Activation> = revisions
+        .iter()
+        .flat_map(|r| {
+            let to = revision_id(agent, r.spec.number);
+            r.status
+                .iter()
+                .flat_map(|s| &s.activations)
+                .map(move |a| wire::Activation {
+                    id: a.id.clone(),
+                    from: a.from.map(|n| revision_id(agent, n)),
+                    to: to.clone(),
+                    actor: a.actor.clone(),
+                    reason: a.reason.clone(),
+                    created_at: a.at.clone(),
+                })
+        })
+        .collect();
+    log.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| b.id.cmp(&a.id))
+    });
+    log
+}
+
+/// The wire deployment of a stored one.
+pub(crate) fn deployment_to_wire(agent: &Agent, row: DeploymentRow) -> wire::Deployment {
+    wire::Deployment {
+        revision_id: row.revision.map(|n| revision_id(agent, n)),
+        active: row.revision == Some(agent_revision(agent)),
+        id: row.id,
+        state: row.state,
+        result: row.result,
+        input_type: row.input_type,
+        ref_: None,
+        sha: None,
+        error: row.error,
+        error_class: row.error_class,
+        client_context: row.client_context,
+        created_at: row.created_at,
+    }
+}
+
 /// The wire Agent.
 pub(crate) fn agent_to_wire(agent: &Agent) -> wire::Agent {
     let id = object_name_to_id(&agent.name_any()).unwrap_or_default();
     let revision = agent_revision(agent);
     let hash = prompt_hash(&agent.spec.prompt);
-    let body = id.split_once('_').map_or("", |(_, b)| b);
-    let rev_id = format!("rev_{body}r{revision}");
+    let rev_id = revision_id(agent, revision);
     let created = created_at(agent);
     let updated = agent
         .annotations()
@@ -60,7 +192,7 @@ pub(crate) fn agent_to_wire(agent: &Agent) -> wire::Agent {
         id,
         name: agent.spec.display_name.clone(),
         prompt: agent.spec.prompt.clone(),
-        prompt_hash: hash.clone(),
+        prompt_hash: hash,
         model: agent.spec.model.clone(),
         runtime: agent.spec.runtime.clone(),
         revision,
@@ -68,7 +200,7 @@ pub(crate) fn agent_to_wire(agent: &Agent) -> wire::Agent {
         active_revision: wire::Revision {
             id: rev_id,
             number: revision,
-            digest: hash,
+            digest: active_digest(agent),
         },
         credential_id: credential_ref_to_id(agent.spec.credential.as_deref()),
         limits: agent

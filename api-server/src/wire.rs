@@ -133,8 +133,127 @@ pub struct Revision {
     pub id: String,
     /// 1-based revision number.
     pub number: i64,
-    /// The prompt hash of the revision.
+    /// `sha256:…` over the revision's prompt, model and skill bundle.
     pub digest: String,
+}
+
+/// A revision in full (`GET /v3/agents/{id}/revisions[/{rev}]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RevisionDetail {
+    /// `rev_…`
+    pub id: String,
+    /// 1-based revision number.
+    pub number: i64,
+    /// See [`Revision::digest`].
+    pub digest: String,
+    /// System prompt.
+    pub prompt: String,
+    /// `provider/model`.
+    pub model: String,
+    /// `sha256:…` of the skill bundle, or null without skills.
+    pub skill_bundle_digest: Option<String>,
+    /// Always null: every revision runs the agent's runtime.
+    pub runtime_ref: Option<Value>,
+    /// Whether it is the agent's active revision.
+    pub active: bool,
+    /// RFC 3339.
+    pub created_at: Option<String>,
+    /// The skill bundle's files.
+    pub files: Vec<RevisionFile>,
+}
+
+/// One file of a revision's skill bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevisionFile {
+    /// Path in the bundle.
+    pub path: String,
+    /// Permission bits as the sandbox sees them (`0o444` = 292, `0o555` = 365).
+    pub mode: u32,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// `POST /v3/agents/{id}/revisions/{rev}/activate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Activated {
+    /// `rev_…` now active.
+    pub active_revision_id: String,
+}
+
+/// A deployment (`/v3/agents/{id}/deployments`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deployment {
+    /// `dep_…`
+    pub id: String,
+    /// `pending`, `ready` or `failed`.
+    pub state: String,
+    /// `activated`, `staged` or `failed` once finished.
+    pub result: Option<String>,
+    /// The revision it made.
+    pub revision_id: Option<String>,
+    /// Whether that revision is the active one now.
+    pub active: bool,
+    /// `inline`, `zip` or `remove`.
+    pub input_type: String,
+    /// Always null (no repository deploys).
+    #[serde(rename = "ref")]
+    pub ref_: Option<String>,
+    /// Always null (no repository deploys).
+    pub sha: Option<String>,
+    /// `{type, message}` of a failure, else null.
+    pub error: Value,
+    /// `validation` or `internal` for a failure.
+    pub error_class: Option<String>,
+    /// The caller's `client_context`, verbatim (null when none).
+    pub client_context: Value,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `{deployment}`: the answer of `POST /v3/agents/{id}/deployments`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentEnvelope {
+    /// The deployment.
+    pub deployment: Deployment,
+}
+
+/// One change of an agent's active revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Activation {
+    /// `act_…`
+    pub id: String,
+    /// `rev_…` active before, or null.
+    pub from: Option<String>,
+    /// `rev_…` made active.
+    pub to: String,
+    /// `api` or `kubectl`.
+    pub actor: Option<String>,
+    /// `create`, `update`, `deploy`, `skills`, `rollback`, `promote` or `spec`.
+    pub reason: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `GET /v3/agents/{id}/skills`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentSkills {
+    /// The active revision.
+    pub revision: Option<Revision>,
+    /// `sha256:…` of its skill bundle, or null.
+    pub skill_bundle_digest: Option<String>,
+    /// Its skills.
+    pub skills: Vec<SkillSummary>,
+}
+
+/// One skill of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkillSummary {
+    /// The skill's folder.
+    pub name: String,
+    /// `description` of its `SKILL.md` front matter.
+    pub description: Option<String>,
+    /// Its files (paths in the bundle).
+    pub files: Vec<RevisionFile>,
 }
 
 /// An Agent (API.md §4.1).

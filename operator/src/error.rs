@@ -38,6 +38,9 @@ pub enum Error {
     /// The finalizer helper failed around a reconcile (adding or removing the finalizer).
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Another writer kept changing an object this one had to change (retried later).
+    #[error("{0}: changed concurrently")]
+    Conflict(&'static str),
     /// Serving `/healthz`, `/readyz` and `/metrics` failed.
     #[error("health and metrics listener: {0}")]
     Listener(#[source] std::io::Error),
@@ -131,6 +134,7 @@ impl Error {
             Error::Build { .. } => "BuildError",
             Error::Finalizer(_) => "FinalizerError",
             Error::Listener(_) => "ListenerError",
+            Error::Conflict(_) => "ConflictError",
         }
     }
 

@@ -43,6 +43,7 @@ fn default_runtime() -> String {
     doc = "A sealpod agent: model, prompt, runtime, credential, default limits, egress policy and sandbox shape.",
     printcolumn(name = "Model", type_ = "string", json_path = ".spec.model"),
     printcolumn(name = "Runtime", type_ = "string", json_path = ".spec.runtime"),
+    printcolumn(name = "Revision", type_ = "integer", json_path = ".status.revision"),
     printcolumn(name = "Pool", type_ = "integer", json_path = ".status.warmPool.ready"),
     printcolumn(
         name = "Age",
@@ -163,9 +164,12 @@ pub struct AgentStatus {
     /// `Ready`, `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// Revision number: 1 at create, +1 for each change of prompt or model.
+    /// Number of the active revision (the `AgentRevision` named in `activeRevision`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
+    /// Object name of the active `AgentRevision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_revision: Option<String>,
     /// [`prompt_hash`] of the current prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_hash: Option<String>,

@@ -8,12 +8,13 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{Agent, Credential, Schedule, Session};
+use crate::{Agent, AgentRevision, Credential, Schedule, Session};
 
 /// Each CRD with the file name it is written to under `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     let mut crds = vec![
         ("agents.yaml", Agent::crd()),
+        ("agentrevisions.yaml", AgentRevision::crd()),
         ("credentials.yaml", Credential::crd()),
         ("sessions.yaml", Session::crd()),
         ("schedules.yaml", Schedule::crd()),

@@ -45,11 +45,15 @@ pub enum IdKind {
     Schedule,
     /// `run_` (a schedule's run)
     ScheduleRun,
+    /// `dep_` (an agent deployment)
+    Deployment,
+    /// `act_` (an activation of an agent revision)
+    Activation,
 }
 
 impl IdKind {
     /// Every kind.
-    pub const ALL: [IdKind; 9] = [
+    pub const ALL: [IdKind; 11] = [
         IdKind::Agent,
         IdKind::Session,
         IdKind::Credential,
@@ -59,6 +63,8 @@ impl IdKind {
         IdKind::Delivery,
         IdKind::Schedule,
         IdKind::ScheduleRun,
+        IdKind::Deployment,
+        IdKind::Activation,
     ];
 
     /// The prefix without its `_`.
@@ -73,6 +79,8 @@ impl IdKind {
             IdKind::Delivery => "dlv",
             IdKind::Schedule => "sch",
             IdKind::ScheduleRun => "run",
+            IdKind::Deployment => "dep",
+            IdKind::Activation => "act",
         }
     }
 

@@ -84,10 +84,18 @@ pub const SEALING_PRIVATE_SECRET: &str = "sealpod-sealing-keys";
 /// [`SEALING_PRIVATE_SECRET`].
 pub const SEALING_KEYS_ENTRY: &str = "keys.json";
 
-/// Annotation holding an Agent's revision number (1 at create, +1 for each change of prompt or
-/// model). The API server bumps it on `PATCH /v3/agents/{id}`; the operator mirrors it into
-/// `status.revision` (a missing annotation means 1).
+/// Annotation holding the number of an Agent's active revision (the `AgentRevision` named
+/// `<agent>-r<number>`; a missing annotation means 1). Whoever changes it (the API server on an
+/// update, deployment or activation; the operator when kubectl changed the spec) sets the spec's
+/// prompt and model to the revision's in the same write; the operator mirrors it into
+/// `status.revision`.
 pub const REVISION_ANNOTATION: &str = "sealpod.dev/revision";
+/// Annotation holding the digest of an Agent's active revision (written with
+/// [`REVISION_ANNOTATION`]; missing: the digest of the spec's prompt and model without skills).
+pub const REVISION_DIGEST_ANNOTATION: &str = "sealpod.dev/revision-digest";
+/// Label of an `AgentRevision` made by a deployment: its `dep_…` id (a resumed deployment
+/// finds the revision it made).
+pub const DEPLOYMENT_LABEL: &str = "sealpod.dev/deployment";
 
 /// Default namespace of sealpod's own components (operator, API server, sealing keys).
 pub const DEFAULT_SYSTEM_NAMESPACE: &str = "sealpod-system";

@@ -1,4 +1,4 @@
-//! Types shared by every sealpod part: the `Agent`, `Session`, `Credential` and `Schedule` custom
+//! Types shared by every sealpod part: the `Agent`, `AgentRevision`, `Session`, `Credential` and `Schedule` custom
 //! resources, API ids and their object names, condition/label/annotation/field-manager constants,
 //! sealing crypto and redacting secret types.
 //!
@@ -15,6 +15,7 @@ pub mod ids;
 pub mod labels;
 pub mod provider;
 pub mod proxy_config;
+pub mod revision;
 pub mod runtime_api;
 pub mod runtime_token;
 pub mod schedule;
@@ -24,5 +25,6 @@ pub mod session;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use credential::{Credential, CredentialSpec, CredentialStatus};
+pub use revision::{AgentRevision, AgentRevisionSpec, AgentRevisionStatus};
 pub use schedule::{Schedule, ScheduleSpec, ScheduleStatus};
 pub use session::{Session, SessionSpec, SessionStatus};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::agent::{CREDENTIAL_REF_REGEX, MODEL_REGEX, RUNTIME_REGEX};
 use crate::common::{EgressPolicy, Limits, opaque_object};
 use crate::conditions::Condition;
+use crate::revision::SkillBundle;
 
 /// Maximum size of `spec.metadata`, serialized as JSON.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -92,6 +93,9 @@ pub struct AgentSnapshot {
     /// The agent revision pinned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
+    /// The pinned revision's skill bundle (absent: none), mounted read-only in the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skills: Option<SkillBundle>,
     /// Limits of the agent at create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,

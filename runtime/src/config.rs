@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sealpod_resources::provider::{PROVIDERS, Provider};
+use sealpod_resources::revision::SKILLS_DIR_ENV;
 use sealpod_resources::secret::Secret;
 
 use crate::net::{Endpoint, UrlError};
@@ -92,6 +93,8 @@ pub struct Config {
     pub runtime_token: Secret,
     /// `SEALPOD_WORKSPACE` (default `/workspace`).
     pub workspace: PathBuf,
+    /// `SEALPOD_SKILLS_DIR`: the pinned revision's skills (read-only), if the pod has them.
+    pub skills_dir: Option<PathBuf>,
     /// The model API.
     pub model: ModelSettings,
     /// Optional knobs.
@@ -254,6 +257,7 @@ impl Config {
             workspace: PathBuf::from(
                 get("SEALPOD_WORKSPACE").unwrap_or_else(|| DEFAULT_WORKSPACE.into()),
             ),
+            skills_dir: get(SKILLS_DIR_ENV).map(PathBuf::from),
             model: ModelSettings {
                 providers,
                 proxy,

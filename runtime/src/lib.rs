@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod model;
 pub mod net;
+pub mod skills;
 pub mod started;
 pub mod tools;
 pub mod transcript;
@@ -55,6 +56,8 @@ pub struct Runtime {
     api: RuntimeApi,
     model: ModelClient,
     workspace: PathBuf,
+    /// The system prompt's skills section (read at start), if the session has skills.
+    skills: Option<String>,
     tunables: Tunables,
     transcript: Transcript,
     /// Until the first claim: the moments of this sandbox's start, reported then.
@@ -90,6 +93,7 @@ impl Runtime {
             ),
             model: ModelClient::new(&config.model, trust),
             workspace: config.workspace,
+            skills: config.skills_dir.as_deref().and_then(skills::section),
             tunables: config.tunables,
             transcript,
         })

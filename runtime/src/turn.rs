@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::api::ApiError;
 use crate::model::{AssistantMessage, ModelError, ModelRequest};
+use crate::skills;
 use crate::tools::{self, SUMMARY_LIMIT, head_tail, summarize_args};
 use crate::transcript::{self, Finished, Journal, Step, ToolRecord};
 use crate::{Runtime, RuntimeError};
@@ -474,9 +475,10 @@ impl Runtime {
         conversation: &[Value],
     ) -> Result<AssistantMessage, ModelError> {
         let tools = tools::definitions();
+        let system = skills::system_prompt(&info.prompt, self.skills.as_deref());
         let request = ModelRequest {
             model: &info.model,
-            system: &info.prompt,
+            system: &system,
             messages: conversation,
             tools: &tools,
             max_tokens: self.tunables.model_max_tokens,

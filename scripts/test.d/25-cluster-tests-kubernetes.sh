@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export SEALPOD_TEST_CONTROL_PLANE=kubernetes
-cargo test --quiet --locked --workspace --test controller --test routes --test adopt
+cargo test --quiet --locked --workspace --test controller --test revisions --test routes --test adopt
 # Of the schedule tests, those whose outcome rests on the cluster (the Schedule kind, its status,
 # a kubectl-applied object); the others test the store and the clock, as on devcluster.
 cargo test --quiet --locked --workspace --test schedules -- kubectl each_time_fires_once

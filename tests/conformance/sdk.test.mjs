@@ -369,6 +369,166 @@ test("schedules: create, list, get, update, fire, runs and delete, unchanged thr
   await assert.rejects(ocB.agents.schedules.list(agent.id), NotFoundError);
 });
 
+/** A .zip of stored (uncompressed) files, as a client would upload skills. */
+function zipOf(files) {
+  const table = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = table[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const parts = [], central = [];
+  let offset = 0;
+  for (const { path, content, mode = 0o100644 } of files) {
+    const name = Buffer.from(path), data = Buffer.from(content);
+    const common = Buffer.alloc(26);
+    common.writeUInt16LE(20, 0); common.writeUInt32LE(crc32(data), 10);
+    common.writeUInt32LE(data.length, 14); common.writeUInt32LE(data.length, 18); common.writeUInt16LE(name.length, 22);
+    const local = Buffer.concat([Buffer.from([0x50, 0x4b, 3, 4]), common, name, data]);
+    const entry = Buffer.alloc(46);
+    entry.writeUInt32LE(0x02014b50, 0); entry.writeUInt16LE((3 << 8) | 20, 4); common.copy(entry, 6);
+    entry.writeUInt32LE((mode << 16) >>> 0, 38); entry.writeUInt32LE(offset, 42);
+    central.push(Buffer.concat([entry, name]));
+    parts.push(local);
+    offset += local.length;
+  }
+  const cd = Buffer.concat(central), end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(files.length, 8); end.writeUInt16LE(files.length, 10);
+  end.writeUInt32LE(cd.length, 12); end.writeUInt32LE(offset, 16);
+  return new Uint8Array(Buffer.concat([...parts, cd, end]));
+}
+
+/** The pinned configuration the session's runtime is given, and its Session object's skills. */
+async function pinnedOf(sessionId) {
+  const info = await h.runtime(h.runtimeToken("tenant-a", sessionId), "GET", "/session");
+  assert.equal(info.status, 200);
+  const object = JSON.parse(h.kubectl(["-n", "tenant-a", "get", "session", sessionId.replace("_", "-"), "-o", "json"]));
+  const skills = object.spec.agentSnapshot.skills;
+  let files = {};
+  if (skills) {
+    const map = JSON.parse(h.kubectl(["-n", "tenant-a", "get", "configmap", skills.configMap, "-o", "json"]));
+    files = Object.fromEntries(skills.files.map((f) => [f.path, Buffer.from(map.binaryData[f.key], "base64").toString()]));
+  }
+  return { prompt: info.body.prompt, revision: object.spec.agentSnapshot.revision, files };
+}
+
+const SKILL_MD = "---\ndescription: Reads PDFs.\n---\nRun scripts/extract.sh.\n";
+
+test("revisions: updates, inline deployments, staging, rollback and promote; sessions keep their revision", async () => {
+  const agent = await newAgent({ prompt: "v1" });
+  const revs = oc.agents.revisions;
+  let listed = await revs.list(agent.id);
+  assert.deepEqual(listed.data.map((r) => [r.number, r.active, r.prompt]), [[1, true, "v1"]]);
+  assert.equal(listed.data[0].id, agent.activeRevisionId);
+  assert.equal(listed.data[0].digest, agent.activeRevision.digest);
+
+  const v2 = await oc.agents.update(agent.id, { prompt: "v2" });
+  assert.equal(v2.revision, 2);
+  assert.notEqual(v2.activeRevision.digest, agent.activeRevision.digest);
+
+  // An inline deployment with skills; a retry with its key answers the same deployment.
+  const files = [{ path: "pdf/SKILL.md", content: SKILL_MD }, { path: "pdf/scripts/extract.sh", content: "#!/bin/sh\necho text\n", mode: "0755" }];
+  const params = { input: { type: "inline", prompt: "v3", model: agent.model, skills: files }, idempotencyKey: uniq("deploy"), clientContext: { ci: "run-1" } };
+  const { deployment: d3 } = await oc.agents.deployments.create(agent.id, params);
+  assert.match(d3.id, /^dep_/);
+  assert.deepEqual([d3.state, d3.result, d3.active, d3.inputType], ["ready", "activated", true, "inline"]);
+  assert.deepEqual(d3.clientContext, { ci: "run-1" });
+  assert.equal((await oc.agents.deployments.create(agent.id, params)).deployment.id, d3.id);
+  await assert.rejects(
+    oc.agents.deployments.create(agent.id, { ...params, input: { ...params.input, prompt: "other" } }),
+    (e) => e instanceof ConflictError && e.type === "idempotency_conflict",
+  );
+  const r3 = await revs.get(agent.id, d3.revisionId);
+  assert.equal(r3.number, 3);
+  assert.deepEqual(r3.files.map((f) => [f.path, f.mode]), [["pdf/SKILL.md", 0o444], ["pdf/scripts/extract.sh", 0o555]]);
+  assert.match(r3.skillBundleDigest, /^sha256:/);
+  assert.deepEqual(await revs.get(agent.id, 3), r3);
+  const s3 = await oc.sessions.create({ agent: agent.id, input: "hi" });
+
+  // Staged: made, not active. A refused deployment is recorded and activates nothing.
+  const { deployment: d4 } = await oc.agents.deployments.create(agent.id, { input: { type: "inline", prompt: "v4" }, activate: false });
+  assert.deepEqual([d4.state, d4.result, d4.active], ["ready", "staged", false]);
+  const { deployment: bad } = await oc.agents.deployments.create(agent.id, { input: { type: "inline", prompt: "v5", skills: [{ path: "../escape/SKILL.md", content: "x" }] } });
+  assert.deepEqual([bad.state, bad.errorClass, bad.error.type], ["failed", "validation", "invalid"]);
+  assert.match(bad.error.message, /leaves its folder/);
+  assert.equal(bad.revisionId, null);
+  assert.equal((await oc.agents.get(agent.id)).revision, 3);
+  const deployments = await oc.agents.deployments.list(agent.id);
+  assert.deepEqual(deployments.data.map((d) => d.id), [bad.id, d4.id, d3.id]);
+  assert.equal((await oc.agents.deployments.get(agent.id, bad.id)).state, "failed");
+
+  // Rollback to 1: new sessions run it, the earlier one keeps 3; a session may pin 2.
+  assert.deepEqual(await revs.activate(agent.id, 1), { activeRevisionId: agent.activeRevisionId });
+  const rolledBack = await oc.agents.get(agent.id);
+  assert.deepEqual([rolledBack.revision, rolledBack.prompt], [1, "v1"]);
+  const s1 = await oc.sessions.create({ agent: agent.id, input: "hi" });
+  const s2 = await oc.sessions.create({ agent: agent.id, input: "hi", revision: 2 });
+  assert.deepEqual(await pinnedOf(s3.id), { prompt: "v3", revision: 3, files: { "pdf/SKILL.md": SKILL_MD, "pdf/scripts/extract.sh": "#!/bin/sh\necho text\n" } });
+  assert.deepEqual(await pinnedOf(s1.id), { prompt: "v1", revision: 1, files: {} });
+  assert.deepEqual(await pinnedOf(s2.id), { prompt: "v2", revision: 2, files: {} });
+  assert.equal((await oc.sessions.get(s3.id)).snapshot.agentSnapshot.revision, 3);
+  await assert.rejects(oc.sessions.create({ agent: agent.id, input: "hi", revision: 99 }), (e) => e.status === 400 && e.type === "invalid");
+
+  // Promote the staged one; the log says who moved the pointer, and why.
+  await revs.activate(agent.id, d4.revisionId);
+  assert.equal((await oc.agents.get(agent.id)).prompt, "v4");
+  const log = (await oc.agents.activations.list(agent.id)).data;
+  assert.deepEqual(log.map((a) => [a.from, a.to, a.reason, a.actor]), [
+    [`${agent.activeRevisionId.slice(0, -1)}1`, d4.revisionId, "promote", "api"],
+    [d3.revisionId, agent.activeRevisionId, "rollback", "api"],
+    [v2.activeRevisionId, d3.revisionId, "deploy", "api"],
+    [agent.activeRevisionId, v2.activeRevisionId, "update", "api"],
+    [null, agent.activeRevisionId, "create", "api"],
+  ]);
+  assert.ok(log.every((a) => a.id.startsWith("act_") && a.createdAt));
+  await assert.rejects(revs.get(agent.id, 42), NotFoundError);
+  await assert.rejects(ocB.agents.revisions.list(agent.id), NotFoundError);
+  // GitHub deploys are a hosted integration.
+  await assert.rejects(oc.agents.deployments.create(agent.id, { input: { type: "github", ref: "main" } }), (e) => e.status === 422 && e.type === "integration_not_supported");
+});
+
+test("skills: a .zip upload and removal each deploy a revision; unsafe zips are refused with 400", async () => {
+  const agent = await newAgent();
+  const empty = await oc.agents.skills.get(agent.id);
+  assert.deepEqual([empty.revision.number, empty.skillBundleDigest, empty.skills], [1, null, []]);
+  const zip = zipOf([
+    { path: "pdf/SKILL.md", content: SKILL_MD },
+    { path: "pdf/scripts/extract.sh", content: "#!/bin/sh\n", mode: 0o100755 },
+    { path: "notes/SKILL.md", content: "plain" },
+  ]);
+  const put = await oc.agents.skills.put(agent.id, zip);
+  assert.deepEqual([put.deployment.state, put.deployment.inputType, put.deployment.active], ["ready", "zip", true]);
+  const skills = await oc.agents.skills.get(agent.id);
+  assert.equal(skills.revision.number, 2);
+  assert.deepEqual(skills.skills.map((s) => [s.name, s.description, s.files.map((f) => f.path)]), [
+    ["notes", null, ["notes/SKILL.md"]],
+    ["pdf", "Reads PDFs.", ["pdf/SKILL.md", "pdf/scripts/extract.sh"]],
+  ]);
+  const session = await oc.sessions.create({ agent: agent.id, input: "hi" });
+  assert.equal(Object.keys((await pinnedOf(session.id)).files).length, 3);
+  for (const [files, why] of [
+    [[{ path: "../x/SKILL.md", content: "x" }], /leaves its folder/],
+    [[{ path: "/abs/SKILL.md", content: "x" }], /absolute path/],
+    [[{ path: "pdf/SKILL.md", content: "x" }, { path: "pdf/link", content: "/etc/passwd", mode: 0o120777 }], /symbolic link/],
+    [[{ path: "pdf/SKILL.md", content: "x" }, { path: "pdf/SKILL.md", content: "y" }], /appears twice/],
+    [[{ path: "docs/readme.md", content: "x" }], /has no SKILL.md/],
+  ]) {
+    await assert.rejects(oc.agents.skills.put(agent.id, zipOf(files)), (e) => e instanceof OpenComputerError && e.status === 400 && e.type === "invalid" && why.test(e.message));
+  }
+  await assert.rejects(oc.agents.skills.put(agent.id, new Uint8Array(2 * 1024 * 1024)), (e) => e.status === 400 && /larger than/.test(e.message));
+  assert.equal((await oc.agents.get(agent.id)).revision, 2);
+  const removed = await oc.agents.skills.delete(agent.id);
+  assert.deepEqual([removed.deployment.state, removed.deployment.inputType], ["ready", "remove"]);
+  const after = await oc.agents.skills.get(agent.id);
+  assert.deepEqual([after.revision.number, after.skillBundleDigest, after.skills], [3, null, []]);
+  // The earlier session keeps its skills.
+  assert.equal(Object.keys((await pinnedOf(session.id)).files).length, 3);
+});
+
 test("hosted integrations answer 422 integration_not_supported through every SDK call, never 404 or 500", async () => {
   const agent = await newAgent();
   const s = await oc.sessions.create({ agent: agent.id, input: "hi" });

@@ -1,7 +1,7 @@
 //! `/v3/agents`: create (idempotent by name: 201 new, 200 same config, 409 different; an inline
-//! `key` creates and attaches a credential), get, list (newest first), and update (prompt or
-//! model bump the revision annotation; `key` rotates the attached credential; runtime is
-//! immutable). Agents are `Agent` objects named by the id bijection; the wire `name` is
+//! `key` creates and attaches a credential; its first revision is made with it), get, list
+//! (newest first), and update (a changed prompt or model makes a new active revision, see
+//! `crate::revisions`; `key` rotates the attached credential; runtime is immutable). Agents are `Agent` objects named by the id bijection; the wire `name` is
 //! `spec.displayName`.
 
 use std::collections::BTreeMap;
@@ -24,8 +24,10 @@ use crate::dto::{
     CreateAgent, PageQuery, UpdateAgent, ValidAgent, check_key, check_model, check_prompt,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Body, Path, Query, cursor, page_limit};
+use crate::input::{Body, Path, Query};
+use crate::revisions::{self, Behaviour, Skills};
 use crate::routes::credentials::{create_credential, rotate_credential};
+use crate::routes::page;
 use crate::store::now_rfc3339;
 use crate::translate::{UPDATED_AT_ANNOTATION, agent_id_for_name, agent_to_wire, name_of};
 use crate::wire::{self, Page};
@@ -138,7 +140,11 @@ async fn create(
         (UPDATED_AT_ANNOTATION.to_owned(), now_rfc3339()),
     ]));
     match state.cluster().create_agent(&ns, &agent).await? {
-        Some(created) => Ok((StatusCode::CREATED, Json(agent_to_wire(&created)))),
+        Some(created) => {
+            // Its first revision (the operator would make it too, from the same spec).
+            revisions::active(&state, &created).await?;
+            Ok((StatusCode::CREATED, Json(agent_to_wire(&created))))
+        }
         None => {
             // Created concurrently under the same name: answer as a replay would.
             let existing = state
@@ -183,9 +189,6 @@ async fn list(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<wire::Agent>>> {
     let ns = caller.org()?;
-    let limit = page_limit(q.limit.as_deref(), 50, 200)? as usize;
-    let offset = usize::try_from(cursor(q.cursor.as_deref())?.unwrap_or(0))
-        .map_err(|_| ApiError::invalid("cursor", "unknown cursor"))?;
     let mut items = state.cluster().list_agents(ns).await?;
     items.sort_by(|a, b| {
         b.meta()
@@ -193,18 +196,7 @@ async fn list(
             .cmp(&a.meta().creation_timestamp)
             .then_with(|| a.name_any().cmp(&b.name_any()))
     });
-    let total = items.len();
-    let data = items
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(agent_to_wire)
-        .collect();
-    let next = (offset + limit < total).then(|| (offset + limit).to_string());
-    Ok(Json(Page {
-        data,
-        next_cursor: next,
-    }))
+    Ok(Json(page(items.iter().map(agent_to_wire).collect(), &q)?))
 }
 
 async fn update(
@@ -230,7 +222,6 @@ async fn update(
         ));
     }
     let mut spec = json!({});
-    let mut revision = crate::translate::agent_revision(&agent);
     let model = req
         .model
         .clone()
@@ -239,21 +230,12 @@ async fn update(
         check_model(m)?;
         check_model_runtime(m, &agent.spec.runtime).map_err(|e| ApiError::invalid("model", e))?;
     }
-    let mut bumped = false;
-    if let Some(p) = &req.prompt {
-        check_prompt(p)?;
-        if *p != agent.spec.prompt {
-            spec["prompt"] = json!(p);
-            bumped = true;
-        }
-    }
-    if model != agent.spec.model {
-        spec["model"] = json!(model);
-        bumped = true;
-    }
-    if bumped {
-        revision += 1;
-    }
+    let prompt = req
+        .prompt
+        .clone()
+        .unwrap_or_else(|| agent.spec.prompt.clone());
+    check_prompt(&prompt)?;
+    let new_revision = prompt != agent.spec.prompt || model != agent.spec.model;
     if let Some(l) = &req.limits {
         spec["limits"] = json!(l.validate()?);
     }
@@ -289,12 +271,22 @@ async fn update(
         }
     }
     let patch = json!({
-        "metadata": {"annotations": {REVISION_ANNOTATION: revision.to_string(), UPDATED_AT_ANNOTATION: now_rfc3339()}},
+        "metadata": {"annotations": {UPDATED_AT_ANNOTATION: now_rfc3339()}},
         "spec": spec,
     });
-    let updated = state
+    let mut updated = state
         .cluster()
         .patch_agent(&ns, &agent.name_any(), &patch)
         .await?;
+    if new_revision {
+        // A new revision with the active one's skills, made active (its prompt and model
+        // reach the spec with the revision pointer).
+        let behaviour = Behaviour {
+            prompt,
+            model,
+            skills: Skills::Keep,
+        };
+        (updated, _) = revisions::deploy(&state, updated, behaviour, None, Some("update")).await?;
+    }
     Ok(Json(agent_to_wire(&updated)))
 }

@@ -353,6 +353,7 @@ pub(crate) mod fixture {
                 prompt: "Review.".into(),
                 prompt_hash: sealpod_resources::agent::prompt_hash("Review."),
                 revision: Some(1),
+                skills: None,
                 limits: Some(Limits::default()),
                 egress: Some(EgressPolicy {
                     allow: vec!["github.com".into(), "*.githubusercontent.com".into()],

@@ -1,17 +1,19 @@
 //! The sandbox Pod: the `lock` init container (programs and verifies the egress lock; the only
 //! container with `NET_ADMIN`), the proxy as a native sidecar (the only container that mounts the
-//! proxy Secret, running as the proxy UID) and the hardened runtime container.
+//! proxy Secret, running as the proxy UID) and the hardened runtime container, which sees the
+//! pinned revision's skills read-only at `/skills`.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
-    Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, Pod,
-    PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, ExecAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, ResourceRequirements,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use sealpod_resources::credential::provider_env_var;
+use sealpod_resources::revision::{SKILLS_DIR_ENV, SKILLS_MOUNT_PATH};
 use sealpod_resources::runtime_token::{RUNTIME_SECRET_SESSION_ENTRY, RUNTIME_SECRET_TOKEN_ENTRY};
 use sealpod_resources::{agent, labels};
 
@@ -39,6 +41,8 @@ pub const MOUNT_CA: &str = "proxy-ca";
 pub const MOUNT_WORKSPACE: &str = "workspace";
 /// Volume of `/tmp` (the root filesystem is read-only).
 const MOUNT_TMP: &str = "tmp";
+/// Volume of the pinned revision's skills (read-only).
+const MOUNT_SKILLS: &str = "skills";
 
 /// Where the runtime Secret is mounted.
 pub const RUNTIME_DIR: &str = "/var/run/sealpod/runtime";
@@ -234,6 +238,7 @@ fn runtime_container(plan: &SessionPlan, settings: &Settings) -> Container {
             ),
             env("SEALPOD_WORKSPACE", WORKSPACE_DIR),
             env("HOME", WORKSPACE_DIR),
+            env(SKILLS_DIR_ENV, SKILLS_MOUNT_PATH),
             // When the operator created the pod (empty on a pod created without the stamp).
             EnvVar {
                 name: "SEALPOD_POD_CREATED_AT".to_owned(),
@@ -261,6 +266,7 @@ fn runtime_container(plan: &SessionPlan, settings: &Settings) -> Container {
             mount(MOUNT_RUNTIME, RUNTIME_DIR, true),
             mount(MOUNT_CA, CA_DIR, true),
             mount(MOUNT_TMP, "/tmp", false),
+            mount(MOUNT_SKILLS, SKILLS_MOUNT_PATH, true),
         ]),
         ..Container::default()
     }
@@ -275,6 +281,34 @@ fn secret_volume(name: &str, secret: String) -> Volume {
             // volume is mounted into one container only.
             default_mode: Some(0o440),
             ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+/// The skills of the pinned revision, each file at its path in the bundle and read-only to
+/// every user (an empty directory when the revision has none).
+fn skills_volume(plan: &SessionPlan) -> Volume {
+    let Some(bundle) = &plan.snapshot.skills else {
+        return empty_dir(MOUNT_SKILLS, None, "1Mi");
+    };
+    Volume {
+        name: MOUNT_SKILLS.to_owned(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: bundle.config_map.clone(),
+            items: Some(
+                bundle
+                    .files
+                    .iter()
+                    .map(|f| KeyToPath {
+                        key: f.key.clone(),
+                        path: f.path.clone(),
+                        mode: Some(i32::try_from(f.mode & 0o555).unwrap_or(0o444)),
+                    })
+                    .collect(),
+            ),
+            default_mode: Some(0o444),
+            optional: Some(false),
         }),
         ..Volume::default()
     }
@@ -343,6 +377,7 @@ pub fn sandbox_pod(plan: &SessionPlan, settings: &Settings) -> Pod {
                 secret_volume(MOUNT_RUNTIME, runtime_secret_name(&plan.pod)),
                 empty_dir(MOUNT_CA, Some("Memory"), "1Mi"),
                 empty_dir(MOUNT_TMP, None, "1Gi"),
+                skills_volume(plan),
             ]),
             ..PodSpec::default()
         }),

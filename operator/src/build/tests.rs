@@ -6,6 +6,7 @@
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Container, Pod, Secret};
+use sealpod_resources::revision::{SkillBundle, SkillFile};
 use sealpod_resources::secret::is_sealed_token;
 use serde_json::{Value, json};
 
@@ -131,6 +132,10 @@ fn sandbox_pod_is_exactly_the_expected_object() {
                             "value": "/workspace"
                         },
                         {
+                            "name": "SEALPOD_SKILLS_DIR",
+                            "value": "/skills"
+                        },
+                        {
                             "name": "SEALPOD_POD_CREATED_AT",
                             "valueFrom": {"fieldRef": {
                                 "fieldPath": "metadata.annotations['sealpod.dev/created-at']"
@@ -180,6 +185,11 @@ fn sandbox_pod_is_exactly_the_expected_object() {
                             "mountPath": "/tmp",
                             "name": "tmp",
                             "readOnly": false
+                        },
+                        {
+                            "mountPath": "/skills",
+                            "name": "skills",
+                            "readOnly": true
                         }
                     ],
                     "workingDir": "/workspace"
@@ -321,6 +331,12 @@ fn sandbox_pod_is_exactly_the_expected_object() {
                         "sizeLimit": "1Gi"
                     },
                     "name": "tmp"
+                },
+                {
+                    "emptyDir": {
+                        "sizeLimit": "1Mi"
+                    },
+                    "name": "skills"
                 }
             ]
         }
@@ -328,6 +344,57 @@ fn sandbox_pod_is_exactly_the_expected_object() {
     assert_eq!(
         serde_json::to_value(sandbox_pod(&plan, &settings)).expect("json"),
         expected
+    );
+}
+
+#[test]
+fn a_revision_with_skills_mounts_them_read_only_at_their_paths() {
+    let mut plan = fixture::plan();
+    plan.snapshot.skills = Some(SkillBundle {
+        digest: "sha256:ab".into(),
+        config_map: "agt-reviewer-skills-ab".into(),
+        file_count: 2,
+        files: vec![
+            SkillFile {
+                key: "f0".into(),
+                path: "pdf/SKILL.md".into(),
+                mode: 0o444,
+                size: 3,
+            },
+            SkillFile {
+                key: "f1".into(),
+                path: "pdf/run.sh".into(),
+                mode: 0o755,
+                size: 3,
+            },
+        ],
+        skills: vec![],
+    });
+    let pod = serde_json::to_value(sandbox_pod(&plan, &fixture::settings())).expect("json");
+    let volumes = pod["spec"]["volumes"].as_array().expect("volumes");
+    let skills = volumes
+        .iter()
+        .find(|v| v["name"] == "skills")
+        .expect("skills");
+    assert_eq!(
+        skills["configMap"],
+        json!({
+            "name": "agt-reviewer-skills-ab",
+            "defaultMode": 0o444,
+            "optional": false,
+            "items": [
+                {"key": "f0", "path": "pdf/SKILL.md", "mode": 0o444},
+                // Never writable, whatever the bundle says.
+                {"key": "f1", "path": "pdf/run.sh", "mode": 0o555},
+            ]
+        })
+    );
+    let runtime = &pod["spec"]["containers"][0];
+    assert!(
+        runtime["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .contains(&json!({"mountPath": "/skills", "name": "skills", "readOnly": true}))
     );
 }
 

@@ -1,5 +1,7 @@
 //! Agent controller: validates each Agent (model/runtime pairing, allowlist syntax, credential
-//! resolvable), mirrors its revision annotation into `status.revision`, computes `promptHash`,
+//! resolvable), keeps its revisions ([`super::revision`]: a spec changed with kubectl becomes a
+//! new active revision), names the active one in `status.revision` and `status.activeRevision`,
+//! computes `promptHash`,
 //! keeps its warm pool ([`super::pool`]) and sets the `Ready`/`Degraded`/`WarmPoolReady`
 //! conditions. An invalid Agent waits for a change.
 
@@ -13,15 +15,16 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use sealpod_resources::agent::{MANAGED_CREDENTIAL, model_provider, prompt_hash};
 use sealpod_resources::conditions::{ConditionStatus, DEGRADED, READY, reasons};
+use sealpod_resources::revision::SkillBundle;
 use sealpod_resources::session::AgentSnapshot;
 use sealpod_resources::{Agent, Credential, labels};
 use serde_json::json;
 
-use super::pool;
 use super::{
     Conditions, Context, CredentialError, apply_status, find_credential, main_stream, measured,
     publish_transitions,
 };
+use super::{pool, revision};
 use crate::error::Error;
 use crate::validate;
 
@@ -82,13 +85,18 @@ impl Resolved {
 }
 
 /// The configuration a session of `agent` pins, its credential reference resolved.
-pub(crate) fn snapshot_of(agent: &Agent, resolved: &Resolved) -> AgentSnapshot {
+pub(crate) fn snapshot_of(
+    agent: &Agent,
+    resolved: &Resolved,
+    skills: Option<SkillBundle>,
+) -> AgentSnapshot {
     AgentSnapshot {
         model: agent.spec.model.clone(),
         runtime: agent.spec.runtime.clone(),
         prompt: agent.spec.prompt.clone(),
         prompt_hash: prompt_hash(&agent.spec.prompt),
         revision: Some(validate::revision(agent.metadata.annotations.as_ref())),
+        skills,
         limits: agent.spec.limits.clone(),
         egress: agent.spec.egress.clone(),
         credential: resolved.reference(),
@@ -122,7 +130,17 @@ async fn apply(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
     let generation = agent.metadata.generation;
     let mut conds = Conditions::from(&old.conditions, generation);
     let spec = &agent.spec;
-    let verdict = match validate::agent_config(&spec.model, &spec.runtime, spec.egress.as_ref()) {
+    let config = validate::agent_config(&spec.model, &spec.runtime, spec.egress.as_ref());
+    // The active revision, its spec turned into a new one when kubectl changed it.
+    let active = match &config {
+        Ok(()) => match revision::keep(ctx, agent).await? {
+            Some(active) => Some(active),
+            // The revision pointer moved meanwhile: the Agent comes back with it.
+            None => return Ok(Action::requeue(std::time::Duration::from_secs(1))),
+        },
+        Err(_) => None,
+    };
+    let verdict = match config {
         Err(m) => Err((reasons::INVALID, m)),
         Ok(()) => {
             let resolved =
@@ -138,7 +156,14 @@ async fn apply(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
         Ok((resolved, credential)) => {
             conds.set(READY, ConditionStatus::True, reasons::AS_EXPECTED, "");
             conds.set(DEGRADED, ConditionStatus::False, reasons::AS_EXPECTED, "");
-            pool::keep(ctx, agent, &snapshot_of(agent, resolved), credential).await?
+            let skills = revision::active_skills(ctx, agent).await?;
+            pool::keep(
+                ctx,
+                agent,
+                &snapshot_of(agent, resolved, skills),
+                credential,
+            )
+            .await?
         }
         Err((reason, message)) => {
             conds.set(READY, ConditionStatus::False, reason, message.clone());
@@ -148,10 +173,17 @@ async fn apply(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
         }
     };
     pool::report(&mut conds, pool.as_ref());
-    let revision = validate::revision(agent.metadata.annotations.as_ref());
+    let (number, active_name) = match active {
+        Some((number, name)) => (number, Some(name)),
+        None => (
+            validate::revision(agent.metadata.annotations.as_ref()),
+            None,
+        ),
+    };
     let hash = prompt_hash(&spec.prompt);
     if conds.list != old.conditions
-        || old.revision != Some(revision)
+        || old.revision != Some(number)
+        || old.active_revision != active_name
         || old.prompt_hash.as_deref() != Some(hash.as_str())
         || old.observed_generation != generation
         || old.warm_pool != pool
@@ -159,9 +191,12 @@ async fn apply(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
         let mut status = json!({
             "observedGeneration": generation,
             "conditions": conds.list,
-            "revision": revision,
+            "revision": number,
             "promptHash": hash,
         });
+        if let Some(name) = &active_name {
+            status["activeRevision"] = json!(name);
+        }
         // Left out when there is no pool: a field this manager stops applying is removed.
         if let Some(pool) = &pool {
             status["warmPool"] = json!(pool);

@@ -47,6 +47,7 @@ pub(crate) mod lifecycle;
 mod opened;
 mod own_writes;
 pub(crate) mod pool;
+mod revision;
 pub mod session;
 
 /// What every reconcile shares.

@@ -8,8 +8,9 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
-    /// Directory to write `agents.yaml`, `credentials.yaml`, `sessions.yaml` and
-    /// `schedules.yaml` into (created if missing). Default: `crds/` of this checkout.
+    /// Directory to write `agents.yaml`, `agentrevisions.yaml`, `credentials.yaml`,
+    /// `sessions.yaml` and `schedules.yaml` into (created if missing). Default: `crds/` of this
+    /// checkout.
     #[arg(value_name = "DIR")]
     out: Option<PathBuf>,
 }

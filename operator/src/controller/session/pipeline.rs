@@ -149,7 +149,8 @@ async fn pin(ctx: &Context, session: &Session, ns: &str) -> Result<Pinned, Error
     };
     let resolved =
         resolve_credential(ctx, ns, agent.spec.credential.as_deref(), &agent.spec.model).await?;
-    let snapshot = snapshot_of(&agent, &resolved);
+    let skills = super::super::revision::active_skills(ctx, &agent).await?;
+    let snapshot = snapshot_of(&agent, &resolved, skills);
     let sessions: Api<Session> = Api::namespaced(ctx.client.clone(), ns);
     sessions
         .patch(

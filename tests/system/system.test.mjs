@@ -26,6 +26,7 @@ const builtBinDir = process.env.SEALPOD_BIN_DIR ?? join(repo, "target/debug");
 const { waitFor, streamUntilCompleted, fakeModelRequests } = await import(pathToFileURL(join(repo, "tests/conformance/lib/sessions.mjs")).href);
 const { freePort } = await import(pathToFileURL(join(repo, "tests/conformance/lib/harness.mjs")).href);
 const { startUp: startUpIn, stopUp } = await import(pathToFileURL(join(repo, "tests/conformance/lib/up.mjs")).href);
+const { zipOf } = await import(pathToFileURL(join(repo, "tests/conformance/lib/zip.mjs")).href);
 const { OpenComputer } = await import(
   pathToFileURL(join(repo, "tests/conformance/node_modules/@opencomputer/sdk/dist/index.js")).href
 );
@@ -335,6 +336,49 @@ test("an idle session hibernates (pod gone, workspace kept) and a steer wakes it
   events = await streamUntilCompleted(s, 2, 180000);
   assert.equal(answers(events).at(-1), `The command said: kept-${tag}`);
   assert.ok(podExists(pod), "the steer woke the session into a new pod");
+});
+
+test("a session runs its revision's skills, read-only, listed in its system prompt; one after a rollback has none", async () => {
+  const tag = uniq("skill");
+  const agent = await oc.agents.create({
+    name: uniq("skills"), prompt: `Skills agent ${tag}.`, model: "anthropic/claude-test-1", credential: (await byoAgent(), credentialId),
+  });
+  await oc.agents.skills.put(agent.id, zipOf([
+    { path: "pdf/SKILL.md", content: `---\ndescription: Reads PDFs ${tag}.\n---\nRun run.sh.\n` },
+    { path: "pdf/run.sh", content: `#!/bin/sh\necho ran-${tag}\n`, mode: 0o100755 },
+  ]));
+  // The model learns where the skills are from the system prompt, as a real one would.
+  const s1 = await oc.sessions.create({ agent: agent.id, input: `[[scenario:answer]] ${tag}-1` });
+  await streamUntilCompleted(s1, 1, 120000);
+  const [first] = await requestsFor(`${tag}-1`);
+  const system = typeof first.body.system === "string" ? first.body.system : JSON.stringify(first.body.system);
+  assert.match(system, new RegExp(`^Skills agent ${tag}\\.`));
+  const listed = system.match(new RegExp(`- pdf: Reads PDFs ${tag}\\. \\((\\S+)/SKILL\\.md\\)`));
+  assert.ok(listed, system);
+  const dir = `'${listed[1]}'`;
+  const probe = [
+    `tail -n 1 ${dir}/SKILL.md`,
+    `${dir}/run.sh`,
+    `(echo x > ${dir}/SKILL.md) 2>/dev/null && echo WROTE-FILE`,
+    `touch ${dir}/planted 2>/dev/null && echo WROTE-DIR`,
+    `chmod u+w ${dir}/SKILL.md 2>/dev/null && echo CHMOD`,
+    `rm -f ${dir}/run.sh 2>/dev/null; test -e ${dir}/run.sh || echo REMOVED`,
+    "echo probe-done",
+  ].join("; ");
+  await s1.steer(`[[scenario:bash:${hex(probe)}]] probe`);
+  const said = answers(await streamUntilCompleted(s1, 2, 120000)).at(-1);
+  assert.match(said, /Run run\.sh\.\s+ran-skill-/, said);
+  assert.match(said, /probe-done/);
+  assert.doesNotMatch(said, /WROTE|CHMOD|REMOVED/, said);
+
+  // Back to revision 1 (no skills): a new session's prompt lists none; the first keeps its own.
+  await oc.agents.revisions.activate(agent.id, 1);
+  const s2 = await oc.sessions.create({ agent: agent.id, input: `[[scenario:answer]] ${tag}-2` });
+  await streamUntilCompleted(s2, 1, 120000);
+  const [second] = await requestsFor(`${tag}-2`);
+  assert.equal(JSON.stringify(second.body.system), JSON.stringify(`Skills agent ${tag}.`));
+  assert.equal((await oc.sessions.get(s1.id)).snapshot.agentSnapshot.revision, 2);
+  for (const s of [s1, s2]) await s.archive();
 });
 
 test("a warm pool pod, keyless until claimed, serves a new session with its running runtime", async () => {

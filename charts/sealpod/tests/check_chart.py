@@ -236,7 +236,7 @@ class Validate(unittest.TestCase):
                 # Each object is reported once: nothing was silently skipped as "unknown".
                 self.assertEqual(len(passed), len(checked), proc.stdout + proc.stderr)
                 self.assertNotIn("Couldn't find schema", proc.stdout + proc.stderr)
-                self.assertEqual(len(objects(checked, "CustomResourceDefinition")), 4)
+                self.assertEqual(len(objects(checked, "CustomResourceDefinition")), 5)
 
     def test_oldest_and_newest_supported_kubernetes(self) -> None:
         # Chart.yaml's kubeVersion starts at 1.29 (native sidecars); the validator knows up to 1.37.
@@ -470,7 +470,8 @@ class Rbac(unittest.TestCase):
         expected = {
             OPERATOR: [
                 (("sealpod.dev",), ("agents", "sessions", "credentials"), ("get", "list", "watch", "patch")),
-                (("sealpod.dev",), ("agents/status", "sessions/status", "credentials/status"), ("get", "patch", "update")),
+                (("sealpod.dev",), ("agentrevisions",), ("get", "list", "watch", "create")),
+                (("sealpod.dev",), ("agents/status", "sessions/status", "credentials/status", "agentrevisions/status"), ("get", "patch", "update")),
                 (("sealpod.dev",), ("sessions/finalizers",), ("update",)),
                 (("",), ("pods", "secrets", "persistentvolumeclaims"), ("get", "list", "watch", "create", "patch", "delete")),
                 (("networking.k8s.io",), ("networkpolicies",), ("get", "list", "watch", "create", "patch", "delete")),
@@ -479,7 +480,8 @@ class Rbac(unittest.TestCase):
             ],
             API: [
                 (("sealpod.dev",), ("agents", "sessions", "credentials", "schedules"), ("get", "list", "watch", "create", "update", "patch", "delete")),
-                (("sealpod.dev",), ("sessions/status", "schedules/status"), ("get", "update", "patch")),
+                (("sealpod.dev",), ("agentrevisions",), ("get", "list", "watch", "create")),
+                (("sealpod.dev",), ("sessions/status", "schedules/status", "agentrevisions/status"), ("get", "update", "patch")),
                 (("",), ("configmaps",), ("get", "list", "watch", "create")),
             ],
         }
@@ -500,6 +502,12 @@ class Rbac(unittest.TestCase):
         self.assertTrue(can(docs, OPERATOR, "create", "events.k8s.io", "events", tenant))
         for verb in ("create", "delete", "update"):
             self.assertFalse(can(docs, OPERATOR, verb, "sealpod.dev", "sessions", tenant))
+        # Revisions are immutable: both create them, neither changes or deletes one (the agent's
+        # deletion collects them).
+        for who in (OPERATOR, API):
+            self.assertTrue(can(docs, who, "create", "sealpod.dev", "agentrevisions", tenant))
+            for verb in ("update", "patch", "delete"):
+                self.assertFalse(can(docs, who, verb, "sealpod.dev", "agentrevisions", tenant))
         self.assertFalse(can(docs, OPERATOR, "update", "", "pods", tenant))
         # The API server writes custom resources and session status, never pods or their siblings,
         # and never the operator's status fields of agents and credentials.

@@ -5,6 +5,9 @@ import assert from "node:assert/strict";
 import {
   OpenComputer, connectSession, AuthError, NotFoundError, ConflictError, ValidationError, OpenComputerError,
 } from "@opencomputer/sdk";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Harness } from "./lib/harness.mjs";
 import { zipOf } from "./lib/zip.mjs";
 
@@ -457,6 +460,22 @@ test("revisions: updates, inline deployments, staging, rollback and promote; ses
   await assert.rejects(ocB.agents.revisions.list(agent.id), NotFoundError);
   // GitHub deploys are a hosted integration.
   await assert.rejects(oc.agents.deployments.create(agent.id, { input: { type: "github", ref: "main" } }), (e) => e.status === 422 && e.type === "integration_not_supported");
+
+  // The SDK's Node sugar: an agent directory (agent.toml, prompt.md, skills/) deployed inline.
+  const dir = mkdtempSync(join(tmpdir(), "sealpod-agent-dir-"));
+  try {
+    writeFileSync(join(dir, "agent.toml"), `model = "${agent.model}"\n\n[agent]\nid = "${agent.id}"\n`);
+    writeFileSync(join(dir, "prompt.md"), "from a directory");
+    mkdirSync(join(dir, "skills/review"), { recursive: true });
+    writeFileSync(join(dir, "skills/review/SKILL.md"), "---\ndescription: Reviews diffs.\n---\n");
+    const { deployment: fromDir } = await oc.agents.deploy(dir);
+    assert.deepEqual([fromDir.state, fromDir.active], ["ready", true]);
+    const deployed = await revs.get(agent.id, fromDir.revisionId);
+    assert.deepEqual([deployed.prompt, deployed.files.map((f) => f.path)], ["from a directory", ["review/SKILL.md"]]);
+    assert.deepEqual((await oc.agents.skills.get(agent.id)).skills.map((k) => [k.name, k.description]), [["review", "Reviews diffs."]]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("skills: a .zip upload and removal each deploy a revision; unsafe zips are refused with 400", async () => {

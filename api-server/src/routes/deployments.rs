@@ -147,19 +147,48 @@ async fn behaviour(state: &AppState, agent: &Agent, work: Work) -> ApiResult<Beh
     })
 }
 
+/// How a deployment was asked for.
+struct Asked<'a> {
+    /// What identifies the request: a replay of its idempotency key must send the same.
+    body: &'a Value,
+    /// The `Idempotency-Key` header.
+    idempotency: Option<String>,
+    /// Whether to activate the new revision.
+    activate: bool,
+    /// Whether a refused behaviour is answered as `400 invalid` (a skills upload) rather than
+    /// as the failed deployment (`POST …/deployments`).
+    refusal_is_error: bool,
+}
+
+impl<'a> Asked<'a> {
+    /// A skills upload or removal: activated, a refusal answered `400`, no idempotency key.
+    fn upload(body: &'a Value) -> Asked<'a> {
+        Asked {
+            body,
+            idempotency: None,
+            activate: true,
+            refusal_is_error: true,
+        }
+    }
+}
+
 /// Runs a deployment of `agent`: records it, makes (and activates) its revision, records the
 /// outcome. `Ok((row, true))` for a new deployment, `(row, false)` for the earlier one its key
-/// named; a refused behaviour is recorded and answered as `Err` only when `refusal_is_error`.
+/// named.
 async fn deploy(
     state: &AppState,
     agent: Agent,
     work: Work,
-    request: (&Value, Option<String>),
-    activate: bool,
-    refusal_is_error: bool,
+    asked: Asked<'_>,
 ) -> ApiResult<(DeploymentRow, bool)> {
     let ns = agent.namespace().unwrap_or_default();
-    let (body, idempotency) = request;
+    let Asked {
+        body,
+        idempotency,
+        activate,
+        refusal_is_error,
+    } = asked;
+    let retriable = idempotency.is_some();
     let hash = hex::encode(Sha256::digest(
         serde_json::to_vec(&(work.input_type(), body)).map_err(ApiError::internal)?,
     ));
@@ -190,21 +219,20 @@ async fn deploy(
         Work::Inline(_) => "deploy",
         Work::Zip(_) | Work::RemoveSkills => "skills",
     };
-    let outcome = match behaviour(state, &agent, work).await {
+    let made = match behaviour(state, &agent, work).await {
         Ok(behaviour) => {
-            let (_, revision) = revisions::deploy(
-                state,
-                agent.clone(),
-                behaviour,
-                Some(&row.id),
-                activate.then_some(reason),
-            )
-            .await?;
-            DeploymentOutcome::Ready {
-                revision: revision.spec.number,
-                activated: activate,
-            }
+            let activation = activate.then_some(reason);
+            revisions::deploy(state, agent.clone(), behaviour, Some(&row.id), activation)
+                .await
+                .map(|(_, revision)| revision.spec.number)
         }
+        Err(refused) => Err(refused),
+    };
+    let outcome = match made {
+        Ok(revision) => DeploymentOutcome::Ready {
+            revision,
+            activated: activate,
+        },
         Err(refused @ ApiError::Invalid { .. }) => {
             let failed = DeploymentOutcome::Failed {
                 error: json!({"type": refused.kind(), "message": refused.to_string()}),
@@ -216,9 +244,22 @@ async fn deploy(
             }
             failed
         }
-        Err(other) => return Err(other),
+        Err(other) => {
+            // Without a key no retry can take the deployment over: say it failed (a revision it
+            // made, if any, stays as it was left).
+            if !retriable {
+                let failed = DeploymentOutcome::Failed {
+                    error: json!({"type": "internal", "message": "internal error"}),
+                    class: "internal",
+                };
+                if let Err(e) = state.store().finish_deployment(&row.id, &failed).await {
+                    tracing::warn!(deployment = %row.id, error = %e, "recording a failed deployment");
+                }
+            }
+            return Err(other);
+        }
     };
-    if !matches!(outcome, DeploymentOutcome::Failed { .. }) {
+    if let DeploymentOutcome::Ready { .. } = outcome {
         state.store().finish_deployment(&row.id, &outcome).await?;
     }
     let row = state
@@ -275,15 +316,13 @@ async fn create(
         ));
     }
     let activate = request.activate.unwrap_or(true);
-    let (row, new) = deploy(
-        &state,
-        agent,
-        work,
-        (&body, idempotency_key(&headers)?),
+    let asked = Asked {
+        body: &body,
+        idempotency: idempotency_key(&headers)?,
         activate,
-        false,
-    )
-    .await?;
+        refusal_is_error: false,
+    };
+    let (row, new) = deploy(&state, agent, work, asked).await?;
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -388,7 +427,7 @@ async fn put_skills(
             )
         })?;
     let digest = json!(hex::encode(Sha256::digest(&bytes)));
-    let (row, _) = deploy(&state, agent, Work::Zip(bytes), (&digest, None), true, true).await?;
+    let (row, _) = deploy(&state, agent, Work::Zip(bytes), Asked::upload(&digest)).await?;
     envelope(&state, &ns, &id, row).await
 }
 
@@ -403,9 +442,7 @@ async fn delete_skills(
         &state,
         agent,
         Work::RemoveSkills,
-        (&Value::Null, None),
-        true,
-        true,
+        Asked::upload(&Value::Null),
     )
     .await?;
     envelope(&state, &ns, &id, row).await

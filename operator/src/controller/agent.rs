@@ -156,7 +156,7 @@ async fn apply(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
         Ok((resolved, credential)) => {
             conds.set(READY, ConditionStatus::True, reasons::AS_EXPECTED, "");
             conds.set(DEGRADED, ConditionStatus::False, reasons::AS_EXPECTED, "");
-            let skills = revision::active_skills(ctx, agent).await?;
+            let skills = active.as_ref().and_then(|r| r.spec.skills.clone());
             pool::keep(
                 ctx,
                 agent,
@@ -173,8 +173,8 @@ async fn apply(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
         }
     };
     pool::report(&mut conds, pool.as_ref());
-    let (number, active_name) = match active {
-        Some((number, name)) => (number, Some(name)),
+    let (number, active_name) = match &active {
+        Some(revision) => (revision.spec.number, Some(revision.name_any())),
         None => (
             validate::revision(agent.metadata.annotations.as_ref()),
             None,

@@ -20,9 +20,9 @@ use crate::validate;
 /// Who a revision made here is attributed to.
 const ACTOR: &str = "kubectl";
 
-/// The agent's active revision after this pass: its number and object name. `None` when the
-/// annotation moved under us (the Agent comes back with the new one).
-pub(crate) async fn keep(ctx: &Context, agent: &Agent) -> Result<Option<(i64, String)>, Error> {
+/// The agent's active revision after this pass. `None` when the annotation moved under us (the
+/// Agent comes back with the new one).
+pub(crate) async fn keep(ctx: &Context, agent: &Agent) -> Result<Option<AgentRevision>, Error> {
     let ns = agent.namespace().unwrap_or_default();
     let api: Api<AgentRevision> = Api::namespaced(ctx.client.clone(), &ns);
     let number = validate::revision(agent.metadata.annotations.as_ref());
@@ -32,7 +32,7 @@ pub(crate) async fn keep(ctx: &Context, agent: &Agent) -> Result<Option<(i64, St
         .await
         .map_err(Error::kube("get agent revision"))?;
     let (spec, from, reason) = match &active {
-        Some(active) if active.matches(&agent.spec) => return Ok(Some((number, name))),
+        Some(active) if active.matches(&agent.spec) => return Ok(Some(active)),
         // A spec changed outside the API: a new revision with the active one's skills.
         Some(active) => {
             let listed = api
@@ -119,11 +119,8 @@ pub(crate) async fn keep(ctx: &Context, agent: &Agent) -> Result<Option<(i64, St
         reason: reason.to_owned(),
         at: now(),
     };
-    record(&api, created, activation).await?;
-    Ok(Some((
-        new_number,
-        revision_object_name(&agent.name_any(), new_number),
-    )))
+    record(&api, created.clone(), activation).await?;
+    Ok(Some(created))
 }
 
 /// The skills of the agent's active revision, when that revision is the agent's spec (what a

@@ -460,6 +460,17 @@ pub mod fuzzing {
         let _ = (plan.next_after(AT), plan.latest_between(AT - 86_400, AT));
         Ok(())
     }
+    /// `PUT /v3/agents/{id}/skills`: a `.zip` read and checked as a skill bundle; its files'
+    /// paths, modes and sizes.
+    pub fn skills_zip(bytes: &[u8]) -> Result<Vec<(String, u32, u64)>, String> {
+        let bundle = crate::skills::Bundle::from_zip(bytes)?;
+        Ok(bundle
+            .summary("agt-fuzz")
+            .files
+            .into_iter()
+            .map(|f| (f.path, f.mode, f.size))
+            .collect())
+    }
     /// The bodies whose routes check them inline, against stored objects: decoded only.
     pub fn decode(body: &[u8]) -> [Result<(), ApiError>; 8] {
         [

@@ -26,8 +26,9 @@
 // - SSE: each subscriber saw every event exactly once, in order, across its resumes;
 // - turns: no session is left running, and every `turn.started` has its `turn.completed`;
 // - webhooks: every delivery ended delivered or dead-lettered, and the receiver got each
-//   delivered event (deliveries still failing a minute after the run, waiting for a late retry
-//   of the API server's schedule, are redelivered first, as an operator does after an outage);
+//   delivered event (deliveries still failing a minute after the run — half the run when
+//   shorter, at least 10 s — waiting for a late retry of the API server's schedule, are
+//   redelivered first, as an operator does after an outage);
 // - pods: every session that should run has its pod, a hibernated one none, and no pod lacks
 //   its session; after archiving every session, no sandbox pod is left;
 // - processes: once `up` stopped, no process of a pod (or under this run's directory) is left,
@@ -430,7 +431,8 @@ async function main() {
   check("turns: none left running, each started one completed", stuck.length === 0, stuck[0] ?? `${turns} turns`);
 
   // Deliveries retry on the API server's schedule (up to 10 min between late attempts): those
-  // still failing a minute after the run are redelivered, as an operator does after an outage.
+  // still failing a while after the run (a minute; half the run when shorter, at least 10 s, as
+  // long as the receiver's outage) are redelivered, as an operator does after an outage.
   let hookProblem = null;
   let delivered = 0;
   let deadLetters = 0;
@@ -448,7 +450,8 @@ async function main() {
     const lists = await Promise.all(hooked.map(deliveriesOf));
     return lists.every((l) => l.every(settled)) && lists;
   };
-  let lists = await waitFor("deliveries to settle", allSettled, 60000).catch(() => null);
+  const settleMs = Math.max(10000, Math.min(60000, runMs / 2));
+  let lists = await waitFor("deliveries to settle", allSettled, settleMs).catch(() => null);
   let redelivered = 0;
   if (!lists) {
     for (const r of hooked) {

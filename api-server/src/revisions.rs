@@ -58,14 +58,7 @@ pub(crate) async fn active(state: &AppState, agent: &Agent) -> ApiResult<AgentRe
     if let Some(found) = state.cluster().get_revision(&ns, &name).await? {
         return Ok(found);
     }
-    let spec = AgentRevisionSpec::new(
-        &agent.name_any(),
-        number,
-        &agent.spec.prompt,
-        &agent.spec.model,
-        None,
-        ACTOR,
-    );
+    let spec = AgentRevisionSpec::of_spec(agent, number, None, ACTOR);
     let made = match state
         .cluster()
         .create_revision(&ns, &AgentRevision::for_agent(agent, spec))

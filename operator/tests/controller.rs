@@ -29,15 +29,7 @@ const KEY1: &str = "sk-ant-api03-first-REAL-key-0001";
 const KEY2: &str = "sk-ant-api03-second-REAL-key-0002";
 
 async fn setup(h: &Harness) {
-    let sealed = h.seal("cred-a", KEY1).await;
-    let _: Credential = h
-        .create(json!({
-            "apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
-            "metadata": {"name": "cred-a"},
-            "spec": {"provider": "anthropic", "allowedHosts": ["api.anthropic.com"],
-                     "sealedValue": sealed, "default": true}
-        }))
-        .await;
+    h.default_credential("cred-a", KEY1).await;
     let _: Agent = h
         .create(json!({
             "apiVersion": "sealpod.dev/v1alpha1", "kind": "Agent",

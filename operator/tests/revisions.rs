@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use sealpod_resources::revision::{SkillBundle, SkillFile};
-use sealpod_resources::{Agent, AgentRevision, Credential, Session, labels};
+use sealpod_resources::{Agent, AgentRevision, Session, labels};
 use serde_json::json;
 
 fn api<K>(h: &Harness) -> Api<K>
@@ -43,16 +43,7 @@ async fn revision(h: &Harness, name: &str) -> AgentRevision {
 async fn a_spec_changed_with_kubectl_becomes_the_new_active_revision() {
     let h = Harness::new().await;
     let op = h.operator("replica-a", &[]).await;
-    let sealed = h
-        .seal("cred-a", "sk-ant-api03-revisions-REAL-key-0001")
-        .await;
-    let _: Credential = h
-        .create(json!({
-            "apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
-            "metadata": {"name": "cred-a"},
-            "spec": {"provider": "anthropic", "allowedHosts": ["api.anthropic.com"],
-                     "sealedValue": sealed, "default": true}
-        }))
+    h.default_credential("cred-a", "sk-ant-api03-revisions-REAL-key-0001")
         .await;
     let agent: Agent = h
         .create(json!({

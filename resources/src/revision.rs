@@ -222,6 +222,25 @@ impl AgentRevisionSpec {
     }
 }
 
+impl AgentRevisionSpec {
+    /// Revision `number` of `agent` with the prompt and model of its spec.
+    pub fn of_spec(
+        agent: &Agent,
+        number: i64,
+        skills: Option<SkillBundle>,
+        origin: &str,
+    ) -> AgentRevisionSpec {
+        AgentRevisionSpec::new(
+            &agent.name_any(),
+            number,
+            &agent.spec.prompt,
+            &agent.spec.model,
+            skills,
+            origin,
+        )
+    }
+}
+
 impl AgentRevision {
     /// A new revision object of `agent`, owned by it (deleted with it).
     pub fn for_agent(agent: &Agent, spec: AgentRevisionSpec) -> AgentRevision {

@@ -282,25 +282,38 @@ fn merge_value<'c>(
                 names.pop();
             }
         }
-        Value::Array(items) => match (list_kind(names), live.as_array_mut()) {
-            (ListKind::Set, Some(current)) => {
-                for i in items {
-                    if !current.contains(i) {
-                        current.push(i.clone());
+        Value::Array(items) => {
+            let kind = list_kind(names);
+            // A set or map list is merged into, even where none was: so a new item is built
+            // as an existing one is merged (a `null` field of the configuration left out both
+            // times), and applying the same configuration again changes nothing.
+            if !matches!(kind, ListKind::Atomic) && !live.is_array() {
+                *live = Value::Array(Vec::new());
+            }
+            match (kind, live.as_array_mut()) {
+                (ListKind::Set, Some(current)) => {
+                    for i in items {
+                        if !current.contains(i) {
+                            current.push(i.clone());
+                        }
                     }
                 }
-            }
-            (ListKind::Map(keys), Some(current)) => {
-                for item in items {
-                    let same = |c: &Value| keys.iter().all(|k| c.get(k) == item.get(k));
-                    match current.iter_mut().find(|c| same(c)) {
-                        Some(c) => merge_value(c, item, names, list_kind),
-                        None => current.push(item.clone()),
+                (ListKind::Map(keys), Some(current)) => {
+                    for item in items {
+                        let same = |c: &Value| keys.iter().all(|k| c.get(k) == item.get(k));
+                        match current.iter_mut().find(|c| same(c)) {
+                            Some(c) => merge_value(c, item, names, list_kind),
+                            None => {
+                                let mut fresh = Value::Null;
+                                merge_value(&mut fresh, item, names, list_kind);
+                                current.push(fresh);
+                            }
+                        }
                     }
                 }
+                _ => *live = config.clone(),
             }
-            _ => *live = config.clone(),
-        },
+        }
         other => *live = other.clone(),
     }
 }
@@ -325,6 +338,24 @@ mod tests {
             },
             list_kind: &lists,
         }
+    }
+
+    #[test]
+    fn a_null_field_of_a_new_list_item_is_left_out_as_on_every_later_apply() {
+        // Found by the devcluster_patch fuzz target: the first apply kept `"image": null` in a
+        // container it added, the second removed it.
+        let mut live = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "app", "image": "app:1"}]}});
+        let config = json!({"spec": {"containers": [{"name": "proxy", "image": null}]}});
+        apply(&mut live, &config, true, &writer("one")).expect("first apply");
+        assert_eq!(live["spec"]["containers"][1], json!({"name": "proxy"}));
+        let once = live.clone();
+        apply(&mut live, &config, false, &writer("one")).expect("second apply");
+        assert_eq!(live, once);
+        // The same where the list did not exist yet.
+        let mut empty = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"}});
+        apply(&mut empty, &config, true, &writer("one")).expect("apply");
+        assert_eq!(empty["spec"]["containers"], json!([{"name": "proxy"}]));
     }
 
     #[test]

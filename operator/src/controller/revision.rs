@@ -31,7 +31,7 @@ pub(crate) async fn keep(ctx: &Context, agent: &Agent) -> Result<Option<AgentRev
         .get_opt(&name)
         .await
         .map_err(Error::kube("get agent revision"))?;
-    let (spec, from, reason) = match &active {
+    let (spec, from, reason) = match active {
         Some(active) if active.matches(&agent.spec) => return Ok(Some(active)),
         // A spec changed outside the API: a new revision with the active one's skills.
         Some(active) => {
@@ -44,26 +44,12 @@ pub(crate) async fn keep(ctx: &Context, agent: &Agent) -> Result<Option<AgentRev
                 .await
                 .map_err(Error::kube("list agent revisions"))?;
             let next = next_number(listed.items.iter().map(|r| r.spec.number).chain([number]));
-            let spec = AgentRevisionSpec::new(
-                &agent.name_any(),
-                next,
-                &agent.spec.prompt,
-                &agent.spec.model,
-                active.spec.skills.clone(),
-                ACTOR,
-            );
+            let spec = AgentRevisionSpec::of_spec(agent, next, active.spec.skills, ACTOR);
             (spec, Some(number), "spec")
         }
         // An agent made without its revision (applied with kubectl, or older than revisions).
         None => {
-            let spec = AgentRevisionSpec::new(
-                &agent.name_any(),
-                number,
-                &agent.spec.prompt,
-                &agent.spec.model,
-                None,
-                ACTOR,
-            );
+            let spec = AgentRevisionSpec::of_spec(agent, number, None, ACTOR);
             (spec, None, "create")
         }
     };

@@ -159,6 +159,18 @@ impl Harness {
             .to_owned()
     }
 
+    /// Creates Credential `name`, the namespace's default Anthropic one, holding `key` sealed.
+    pub async fn default_credential(&self, name: &str, key: &str) -> Credential {
+        let sealed = self.seal(name, key).await;
+        self.create(serde_json::json!({
+            "apiVersion": "sealpod.dev/v1alpha1", "kind": "Credential",
+            "metadata": {"name": name},
+            "spec": {"provider": "anthropic", "allowedHosts": ["api.anthropic.com"],
+                     "sealedValue": sealed, "default": true}
+        }))
+        .await
+    }
+
     /// Rotates Credential `name` to `key` as the API server does: a new `spec.sealedValue` and
     /// `version` in its status.
     pub async fn rotate(&self, name: &str, key: &str, version: i64) {

@@ -21,6 +21,7 @@ fn object_of(id: &str) -> String {
     sealpod_resources::ids::id_to_object_name(id).expect("id")
 }
 
+// One test: each start of the real control plane costs seconds.
 #[tokio::test]
 async fn deployments_write_owned_revisions_skills_and_an_activation_log() {
     let env = Env::start().await;
@@ -118,11 +119,9 @@ async fn deployments_write_owned_revisions_skills_and_an_activation_log() {
         .collect();
     numbers.sort_unstable();
     assert_eq!(numbers, [1, 2, 3, 4]);
-}
 
-#[tokio::test]
-async fn an_agent_applied_without_revisions_gets_its_first_when_asked() {
-    let env = Env::start().await;
+    // An agent applied without revisions (with kubectl, no operator running) gets its first
+    // when the API is asked for them.
     let agents: Api<Agent> = Api::namespaced(env.cluster.client(), TENANT_A);
     let agent: Agent = serde_json::from_value(json!({
         "apiVersion": "sealpod.dev/v1alpha1", "kind": "Agent",

@@ -160,6 +160,13 @@ async fn adopt_inner(
         let uid = object.uid();
         match (&row.object_uid, uid) {
             (Some(recorded), Some(uid)) if *recorded != uid && !deleting => {
+                // A late event of a deleted object (the watch may still deliver one after the
+                // object that replaced it was adopted) must not retire its successor: only the
+                // object that holds the name now replaces the row.
+                let holder = state.cluster().get_session_object(ns, name).await?;
+                if holder.and_then(|h| h.uid()).as_deref() != Some(uid.as_str()) {
+                    return Ok(Adoption::Known(row));
+                }
                 let retired = state.store().retire_session(ns, &id, recorded).await?;
                 if let Some(retired) = retired {
                     state.metrics().retired();

@@ -245,6 +245,41 @@ async fn sessions_are_never_adopted_twice() {
 }
 
 #[tokio::test]
+async fn a_late_event_of_a_replaced_object_does_not_retire_its_successor() {
+    let env = Env::start().await;
+    let agent = env.agent("late").await;
+    let agent_name = id_to_object_name(&agent).expect("name");
+    let first = apply_session(&env, TENANT_A, "ses-late", &agent_name, json!({})).await;
+    assert!(matches!(
+        adopt(&env.state, &first).await.expect("adopt first"),
+        Adoption::Adopted(_) | Adoption::Known(_)
+    ));
+    let api: Api<Session> = Api::namespaced(env.cluster.client(), TENANT_A);
+    api.delete("ses-late", &Default::default())
+        .await
+        .expect("delete");
+    let second = apply_session(
+        &env,
+        TENANT_A,
+        "ses-late",
+        &agent_name,
+        json!({"input": {"text": "Second life"}}),
+    )
+    .await;
+    let second_uid = second.metadata.uid.clone().expect("uid");
+    adopt(&env.state, &second).await.expect("adopt second");
+    // The watch delivers an event of the first object only now (as it may under load): the
+    // second stays the session, with its input.
+    let late = adopt(&env.state, &first).await.expect("late event");
+    assert!(
+        matches!(&late, Adoption::Known(row) if row.object_uid.as_deref() == Some(second_uid.as_str())),
+        "{late:?}"
+    );
+    let log = events(&env, "ses_late").await;
+    assert_eq!(log[0]["body"]["text"], "Second life", "{log:?}");
+}
+
+#[tokio::test]
 async fn a_session_applied_while_the_server_is_down_is_adopted_at_start() {
     let mut env = Env::start().await;
     let agent = env.agent("later").await;

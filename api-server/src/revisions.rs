@@ -7,10 +7,10 @@
 use kube::ResourceExt;
 use sealpod_resources::ids::{Id, IdKind};
 use sealpod_resources::labels::{
-    DEPLOYMENT_LABEL, REVISION_ANNOTATION, REVISION_DIGEST_ANNOTATION,
+    DEPLOYMENT_LABEL, LAST_ACTIVATION_ANNOTATION, REVISION_ANNOTATION, REVISION_DIGEST_ANNOTATION,
 };
 use sealpod_resources::revision::{
-    Activation, AgentRevisionSpec, SkillBundle, derived_activation_id, next_number,
+    Activation, AgentRevisionSpec, LastActivation, SkillBundle, derived_activation_id, next_number,
     revision_object_name, with_activation,
 };
 use sealpod_resources::{Agent, AgentRevision};
@@ -157,8 +157,9 @@ pub(crate) async fn deploy(
 }
 
 /// Makes `revision` the agent's active one: its spec takes the revision's prompt and model (in
-/// the write that moves the pointer), then the activation is logged on the revision. Activating
-/// the active revision changes nothing and logs nothing.
+/// the write that moves the pointer, which also notes the activation on the agent), then the
+/// activation is logged on the revision (should this server stop first, the operator logs it
+/// from the agent's note). Activating the active revision changes nothing and logs nothing.
 pub(crate) async fn activate_revision(
     state: &AppState,
     mut agent: Agent,
@@ -172,22 +173,27 @@ pub(crate) async fn activate_revision(
         if from == number && revision.matches(&agent.spec) {
             return Ok(agent);
         }
+        let activation = Activation {
+            id: Id::generate(IdKind::Activation).to_string(),
+            from: Some(from),
+            actor: Some(ACTOR.to_owned()),
+            reason: reason.to_owned(),
+            at: now_rfc3339(),
+        };
+        let last = LastActivation {
+            to: number,
+            activation: activation.clone(),
+        };
         let patch = json!({
             "metadata": {"annotations": {
                 REVISION_ANNOTATION: number.to_string(),
                 REVISION_DIGEST_ANNOTATION: revision.spec.digest,
+                LAST_ACTIVATION_ANNOTATION: last.to_annotation(),
                 UPDATED_AT_ANNOTATION: now_rfc3339(),
             }},
             "spec": {"prompt": revision.spec.prompt, "model": revision.spec.model},
         });
         if let Some(updated) = state.cluster().patch_agent_at(&agent, &patch).await? {
-            let activation = Activation {
-                id: Id::generate(IdKind::Activation).to_string(),
-                from: Some(from),
-                actor: Some(ACTOR.to_owned()),
-                reason: reason.to_owned(),
-                at: now_rfc3339(),
-            };
             let current = state
                 .cluster()
                 .get_revision(&ns, &revision.name_any())

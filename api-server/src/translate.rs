@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use sealpod_resources::agent::{MANAGED_CREDENTIAL, prompt_hash};
 use sealpod_resources::ids::{Id, IdKind, object_name_to_id};
 use sealpod_resources::labels::{REVISION_ANNOTATION, REVISION_DIGEST_ANNOTATION};
-use sealpod_resources::revision::{SkillFile, revision_digest};
+use sealpod_resources::revision::{LastActivation, SkillFile, revision_digest};
 use sealpod_resources::{Agent, AgentRevision, Credential};
 use serde_json::Value;
 
@@ -128,26 +128,34 @@ pub(crate) fn skills_to_wire(agent: &Agent, revision: &AgentRevision) -> wire::A
     }
 }
 
-/// The activation log of `agent`, from its revisions, newest first.
+/// The activation log of `agent`, from its revisions (and the agent's note of the latest, which
+/// its revision may not have logged yet), newest first.
 pub(crate) fn activations_to_wire(
     agent: &Agent,
     revisions: &[AgentRevision],
 ) -> Vec<wire::Activation> {
-    let mut log: Vec<wire::Activation> = revisions
-        .iter()
-        .flat_map(|r| {
-            let to = revision_id(agent, r.spec.number);
-            r.status
-                .iter()
-                .flat_map(|s| &s.activations)
-                .map(move |a| wire::Activation {
-                    id: a.id.clone(),
-                    from: a.from.map(|n| revision_id(agent, n)),
-                    to: to.clone(),
-                    actor: a.actor.clone(),
-                    reason: a.reason.clone(),
-                    created_at: a.at.clone(),
-                })
+    let logged = revisions.iter().flat_map(|r| {
+        r.status
+            .iter()
+            .flat_map(|s| &s.activations)
+            .map(|a| (r.spec.number, a))
+    });
+    let last = LastActivation::of(agent);
+    let unlogged = last.as_ref().filter(|last| {
+        revisions
+            .iter()
+            .find(|r| r.spec.number == last.to)
+            .is_some_and(|r| last.missing_from(r))
+    });
+    let mut log: Vec<wire::Activation> = logged
+        .chain(unlogged.map(|last| (last.to, &last.activation)))
+        .map(|(to, a)| wire::Activation {
+            id: a.id.clone(),
+            from: a.from.map(|n| revision_id(agent, n)),
+            to: revision_id(agent, to),
+            actor: a.actor.clone(),
+            reason: a.reason.clone(),
+            created_at: a.at.clone(),
         })
         .collect();
     log.sort_by(|a, b| {

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use common::{Env, TENANT_A};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, ResourceExt};
+use sealpod_resources::revision::{Activation, LastActivation};
 use sealpod_resources::{Agent, AgentRevision, labels};
 use serde_json::json;
 
@@ -102,6 +103,34 @@ async fn deployments_write_owned_revisions_skills_and_an_activation_log() {
             .collect::<Vec<_>>(),
         [("create", None), ("rollback", Some(2))]
     );
+    // The move is noted on the agent too, in the write that made it.
+    let noted = LastActivation::of(&agent).expect("noted");
+    assert_eq!((noted.to, &noted.activation), (1, &log[1]));
+
+    // A writer that stopped between the two writes: the log shows the noted move at once.
+    let stopped = LastActivation {
+        to: 1,
+        activation: Activation {
+            id: "act_stoppedwriter".into(),
+            from: Some(2),
+            actor: Some("api".into()),
+            reason: "rollback".into(),
+            at: "2999-01-01T00:00:00Z".into(),
+        },
+    };
+    Api::<Agent>::namespaced(env.cluster.client(), TENANT_A)
+        .patch(
+            &object,
+            &Default::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {
+                labels::LAST_ACTIVATION_ANNOTATION: stopped.to_annotation(),
+            }}})),
+        )
+        .await
+        .expect("note");
+    let shown = env.data(&format!("/v3/agents/{id}/activations")).await;
+    assert_eq!(shown[0]["id"], "act_stoppedwriter", "{shown:?}");
+    assert_eq!(shown.len(), 4, "{shown:?}");
 
     // Two updates at once: both made, numbered apart.
     let path = format!("/v3/agents/{id}");

@@ -1,8 +1,9 @@
 //! Agent revisions as the real operator keeps them, against the test cluster (devcluster, or the
 //! real control plane with `SEALPOD_TEST_CONTROL_PLANE=kubernetes`): an Agent applied with
 //! kubectl gets its first revision, a spec changed with kubectl becomes a new active revision
-//! (keeping the skills of the one before), the Agent's status names it, and a Session applied
-//! with kubectl pins it, skills mounted read-only.
+//! (keeping the skills of the one before), the Agent's status names it, an activation noted on
+//! the Agent but not logged on its revision is logged, and a Session applied with kubectl pins
+//! it, skills mounted read-only.
 
 mod common;
 
@@ -10,7 +11,7 @@ use common::{Harness, NS, eventually};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use sealpod_resources::revision::{SkillBundle, SkillFile};
+use sealpod_resources::revision::{Activation, LastActivation, SkillBundle, SkillFile};
 use sealpod_resources::{Agent, AgentRevision, Session, labels};
 use serde_json::json;
 
@@ -151,6 +152,41 @@ async fn a_spec_changed_with_kubectl_becomes_the_new_active_revision() {
         (log[0].from, log[0].actor.as_deref(), log[0].reason.as_str()),
         (Some(3), Some("kubectl"), "spec")
     );
+
+    // A writer that moved the pointer and stopped before logging the activation on the
+    // revision: the operator logs it from the agent's note.
+    let noted = LastActivation {
+        to: 4,
+        activation: Activation {
+            id: "act_stoppedwriter".into(),
+            from: Some(3),
+            actor: Some("api".into()),
+            reason: "promote".into(),
+            at: "2026-12-07T00:00:00Z".into(),
+        },
+    };
+    agents
+        .patch(
+            "agt-a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                labels::LAST_ACTIVATION_ANNOTATION: noted.to_annotation(),
+            }}})),
+        )
+        .await
+        .expect("note");
+    eventually("the noted activation logged", || {
+        let revisions: Api<AgentRevision> = api(&h);
+        async move {
+            let r4 = revisions.get("agt-a-r4").await.ok()?;
+            r4.status?
+                .activations
+                .iter()
+                .any(|a| a.id == "act_stoppedwriter")
+                .then_some(())
+        }
+    })
+    .await;
 
     // A Session applied with kubectl pins revision 4 and mounts its skills read-only.
     let _: Session = h

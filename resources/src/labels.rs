@@ -93,6 +93,11 @@ pub const REVISION_ANNOTATION: &str = "sealpod.dev/revision";
 /// Annotation holding the digest of an Agent's active revision (written with
 /// [`REVISION_ANNOTATION`]; missing: the digest of the spec's prompt and model without skills).
 pub const REVISION_DIGEST_ANNOTATION: &str = "sealpod.dev/revision-digest";
+/// Annotation holding the latest move of an Agent's revision pointer (JSON: the revision's
+/// number as `to`, and the activation as its revision's log records it), written in the same
+/// write as the pointer: a writer stopped before it logged the activation on the revision leaves
+/// it here, and the operator logs it.
+pub const LAST_ACTIVATION_ANNOTATION: &str = "sealpod.dev/last-activation";
 /// Label of an `AgentRevision` made by a deployment: its `dep_…` id (a resumed deployment
 /// finds the revision it made).
 pub const DEPLOYMENT_LABEL: &str = "sealpod.dev/deployment";

@@ -181,6 +181,44 @@ pub fn skills_config_map_name(agent: &str, digest: &str) -> String {
     format!("{agent}-skills-{}", &hex[..hex.len().min(16)])
 }
 
+/// The latest move of an agent's revision pointer, as
+/// [`LAST_ACTIVATION_ANNOTATION`](crate::labels::LAST_ACTIVATION_ANNOTATION) holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastActivation {
+    /// The number of the revision made active.
+    pub to: i64,
+    /// The activation, as that revision's log records it.
+    #[serde(flatten)]
+    pub activation: Activation,
+}
+
+impl LastActivation {
+    /// The annotation's value.
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).expect("strings and numbers serialize")
+    }
+
+    /// The latest move recorded on `agent` (none, or an unreadable annotation: `None`).
+    pub fn of(agent: &Agent) -> Option<LastActivation> {
+        serde_json::from_str(
+            agent
+                .annotations()
+                .get(labels::LAST_ACTIVATION_ANNOTATION)?,
+        )
+        .ok()
+    }
+
+    /// Whether `revision` is the one it moved to and its log lacks it.
+    pub fn missing_from(&self, revision: &AgentRevision) -> bool {
+        self.to == revision.spec.number
+            && !revision
+                .status
+                .iter()
+                .flat_map(|s| &s.activations)
+                .any(|a| a.id == self.activation.id)
+    }
+}
+
 /// `sha256:<hex>` over a bundle's files (path, mode and content digest, in path order): equal
 /// bundles have equal digests whatever their ConfigMap keys.
 pub fn bundle_digest<'a>(files: impl IntoIterator<Item = (&'a str, u32, &'a [u8])>) -> String {

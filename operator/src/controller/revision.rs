@@ -2,12 +2,13 @@
 //! revision annotation) always exists, and a spec whose prompt or model differ from it (a
 //! `kubectl apply` or `edit`; the API server changes the two together with the annotation)
 //! becomes a new revision, made active and recorded in its activation log, as
-//! `PATCH /v3/agents/{id}` would have done.
+//! `PATCH /v3/agents/{id}` would have done. A move of the pointer that its writer noted on the
+//! Agent but did not log on the revision (it stopped in between) is logged here.
 
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use sealpod_resources::revision::{
-    Activation, AgentRevisionSpec, SkillBundle, derived_activation_id, next_number,
+    Activation, AgentRevisionSpec, LastActivation, SkillBundle, derived_activation_id, next_number,
     revision_object_name, with_activation,
 };
 use sealpod_resources::{Agent, AgentRevision, labels};
@@ -32,7 +33,15 @@ pub(crate) async fn keep(ctx: &Context, agent: &Agent) -> Result<Option<AgentRev
         .await
         .map_err(Error::kube("get agent revision"))?;
     let (spec, from, reason) = match active {
-        Some(active) if active.matches(&agent.spec) => return Ok(Some(active)),
+        Some(active) if active.matches(&agent.spec) => {
+            // A move whose writer stopped before logging it: logged now, from the agent's note.
+            return Ok(Some(match LastActivation::of(agent) {
+                Some(last) if last.missing_from(&active) => {
+                    record(&api, active, last.activation).await?
+                }
+                _ => active,
+            }));
+        }
         // A spec changed outside the API: a new revision with the active one's skills.
         Some(active) => {
             let listed = api
@@ -76,13 +85,25 @@ pub(crate) async fn keep(ctx: &Context, agent: &Agent) -> Result<Option<AgentRev
         }
         Err(e) => return Err(Error::kube("create agent revision")(e)),
     };
+    let activation = Activation {
+        id: derived_activation_id(&agent.uid().unwrap_or_default(), new_number),
+        from,
+        actor: Some(ACTOR.to_owned()),
+        reason: reason.to_owned(),
+        at: now(),
+    };
     if new_number != number {
         let agents: Api<Agent> = Api::namespaced(ctx.client.clone(), &ns);
+        let last = LastActivation {
+            to: new_number,
+            activation: activation.clone(),
+        };
         let pointer = json!({"metadata": {
             "resourceVersion": agent.resource_version(),
             "annotations": {
                 labels::REVISION_ANNOTATION: new_number.to_string(),
                 labels::REVISION_DIGEST_ANNOTATION: created.spec.digest,
+                labels::LAST_ACTIVATION_ANNOTATION: last.to_annotation(),
             },
         }});
         match agents
@@ -98,14 +119,7 @@ pub(crate) async fn keep(ctx: &Context, agent: &Agent) -> Result<Option<AgentRev
             Err(e) => return Err(Error::kube("patch agent revision")(e)),
         }
     }
-    let activation = Activation {
-        id: derived_activation_id(&agent.uid().unwrap_or_default(), new_number),
-        from,
-        actor: Some(ACTOR.to_owned()),
-        reason: reason.to_owned(),
-        at: now(),
-    };
-    record(&api, created.clone(), activation).await?;
+    let created = record(&api, created, activation).await?;
     Ok(Some(created))
 }
 
@@ -128,12 +142,12 @@ pub(crate) async fn active_skills(
 }
 
 /// Appends `activation` to `revision`'s log (read, change, write with its resourceVersion; a
-/// few tries when another writer gets there first).
+/// few tries when another writer gets there first); answers the revision as written.
 async fn record(
     api: &Api<AgentRevision>,
     mut revision: AgentRevision,
     activation: Activation,
-) -> Result<(), Error> {
+) -> Result<AgentRevision, Error> {
     for _ in 0..3 {
         let body = json!({
             "metadata": {"resourceVersion": revision.resource_version()},
@@ -147,7 +161,7 @@ async fn record(
             )
             .await
         {
-            Ok(_) => return Ok(()),
+            Ok(written) => return Ok(written),
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 revision = api
                     .get(&revision.name_any())

@@ -29,6 +29,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt as _};
 use sealpod_resources::agent::{DEFAULT_IDLE_TIMEOUT_SECONDS, MANAGED_CREDENTIAL};
 use sealpod_resources::ids::{Id, IdKind, id_to_object_name, object_name_to_id};
+use sealpod_resources::revision::active_number;
 use sealpod_resources::runtime_api::{Actor, Level};
 use sealpod_resources::session::{DesiredState, Phase};
 use sealpod_resources::{Agent, Session};
@@ -38,7 +39,6 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::session_input::{effective_limits, input_to_body, resolve_credential, snapshot_of};
 use crate::store::{AdoptedSession, Draft, NewSession, SessionRow};
-use crate::translate::agent_revision;
 
 /// Why an object is not adopted. The watch logs it as a warning naming the session; the
 /// object stays as it is and is looked at again on its next change.
@@ -216,7 +216,7 @@ async fn adopt_inner(
                 a.spec.model.clone(),
                 a.spec.runtime.clone(),
                 a.spec.prompt.clone(),
-                agent_revision(a),
+                active_number(a),
                 a.spec.limits.clone(),
                 credential,
             )

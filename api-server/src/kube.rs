@@ -1,8 +1,9 @@
 //! Access to the Kubernetes API (kube 5): the `Agent`, `AgentRevision`, `Session`, `Credential`
-//! and `Schedule` objects of a tenant namespace (and its skill bundles' ConfigMaps) (a Credential carries its own sealed value), org API key records, and the
-//! system namespace's sealing public keys and token keys. Writes use the API server's field
-//! manager; session status goes through server-side apply of only the fields this server owns
-//! (`phase`, `head`, `lastTurn`), credential status of only `last4` and `version`.
+//! and `Schedule` objects of a tenant namespace (a Credential carries its own sealed value), its
+//! skill bundles' ConfigMaps, org API key records, and the system namespace's sealing public
+//! keys and token keys. Writes use the API server's field manager; session status goes through
+//! server-side apply of only the fields this server owns (`phase`, `head`, `lastTurn`),
+//! credential status of only `last4` and `version`.
 //!
 //! This module never reads a private sealing key and never writes a plaintext credential.
 

@@ -10,8 +10,8 @@ use sealpod_resources::labels::{
     DEPLOYMENT_LABEL, LAST_ACTIVATION_ANNOTATION, REVISION_ANNOTATION, REVISION_DIGEST_ANNOTATION,
 };
 use sealpod_resources::revision::{
-    Activation, AgentRevisionSpec, LastActivation, SkillBundle, derived_activation_id, next_number,
-    revision_object_name, with_activation,
+    Activation, AgentRevisionSpec, LastActivation, SkillBundle, active_number,
+    derived_activation_id, next_number, revision_object_name, with_activation,
 };
 use sealpod_resources::{Agent, AgentRevision};
 use serde_json::json;
@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::skills::Bundle;
 use crate::store::now_rfc3339;
-use crate::translate::{UPDATED_AT_ANNOTATION, agent_revision, revision_id_prefix};
+use crate::translate::{UPDATED_AT_ANNOTATION, revision_id_prefix};
 
 /// Who the API's activations are attributed to.
 const ACTOR: &str = "api";
@@ -53,7 +53,7 @@ pub(crate) struct Behaviour {
 /// revisions, or with kubectl before the operator saw it).
 pub(crate) async fn active(state: &AppState, agent: &Agent) -> ApiResult<AgentRevision> {
     let ns = agent.namespace().unwrap_or_default();
-    let number = agent_revision(agent);
+    let number = active_number(agent);
     let name = revision_object_name(&agent.name_any(), number);
     if let Some(found) = state.cluster().get_revision(&ns, &name).await? {
         return Ok(found);
@@ -97,11 +97,12 @@ pub(crate) async fn deploy(
         Skills::Remove => None,
         Skills::Set(bundle) if bundle.is_empty() => None,
         Skills::Set(bundle) => {
+            let summary = bundle.summary(&agent.name_any());
             state
                 .cluster()
-                .ensure_config_map(&ns, &bundle.config_map(&agent))
+                .ensure_config_map(&ns, &bundle.config_map(&agent, &summary))
                 .await?;
-            Some(bundle.summary(&agent.name_any()))
+            Some(summary)
         }
     };
     let mut made = None;
@@ -122,7 +123,7 @@ pub(crate) async fn deploy(
             existing
                 .iter()
                 .map(|r| r.spec.number)
-                .chain([agent_revision(&agent)]),
+                .chain([active_number(&agent)]),
         );
         let spec = AgentRevisionSpec::new(
             &agent.name_any(),
@@ -169,7 +170,7 @@ pub(crate) async fn activate_revision(
     let ns = agent.namespace().unwrap_or_default();
     let number = revision.spec.number;
     for _ in 0..TRIES {
-        let from = agent_revision(&agent);
+        let from = active_number(&agent);
         if from == number && revision.matches(&agent.spec) {
             return Ok(agent);
         }
@@ -194,12 +195,8 @@ pub(crate) async fn activate_revision(
             "spec": {"prompt": revision.spec.prompt, "model": revision.spec.model},
         });
         if let Some(updated) = state.cluster().patch_agent_at(&agent, &patch).await? {
-            let current = state
-                .cluster()
-                .get_revision(&ns, &revision.name_any())
-                .await?
-                .ok_or(ApiError::NotFound("revision"))?;
-            record(state, current, activation).await?;
+            // The revision as read (its log re-read should it have changed since).
+            record(state, revision.clone(), activation).await?;
             return Ok(updated);
         }
         agent = state
@@ -222,6 +219,9 @@ async fn record(
 ) -> ApiResult<AgentRevision> {
     let ns = revision.namespace().unwrap_or_default();
     for _ in 0..TRIES {
+        if revision.has_logged(&activation.id) {
+            return Ok(revision);
+        }
         let status = with_activation(revision.status.as_ref(), activation.clone());
         if state
             .cluster()
@@ -253,7 +253,7 @@ pub(crate) async fn find(state: &AppState, agent: &Agent, rev: &str) -> ApiResul
     }
     .filter(|n| *n >= 1)
     .ok_or(ApiError::NotFound("revision"))?;
-    if number == agent_revision(agent) {
+    if number == active_number(agent) {
         return active(state, agent).await;
     }
     state

@@ -6,8 +6,8 @@
 use kube::ResourceExt;
 use sealpod_resources::agent::{MANAGED_CREDENTIAL, prompt_hash};
 use sealpod_resources::ids::{Id, IdKind, object_name_to_id};
-use sealpod_resources::labels::{REVISION_ANNOTATION, REVISION_DIGEST_ANNOTATION};
-use sealpod_resources::revision::{LastActivation, SkillFile, revision_digest};
+use sealpod_resources::labels::REVISION_DIGEST_ANNOTATION;
+use sealpod_resources::revision::{LastActivation, SkillFile, active_number, revision_digest};
 use sealpod_resources::{Agent, AgentRevision, Credential};
 use serde_json::Value;
 
@@ -25,15 +25,6 @@ pub(crate) fn created_at<K: kube::Resource>(obj: &K) -> Option<String> {
         Ok(Value::String(text)) => Some(text),
         _ => None,
     }
-}
-
-/// The agent's revision (annotation; absent means 1).
-pub(crate) fn agent_revision(agent: &Agent) -> i64 {
-    agent
-        .annotations()
-        .get(REVISION_ANNOTATION)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
 }
 
 /// `managed`, `cred_…`, or `None`, from a credential reference (object name).
@@ -89,7 +80,7 @@ pub(crate) fn revision_to_wire(agent: &Agent, revision: &AgentRevision) -> wire:
         model: spec.model.clone(),
         skill_bundle_digest: spec.skills.as_ref().map(|s| s.digest.clone()),
         runtime_ref: None,
-        active: spec.number == agent_revision(agent),
+        active: spec.number == active_number(agent),
         created_at: created_at(revision),
         files: spec
             .skills
@@ -170,7 +161,7 @@ pub(crate) fn activations_to_wire(
 pub(crate) fn deployment_to_wire(agent: &Agent, row: DeploymentRow) -> wire::Deployment {
     wire::Deployment {
         revision_id: row.revision.map(|n| revision_id(agent, n)),
-        active: row.revision == Some(agent_revision(agent)),
+        active: row.revision == Some(active_number(agent)),
         id: row.id,
         state: row.state,
         result: row.result,
@@ -187,7 +178,7 @@ pub(crate) fn deployment_to_wire(agent: &Agent, row: DeploymentRow) -> wire::Dep
 /// The wire Agent.
 pub(crate) fn agent_to_wire(agent: &Agent) -> wire::Agent {
     let id = object_name_to_id(&agent.name_any()).unwrap_or_default();
-    let revision = agent_revision(agent);
+    let revision = active_number(agent);
     let hash = prompt_hash(&agent.spec.prompt);
     let rev_id = revision_id(agent, revision);
     let created = created_at(agent);
@@ -325,6 +316,7 @@ pub(crate) fn agent_id_for_name(name: &str) -> String {
 mod tests {
     use super::*;
     use sealpod_resources::AgentSpec;
+    use sealpod_resources::labels::REVISION_ANNOTATION;
 
     #[test]
     fn agent_wire_shape() {

@@ -21,15 +21,6 @@ pub fn agent_config(
     Ok(())
 }
 
-/// The revision an Agent's annotation records (missing or unparsable: 1).
-pub fn revision(annotations: Option<&std::collections::BTreeMap<String, String>>) -> i64 {
-    annotations
-        .and_then(|a| a.get(sealpod_resources::labels::REVISION_ANNOTATION))
-        .and_then(|v| v.parse::<i64>().ok())
-        .filter(|r| *r >= 1)
-        .unwrap_or(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,21 +40,5 @@ mod tests {
         };
         let err = agent_config("anthropic/claude-x", "claude", Some(&bad)).expect_err("bad");
         assert!(err.starts_with("egress.allow[1]"), "{err}");
-    }
-
-    #[test]
-    fn revision_defaults_to_one() {
-        assert_eq!(revision(None), 1);
-        let mut a = std::collections::BTreeMap::new();
-        a.insert(
-            sealpod_resources::labels::REVISION_ANNOTATION.to_owned(),
-            "4".to_owned(),
-        );
-        assert_eq!(revision(Some(&a)), 4);
-        a.insert(
-            sealpod_resources::labels::REVISION_ANNOTATION.to_owned(),
-            "x".to_owned(),
-        );
-        assert_eq!(revision(Some(&a)), 1);
     }
 }

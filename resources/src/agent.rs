@@ -180,7 +180,12 @@ pub struct AgentStatus {
 
 /// `sha256:<hex>` of a prompt: what a session pins and what `prompt_hash` reports.
 pub fn prompt_hash(prompt: &str) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(prompt.as_bytes())))
+    sha256_tagged(prompt.as_bytes())
+}
+
+/// `sha256:<hex>` of `bytes`, the form of every digest the resources carry.
+pub(crate) fn sha256_tagged(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// The provider part of `provider/model`.

@@ -19,9 +19,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::agent::{Agent, AgentSpec, CREDENTIAL_REF_REGEX, MODEL_REGEX};
+use crate::agent::{Agent, AgentSpec, CREDENTIAL_REF_REGEX, MODEL_REGEX, sha256_tagged};
 use crate::labels;
 
+/// The file every skill folder holds; its front matter's `description` says what the skill is
+/// for.
+pub const SKILL_FILE: &str = "SKILL.md";
 /// Where the runtime container sees the pinned revision's skills (read-only).
 pub const SKILLS_MOUNT_PATH: &str = "/skills";
 /// Environment variable giving the runtime [`SKILLS_MOUNT_PATH`] (as its node maps it).
@@ -170,6 +173,17 @@ pub struct Activation {
     pub at: String,
 }
 
+/// The number of `agent`'s active revision: its [`REVISION_ANNOTATION`](labels::REVISION_ANNOTATION)
+/// (missing, unparsable or below 1: 1).
+pub fn active_number(agent: &Agent) -> i64 {
+    agent
+        .annotations()
+        .get(labels::REVISION_ANNOTATION)
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
+}
+
 /// Object name of revision `number` of agent `agent` (an Agent object name).
 pub fn revision_object_name(agent: &str, number: i64) -> String {
     format!("{agent}-r{number}")
@@ -210,12 +224,7 @@ impl LastActivation {
 
     /// Whether `revision` is the one it moved to and its log lacks it.
     pub fn missing_from(&self, revision: &AgentRevision) -> bool {
-        self.to == revision.spec.number
-            && !revision
-                .status
-                .iter()
-                .flat_map(|s| &s.activations)
-                .any(|a| a.id == self.activation.id)
+        self.to == revision.spec.number && !revision.has_logged(&self.activation.id)
     }
 }
 
@@ -227,15 +236,13 @@ pub fn bundle_digest<'a>(files: impl IntoIterator<Item = (&'a str, u32, &'a [u8]
         .map(|(path, mode, content)| (path, mode, hex::encode(Sha256::digest(content))))
         .collect();
     listed.sort();
-    let canonical = serde_json::to_vec(&listed).expect("strings and numbers serialize");
-    format!("sha256:{}", hex::encode(Sha256::digest(canonical)))
+    sha256_tagged(&serde_json::to_vec(&listed).expect("strings and numbers serialize"))
 }
 
 /// `sha256:<hex>` over a revision's prompt, model and skill bundle digest: what the wire's
 /// `digest` reports, equal for revisions of equal behaviour.
 pub fn revision_digest(prompt: &str, model: &str, skills: Option<&str>) -> String {
-    let canonical = serde_json::to_vec(&(prompt, model, skills)).expect("strings serialize");
-    format!("sha256:{}", hex::encode(Sha256::digest(canonical)))
+    sha256_tagged(&serde_json::to_vec(&(prompt, model, skills)).expect("strings serialize"))
 }
 
 impl AgentRevisionSpec {
@@ -291,6 +298,14 @@ impl AgentRevision {
             (labels::PART_OF.to_owned(), labels::PART_OF_VALUE.to_owned()),
         ]));
         revision
+    }
+
+    /// Whether the revision's activation log holds activation `id`.
+    pub fn has_logged(&self, id: &str) -> bool {
+        self.status
+            .iter()
+            .flat_map(|s| &s.activations)
+            .any(|a| a.id == id)
     }
 
     /// Whether the revision's prompt and model are the agent spec's (its skills are never in
@@ -413,6 +428,28 @@ mod tests {
         assert_eq!(next_number([1, 4, 2]), 5);
         assert_eq!(derived_activation_id("u", 2), derived_activation_id("u", 2));
         assert_ne!(derived_activation_id("u", 2), derived_activation_id("u", 3));
+    }
+
+    #[test]
+    fn the_active_number_defaults_to_one() {
+        let agent = |annotation: Option<&str>| {
+            let mut agent = Agent::new(
+                "agt-a",
+                serde_json::from_value(serde_json::json!({"model": "a/m", "prompt": ""}))
+                    .expect("spec"),
+            );
+            if let Some(value) = annotation {
+                agent.metadata.annotations = Some(BTreeMap::from([(
+                    labels::REVISION_ANNOTATION.to_owned(),
+                    value.to_owned(),
+                )]));
+            }
+            agent
+        };
+        assert_eq!(active_number(&agent(None)), 1);
+        assert_eq!(active_number(&agent(Some("4"))), 4);
+        assert_eq!(active_number(&agent(Some("x"))), 1);
+        assert_eq!(active_number(&agent(Some("0"))), 1);
     }
 
     #[test]

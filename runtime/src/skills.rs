@@ -6,10 +6,7 @@
 
 use std::path::Path;
 
-use sealpod_resources::revision::front_matter_description;
-
-/// The file every skill folder holds.
-const SKILL_FILE: &str = "SKILL.md";
+use sealpod_resources::revision::{SKILL_FILE, front_matter_description};
 
 /// The system prompt section listing the skills under `dir`; `None` when there are none.
 pub fn section(dir: &Path) -> Option<String> {

@@ -1,8 +1,8 @@
 //! `/v3/agents`: create (idempotent by name: 201 new, 200 same config, 409 different; an inline
 //! `key` creates and attaches a credential; its first revision is made with it), get, list
 //! (newest first), and update (a changed prompt or model makes a new active revision, see
-//! `crate::revisions`; `key` rotates the attached credential; runtime is immutable). Agents are `Agent` objects named by the id bijection; the wire `name` is
-//! `spec.displayName`.
+//! `crate::revisions`; `key` rotates the attached credential; runtime is immutable). Agents are
+//! `Agent` objects named by the id bijection; the wire `name` is `spec.displayName`.
 
 use std::collections::BTreeMap;
 

@@ -25,12 +25,12 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{PageQuery, check_model, check_prompt};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Body, Path, Query, cursor, idempotency_key, page_limit};
+use crate::input::{Body, Path, Query, cursor, idempotency_key, json_value, page_limit};
 use crate::revisions::{self, Behaviour, Skills};
 use crate::routes::agents::find_agent;
 use crate::routes::integrations::not_supported;
 use crate::skills::{Bundle, InlineFile};
-use crate::store::{Begun, DeploymentOutcome, DeploymentRow, NewDeployment};
+use crate::store::{Begun, DeploymentOutcome, NewDeployment};
 use crate::translate::{deployment_to_wire, skills_to_wire};
 use crate::wire::{self, DeploymentEnvelope, Page};
 
@@ -173,14 +173,14 @@ impl<'a> Asked<'a> {
 }
 
 /// Runs a deployment of `agent`: records it, makes (and activates) its revision, records the
-/// outcome. `Ok((row, true))` for a new deployment, `(row, false)` for the earlier one its key
-/// named.
+/// outcome, and answers it as the agent is after (whether its revision is active): `true` for a
+/// new deployment, `false` for the earlier one its key named.
 async fn deploy(
     state: &AppState,
     agent: Agent,
     work: Work,
     asked: Asked<'_>,
-) -> ApiResult<(DeploymentRow, bool)> {
+) -> ApiResult<(wire::Deployment, bool)> {
     let ns = agent.namespace().unwrap_or_default();
     let Asked {
         body,
@@ -212,7 +212,7 @@ async fn deploy(
                 "the idempotency key was used with a different request",
             ));
         }
-        Begun::Existing(row) => return Ok((row, false)),
+        Begun::Existing(row) => return Ok((deployment_to_wire(&agent, row), false)),
         Begun::Started(row) => row,
     };
     let reason = match work {
@@ -222,65 +222,48 @@ async fn deploy(
     let made = match behaviour(state, &agent, work).await {
         Ok(behaviour) => {
             let activation = activate.then_some(reason);
-            revisions::deploy(state, agent.clone(), behaviour, Some(&row.id), activation)
-                .await
-                .map(|(_, revision)| revision.spec.number)
+            revisions::deploy(state, agent.clone(), behaviour, Some(&row.id), activation).await
         }
         Err(refused) => Err(refused),
     };
-    let outcome = match made {
-        Ok(revision) => DeploymentOutcome::Ready {
-            revision,
-            activated: activate,
-        },
-        Err(refused @ ApiError::Invalid { .. }) => {
-            let failed = DeploymentOutcome::Failed {
-                error: json!({"type": refused.kind(), "message": refused.to_string()}),
-                class: "validation",
-            };
-            state.store().finish_deployment(&row.id, &failed).await?;
-            if refusal_is_error {
-                return Err(refused);
-            }
-            failed
-        }
-        Err(other) => {
-            // Without a key no retry can take the deployment over: say it failed (a revision it
-            // made, if any, stays as it was left).
-            if !retriable {
-                let failed = DeploymentOutcome::Failed {
-                    error: json!({"type": "internal", "message": "internal error"}),
-                    class: "internal",
-                };
-                if let Err(e) = state.store().finish_deployment(&row.id, &failed).await {
-                    tracing::warn!(deployment = %row.id, error = %e, "recording a failed deployment");
-                }
-            }
-            return Err(other);
-        }
+    let failed = |kind: &str, message: String, class| DeploymentOutcome::Failed {
+        error: json!({"type": kind, "message": message}),
+        class,
     };
-    if let DeploymentOutcome::Ready { .. } = outcome {
-        state.store().finish_deployment(&row.id, &outcome).await?;
-    }
+    let (agent, outcome, answer) = match made {
+        Ok((after, revision)) => {
+            let ready = DeploymentOutcome::Ready {
+                revision: revision.spec.number,
+                activated: activate,
+            };
+            (after, ready, Ok(()))
+        }
+        Err(refused @ ApiError::Invalid { .. }) => {
+            let outcome = failed(refused.kind(), refused.to_string(), "validation");
+            let answer = if refusal_is_error {
+                Err(refused)
+            } else {
+                Ok(())
+            };
+            (agent, outcome, answer)
+        }
+        // With a key, a retry takes the deployment over.
+        Err(other) if retriable => return Err(other),
+        // Without one none can: it failed (a revision it made, if any, stays as it was left).
+        Err(other) => (
+            agent,
+            failed("internal", "internal error".to_owned(), "internal"),
+            Err(other),
+        ),
+    };
+    state.store().finish_deployment(&row.id, &outcome).await?;
+    answer?;
     let row = state
         .store()
         .get_deployment(&ns, &agent.name_any(), &row.id)
         .await?
         .ok_or_else(|| ApiError::internal("deployment vanished"))?;
-    Ok((row, true))
-}
-
-/// Answers a deployment as the agent is now (whether its revision is active).
-async fn envelope(
-    state: &AppState,
-    ns: &str,
-    id: &str,
-    row: DeploymentRow,
-) -> ApiResult<Json<DeploymentEnvelope>> {
-    let agent = find_agent(state, ns, id).await?;
-    Ok(Json(DeploymentEnvelope {
-        deployment: deployment_to_wire(&agent, row),
-    }))
+    Ok((deployment_to_wire(&agent, row), true))
 }
 
 async fn create(
@@ -292,11 +275,9 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<DeploymentEnvelope>)> {
     let ns = caller.org()?.to_owned();
     let agent = find_agent(&state, &ns, &id).await?;
-    let request: CreateDeployment = crate::input::json_body(body.to_string().as_bytes())?;
+    let request: CreateDeployment = json_value(body.clone())?;
     let work = match request.input.get("type").and_then(Value::as_str) {
-        Some("inline") => Work::Inline(crate::input::json_body(
-            request.input.to_string().as_bytes(),
-        )?),
+        Some("inline") => Work::Inline(json_value(request.input)?),
         Some("github") => return Err(not_supported("GitHub deploys")),
         _ => {
             return Err(ApiError::invalid(
@@ -322,13 +303,13 @@ async fn create(
         activate,
         refusal_is_error: false,
     };
-    let (row, new) = deploy(&state, agent, work, asked).await?;
+    let (deployment, new) = deploy(&state, agent, work, asked).await?;
     let status = if new {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, envelope(&state, &ns, &id, row).await?))
+    Ok((status, Json(DeploymentEnvelope { deployment })))
 }
 
 async fn list(
@@ -427,8 +408,8 @@ async fn put_skills(
             )
         })?;
     let digest = json!(hex::encode(Sha256::digest(&bytes)));
-    let (row, _) = deploy(&state, agent, Work::Zip(bytes), Asked::upload(&digest)).await?;
-    envelope(&state, &ns, &id, row).await
+    let (deployment, _) = deploy(&state, agent, Work::Zip(bytes), Asked::upload(&digest)).await?;
+    Ok(Json(DeploymentEnvelope { deployment }))
 }
 
 async fn delete_skills(
@@ -438,12 +419,12 @@ async fn delete_skills(
 ) -> ApiResult<Json<DeploymentEnvelope>> {
     let ns = caller.org()?.to_owned();
     let agent = find_agent(&state, &ns, &id).await?;
-    let (row, _) = deploy(
+    let (deployment, _) = deploy(
         &state,
         agent,
         Work::RemoveSkills,
         Asked::upload(&Value::Null),
     )
     .await?;
-    envelope(&state, &ns, &id, row).await
+    Ok(Json(DeploymentEnvelope { deployment }))
 }

@@ -6,6 +6,8 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use kube::ResourceExt;
+use sealpod_resources::revision::active_number;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -15,7 +17,7 @@ use crate::input::{Path, Query};
 use crate::revisions;
 use crate::routes::agents::find_agent;
 use crate::routes::page;
-use crate::translate::{activations_to_wire, agent_revision, revision_id, revision_to_wire};
+use crate::translate::{activations_to_wire, revision_id, revision_to_wire};
 use crate::wire::{self, Page};
 
 /// The routes.
@@ -39,7 +41,7 @@ async fn list(
     revisions::active(&state, &agent).await?;
     let mut items = state
         .cluster()
-        .list_revisions(ns, &kube::ResourceExt::name_any(&agent))
+        .list_revisions(ns, &agent.name_any())
         .await?;
     items.reverse();
     let wire = items.iter().map(|r| revision_to_wire(&agent, r)).collect();
@@ -65,14 +67,14 @@ async fn activate(
     let ns = caller.org()?;
     let agent = find_agent(&state, ns, &id).await?;
     let revision = revisions::find(&state, &agent, &rev).await?;
-    let reason = if revision.spec.number < agent_revision(&agent) {
+    let reason = if revision.spec.number < active_number(&agent) {
         "rollback"
     } else {
         "promote"
     };
     let agent = revisions::activate_revision(&state, agent, &revision, reason).await?;
     Ok(Json(wire::Activated {
-        active_revision_id: revision_id(&agent, agent_revision(&agent)),
+        active_revision_id: revision_id(&agent, active_number(&agent)),
     }))
 }
 
@@ -87,7 +89,7 @@ async fn activations(
     revisions::active(&state, &agent).await?;
     let items = state
         .cluster()
-        .list_revisions(ns, &kube::ResourceExt::name_any(&agent))
+        .list_revisions(ns, &agent.name_any())
         .await?;
     Ok(Json(page(activations_to_wire(&agent, &items), &q)?))
 }

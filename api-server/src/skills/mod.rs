@@ -4,7 +4,7 @@
 //!
 //! A bundle is one folder per skill, each with a `SKILL.md` whose front matter's `description`
 //! says what the skill is for (the runtime lists it in the system prompt). Limits
-//! (`docs/api.md`, "Skills"): at most [`MAX_SKILL_FILES`] files, each at most
+//! (`docs/revisions.md`, "Skills"): at most [`MAX_SKILL_FILES`] files, each at most
 //! [`MAX_SKILL_FILE_BYTES`], [`MAX_SKILL_BUNDLE_BYTES`] in all, paths of at most
 //! [`MAX_SKILL_PATH_LEN`] bytes; a `.zip` of at most [`zip::MAX_ZIP_BYTES`].
 
@@ -19,14 +19,13 @@ use kube::{Resource, ResourceExt};
 use sealpod_resources::Agent;
 use sealpod_resources::labels;
 use sealpod_resources::revision::{
-    MAX_SKILL_BUNDLE_BYTES, MAX_SKILL_FILE_BYTES, MAX_SKILL_FILES, MAX_SKILL_PATH_LEN, SkillBundle,
-    SkillFile, SkillSummary, bundle_digest, front_matter_description, skills_config_map_name,
+    MAX_SKILL_BUNDLE_BYTES, MAX_SKILL_FILE_BYTES, MAX_SKILL_FILES, MAX_SKILL_PATH_LEN, SKILL_FILE,
+    SkillBundle, SkillFile, SkillSummary, bundle_digest, front_matter_description,
+    skills_config_map_name,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The file every skill folder holds.
-pub(crate) const SKILL_FILE: &str = "SKILL.md";
 /// [`labels::COMPONENT_LABEL`] of a skill bundle's ConfigMap.
 pub(crate) const COMPONENT_SKILLS: &str = "skills";
 /// Mode of a plain skill file in the sandbox.
@@ -214,9 +213,9 @@ impl Bundle {
         }
     }
 
-    /// The immutable ConfigMap holding the files of `agent`'s bundle, owned by the agent.
-    pub(crate) fn config_map(&self, agent: &Agent) -> ConfigMap {
-        let summary = self.summary(&agent.name_any());
+    /// The immutable ConfigMap holding the files of `agent`'s bundle (`summary`, what
+    /// [`Bundle::summary`] answered), owned by the agent.
+    pub(crate) fn config_map(&self, agent: &Agent, summary: &SkillBundle) -> ConfigMap {
         ConfigMap {
             metadata: ObjectMeta {
                 name: Some(summary.config_map.clone()),
@@ -428,11 +427,12 @@ mod tests {
         ])
         .expect("inline");
         assert_eq!(inline.digest(), bundle.digest());
-        let map = bundle.config_map(&Agent::new(
+        let agent = Agent::new(
             "agt-a",
             serde_json::from_value(serde_json::json!({"model": "anthropic/x", "prompt": ""}))
                 .expect("spec"),
-        ));
+        );
+        let map = bundle.config_map(&agent, &summary);
         assert_eq!(map.immutable, Some(true));
         assert_eq!(
             map.binary_data.expect("data")["f2"].0,

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreResult, column, db, flag, json_column, json_text, now_rfc3339};
+use super::{Store, StoreResult, column, db, json_column, json_text, now_rfc3339};
 
 /// Age after which a pending deployment may be taken over by a retry of its request.
 pub(crate) const RESUME_AFTER_MS: i64 = 30_000;
@@ -17,12 +17,8 @@ pub(crate) const RESUME_AFTER_MS: i64 = 30_000;
 pub struct DeploymentRow {
     /// `dep_…`.
     pub id: String,
-    /// The agent's object name.
-    pub agent: String,
     /// `inline`, `zip` (a skills upload) or `remove` (skills removed).
     pub input_type: String,
-    /// Whether the request asked to activate its revision.
-    pub activate: bool,
     /// `pending`, `ready` or `failed`.
     pub state: String,
     /// `activated`, `staged` or `failed` once finished.
@@ -92,11 +88,12 @@ pub enum Outcome {
     },
 }
 
-/// A `SELECT` of every column of `deployments`, then `$rest` (a literal, so the query is one).
+/// A `SELECT` of the columns a [`DeploymentRow`] holds, then `$rest` (a literal, so the query is
+/// one string).
 macro_rules! select {
     ($rest:literal) => {
         concat!(
-            "SELECT id, agent, input_type, activate, state, result, revision, error, ",
+            "SELECT id, input_type, state, result, revision, error, ",
             "error_class, client_context, request_hash, created_ms, created_at FROM deployments ",
             $rest
         )
@@ -106,9 +103,7 @@ macro_rules! select {
 fn decode(row: &AnyRow) -> StoreResult<DeploymentRow> {
     Ok(DeploymentRow {
         id: column(row, "id")?,
-        agent: column(row, "agent")?,
         input_type: column(row, "input_type")?,
-        activate: flag(row, "activate")?,
         state: column(row, "state")?,
         result: column(row, "result")?,
         revision: column(row, "revision")?,

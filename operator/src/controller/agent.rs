@@ -1,9 +1,8 @@
 //! Agent controller: validates each Agent (model/runtime pairing, allowlist syntax, credential
 //! resolvable), keeps its revisions ([`super::revision`]: a spec changed with kubectl becomes a
 //! new active revision), names the active one in `status.revision` and `status.activeRevision`,
-//! computes `promptHash`,
-//! keeps its warm pool ([`super::pool`]) and sets the `Ready`/`Degraded`/`WarmPoolReady`
-//! conditions. An invalid Agent waits for a change.
+//! computes `promptHash`, keeps its warm pool ([`super::pool`]) and sets the
+//! `Ready`/`Degraded`/`WarmPoolReady` conditions. An invalid Agent waits for a change.
 
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use sealpod_resources::agent::{MANAGED_CREDENTIAL, model_provider, prompt_hash};
 use sealpod_resources::conditions::{ConditionStatus, DEGRADED, READY, reasons};
-use sealpod_resources::revision::SkillBundle;
+use sealpod_resources::revision::{SkillBundle, active_number};
 use sealpod_resources::session::AgentSnapshot;
 use sealpod_resources::{Agent, Credential, labels};
 use serde_json::json;
@@ -95,7 +94,7 @@ pub(crate) fn snapshot_of(
         runtime: agent.spec.runtime.clone(),
         prompt: agent.spec.prompt.clone(),
         prompt_hash: prompt_hash(&agent.spec.prompt),
-        revision: Some(validate::revision(agent.metadata.annotations.as_ref())),
+        revision: Some(active_number(agent)),
         skills,
         limits: agent.spec.limits.clone(),
         egress: agent.spec.egress.clone(),
@@ -175,10 +174,7 @@ async fn apply(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
     pool::report(&mut conds, pool.as_ref());
     let (number, active_name) = match &active {
         Some(revision) => (revision.spec.number, Some(revision.name_any())),
-        None => (
-            validate::revision(agent.metadata.annotations.as_ref()),
-            None,
-        ),
+        None => (active_number(agent), None),
     };
     let hash = prompt_hash(&spec.prompt);
     if conds.list != old.conditions

@@ -8,15 +8,14 @@
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use sealpod_resources::revision::{
-    Activation, AgentRevisionSpec, LastActivation, SkillBundle, derived_activation_id, next_number,
-    revision_object_name, with_activation,
+    Activation, AgentRevisionSpec, LastActivation, SkillBundle, active_number,
+    derived_activation_id, next_number, revision_object_name, with_activation,
 };
 use sealpod_resources::{Agent, AgentRevision, labels};
 use serde_json::json;
 
 use super::{Context, now};
 use crate::error::Error;
-use crate::validate;
 
 /// Who a revision made here is attributed to.
 const ACTOR: &str = "kubectl";
@@ -26,7 +25,7 @@ const ACTOR: &str = "kubectl";
 pub(crate) async fn keep(ctx: &Context, agent: &Agent) -> Result<Option<AgentRevision>, Error> {
     let ns = agent.namespace().unwrap_or_default();
     let api: Api<AgentRevision> = Api::namespaced(ctx.client.clone(), &ns);
-    let number = validate::revision(agent.metadata.annotations.as_ref());
+    let number = active_number(agent);
     let name = revision_object_name(&agent.name_any(), number);
     let active = api
         .get_opt(&name)
@@ -131,7 +130,7 @@ pub(crate) async fn active_skills(
 ) -> Result<Option<SkillBundle>, Error> {
     let api: Api<AgentRevision> =
         Api::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
-    let number = validate::revision(agent.metadata.annotations.as_ref());
+    let number = active_number(agent);
     let active = api
         .get_opt(&revision_object_name(&agent.name_any(), number))
         .await
@@ -149,6 +148,9 @@ async fn record(
     activation: Activation,
 ) -> Result<AgentRevision, Error> {
     for _ in 0..3 {
+        if revision.has_logged(&activation.id) {
+            return Ok(revision);
+        }
         let body = json!({
             "metadata": {"resourceVersion": revision.resource_version()},
             "status": with_activation(revision.status.as_ref(), activation.clone()),

@@ -73,6 +73,14 @@ impl OrgKeys {
         map.get(&hash).map(|(ns, _)| ns.clone())
     }
 
+    /// The namespace of the org key whose SHA-256 is `hash` (hex), while that key exists.
+    pub fn namespace_of_hash(&self, hash: &str) -> Option<String> {
+        let mut bytes = KeyHash::default();
+        hex::decode_to_slice(hash, &mut bytes).ok()?;
+        let map = self.by_hash.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&bytes).map(|(ns, _)| ns.clone())
+    }
+
     /// True once the first list has been loaded.
     pub fn ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
@@ -288,6 +296,14 @@ pub enum Caller {
     Client(ClientClaims),
 }
 
+/// The tenant of a console sign-in, attached by the console to each `/v3` request it forwards
+/// for the signed-in operator: the request counts as made with that tenant's org key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleGrant {
+    /// The tenant.
+    pub namespace: String,
+}
+
 /// What a session route needs from a client token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -393,6 +409,13 @@ async fn authenticate(parts: &Parts, state: &AppState, query_token: bool) -> Api
     }
     if in_url.len() > 1 {
         return Err(ApiError::Unauthorized("send one `token` query parameter"));
+    }
+    // A console request, already authenticated by its sign-in cookie (`console::session`); only
+    // the server itself sets this extension, on the requests it forwards.
+    if let Some(ConsoleGrant { namespace }) = parts.extensions.get::<ConsoleGrant>() {
+        return Ok(Caller::Org {
+            namespace: namespace.clone(),
+        });
     }
     let token = match (header_token(&parts.headers), in_url.into_iter().next()) {
         (Some(token), _) => token,

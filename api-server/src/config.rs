@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use sealpod_resources::labels::DEFAULT_SYSTEM_NAMESPACE;
 
+/// Default lifetime of a console sign-in: a working day.
+pub const DEFAULT_CONSOLE_SESSION_SECONDS: u64 = 8 * 3600;
+
 /// The sealpod API server: the `/v3` REST and SSE API, the runtime API and the admin endpoints.
 #[derive(Debug, Parser)]
 #[command(name = "sealpod-api-server", version)]
@@ -100,6 +103,15 @@ pub struct ServeArgs {
     /// Webhook delivery options.
     #[command(flatten)]
     pub webhooks: Box<WebhookArgs>,
+    /// Seconds a console sign-in lasts (the cookie's lifetime; 60 to 604800). Signing out, or
+    /// deleting the org key it was made with, ends it sooner.
+    #[arg(
+        long,
+        env = "SEALPOD_CONSOLE_SESSION_SECONDS",
+        default_value_t = DEFAULT_CONSOLE_SESSION_SECONDS,
+        value_parser = clap::value_parser!(u64).range(60..=604_800)
+    )]
+    pub console_session_seconds: u64,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "SEALPOD_LOG", default_value = "info")]
     pub log: String,

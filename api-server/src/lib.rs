@@ -13,6 +13,7 @@
 pub mod adopt;
 pub mod auth;
 pub mod config;
+pub mod console;
 mod cors;
 mod dto;
 mod error;
@@ -67,6 +68,8 @@ pub struct Settings {
     pub sse_ping: Duration,
     /// Tenant namespaces served (empty: every namespace but the system namespace).
     pub watch_namespaces: Vec<String>,
+    /// Lifetime of a console sign-in.
+    pub console_session: Duration,
 }
 
 impl Default for Settings {
@@ -75,6 +78,7 @@ impl Default for Settings {
             managed_credential: None,
             sse_ping: Duration::from_secs(15),
             watch_namespaces: Vec::new(),
+            console_session: Duration::from_secs(config::DEFAULT_CONSOLE_SESSION_SECONDS),
         }
     }
 }
@@ -227,8 +231,11 @@ impl AppState {
 }
 
 /// The public API's middleware: CORS (preflights answered first, as before any route), then the
-/// request context.
+/// request context. The console is same-origin only: it gets the request context alone.
 async fn public_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/console") {
+        return request_context(State(state), req, next).await;
+    }
     if let Some(answer) = cors::preflight(req.method(), req.headers()) {
         return answer;
     }
@@ -276,10 +283,15 @@ async fn request_context(State(state): State<AppState>, req: Request, next: Next
     response
 }
 
-/// The public `/v3` router.
+/// The public router: `/v3` and the console.
 pub fn app(state: AppState) -> Router {
+    // The console's API calls are handed to a `/v3` router of their own (`console::forward`).
+    let console_v3 = routes::router()
+        .fallback(|| async { error::ApiError::NotFound("route") })
+        .with_state(state.clone());
     Router::new()
         .merge(routes::router())
+        .merge(console::router(console_v3))
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -363,6 +375,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Se
         managed_credential: args.managed_credential.clone(),
         sse_ping: Duration::from_secs(args.sse_ping_seconds.max(1)),
         watch_namespaces: args.watch_namespaces.clone(),
+        console_session: Duration::from_secs(args.console_session_seconds),
     };
     let state = AppState::start(store, cluster, settings, shutdown_rx).await?;
     tokio::spawn(schedule::watch(state.clone()));

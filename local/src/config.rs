@@ -78,7 +78,7 @@ pub struct UpArgs {
     #[arg(long, env = "SEALPOD_UP_DATA_DIR", default_value = "/var/lib/sealpod")]
     pub data_dir: PathBuf,
 
-    /// Address of the `/v3` API.
+    /// Address of the `/v3` API (and of the web console, under `/console/`).
     #[arg(long, env = "SEALPOD_UP_LISTEN", default_value = "127.0.0.1:8780")]
     pub listen: SocketAddr,
 

@@ -284,6 +284,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("sealpod is up.");
     println!("  API:        {url}");
+    println!("  console:    http://{}/console/", args.listen);
     println!("  API key:    {key}   (namespace {})", args.namespace);
     println!("  kubectl:    export KUBECONFIG={}", kubeconfig.display());
     if args.fake_model {

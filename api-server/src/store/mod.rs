@@ -8,6 +8,7 @@
 //! published to the SSE hub only after its commit: an acknowledged event is durable. This module
 //! must never publish an uncommitted event nor hand out a seq outside a locked session row.
 
+mod console_sessions;
 mod deployments;
 mod events;
 pub mod hub;
@@ -33,6 +34,7 @@ use sqlx::{Any, Row, Transaction};
 use hub::Hub;
 use row_cache::RowCache;
 
+pub use console_sessions::ConsoleSessionRow;
 pub use deployments::{Begun, DeploymentRow, NewDeployment, Outcome as DeploymentOutcome};
 pub use events::{Draft, EventFilter, StoredEvent};
 pub(crate) use events::{level_code, level_column};

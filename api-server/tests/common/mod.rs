@@ -111,6 +111,7 @@ impl Env {
             managed_credential: opts.managed,
             sse_ping: opts.ping,
             watch_namespaces: opts.watch_namespaces,
+            ..Settings::default()
         };
         let state = AppState::start(store, kube.clone(), settings, rx)
             .await

@@ -1,0 +1,51 @@
+// The end-user view (/console/s/{id}#token=…): one session's events and a steer box, with a
+// client token that lives in memory only. It makes no console (admin) calls.
+
+import { bearer } from './api.js';
+import { h } from './dom.js';
+import { eventsPanel, steerForm } from './events.js';
+
+// Reads the token from the fragment and removes it from the address bar at once.
+export function takeToken() {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  history.replaceState(null, '', location.pathname);
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return null;
+  }
+}
+
+export function endUserPage(main, signal, id, token) {
+  const root = h('div', { id: 'end-user', class: 'end-user' });
+  main.append(root);
+  root.append(h('h1', null, 'Session ', h('code', null, id)));
+  if (!token) {
+    root.append(h('section', { class: 'card', id: 'no-token' },
+      h('p', null, 'This page needs its link: open the link you were given again.'),
+      h('p', { class: 'muted' }, 'For safety the access token is kept only while the page is open, so a reload or a bookmark does not carry it.')));
+    return;
+  }
+  const gone = h('p', { class: 'notice', hidden: true, role: 'status' });
+  const stop = (text) => {
+    gone.textContent = text;
+    gone.hidden = false;
+  };
+  const panel = eventsPanel({
+    path: `/v3/sessions/${encodeURIComponent(id)}/events`,
+    headers: { Authorization: 'Bearer ' + token },
+    level: 'user',
+    signal,
+    onFatal: (err) => {
+      if (err.status === 401) stop('This link has expired or was revoked. Ask for a new link.');
+      else if (err.status === 403) stop('This link does not allow reading this session.');
+      else if (err.status === 404) stop('This session does not exist.');
+      else stop(err.message);
+    },
+  });
+  const steer = steerForm((text) => bearer(token, 'POST', `/sessions/${encodeURIComponent(id)}/messages`, { text }));
+  root.append(gone,
+    h('section', { class: 'card' }, h('h2', null, 'Conversation'), panel),
+    h('section', { class: 'card' }, steer));
+}

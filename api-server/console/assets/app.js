@@ -1,12 +1,15 @@
-// The console shell: sign-in, navigation (History API under /console/) and page routing.
+// The console shell: sign-in, the top bar, navigation (History API under /console/) and routing.
 
 import { consoleSession, onExpired, setCsrf } from './api.js';
-import { $, busy, clearError, h, showError } from './dom.js';
+import { $, clearError, h, showError, whileDisabled } from './dom.js';
+import { agentsPage } from './agents.js';
+import { credentialsPage } from './credentials.js';
 import { endUserPage, takeToken } from './enduser.js';
-import { agentsPage, credentialsPage } from './pages.js';
-import { sessionPage, sessionsPage } from './sessions.js';
+import { sessionPage } from './session.js';
+import { sessionsPage } from './sessions.js';
 
 const BASE = '/console/';
+const HOME = '/console/sessions';
 const END_USER = /^\/console\/s\/([^/]+)\/?$/;
 
 // The end-user link carries its token in the fragment: take it and clean the address bar
@@ -15,17 +18,19 @@ const endUserToken = END_USER.test(location.pathname) ? takeToken() : null;
 
 const main = $('#main');
 const top = $('#top');
-let signedIn = null; // {namespace, expires_at} while signed in
+let signedIn = false;
 let page = null; // AbortController of the current page
 
+// [path, page, the top bar link it belongs to]; captured groups are the page's arguments.
 const ROUTES = [
-  [/^\/console\/?$/, sessionsPage, '/console/sessions'],
-  [/^\/console\/sessions\/?$/, sessionsPage, '/console/sessions'],
-  [/^\/console\/sessions\/([^/]+)\/?$/, sessionPage, '/console/sessions'],
+  [/^\/console\/?$/, sessionsPage, HOME],
+  [/^\/console\/sessions\/?$/, sessionsPage, HOME],
+  [/^\/console\/sessions\/([^/]+)\/?$/, sessionPage, HOME],
   [/^\/console\/agents\/?$/, agentsPage, '/console/agents'],
   [/^\/console\/credentials\/?$/, credentialsPage, '/console/credentials'],
 ];
 
+// Ends the current page (its streams and timers) and clears the screen for the next.
 function newPage() {
   if (page) page.abort();
   page = new AbortController();
@@ -36,53 +41,49 @@ function newPage() {
 
 function render() {
   const signal = newPage();
-  if (!signedIn) return signInForm();
-  const path = location.pathname;
-  for (const [re, view, nav] of ROUTES) {
-    const m = re.exec(path);
-    if (!m) continue;
-    for (const a of top.querySelectorAll('nav a')) {
-      if (a.getAttribute('href') === nav) a.setAttribute('aria-current', 'page');
-      else a.removeAttribute('aria-current');
-    }
-    Promise.resolve()
-      .then(() => view(main, signal, ...m.slice(1).map(decodeURIComponent)))
-      .catch(showError);
-    return undefined;
+  if (!signedIn) {
+    signInForm();
+    return;
   }
-  main.append(h('section', { class: 'card' }, h('h1', null, 'Page not found'),
-    h('p', null, h('a', { href: '/console/sessions' }, 'Go to the sessions'))));
-  return undefined;
+  const route = ROUTES.find(([re]) => re.test(location.pathname));
+  if (!route) {
+    main.append(h('section', { class: 'card' }, h('h1', null, 'Page not found'),
+      h('p', null, h('a', { href: HOME }, 'Go to the sessions'))));
+    return;
+  }
+  const [re, view, nav] = route;
+  for (const a of top.querySelectorAll('nav a')) {
+    if (a.getAttribute('href') === nav) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  const args = re.exec(location.pathname).slice(1).map(decodeURIComponent);
+  Promise.resolve().then(() => view(main, signal, ...args)).catch(showError);
 }
 
-export function navigate(url, replace = false) {
+function navigate(url, replace = false) {
   if (replace) history.replaceState(null, '', url);
   else history.pushState(null, '', url);
   render();
   window.scrollTo(0, 0);
 }
 
-function shell() {
+function signedInAs(body) {
+  signedIn = true;
+  setCsrf(body.csrf_token);
   top.replaceChildren(
-    h('a', { class: 'brand', href: '/console/sessions' }, 'sealpod'),
+    h('a', { class: 'brand', href: HOME }, 'sealpod'),
     h('nav', { 'aria-label': 'Main' },
-      h('a', { href: '/console/sessions' }, 'Sessions'),
+      h('a', { href: HOME }, 'Sessions'),
       h('a', { href: '/console/agents' }, 'Agents'),
       h('a', { href: '/console/credentials' }, 'Credentials')),
-    h('span', { class: 'who' }, 'Namespace ', h('code', { id: 'namespace' }, signedIn.namespace || '')),
+    h('span', { class: 'who' }, 'Namespace ', h('code', { id: 'namespace' }, body.namespace || '')),
     h('button', { type: 'button', id: 'sign-out', class: 'secondary', onclick: signOut }, 'Sign out'),
   );
   top.hidden = false;
 }
 
-function signedInAs(body) {
-  signedIn = { namespace: body.namespace, expires_at: body.expires_at };
-  setCsrf(body.csrf_token);
-  shell();
-}
-
 function signedOut() {
-  signedIn = null;
+  signedIn = false;
   setCsrf(null);
   top.hidden = true;
   top.replaceChildren();
@@ -100,7 +101,7 @@ function signInForm() {
     e.preventDefault();
     const key = input.value.trim();
     if (!key) return;
-    busy(button, async () => {
+    whileDisabled(button, async () => {
       let body;
       try {
         body = await consoleSession('POST', { api_key: key });
@@ -109,7 +110,7 @@ function signInForm() {
       }
       if (!body || !body.signed_in) throw new Error('Sign-in failed');
       signedInAs(body);
-      if (!ROUTES.some(([re]) => re.test(location.pathname))) history.replaceState(null, '', '/console/sessions');
+      if (!ROUTES.some(([re]) => re.test(location.pathname))) history.replaceState(null, '', HOME);
       render();
     });
   });
@@ -118,7 +119,7 @@ function signInForm() {
 }
 
 function signOut() {
-  busy($('#sign-out'), async () => {
+  whileDisabled($('#sign-out'), async () => {
     try {
       await consoleSession('DELETE');
     } catch (err) {
@@ -153,10 +154,9 @@ onExpired(() => {
 });
 
 async function boot() {
-  const m = END_USER.exec(location.pathname);
-  if (m) {
-    newPage();
-    endUserPage(main, page.signal, decodeURIComponent(m[1]), endUserToken);
+  const endUser = END_USER.exec(location.pathname);
+  if (endUser) {
+    endUserPage(main, newPage(), decodeURIComponent(endUser[1]), endUserToken);
     return;
   }
   let body;
@@ -165,7 +165,7 @@ async function boot() {
   } catch (err) {
     main.replaceChildren(h('section', { class: 'card narrow' },
       h('p', null, 'The console could not reach the server.'),
-      h('button', { type: 'button', onclick: () => { main.replaceChildren(h('p', { class: 'muted' }, 'Loading…')); boot(); } }, 'Try again')));
+      h('button', { type: 'button', onclick: () => { main.replaceChildren(h('p', { class: 'muted loading' }, 'Loading…')); boot(); } }, 'Try again')));
     showError(err);
     return;
   }

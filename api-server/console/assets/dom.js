@@ -1,4 +1,5 @@
-// DOM helpers shared by every view. Data always goes in as text (never as markup).
+// The building blocks of every view: elements (data always goes in as text, never as markup),
+// formatted values, cards and tables, and how work in progress and failures show.
 
 const PROPS = new Set(['value', 'checked', 'selected']);
 
@@ -13,36 +14,28 @@ export function h(tag, props, ...kids) {
     else if (PROPS.has(k)) el[k] = v;
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  add(el, kids);
+  append(el, kids);
   return el;
 }
 
-function add(el, kids) {
+function append(el, kids) {
   for (const k of kids) {
     if (k == null || k === false) continue;
-    if (Array.isArray(k)) add(el, k);
+    if (Array.isArray(k)) append(el, k);
     else el.append(k instanceof Node ? k : String(k));
   }
 }
 
-// Replaces el's children (same child rules as h).
-export function put(el, ...kids) {
+// Replaces el's children (the same child rules as h).
+export function setChildren(el, ...kids) {
   el.replaceChildren();
-  add(el, kids);
+  append(el, kids);
   return el;
 }
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
-// Query string from an object, skipping empty values.
-export function qs(params) {
-  const p = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v != null && v !== '') p.set(k, String(v));
-  const s = p.toString();
-  return s ? '?' + s : '';
-}
-
-export const enc = encodeURIComponent;
+// ---- values ----
 
 export function when(ts) {
   if (!ts) return '—';
@@ -61,23 +54,46 @@ export function badge(text, kind = text) {
   return h('span', { class: 'badge b-' + String(kind || 'none').replace(/[^a-z0-9_-]/gi, '') }, dash(text));
 }
 
-// A table with a header row; `body` is the tbody to fill.
+// A turn (or a session's last_turn): its state and why it yielded.
+export const turnOutcome = (t) => (t ? [badge(t.state), t.yield_reason ? ` ${t.yield_reason}` : ''] : '—');
+
+// An error object of the API ({code, message}) as one line.
+export const errorText = (e) => `${e.code || 'error'}: ${e.message || ''}`;
+
+// ---- cards and tables ----
+
+// A card: its heading (an element), a Refresh button when `reload` is given, then `kids`.
+export function card(heading, reload, ...kids) {
+  const title = heading.textContent;
+  return h('section', { class: 'card', 'aria-label': title },
+    h('div', { class: 'head' }, heading, reload
+      ? h('button', { type: 'button', class: 'secondary small-btn', 'aria-label': `Refresh ${title.toLowerCase()}`, onclick: () => reload() }, 'Refresh')
+      : null),
+    ...kids);
+}
+
+// A table with a header row; `body` is the tbody to fill (see showRows).
 export function table(attrs, heads, body) {
   return h('div', { class: 'table-wrap' },
     h('table', attrs, h('thead', null, h('tr', null, heads.map((t) => h('th', { scope: 'col' }, t)))), body));
 }
 
-export function emptyRow(cols, text) {
-  return h('tr', { class: 'empty' }, h('td', { colspan: cols }, text));
+// Fills the tbody of a table: one row per item, or one row saying `emptyText`.
+export function showRows(body, items, toRow, emptyText) {
+  const columns = body.parentNode.tHead.rows[0].cells.length;
+  setChildren(body, items.length
+    ? items.map((item) => toRow(item))
+    : h('tr', { class: 'empty' }, h('td', { colspan: columns }, emptyText)));
 }
+
+// ---- work in progress and failures ----
 
 // The error banner (#error): the message and the request id of an API error.
 export function showError(err) {
   if (!err || err.silent || err.name === 'AbortError') return;
   const box = $('#error');
-  const msg = err.message || String(err);
-  put(box,
-    h('p', null, h('strong', null, 'Error: '), msg),
+  setChildren(box,
+    h('p', null, h('strong', null, 'Error: '), err.message || String(err)),
     err.requestId ? h('p', { class: 'muted' }, 'Request id: ', h('code', { class: 'request-id' }, err.requestId)) : null,
     h('button', { type: 'button', class: 'link', onclick: clearError }, 'Dismiss'),
   );
@@ -90,15 +106,9 @@ export function clearError() {
   box.replaceChildren();
 }
 
-// Wraps an async handler: its failures go to the banner, never unhandled.
-export function safe(fn) {
-  return (...args) => {
-    Promise.resolve().then(() => fn(...args)).catch(showError);
-  };
-}
-
-// Runs `work` with `button` disabled; errors go to the banner. Resolves to work's result or undefined.
-export async function busy(button, work) {
+// Runs `work` with `button` disabled; failures go to the banner. Resolves to work's result,
+// or undefined when it failed.
+export async function whileDisabled(button, work) {
   if (button) button.disabled = true;
   try {
     return await work();
@@ -110,14 +120,14 @@ export async function busy(button, work) {
   }
 }
 
-// Loads into `target`, showing a neutral state while it runs and the error in the banner on failure.
-export async function fill(target, load) {
-  target.setAttribute('aria-busy', 'true');
+// Runs `load` with `region` marked busy; a failure goes to the banner. Never rejects.
+export async function loadInto(region, load) {
+  region.setAttribute('aria-busy', 'true');
   try {
     await load();
   } catch (err) {
     showError(err);
   } finally {
-    target.removeAttribute('aria-busy');
+    region.removeAttribute('aria-busy');
   }
 }

@@ -1,8 +1,8 @@
 // The end-user view (/console/s/{id}#token=…): one session's events and a steer box, with a
 // client token that lives in memory only. It makes no console (admin) calls.
 
-import { bearer } from './api.js';
-import { h } from './dom.js';
+import { bearer, enc } from './api.js';
+import { card, h } from './dom.js';
 import { eventsPanel, steerForm } from './events.js';
 
 // Reads the token from the fragment and removes it from the address bar at once.
@@ -27,13 +27,14 @@ export function endUserPage(main, signal, id, token) {
       h('p', { class: 'muted' }, 'For safety the access token is kept only while the page is open, so a reload or a bookmark does not carry it.')));
     return;
   }
-  const gone = h('p', { class: 'notice', hidden: true, role: 'status' });
+  // Why the stream stopped, when it did.
+  const stopped = h('p', { class: 'notice', hidden: true, role: 'status' });
   const stop = (text) => {
-    gone.textContent = text;
-    gone.hidden = false;
+    stopped.textContent = text;
+    stopped.hidden = false;
   };
   const panel = eventsPanel({
-    path: `/v3/sessions/${encodeURIComponent(id)}/events`,
+    path: `/v3/sessions/${enc(id)}/events`,
     headers: { Authorization: 'Bearer ' + token },
     level: 'user',
     signal,
@@ -44,8 +45,8 @@ export function endUserPage(main, signal, id, token) {
       else stop(err.message);
     },
   });
-  const steer = steerForm((text) => bearer(token, 'POST', `/sessions/${encodeURIComponent(id)}/messages`, { text }));
-  root.append(gone,
-    h('section', { class: 'card' }, h('h2', null, 'Conversation'), panel),
+  const steer = steerForm((text) => bearer(token, 'POST', `/sessions/${enc(id)}/messages`, { text }));
+  root.append(stopped,
+    card(h('h2', null, 'Conversation'), null, panel),
     h('section', { class: 'card' }, steer));
 }

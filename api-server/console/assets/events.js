@@ -1,9 +1,13 @@
-// Event rendering and the live event list (#events), shared by the admin and end-user views.
+// The conversation, shared by the admin and end-user views: events rendered by kind, the live
+// event list (#events) and the steer form (#steer).
 
-import { h, showError, timeOnly } from './dom.js';
+import { withQuery } from './api.js';
+import { errorText, h, showError, timeOnly } from './dom.js';
 import { readStream } from './sse.js';
 
 export const LEVELS = ['user', 'progress', 'internal'];
+// A refused connection and a sealed token used where it may not go.
+export const EGRESS_TYPES = ['egress.denied', 'egress.token_misuse'];
 
 // Long text collapses into <details>.
 export function textBlock(text, cls = 'out') {
@@ -25,10 +29,13 @@ const compact = (v) => {
 
 const isObj = (v) => v != null && typeof v === 'object' && !Array.isArray(v);
 
+// An event's body when it is an object, else {}.
+export const bodyOf = (ev) => (isObj(ev.body) ? ev.body : {});
+
 // One event as a list item: data-seq, data-type, a kind class, the seq and time.
-export function renderEvent(ev) {
+function renderEvent(ev) {
   const type = String(ev.type || 'event');
-  const b = isObj(ev.body) ? ev.body : {};
+  const b = bodyOf(ev);
   const actor = isObj(ev.actor) ? ev.actor : {};
   let kind = 'other';
   let label = type;
@@ -69,10 +76,10 @@ export function renderEvent(ev) {
       content = b.input_from_seq != null ? h('p', { class: 'muted' }, `input seq ${b.input_from_seq}–${b.input_to_seq ?? b.input_from_seq}`) : null;
     } else {
       label = failed ? 'Turn failed' : type === 'turn.completed' ? 'Turn completed' : type;
-      const err = isObj(b.error) ? `${b.error.code || 'error'}: ${b.error.message || ''}` : b.error;
+      const err = isObj(b.error) ? errorText(b.error) : b.error;
       content = h('p', null, reason ? `yield reason: ${reason}` : null, err ? h('span', { class: 'err' }, ` — ${err}`) : null);
     }
-  } else if (type === 'egress.denied' || type === 'egress.token_misuse') {
+  } else if (EGRESS_TYPES.includes(type)) {
     kind = 'egress';
     failed = true;
     label = type === 'egress.denied' ? 'Egress refused' : 'Token tripwire';
@@ -109,47 +116,48 @@ const STATE_TEXT = { connecting: 'Connecting…', live: 'Live', reconnecting: 'R
 
 // The event list with its level filter. `path` is the events URL without a query.
 // Changing the level restarts the stream; `signal` ends it with the page.
-export function eventsPanel({ path, headers = {}, level = 'user', signal, onEvent, onFatal, resume }) {
+// onEvent(event) runs after each event is shown; onFatal and resume are readStream's.
+export function eventsPanel({ path, headers = {}, level = 'user', signal, onEvent = () => {}, onFatal, resume }) {
   const list = h('ol', { id: 'events', class: 'events', role: 'log', 'aria-label': 'Events' });
   const empty = h('p', { class: 'muted', id: 'events-empty' }, 'No events yet.');
-  const state = h('span', { id: 'stream-status', class: 'stream-state', 'aria-live': 'polite' }, '');
+  const streamState = h('span', { id: 'stream-status', class: 'stream-state', 'aria-live': 'polite' }, '');
   const select = h('select', { id: 'level', name: 'level' },
     LEVELS.map((l) => h('option', { value: l, selected: l === level }, l)));
-  let ctl = null;
+  let stream = null; // AbortController of the running stream
 
-  const add = (ev) => {
+  const show = (ev) => {
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
     empty.hidden = true;
     list.append(renderEvent(ev));
     if (atBottom) list.scrollTop = list.scrollHeight;
-    if (onEvent) onEvent(ev);
+    onEvent(ev);
   };
 
   const start = () => {
-    if (ctl) ctl.abort();
-    ctl = new AbortController();
+    if (stream) stream.abort();
+    stream = new AbortController();
     list.replaceChildren();
     empty.hidden = false;
     readStream({
-      url: `${path}?stream=sse&level=${encodeURIComponent(select.value)}`,
+      url: withQuery(path, { stream: 'sse', level: select.value }),
       headers,
-      signal: ctl.signal,
+      signal: stream.signal,
       resume,
-      onEvent: add,
+      onEvent: show,
       onState: (s) => {
-        state.textContent = STATE_TEXT[s] || s;
-        state.dataset.state = s;
+        streamState.textContent = STATE_TEXT[s] || s;
+        streamState.dataset.state = s;
       },
-      onFatal: (err) => (onFatal ? onFatal(err) : undefined),
+      onFatal,
     });
   };
 
   select.addEventListener('change', start);
-  signal.addEventListener('abort', () => ctl && ctl.abort(), { once: true });
+  signal.addEventListener('abort', () => stream && stream.abort(), { once: true });
   start();
   return h('div', { class: 'events-panel' },
     h('div', { class: 'toolbar' },
-      h('label', { for: 'level' }, 'Level'), select, state),
+      h('label', { for: 'level' }, 'Level'), select, streamState),
     list, empty);
 }
 

@@ -2,7 +2,7 @@
 // It resumes after a dropped stream from the last seq seen (`after` and `Last-Event-ID`),
 // with a short backoff, until `signal` aborts.
 
-import { errorFrom } from './api.js';
+import { errorFrom, withQuery } from './api.js';
 
 const sleep = (ms, signal) => new Promise((resolve) => {
   const t = setTimeout(resolve, ms);
@@ -13,20 +13,20 @@ const sleep = (ms, signal) => new Promise((resolve) => {
 // onEvent(event), onState('connecting'|'live'|'reconnecting'|'ended'|'stopped'), onFatal(ApiError)
 // on a 4xx. After the server ends a stream, it resumes only while resume() says so.
 export function readStream({ url, headers = {}, signal, onEvent, onState = () => {}, onFatal = () => {}, resume = () => true }) {
-  let last = 0;
+  let lastSeq = 0;
 
-  const dispatch = (data) => {
+  const dispatch = (frame) => {
     let ev;
     try {
-      ev = JSON.parse(data.text);
+      ev = JSON.parse(frame.text);
     } catch {
       return false;
     }
-    const seq = Number(ev && ev.seq != null ? ev.seq : data.id);
-    if (!ev || !Number.isFinite(seq) || seq <= last) return false;
-    last = seq;
+    const seq = Number(ev && ev.seq != null ? ev.seq : frame.id);
+    if (!ev || !Number.isFinite(seq) || seq <= lastSeq) return false;
+    lastSeq = seq;
     try {
-      onEvent(ev, data.event);
+      onEvent(ev);
     } catch {
       // A rendering problem with one event must not end the stream.
     }
@@ -39,9 +39,8 @@ export function readStream({ url, headers = {}, signal, onEvent, onState = () =>
       let progressed = false;
       try {
         onState('connecting');
-        const sep = url.includes('?') ? '&' : '?';
-        const res = await fetch(`${url}${sep}after=${last}`, {
-          headers: { ...headers, Accept: 'text/event-stream', 'Last-Event-ID': String(last) },
+        const res = await fetch(withQuery(url, { after: lastSeq }), {
+          headers: { ...headers, Accept: 'text/event-stream', 'Last-Event-ID': String(lastSeq) },
           credentials: 'same-origin',
           cache: 'no-store',
           signal,
@@ -58,7 +57,7 @@ export function readStream({ url, headers = {}, signal, onEvent, onState = () =>
           const reader = res.body.getReader();
           const dec = new TextDecoder();
           let buf = '';
-          let frame = { text: '', lines: 0, id: '', event: '' };
+          let frame = { text: '', lines: 0, id: '' };
           for (;;) {
             const { value, done } = await reader.read();
             if (done) {
@@ -76,7 +75,7 @@ export function readStream({ url, headers = {}, signal, onEvent, onState = () =>
               if (line.endsWith('\r')) line = line.slice(0, -1);
               if (line === '') {
                 if (frame.lines && dispatch(frame)) progressed = true;
-                frame = { text: '', lines: 0, id: '', event: '' };
+                frame = { text: '', lines: 0, id: '' };
                 continue;
               }
               if (line[0] === ':') continue; // comment or heartbeat
@@ -88,7 +87,6 @@ export function readStream({ url, headers = {}, signal, onEvent, onState = () =>
                 frame.text += (frame.lines ? '\n' : '') + v;
                 frame.lines += 1;
               } else if (field === 'id') frame.id = v;
-              else if (field === 'event') frame.event = v;
             }
           }
         }

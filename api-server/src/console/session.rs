@@ -96,8 +96,9 @@ fn cookie_id(headers: &HeaderMap) -> Option<Secret> {
         .map(|value| Secret::new(value.to_owned()))
 }
 
-/// Refuses a request another site made: fetch metadata when the browser sent it, and an `Origin`
-/// whose host is not the one the request was sent to.
+/// Refuses a request another site made: by fetch metadata (`Sec-Fetch-Site`, which every current
+/// browser sends), or without it by an `Origin` whose host is not the one the request was sent to
+/// (a proxy that rewrites `Host` then needs a browser that sends fetch metadata).
 fn same_origin(headers: &HeaderMap) -> ApiResult<()> {
     const CROSS_SITE: &str = "console calls must come from the console's own pages";
     let text = |name| {
@@ -105,11 +106,11 @@ fn same_origin(headers: &HeaderMap) -> ApiResult<()> {
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    if let Some(site) = text("sec-fetch-site")
-        && site != "same-origin"
-        && site != "none"
-    {
-        return Err(ApiError::Forbidden(CROSS_SITE));
+    if let Some(site) = text("sec-fetch-site") {
+        return match site {
+            "same-origin" | "none" => Ok(()),
+            _ => Err(ApiError::Forbidden(CROSS_SITE)),
+        };
     }
     if let Some(origin) = text("origin") {
         let host = origin
@@ -315,6 +316,15 @@ mod tests {
             .is_ok()
         );
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])).is_ok());
+        // Fetch metadata decides when present: a proxy may have rewritten `Host`.
+        assert!(
+            same_origin(&headers(&[
+                ("sec-fetch-site", "same-origin"),
+                ("host", "api-server:8080"),
+                ("origin", "https://c.example")
+            ]))
+            .is_ok()
+        );
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-site")])).is_err());
         assert!(same_origin(&headers(&[("sec-fetch-site", "cross-site")])).is_err());
         assert!(

@@ -2,8 +2,9 @@
 //! and without the `/v3` CORS headers; sign-in that exchanges the org key for an `HttpOnly`,
 //! `SameSite=Strict` cookie scoped to `/console` (`Secure` off loopback); the `/v3` mirror under
 //! `/console/api/v3/` that the cookie alone authenticates, refusing a state-changing call without
-//! the sign-in's CSRF token or from another site; and sign-out and expiry, after which a copied
-//! cookie is refused. One cluster for the whole file (each is a control plane on the real one).
+//! the sign-in's CSRF token or from another site; and sign-out, expiry and a deleted org key, after
+//! which a copied cookie is refused. One cluster for the whole file (each is a control plane on
+//! the real one).
 
 mod common;
 
@@ -11,12 +12,14 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use common::{Env, TENANT_A};
 use http_body_util::BodyExt as _;
+use sealpod_api_server::auth::sha256_hex;
 use sealpod_api_server::console::session::{COOKIE, CSRF_HEADER};
 use sealpod_api_server::console::{CONTENT_SECURITY_POLICY, assets};
 use sealpod_api_server::store::ConsoleSessionRow;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+/// An answer of the public router.
 struct Answer {
     status: StatusCode,
     headers: HeaderMap,
@@ -27,17 +30,21 @@ impl Answer {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
+
     fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
     }
+
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
+/// Sends a request as a browser on loopback would (`Host: 127.0.0.1:8080` unless `headers`
+/// names another).
 async fn send(
     env: &Env,
     method: &str,
@@ -46,7 +53,6 @@ async fn send(
     body: Option<Value>,
 ) -> Answer {
     let mut b = Request::builder().method(method).uri(uri);
-    // As a browser on loopback sends it, unless the test says otherwise.
     if !headers.iter().any(|(name, _)| *name == "host") {
         b = b.header("host", "127.0.0.1:8080");
     }
@@ -63,40 +69,36 @@ async fn send(
     let res = env.app.clone().oneshot(req).await.expect("infallible");
     let status = res.status();
     let headers = res.headers().clone();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .to_vec();
+    let body = res.into_body().collect().await.expect("body").to_bytes();
     Answer {
         status,
         headers,
-        body,
+        body: body.to_vec(),
     }
 }
 
-/// Signs in with `key`; returns the `Cookie` header value and the CSRF token.
-async fn sign_in(env: &Env, key: &str) -> (String, String) {
-    let a = send(
-        env,
-        "POST",
-        "/console/api/session",
-        &[],
-        Some(json!({"api_key": key})),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
-    let set_cookie = a.header("set-cookie").to_owned();
-    let pair = set_cookie.split(';').next().expect("name=value").to_owned();
-    (
-        pair,
-        a.json()["csrf_token"]
-            .as_str()
-            .expect("csrf_token")
-            .to_owned(),
-    )
+async fn get(env: &Env, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    send(env, "GET", uri, headers, None).await
+}
+
+/// `POST /console/api/session` with `key`.
+async fn sign_in(env: &Env, key: &str, headers: &[(&str, &str)]) -> Answer {
+    let body = json!({ "api_key": key });
+    send(env, "POST", "/console/api/session", headers, Some(body)).await
+}
+
+/// A sign-in row planted in the store; returns its cookie (`Cookie` header value).
+async fn planted(env: &Env, id: &str, key: &str, expires_ms: i64) -> String {
+    let row = ConsoleSessionRow {
+        namespace: TENANT_A.into(),
+        key_hash: sha256_hex(key),
+        expires_ms,
+    };
+    let long_ago = expires_ms - 3_600_000;
+    let store = env.state.store();
+    let created = store.create_console_session(&sha256_hex(id), &row, long_ago);
+    created.await.expect("row");
+    format!("{COOKIE}={id}")
 }
 
 #[tokio::test]
@@ -106,121 +108,78 @@ async fn console_pages_sign_in_csrf_and_sign_out() {
     let (session, client_token) = env.session(&agent, "hello").await;
 
     // The page, for the console's root and any path of its own routing, with its headers.
+    assert!(!CONTENT_SECURITY_POLICY.contains("unsafe"));
+    assert!(CONTENT_SECURITY_POLICY.contains("script-src 'self';"));
+    assert!(CONTENT_SECURITY_POLICY.contains("frame-ancestors 'none'"));
     for path in ["/console/", "/console/sessions/ses_x", "/console/s/ses_x"] {
-        let a = send(
-            &env,
-            "GET",
-            path,
-            &[("origin", "https://elsewhere.example")],
-            None,
-        )
-        .await;
+        let a = get(&env, path, &[("origin", "https://elsewhere.example")]).await;
         assert_eq!(a.status, StatusCode::OK, "{path}");
         assert!(a.header("content-type").starts_with("text/html"), "{path}");
         assert_eq!(a.header("content-security-policy"), CONTENT_SECURITY_POLICY);
-        assert!(CONTENT_SECURITY_POLICY.contains("script-src 'self';"));
-        assert!(!CONTENT_SECURITY_POLICY.contains("unsafe"));
-        assert!(CONTENT_SECURITY_POLICY.contains("frame-ancestors 'none'"));
         assert_eq!(a.header("x-frame-options"), "DENY");
         assert_eq!(a.header("x-content-type-options"), "nosniff");
-        assert_eq!(
-            a.header("access-control-allow-origin"),
-            "",
-            "no CORS on the console"
-        );
+        assert_eq!(a.header("access-control-allow-origin"), "", "no CORS");
         let page = a.text();
-        assert!(
-            !page.contains("<script>") && !page.contains(" style="),
-            "no inline script or style"
-        );
+        assert!(!page.contains("<script>") && !page.contains(" style="));
     }
-    let a = send(&env, "GET", "/console", &[], None).await;
+    let a = get(&env, "/console", &[]).await;
     assert_eq!(a.status, StatusCode::PERMANENT_REDIRECT);
     assert_eq!(a.header("location"), "/console/");
 
     // Every embedded file is served, revalidated by ETag, gzip when accepted; none holds a key.
     for (path, plain, _) in assets::sizes() {
         let uri = format!("/console/{path}");
-        let a = send(&env, "GET", &uri, &[], None).await;
-        assert_eq!(a.status, StatusCode::OK, "{uri}");
-        assert_eq!(a.body.len(), plain, "{uri}");
+        let a = get(&env, &uri, &[]).await;
+        assert_eq!((a.status, a.body.len()), (StatusCode::OK, plain), "{uri}");
         for secret in [&env.key_a, &env.key_b, &client_token] {
-            assert!(
-                !a.text().contains(secret.as_str()),
-                "{uri} holds a key or token"
-            );
+            assert!(!a.text().contains(secret.as_str()), "{uri} holds a secret");
         }
-        let etag = a.header("etag").to_owned();
-        let again = send(&env, "GET", &uri, &[("if-none-match", &etag)], None).await;
+        let again = get(&env, &uri, &[("if-none-match", a.header("etag"))]).await;
         assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{uri}");
-        let zipped = send(&env, "GET", &uri, &[("accept-encoding", "gzip")], None).await;
+        let zipped = get(&env, &uri, &[("accept-encoding", "gzip")]).await;
         if zipped.header("content-encoding") == "gzip" {
-            let inflated =
-                miniz_oxide::inflate::decompress_to_vec(&zipped.body[10..zipped.body.len() - 8])
-                    .expect("gzip body");
+            let deflated = &zipped.body[10..zipped.body.len() - 8];
+            let inflated = miniz_oxide::inflate::decompress_to_vec(deflated).expect("gzip");
             assert_eq!(inflated, a.body, "{uri}");
         }
     }
-    assert_eq!(
-        send(&env, "GET", "/console/assets/nothing.js", &[], None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    let a = get(&env, "/console/assets/nothing.js", &[]).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
 
-    // Not signed in: the state says so (200), the mirror refuses.
-    let a = send(&env, "GET", "/console/api/session", &[], None).await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.json(), json!({"signed_in": false}));
-    let a = send(&env, "GET", "/console/api/v3/sessions", &[], None).await;
+    // Not signed in: the state says so (200), the mirror refuses, an org key is no way in.
+    let a = get(&env, "/console/api/session", &[]).await;
+    assert_eq!(
+        (a.status, a.json()),
+        (StatusCode::OK, json!({"signed_in": false}))
+    );
+    let a = get(&env, "/console/api/v3/sessions", &[]).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text());
     assert_eq!(a.json()["error"]["code"], "unauthorized");
-    // An org key is no way in to the mirror: only the cookie is.
     let bearer = format!("Bearer {}", env.key_a);
-    let a = send(
+    let a = get(
         &env,
-        "GET",
         "/console/api/v3/sessions",
         &[("authorization", &bearer)],
-        None,
     )
     .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
 
-    // A wrong key is refused; sign-in from another site is refused.
-    let a = send(
-        &env,
-        "POST",
-        "/console/api/session",
-        &[],
-        Some(json!({"api_key": "osb_0000"})),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(a.header("set-cookie"), "");
+    // Refused sign-ins: a wrong key, no key, another site.
+    let a = sign_in(&env, "osb_0000", &[]).await;
+    assert_eq!(
+        (a.status, a.header("set-cookie")),
+        (StatusCode::UNAUTHORIZED, "")
+    );
     let a = send(&env, "POST", "/console/api/session", &[], Some(json!({}))).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    let a = send(
-        &env,
-        "POST",
-        "/console/api/session",
-        &[("sec-fetch-site", "cross-site")],
-        Some(json!({"api_key": env.key_a})),
-    )
-    .await;
+    let a = sign_in(&env, &env.key_a, &[("sec-fetch-site", "cross-site")]).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
 
     // Sign-in: the cookie's flags, and an answer without the key.
-    let a = send(
-        &env,
-        "POST",
-        "/console/api/session",
-        &[("sec-fetch-site", "same-origin")],
-        Some(json!({"api_key": env.key_a})),
-    )
-    .await;
+    let a = sign_in(&env, &env.key_a, &[("sec-fetch-site", "same-origin")]).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
     assert!(!a.text().contains(&env.key_a));
+    assert_eq!(a.json()["namespace"], TENANT_A);
     let set_cookie = a.header("set-cookie").to_owned();
     let attributes: Vec<&str> = set_cookie.split(';').map(str::trim).collect();
     assert!(
@@ -235,51 +194,22 @@ async fn console_pages_sign_in_csrf_and_sign_out() {
     ] {
         assert!(attributes.contains(&want), "{want} in {set_cookie}");
     }
-    assert!(
-        !attributes.contains(&"Secure"),
-        "plain HTTP on loopback: {set_cookie}"
-    );
-    assert_eq!(a.json()["namespace"], TENANT_A);
-    let csrf = a.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    assert!(!attributes.contains(&"Secure"), "loopback: {set_cookie}");
     let cookie = attributes[0].to_owned();
-    // Off loopback the cookie is Secure.
-    let remote = send(
-        &env,
-        "POST",
-        "/console/api/session",
-        &[("host", "console.example.com")],
-        Some(json!({"api_key": env.key_a})),
-    )
-    .await;
+    let csrf = a.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let remote = sign_in(&env, &env.key_a, &[("host", "console.example.com")]).await;
+    let remote_cookie = remote.header("set-cookie");
     assert!(
-        remote
-            .header("set-cookie")
-            .split(';')
-            .any(|a| a.trim() == "Secure"),
-        "{}",
-        remote.header("set-cookie")
+        remote_cookie.split(';').any(|a| a.trim() == "Secure"),
+        "{remote_cookie}"
     );
 
-    let a = send(
-        &env,
-        "GET",
-        "/console/api/session",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let a = get(&env, "/console/api/session", &[("cookie", &cookie)]).await;
     assert_eq!(a.json()["signed_in"], true);
     assert_eq!(a.json()["csrf_token"], csrf.as_str());
 
-    // The mirror is `/v3` for tenant A.
-    let a = send(
-        &env,
-        "GET",
-        "/console/api/v3/sessions",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    // The mirror is `/v3` for tenant A; tenant B's key beside the cookie changes nothing.
+    let a = get(&env, "/console/api/v3/sessions", &[("cookie", &cookie)]).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     let listed = a.json();
     let ids: Vec<&str> = listed["data"]
@@ -289,99 +219,62 @@ async fn console_pages_sign_in_csrf_and_sign_out() {
         .filter_map(|s| s["id"].as_str())
         .collect();
     assert!(ids.contains(&session.as_str()), "{ids:?}");
-    // Tenant B's key beside the cookie changes nothing: the cookie's tenant answers.
     let b_bearer = format!("Bearer {}", env.key_b);
-    let a = send(
+    let one = format!("/console/api/v3/sessions/{session}");
+    let a = get(
         &env,
-        "GET",
-        &format!("/console/api/v3/sessions/{session}"),
+        &one,
         &[("cookie", &cookie), ("authorization", &b_bearer)],
-        None,
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
 
-    // CSRF: a state-changing call needs the token, from the console's own origin.
-    let body = json!({"name": "made-in-console", "prompt": "p", "model": "anthropic/claude-x"});
-    let a = send(
-        &env,
-        "POST",
-        "/console/api/v3/agents",
-        &[("cookie", &cookie)],
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
-    assert!(
-        a.json()["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("CSRF")
-    );
-    let a = send(
-        &env,
-        "POST",
-        "/console/api/v3/agents",
-        &[("cookie", &cookie), (CSRF_HEADER, "0000")],
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
-    let a = send(
-        &env,
-        "POST",
-        "/console/api/v3/agents",
-        &[
-            ("cookie", &cookie),
-            (CSRF_HEADER, &csrf),
-            ("origin", "http://127.0.0.1:9"),
-        ],
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN, "another origin");
-    let a = send(
-        &env,
-        "POST",
-        "/console/api/v3/agents",
-        &[
-            ("cookie", &cookie),
-            (CSRF_HEADER, &csrf),
-            ("sec-fetch-site", "same-site"),
-        ],
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN, "another site");
-    let a = send(
-        &env,
-        "POST",
-        "/console/api/v3/agents",
-        &[
-            ("cookie", &cookie),
-            (CSRF_HEADER, &csrf),
-            ("origin", "http://127.0.0.1:8080"),
-            ("sec-fetch-site", "same-origin"),
-        ],
-        Some(body),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    // CSRF: a state-changing call needs the sign-in's token, from the console's own origin.
+    let cases: [(&[(&str, &str)], StatusCode, &str); 5] = [
+        (&[], StatusCode::FORBIDDEN, "no token"),
+        (
+            &[(CSRF_HEADER, "0000")],
+            StatusCode::FORBIDDEN,
+            "a wrong token",
+        ),
+        (
+            &[(CSRF_HEADER, &csrf), ("origin", "http://127.0.0.1:9")],
+            StatusCode::FORBIDDEN,
+            "another origin",
+        ),
+        (
+            &[(CSRF_HEADER, &csrf), ("sec-fetch-site", "same-site")],
+            StatusCode::FORBIDDEN,
+            "another site",
+        ),
+        (
+            &[
+                (CSRF_HEADER, &csrf),
+                ("origin", "http://127.0.0.1:8080"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            StatusCode::CREATED,
+            "the token, from the console",
+        ),
+    ];
+    for (i, (extra, want, why)) in cases.into_iter().enumerate() {
+        let headers = [&[("cookie", cookie.as_str())], extra].concat();
+        let body = json!({"name": format!("made-in-console-{i}"), "prompt": "p", "model": "anthropic/claude-x"});
+        let a = send(&env, "POST", "/console/api/v3/agents", &headers, Some(body)).await;
+        assert_eq!(a.status, want, "{why}: {}", a.text());
+        if want == StatusCode::FORBIDDEN {
+            assert_eq!(a.json()["error"]["code"], "forbidden", "{why}");
+        }
+    }
     // Preflights get no CORS grant here.
-    let a = send(
-        &env,
-        "OPTIONS",
-        "/console/api/v3/agents",
-        &[
-            ("origin", "http://evil.example"),
-            ("access-control-request-method", "POST"),
-        ],
-        None,
-    )
-    .await;
+    let preflight = [
+        ("origin", "http://evil.example"),
+        ("access-control-request-method", "POST"),
+    ];
+    let a = send(&env, "OPTIONS", "/console/api/v3/agents", &preflight, None).await;
     assert_eq!(a.header("access-control-allow-origin"), "");
 
-    // Sign-out: the cookie is cleared, and a copy of it is refused from now on.
+    // Sign-out (which needs the token too): the cookie is cleared, and a copy of it is refused.
     let a = send(
         &env,
         "DELETE",
@@ -393,107 +286,33 @@ async fn console_pages_sign_in_csrf_and_sign_out() {
     assert_eq!(
         a.status,
         StatusCode::FORBIDDEN,
-        "sign-out needs the CSRF token too"
+        "sign-out without the token"
     );
-    let a = send(
-        &env,
-        "DELETE",
-        "/console/api/session",
-        &[("cookie", &cookie), (CSRF_HEADER, &csrf)],
-        None,
-    )
-    .await;
+    let out = [("cookie", cookie.as_str()), (CSRF_HEADER, csrf.as_str())];
+    let a = send(&env, "DELETE", "/console/api/session", &out, None).await;
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text());
     assert!(
         a.header("set-cookie").contains("Max-Age=0"),
         "{}",
         a.header("set-cookie")
     );
-    let a = send(
-        &env,
-        "GET",
-        "/console/api/v3/sessions",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let a = get(&env, "/console/api/v3/sessions", &[("cookie", &cookie)]).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    let a = send(
-        &env,
-        "GET",
-        "/console/api/session",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let a = get(&env, "/console/api/session", &[("cookie", &cookie)]).await;
     assert_eq!(a.json(), json!({"signed_in": false}));
 
-    // Expiry: a sign-in past its time is refused.
-    let (live, _) = sign_in(&env, &env.key_a).await;
-    assert_eq!(
-        send(
-            &env,
-            "GET",
-            "/console/api/v3/agents",
-            &[("cookie", &live)],
-            None
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
-    let id = "scs_expired000000000000000000000000000000000000000000";
+    // A sign-in past its time, and one whose org key is not (or no longer) the tenant's, are
+    // refused; a live one of the same key works.
     let now = chrono::Utc::now().timestamp_millis();
-    let row = ConsoleSessionRow {
-        namespace: TENANT_A.into(),
-        key_hash: sealpod_api_server::auth::sha256_hex(&env.key_a),
-        expires_ms: now - 1,
-    };
-    env.state
-        .store()
-        .create_console_session(
-            &sealpod_api_server::auth::sha256_hex(id),
-            &row,
-            now - 60_000,
-        )
-        .await
-        .expect("row");
-    let expired = format!("{COOKIE}={id}");
-    assert_eq!(
-        send(
-            &env,
-            "GET",
-            "/console/api/v3/agents",
-            &[("cookie", &expired)],
-            None
-        )
-        .await
-        .status,
-        StatusCode::UNAUTHORIZED
-    );
-    // A sign-in whose org key is not (or no longer) one of the tenant's is refused.
-    let orphan = "scs_orphan0000000000000000000000000000000000000000000";
-    let row = ConsoleSessionRow {
-        namespace: TENANT_A.into(),
-        key_hash: sealpod_api_server::auth::sha256_hex("osb_deleted"),
-        expires_ms: now + 60_000,
-    };
-    env.state
-        .store()
-        .create_console_session(&sealpod_api_server::auth::sha256_hex(orphan), &row, now)
-        .await
-        .expect("row");
-    let orphaned = format!("{COOKIE}={orphan}");
-    assert_eq!(
-        send(
-            &env,
-            "GET",
-            "/console/api/v3/agents",
-            &[("cookie", &orphaned)],
-            None
-        )
-        .await
-        .status,
-        StatusCode::UNAUTHORIZED
-    );
+    let live = planted(&env, "scs_live", &env.key_a, now + 60_000).await;
+    let expired = planted(&env, "scs_expired", &env.key_a, now - 1).await;
+    let orphaned = planted(&env, "scs_orphaned", "osb_deleted", now + 60_000).await;
+    for (cookie, want) in [
+        (live, StatusCode::OK),
+        (expired, StatusCode::UNAUTHORIZED),
+        (orphaned, StatusCode::UNAUTHORIZED),
+    ] {
+        let a = get(&env, "/console/api/v3/agents", &[("cookie", &cookie)]).await;
+        assert_eq!(a.status, want, "{cookie}");
+    }
 }

@@ -14,7 +14,7 @@ pub mod session;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get};
 use tower::ServiceExt as _;
@@ -60,19 +60,18 @@ pub(crate) fn router(v3: Router) -> Router<AppState> {
 }
 
 /// The console page (every path of the page's own routing gets it).
-async fn page(request: Request) -> Response {
-    assets::serve(assets::INDEX, request.headers())
+async fn page(headers: HeaderMap) -> Response {
+    assets::serve(assets::INDEX, &headers)
         .unwrap_or_else(|| ApiError::NotFound("route").into_response())
 }
 
 /// `/console/assets/…` is a file; any other path is the page.
-async fn file(request: Request) -> Response {
-    let path = request.uri().path().trim_start_matches("/console/");
-    if path.starts_with("assets/") {
-        return assets::serve(path, request.headers())
-            .unwrap_or_else(|| ApiError::NotFound("file").into_response());
+async fn file(uri: Uri, headers: HeaderMap) -> Response {
+    match uri.path().strip_prefix("/console/") {
+        Some(path) if path.starts_with("assets/") => assets::serve(path, &headers)
+            .unwrap_or_else(|| ApiError::NotFound("file").into_response()),
+        _ => page(headers).await,
     }
-    page(request).await
 }
 
 /// Hands a console API call to the `/v3` router: the sign-in authenticates it (and its CSRF token
@@ -97,7 +96,7 @@ async fn forward(State(state): State<AppState>, v3: Router, mut request: Request
     let extensions = request.extensions_mut();
     extensions.clear();
     extensions.insert(ConsoleGrant {
-        namespace: operator.namespace,
+        namespace: operator.namespace().to_owned(),
     });
     match v3.oneshot(request).await {
         Ok(response) => response,

@@ -51,23 +51,38 @@ pub(crate) struct SignInState {
 }
 
 impl SignInState {
-    fn signed_in(id: &str, row: &ConsoleSessionRow) -> SignInState {
+    fn of(operator: &Operator) -> SignInState {
         SignInState {
             signed_in: true,
-            namespace: Some(row.namespace.clone()),
-            expires_at: chrono::DateTime::from_timestamp_millis(row.expires_ms)
+            namespace: Some(operator.sign_in.namespace.clone()),
+            expires_at: chrono::DateTime::from_timestamp_millis(operator.sign_in.expires_ms)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            csrf_token: Some(csrf_token(id)),
+            csrf_token: Some(csrf_token(operator.id.expose())),
+        }
+    }
+
+    fn signed_out() -> SignInState {
+        SignInState {
+            signed_in: false,
+            namespace: None,
+            expires_at: None,
+            csrf_token: None,
         }
     }
 }
 
-/// A signed-in operator: the tenant, and the cookie's id (to sign out).
+/// A signed-in operator: the cookie's id and its sign-in.
 #[derive(Debug)]
 pub(crate) struct Operator {
-    /// The tenant.
-    pub namespace: String,
     id: Secret,
+    sign_in: ConsoleSessionRow,
+}
+
+impl Operator {
+    /// The tenant.
+    pub(crate) fn namespace(&self) -> &str {
+        &self.sign_in.namespace
+    }
 }
 
 fn now_ms() -> i64 {
@@ -154,28 +169,22 @@ fn set_cookie(headers: &HeaderMap, value: &str, max_age: u64) -> HeaderValue {
 
 /// The signed-in operator of a request (`None`: no cookie, or one that is unknown, expired, or
 /// whose org key was deleted).
-async fn operator_of(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> ApiResult<Option<(Operator, ConsoleSessionRow)>> {
+async fn operator_of(state: &AppState, headers: &HeaderMap) -> ApiResult<Option<Operator>> {
     let Some(id) = cookie_id(headers) else {
         return Ok(None);
     };
-    let Some(row) = state
+    let Some(sign_in) = state
         .store()
         .console_session(&sha256_hex(id.expose()), now_ms())
         .await?
     else {
         return Ok(None);
     };
-    if state.org_keys().namespace_of_hash(&row.key_hash).as_deref() != Some(&row.namespace) {
+    let key_namespace = state.org_keys().namespace_of_hash(&sign_in.key_hash);
+    if key_namespace.as_deref() != Some(&sign_in.namespace) {
         return Ok(None);
     }
-    let operator = Operator {
-        namespace: row.namespace.clone(),
-        id,
-    };
-    Ok(Some((operator, row)))
+    Ok(Some(Operator { id, sign_in }))
 }
 
 /// Authenticates a console API call: a live sign-in, from the console's own origin, and for any
@@ -186,7 +195,7 @@ pub(crate) async fn authorize(
     headers: &HeaderMap,
 ) -> ApiResult<Operator> {
     same_origin(headers)?;
-    let Some((operator, _)) = operator_of(state, headers).await? else {
+    let Some(operator) = operator_of(state, headers).await? else {
         return Err(ApiError::Unauthorized(
             "not signed in to the console, or the sign-in expired or ended: sign in again",
         ));
@@ -213,13 +222,8 @@ pub(crate) async fn current(
 ) -> ApiResult<Json<SignInState>> {
     same_origin(&headers)?;
     Ok(Json(match operator_of(&state, &headers).await? {
-        Some((operator, row)) => SignInState::signed_in(operator.id.expose(), &row),
-        None => SignInState {
-            signed_in: false,
-            namespace: None,
-            expires_at: None,
-            csrf_token: None,
-        },
+        Some(operator) => SignInState::of(&operator),
+        None => SignInState::signed_out(),
     }))
 }
 
@@ -241,25 +245,24 @@ pub(crate) async fn sign_in(
         .then(|| state.org_keys().namespace_of(key.expose()))
         .flatten()
         .ok_or(ApiError::Unauthorized("unknown API key"))?;
-    let id = format!("{COOKIE_PREFIX}{}", random_hex(24));
     let lifetime = state.settings().console_session;
-    let row = ConsoleSessionRow {
-        namespace,
-        key_hash: sha256_hex(key.expose()),
-        expires_ms: now_ms() + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2),
-    };
     let now = now_ms();
+    let operator = Operator {
+        id: Secret::new(format!("{COOKIE_PREFIX}{}", random_hex(24))),
+        sign_in: ConsoleSessionRow {
+            namespace,
+            key_hash: sha256_hex(key.expose()),
+            expires_ms: now.saturating_add(i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX)),
+        },
+    };
     state
         .store()
-        .create_console_session(&sha256_hex(&id), &row, now)
+        .create_console_session(&sha256_hex(operator.id.expose()), &operator.sign_in, now)
         .await?;
-    tracing::info!(namespace = row.namespace.as_str(), "console sign-in");
-    let mut response =
-        (StatusCode::CREATED, Json(SignInState::signed_in(&id, &row))).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        set_cookie(&headers, &id, lifetime.as_secs()),
-    );
+    tracing::info!(namespace = operator.namespace(), "console sign-in");
+    let mut response = (StatusCode::CREATED, Json(SignInState::of(&operator))).into_response();
+    let cookie = set_cookie(&headers, operator.id.expose(), lifetime.as_secs());
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
 }
 
@@ -275,7 +278,7 @@ pub(crate) async fn sign_out(
         .store()
         .delete_console_session(&sha256_hex(operator.id.expose()))
         .await?;
-    tracing::info!(namespace = operator.namespace.as_str(), "console sign-out");
+    tracing::info!(namespace = operator.namespace(), "console sign-out");
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()

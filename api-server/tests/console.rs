@@ -19,6 +19,9 @@ use sealpod_api_server::store::ConsoleSessionRow;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+/// A request header, name and value.
+type Header<'a> = (&'a str, &'a str);
+
 /// An answer of the public router.
 struct Answer {
     status: StatusCode,
@@ -94,9 +97,9 @@ async fn planted(env: &Env, id: &str, key: &str, expires_ms: i64) -> String {
         key_hash: sha256_hex(key),
         expires_ms,
     };
-    let long_ago = expires_ms - 3_600_000;
+    let (id_hash, long_ago) = (sha256_hex(id), expires_ms - 3_600_000);
     let store = env.state.store();
-    let created = store.create_console_session(&sha256_hex(id), &row, long_ago);
+    let created = store.create_console_session(&id_hash, &row, long_ago);
     created.await.expect("row");
     format!("{COOKIE}={id}")
 }
@@ -230,7 +233,7 @@ async fn console_pages_sign_in_csrf_and_sign_out() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
 
     // CSRF: a state-changing call needs the sign-in's token, from the console's own origin.
-    let cases: [(&[(&str, &str)], StatusCode, &str); 5] = [
+    let cases: [(&[Header<'_>], StatusCode, &str); 5] = [
         (&[], StatusCode::FORBIDDEN, "no token"),
         (
             &[(CSRF_HEADER, "0000")],

@@ -2,7 +2,7 @@
 # (SIGKILL during appends), the secret scan and the browser EventSource test, all against the
 # real `sealpod-api-server` binary over `devcluster serve`: first on SQLite, then on PostgreSQL
 # (a private PostgreSQL 15 cluster on a loopback port, started here); then the crate's Rust
-# store, route, SSE, adoption, limits and schedule tests again on PostgreSQL.
+# store, route, SSE, adoption, limits, schedule and console tests again on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=/dev/null
@@ -23,6 +23,6 @@ echo "--- conformance, durability, scan, browser on PostgreSQL"
 url="$(pg_new_database sealpod_conformance)"
 (cd tests/conformance && SEALPOD_TEST_DATABASE_URL="$url" npm test)
 
-echo "--- Rust store, route, SSE, adoption, limits and schedule tests on PostgreSQL"
+echo "--- Rust store, route, SSE, adoption, limits, schedule and console tests on PostgreSQL"
 url="$(pg_new_database sealpod_cargo)"
-SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked --workspace --test store --test routes --test sse --test adopt --test limits --test schedules -- --include-ignored
+SEALPOD_TEST_POSTGRES_URL="$url" cargo test --locked --workspace --test store --test routes --test sse --test adopt --test limits --test schedules --test console -- --include-ignored

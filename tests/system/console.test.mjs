@@ -2,8 +2,9 @@
 // Chromium against `sealpod up --fake-model`. An operator signs in with the org key, sees the
 // sessions made through the official SDK (nothing is created by hand), opens one, steers it and
 // watches the turn stream in live, sees its egress refusal, redelivers a failed webhook delivery,
-// mints a client token, and rotates a credential; the end-user view opened with that token shows
-// and steers its session and reaches nothing else; signing out makes the cookie worthless.
+// mints a client token, sees a long tool output collapsed, and rotates a credential and makes it
+// the default; the end-user view opened with that token shows and steers its session and reaches
+// nothing else; signing out makes the cookie worthless.
 //
 // Every page is saved as a screenshot in target/test-artifacts/console/ (or
 // $SEALPOD_TEST_ARTIFACTS), and the test fails on any console error or uncaught exception of a
@@ -126,7 +127,11 @@ test("an operator and an end user work in the console; nothing secret leaks", as
   const agent = await oc.agents.create({ name: `console-${tag()}`, prompt: "You are the console test agent.", model: "anthropic/claude-test-1", credential: cred.id });
   const curl = "curl -sS -m 5 https://blocked.example/ || echo refused";
   const a = await oc.sessions.create({ agent: agent.id, input: `[[scenario:bash:${hex(curl)}]] fetch blocked.example` });
-  const b = await oc.sessions.create({ agent: agent.id, input: "hello from session b" });
+  const b = await oc.sessions.create({ agent: agent.id, input: "[[scenario:big_output:lines=300]] count for me" });
+  // A credential to rotate in the console (made through the SDK too: nothing by hand).
+  const spare = `sk-ant-spare-${tag()}-AAAA`;
+  secrets.set("spare key", spare);
+  const spareCred = await oc.credentials.create({ provider: "anthropic", key: spare, name: `spare-${tag()}` });
   secrets.set("client token of a", a.clientToken ?? "");
   await streamUntilCompleted(a, 1, 120000);
   await streamUntilCompleted(b, 1, 120000);
@@ -216,27 +221,27 @@ test("an operator and an end user work in the console; nothing secret leaks", as
   const token = link.split("#token=")[1];
   secrets.set("minted client token", token);
 
-  // Credentials: create one here, rotate it; only last4 ever shows.
+  // A long tool output collapses; the tool call and its result show as what they are.
+  await page.goto(`${base}/console/sessions/${b.id}`);
+  await page.locator('#events [data-type="exec.completed"] details').first().waitFor();
+  await shot(page, "06-long-output");
+
+  // Credentials: the spare one rotated and made the default; only last4 ever shows.
   await page.click('a[href="/console/credentials"]');
-  await page.locator(`#credentials tr[data-credential="${cred.id}"]`).waitFor();
-  const first = `sk-ant-console-${tag()}-AAAA`;
-  const second = `sk-ant-console-${tag()}-BBBB`;
-  secrets.set("created key", first);
-  secrets.set("rotated key", second);
-  await page.selectOption("#credential-provider", "anthropic");
-  await page.fill("#credential-name", "made-in-console");
-  await page.fill("#credential-key", first);
-  await page.locator("#new-credential").evaluate((form) => form.requestSubmit());
-  const row = page.locator("#credentials tr", { hasText: "made-in-console" });
+  const row = page.locator(`#credentials tr[data-credential="${spareCred.id}"]`);
   await row.getByText("AAAA").waitFor();
+  const rotated = `sk-ant-spare-${tag()}-BBBB`;
+  secrets.set("rotated key", rotated);
   await row.locator(".rotate").click();
-  await row.locator(".rotate-key").fill(second);
+  await row.locator(".rotate-key").fill(rotated);
   await row.locator(".rotate-key").press("Enter");
-  await page.locator("#credentials tr", { hasText: "made-in-console" }).getByText("BBBB").waitFor();
-  const made = (await oc.credentials.list()).find((c) => c.name === "made-in-console");
-  assert.equal(made.last4, "BBBB");
-  assert.ok(!(await page.content()).includes(second.slice(0, -4)), "the key is write-only");
-  await shot(page, "06-credentials");
+  await row.getByText("BBBB").waitFor();
+  await row.locator(".set-default").click();
+  await page.locator(`#credentials tr[data-credential="${spareCred.id}"][data-default="true"]`).waitFor();
+  const listed = (await oc.credentials.list()).find((c) => c.id === spareCred.id);
+  assert.equal(listed.last4, "BBBB");
+  assert.ok(!(await page.content()).includes(rotated.slice(0, -4)), "the key is write-only");
+  await shot(page, "07-credentials");
 
   // The end user: another browser profile, no cookie, the token only in the link's fragment.
   const endUser = await watchedContext();
@@ -248,7 +253,7 @@ test("an operator and an end user work in the console; nothing secret leaks", as
   await view.fill("#steer-text", `[[scenario:answer]] ${asked}`);
   await view.locator("#steer").evaluate((form) => form.requestSubmit());
   await view.locator('#events [data-type="agent.message"]', { hasText: asked }).first().waitFor({ timeout: 90000 });
-  await shot(view, "07-end-user");
+  await shot(view, "08-end-user");
   // The token reaches this session and nothing else; the admin pages are closed to this profile.
   const as = (t) => ({ headers: { authorization: `Bearer ${t}` } });
   assert.equal((await endUser.request.get(`${base}/v3/sessions/${b.id}/events`, as(token))).status(), 404);

@@ -1,14 +1,16 @@
 //! The sealpod API server: the `/v3` REST and SSE API over the custom resources, the durable
-//! event log, client tokens, credentials (sealed on arrival) and the runtime API.
+//! event log, client tokens, credentials (sealed on arrival), the runtime API and the web
+//! [`console`].
 //!
-//! [`app`] is the public router as a value (driven by tests with `oneshot`), [`runtime_app`]
-//! the runtime API's, [`admin_app`] the admin endpoints'; [`serve`] wires them to sockets.
-//! It holds only the sealing public key; it must never return or log a key or token.
+//! [`app`] is the public router as a value (`/v3` and the console; driven by tests with
+//! `oneshot`), [`runtime_app`] the runtime API's, [`admin_app`] the admin endpoints'; [`serve`]
+//! wires them to sockets. It holds only the sealing public key; it must never return or log a
+//! key or token.
 //!
 //! Public are the app builders, [`serve`], the [`store`], the [`wire`] types and what the
-//! binary and the integration tests drive (adoption, org keys, configuration, the cluster
-//! client, the background sweeps, webhook settings); request handling (`routes`, `input`,
-//! `dto`, `translate`, `sse`, `runtime_api`) is private to the crate.
+//! binary and the integration tests drive (adoption, org keys, configuration, the console, the
+//! cluster client, the background sweeps, webhook settings); request handling (`routes`,
+//! `input`, `dto`, `translate`, `sse`, `runtime_api`) is private to the crate.
 
 pub mod adopt;
 pub mod auth;

@@ -130,7 +130,12 @@ async fn console_pages_sign_in_csrf_and_sign_out() {
     assert_eq!(a.header("location"), "/console/");
 
     // Every embedded file is served, revalidated by ETag, gzip when accepted; none holds a key.
-    for (path, plain, _) in assets::sizes() {
+    let sizes = assets::sizes();
+    assert!(
+        sizes.iter().any(|(_, plain, sent)| sent < plain),
+        "some file is sent gzip"
+    );
+    for (path, plain, sent) in sizes {
         let uri = format!("/console/{path}");
         let a = get(&env, &uri, &[]).await;
         assert_eq!((a.status, a.body.len()), (StatusCode::OK, plain), "{uri}");
@@ -140,10 +145,15 @@ async fn console_pages_sign_in_csrf_and_sign_out() {
         let again = get(&env, &uri, &[("if-none-match", a.header("etag"))]).await;
         assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{uri}");
         let zipped = get(&env, &uri, &[("accept-encoding", "gzip")]).await;
-        if zipped.header("content-encoding") == "gzip" {
+        // gzip exactly when the server's copy is smaller, and it inflates back to the file.
+        if sent < plain {
+            assert_eq!(zipped.header("content-encoding"), "gzip", "{uri}");
+            assert_eq!(zipped.body.len(), sent, "{uri}");
             let deflated = &zipped.body[10..zipped.body.len() - 8];
             let inflated = miniz_oxide::inflate::decompress_to_vec(deflated).expect("gzip");
             assert_eq!(inflated, a.body, "{uri}");
+        } else {
+            assert_eq!(zipped.header("content-encoding"), "", "{uri}");
         }
     }
     let a = get(&env, "/console/assets/nothing.js", &[]).await;

@@ -22,6 +22,7 @@ use crate::auth::{ORG_KEY_PREFIX, sha256_hex};
 use crate::error::{ApiError, ApiResult};
 use crate::input::Body;
 use crate::store::ConsoleSessionRow;
+use crate::store::outbox::now_ms;
 use sealpod_resources::secret::{Secret, random_hex};
 
 /// The cookie's name.
@@ -83,10 +84,6 @@ impl Operator {
     pub(crate) fn namespace(&self) -> &str {
         &self.sign_in.namespace
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The CSRF token of a sign-in: SHA-256 of the id under a label of its own (it reveals nothing
@@ -201,11 +198,9 @@ pub(crate) async fn authorize(
         ));
     };
     if method != Method::GET && method != Method::HEAD {
-        let sent = headers.get(CSRF_HEADER).map(HeaderValue::as_bytes);
-        let want = csrf_token(operator.id.expose());
-        // Compared as digests, so the time taken says nothing of how much of the token matched.
-        let equal = sent.is_some_and(|s| Sha256::digest(s) == Sha256::digest(want.as_bytes()));
-        if !equal {
+        let want = Secret::new(csrf_token(operator.id.expose()));
+        let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !sent.is_some_and(|sent| want.constant_time_eq(sent)) {
             return Err(ApiError::Forbidden(
                 "missing or wrong X-Sealpod-CSRF header: reload the console",
             ));
